@@ -1,0 +1,17 @@
+"""ssimref: SSIM as a first-class distance for kernel methods and generative models.
+
+A float64 reference for the SSIM components ``s1`` and ``s2``, SSIM maps, the SSIM
+distances of Ghojogh, Karray and Crowley (ICIAR 2020, Eqs. (1) and (2)), distance maps and
+the all-pairs distance matrix, with every convention explicit in :class:`SSIMConfig`.
+Runs on NumPy, CuPy or any array-API library.
+"""
+
+from .config import SSIMConfig
+from .distances import distance, distance_map
+from .pairwise import distance_matrix
+from .similarity import ssim, ssim_components, ssim_map
+
+__version__ = "0.1.0"
+
+__all__ = ["SSIMConfig", "ssim_components", "ssim_map", "ssim", "distance_map", "distance",
+           "distance_matrix", "__version__"]

@@ -1,0 +1,214 @@
+"""SSIM conventions, made explicit.
+
+Every number this library computes depends on a handful of conventions that SSIM
+implementations choose differently (REFERENCE.md section 4): the window's shape, size and
+sigma, the stride between windows, the data range that sets the stabilising constants, and
+the normalisation of the local (co)variances. :class:`SSIMConfig` holds all of them; every
+public function takes ``config=None`` plus the same field names as keyword overrides.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+__all__ = ["SSIMConfig", "resolve_config", "WINDOWS", "COVARIANCES"]
+
+WINDOWS = ("gaussian", "uniform")
+COVARIANCES = ("sample", "population", "count")
+
+
+@dataclass(frozen=True)
+class SSIMConfig:
+    """The conventions of one SSIM computation.
+
+    Parameters
+    ----------
+    window : {"gaussian", "uniform"}, default "gaussian"
+        Window weights. "gaussian": separable, ``w[i, j] = g[i] g[j]`` with
+        ``g[k] = exp(-(k - r)^2 / (2 sigma^2))`` for ``k = 0 .. size-1``, ``r = (size-1)/2``,
+        normalised to sum 1. "uniform": ``w[i, j] = 1 / size^2``.
+    size : int, default 7
+        Window side in pixels; a window holds ``q = size^2`` pixels. Must be at least 2;
+        Gaussian windows must have an odd size so that they are centred.
+    sigma : float, default 1.5
+        Standard deviation of the Gaussian window, in pixels (ignored for "uniform").
+    stride : int, default 1
+        Step between window positions along both axes. ``stride == size`` gives the
+        paper's non-overlapping blocks. Only 'valid' positions are used (no padding):
+        ``(H - size) // stride + 1`` positions along an axis of length ``H``.
+    data_range : float or None, default None
+        The intensity range ``l`` of the images. ``None`` infers it from an integer dtype
+        (``iinfo.max - iinfo.min``: 255 for uint8, 65535 for uint16); floating-point images
+        require it.
+    k1, k2 : float, default 0.01, 0.03
+        Stabilising constants ``c1 = (k1 l)^2`` and ``c2 = (k2 l)^2``; ``c3 = c2 / 2``
+        always, which merges contrast and structure into ``s2``.
+    covariance : {"sample", "population", "count"}, default "sample"
+        Normalisation of local variances and covariances, whose weighted sums
+        ``sum_k w_k (x_k - mu_x)(y_k - mu_y)`` (with ``sum_k w_k = 1``) are multiplied by
+
+        - "sample": ``1 / (1 - sum_k w_k^2)``, the unbiased estimator for normalised
+          weights. For a uniform window this is ``q / (q - 1)``: the paper's ``1/(q-1)``
+          (Brunet, Vrscay and Wang). For the 11-tap Gaussian with sigma 1.5 it is 1.0367.
+        - "population": 1, as in Wang et al. 2004, MATLAB, TensorFlow, pytorch-msssim.
+        - "count": ``q / (q - 1)`` whatever the weights: scikit-image's
+          ``use_sample_covariance=True``, which for Gaussian weights differs from "sample".
+
+    Notes
+    -----
+    The presets :meth:`paper`, :meth:`wang2004` and :meth:`skimage` name the conventions
+    of the paper, of Wang et al. 2004 and of scikit-image's ``structural_similarity``.
+
+    References
+    ----------
+    Wang, Bovik, Sheikh, Simoncelli, "Image quality assessment: from error visibility to
+    structural similarity", IEEE TIP 13(4), 2004.
+    Brunet, Vrscay, Wang, "On the mathematical properties of the structural similarity
+    index", IEEE TIP 21(4), 2012.
+    """
+
+    window: str = "gaussian"
+    size: int = 7
+    sigma: float = 1.5
+    stride: int = 1
+    data_range: float | None = None
+    k1: float = 0.01
+    k2: float = 0.03
+    covariance: str = "sample"
+
+    def __post_init__(self):
+        _check_config(self)
+
+    # ----------------------------------------------------------------- presets
+    @classmethod
+    def paper(cls, data_range=None, **overrides):
+        """The paper's convention: sample covariance ``1/(q-1)``, library defaults
+        otherwise (7x7 Gaussian window, sigma 1.5, stride 1)."""
+        return cls(data_range=data_range, covariance="sample", **overrides)
+
+    @classmethod
+    def wang2004(cls, data_range=255, **overrides):
+        """Wang et al. 2004 (``ssim_index.m``): 11x11 Gaussian, sigma 1.5, population
+        covariance, 'valid' windows, ``L = 255`` unless given."""
+        base = dict(window="gaussian", size=11, sigma=1.5, covariance="population",
+                    data_range=data_range)
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def skimage(cls, data_range=None, gaussian_weights=False, **overrides):
+        """scikit-image ``structural_similarity`` defaults, restricted to its interior.
+
+        ``gaussian_weights=False``: 7x7 uniform window with sample covariance ``q/(q-1)``.
+        ``gaussian_weights=True``: its 11-tap Gaussian (sigma 1.5, truncate 3.5), still
+        normalised by ``q/(q-1)`` (covariance "count"). scikit-image filters with
+        reflected borders and crops ``(win_size-1)/2`` pixels before averaging, so its
+        mean SSIM equals ours with 'valid' windows.
+        """
+        if gaussian_weights:
+            base = dict(window="gaussian", size=11, sigma=1.5, covariance="count")
+        else:
+            base = dict(window="uniform", size=7, covariance="sample")
+        base["data_range"] = data_range
+        base.update(overrides)
+        return cls(**base)
+
+    # ------------------------------------------------------------ derived values
+    @property
+    def q(self) -> int:
+        """Number of pixels in a window, ``size**2``."""
+        return self.size * self.size
+
+    def taps(self) -> tuple[float, ...]:
+        """The 1-D window weights ``g`` (sum 1); the 2-D window is ``g g^T``."""
+        if self.window == "uniform":
+            return (1.0 / self.size,) * self.size
+        r = (self.size - 1) / 2.0
+        g = [math.exp(-((k - r) ** 2) / (2.0 * self.sigma**2)) for k in range(self.size)]
+        total = math.fsum(g)
+        return tuple(v / total for v in g)
+
+    def covariance_factor(self) -> float:
+        """The factor applied to weighted (co)variance sums (see ``covariance``)."""
+        if self.covariance == "population":
+            return 1.0
+        q = self.q
+        if self.covariance == "count" or self.window == "uniform":
+            return q / (q - 1.0)
+        sum_w2 = math.fsum(t * t for t in self.taps()) ** 2
+        return 1.0 / (1.0 - sum_w2)
+
+    def constants(self, data_range: float | None = None) -> tuple[float, float]:
+        """``(c1, c2)`` for ``data_range`` (this config's when not given)."""
+        L = self.data_range if data_range is None else data_range
+        if L is None:
+            raise ValueError("data_range is not set; pass data_range=... (e.g. 255 or 1.0)")
+        return (self.k1 * L) ** 2, (self.k2 * L) ** 2
+
+    def positions(self, height: int, width: int) -> tuple[int, int]:
+        """Number of valid window positions along each axis of an image."""
+        return ((height - self.size) // self.stride + 1,
+                (width - self.size) // self.stride + 1)
+
+
+def _check_config(cfg: SSIMConfig) -> None:
+    if cfg.window not in WINDOWS:
+        raise ValueError(f"window must be one of {WINDOWS}, got {cfg.window!r}")
+    if cfg.covariance not in COVARIANCES:
+        raise ValueError(f"covariance must be one of {COVARIANCES}, got {cfg.covariance!r}")
+    if isinstance(cfg.size, bool) or not isinstance(cfg.size, int) or cfg.size < 2:
+        raise ValueError(f"size must be an integer >= 2, got {cfg.size!r}")
+    if cfg.window == "gaussian" and cfg.size % 2 == 0:
+        raise ValueError(f"size must be odd for a Gaussian window (so it is centred), "
+                         f"got {cfg.size}; use size={cfg.size + 1} or window='uniform'")
+    if isinstance(cfg.stride, bool) or not isinstance(cfg.stride, int) or cfg.stride < 1:
+        raise ValueError(f"stride must be an integer >= 1, got {cfg.stride!r}")
+    for name in ("sigma", "k1", "k2"):
+        value = getattr(cfg, name)
+        if not _is_real(value) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if cfg.data_range is not None:
+        L = cfg.data_range
+        if not _is_real(L) or not math.isfinite(L) or L <= 0:
+            raise ValueError(f"data_range must be a finite number > 0, got {L!r} "
+                             "(the intensity range of the images, e.g. 255 or 1.0)")
+
+
+def _is_real(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, (bool, complex, str))
+
+
+_FIELDS = tuple(f.name for f in fields(SSIMConfig))
+
+
+def resolve_config(config: SSIMConfig | None = None, **overrides) -> SSIMConfig:
+    """Merge keyword overrides (``None`` means "not given") into ``config``.
+
+    Raises
+    ------
+    TypeError
+        For a keyword that is not a field of :class:`SSIMConfig`, or a ``config`` that is
+        not an :class:`SSIMConfig`.
+    """
+    if config is None:
+        config = SSIMConfig()
+    elif not isinstance(config, SSIMConfig):
+        raise TypeError(f"config must be an SSIMConfig or None, got {type(config).__name__}")
+    unknown = set(overrides) - set(_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown SSIM convention(s) {sorted(unknown)}; "
+                        f"the fields of SSIMConfig are {list(_FIELDS)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for name in ("size", "stride"):
+        if name in given and _is_real(given[name]) and float(given[name]).is_integer() \
+                and not isinstance(given[name], bool):
+            given[name] = int(given[name])
+    for name in ("sigma", "k1", "k2", "data_range"):
+        if name in given and _is_real(given[name]):
+            given[name] = float(given[name])
+    return replace(config, **given) if given else config

@@ -1,0 +1,97 @@
+"""The paper's SSIM distances between two images: per-window maps and their Frobenius norm.
+
+Per window, with ``t1 = 1 - s1`` and ``t2 = 1 - s2`` (see :mod:`ssimref.similarity`):
+
+============================  ==========================  ==============================
+kind                          per-window distance         squared, as computed
+============================  ==========================  ==============================
+``"eq1"`` (Eq. 1, exact)      ``sqrt(1 - s2)``            ``t2``
+``"eq1-uncentered"``          ``sqrt(1 - s1 s2)``         ``t1 + t2 - t1 t2``
+``"eq2"`` (Eq. 2)             ``sqrt(2 - s1 - s2)``       ``t1 + t2``
+============================  ==========================  ==============================
+
+"eq1" is the paper's Eq. (1) on centred windows: once every window has zero mean, s1 = 1
+and ``1 - SSIM = 1 - s2 = ||x - y||^2 / (||x||^2 + ||y||^2 + c)`` with ``c = (q - 1) c2``
+under sample covariance. "eq1-uncentered" is the approximation some papers use on raw
+windows. The image distance is the Frobenius norm of the map,
+``D = sqrt(sum over windows (and channels) of the squared per-window distance)``: one
+square root of a sum of squares, never squares of per-window roots.
+"""
+
+from __future__ import annotations
+
+from .config import resolve_config
+from .similarity import pair_defects
+from .validation import check_images, check_kind
+
+__all__ = ["distance_map", "distance", "squared_window_distance"]
+
+
+def squared_window_distance(t1, t2, kind):
+    """Squared per-window distance of ``kind`` from the defects ``t1``, ``t2`` (trusted)."""
+    if kind == "eq1":
+        return t2
+    if kind == "eq2":
+        return t1 + t2
+    return t1 + t2 - t1 * t2
+
+
+def _squared_map(x, y, kind, config, dtype):
+    check_kind(kind)
+    xp, x, y, config, squeeze = check_images(x, y, config, dtype)
+    t1, t2 = pair_defects(x, y, config, xp)
+    sq = squared_window_distance(t1, t2, kind)
+    return xp, (sq[..., 0] if squeeze else sq)
+
+
+def distance_map(x, y, kind="eq2", config=None, *, dtype=None, **conventions):
+    """The paper's distance map ``D'``: one SSIM distance per window position.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (H, W) or (H, W, C)
+        Two images of the same shape, channels last.
+    kind : {"eq2", "eq1", "eq1-uncentered"}, default "eq2"
+        Which distance (module docstring).
+    config : SSIMConfig, optional
+        Conventions; keyword overrides as in :func:`ssimref.ssim_components`.
+    dtype : {None, "float64", "float32"}
+        Working and output precision; float64 when None.
+
+    Returns
+    -------
+    array, shape (Ho, Wo) or (Ho, Wo, C)
+        Non-negative; exactly 0 for identical images.
+
+    References
+    ----------
+    Ghojogh, Karray, Crowley, ICIAR 2020, Eqs. (1) and (2); Brunet, Vrscay, Wang,
+    IEEE TIP 21(4), 2012.
+    """
+    xp, sq = _squared_map(x, y, kind, resolve_config(config, **conventions), dtype)
+    return xp.sqrt(sq)
+
+
+def distance(x, y, kind="eq2", config=None, *, squared=False, dtype=None,
+             **conventions) -> float:
+    """SSIM distance of two images: the Frobenius norm of :func:`distance_map`.
+
+    ``D(x, y) = sqrt(sum_p d_p(x, y)^2)`` over window positions ``p`` (and channels), with
+    ``d_p`` the per-window distance of ``kind``. Note that ``D`` sums over windows (it is
+    not a mean), so it grows with the number of window positions.
+
+    Parameters
+    ----------
+    x, y, kind, config, dtype, **conventions
+        As for :func:`distance_map`.
+    squared : bool, default False
+        Return ``D^2`` (the sum of squared per-window distances) instead of ``D``.
+
+    Returns
+    -------
+    float
+        Non-negative; exactly 0 for identical images.
+    """
+    xp, sq = _squared_map(x, y, kind, resolve_config(config, **conventions), dtype)
+    total = float(xp.sum(sq))
+    return total if squared else total ** 0.5

@@ -1,0 +1,1 @@
+"""MMD, conditional MMD, two-sample tests and generative moment-matching networks (to come)."""

@@ -1,0 +1,128 @@
+"""Reading image sets and writing results safely.
+
+Inputs: a ``.npy`` or ``.npz`` file (read with ``allow_pickle=False``), a folder of
+PNG/JPEG files (sorted by name, all the same size), or the word ``digits`` (scikit-learn's
+bundled 8x8 digits, values 0..16). Outputs are written to a temporary file in the target
+folder and renamed into place only when complete, so an interrupted job never leaves a
+half-written result; an existing output is refused unless ``force`` is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ImageSet", "load_images", "atomic_path", "save_npy", "save_json"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass
+class ImageSet:
+    """Images ``(n, H, W[, C])``, optional labels, and the data range the source implies
+    (``None`` when it must come from the dtype or the user)."""
+
+    images: np.ndarray
+    labels: np.ndarray | None = None
+    data_range: float | None = None
+    source: str = ""
+
+
+def load_images(source, *, color=False, key=None) -> ImageSet:
+    """Load an image set from ``source`` (see the module docstring).
+
+    Parameters
+    ----------
+    source : str or Path
+        ``"digits"``, a ``.npy``/``.npz`` file, or a folder of PNG/JPEG images.
+    color : bool
+        For folders: read RGB images ``(n, H, W, 3)`` instead of grayscale ``(n, H, W)``.
+    key : str, optional
+        For ``.npz`` files holding several arrays: which one holds the images (else the
+        only array, or the one named ``images``). An array named ``labels`` is kept.
+    """
+    if str(source) == "digits":
+        from sklearn.datasets import load_digits
+        digits = load_digits()
+        return ImageSet(digits.images, digits.target, 16.0, "digits")
+    path = Path(source)
+    if path.is_dir():
+        return _load_folder(path, color)
+    if not path.exists():
+        raise FileNotFoundError(f"IMAGES {str(source)!r} is neither 'digits', an existing "
+                                ".npy/.npz file, nor a folder of PNG/JPEG images")
+    if path.suffix == ".npy":
+        return ImageSet(np.load(path, allow_pickle=False), source=str(path))
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            names = list(data.keys())
+            if key is None:
+                key = names[0] if len(names) == 1 else ("images" if "images" in names else None)
+            if key not in names:
+                raise ValueError(f"{path} holds arrays {names}; name the images with --key "
+                                 "(or store them as 'images')")
+            labels = data["labels"] if "labels" in names and key != "labels" else None
+            return ImageSet(data[key], labels, source=f"{path}:{key}")
+    raise ValueError(f"IMAGES {str(source)!r}: expected a .npy or .npz file, a folder of "
+                     "PNG/JPEG images, or 'digits'")
+
+
+def _load_folder(path: Path, color: bool) -> ImageSet:
+    from PIL import Image
+
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"folder {path} holds no PNG or JPEG files")
+    images, first = [], None
+    for f in files:
+        with Image.open(f) as im:
+            if color:
+                arr = np.asarray(im.convert("RGB"))
+            elif im.mode.startswith("I;16"):
+                arr = np.asarray(im, dtype=np.uint16)
+            else:
+                arr = np.asarray(im.convert("L"))
+        if first is None:
+            first = (f, arr.shape, arr.dtype)
+        elif arr.shape != first[1] or arr.dtype != first[2]:
+            raise ValueError(f"{f.name} is {arr.shape} {arr.dtype} but {first[0].name} is "
+                             f"{first[1]} {first[2]}; all images of a folder must share "
+                             "size and bit depth")
+        images.append(arr)
+    return ImageSet(np.stack(images), source=str(path))
+
+
+@contextlib.contextmanager
+def atomic_path(path, force=False):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success, delete
+    it on any error or interrupt. Refuses an existing ``path`` unless ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force (force=True) to overwrite it")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def save_npy(path, array, force=False):
+    """Write ``array`` as ``.npy`` atomically (no pickles)."""
+    with atomic_path(path, force) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array), allow_pickle=False)
+
+
+def save_json(path, obj, force=False):
+    """Write ``obj`` as JSON atomically."""
+    with atomic_path(path, force) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,1 @@
+"""SSIM kernels, centring, PSD tools and scikit-learn estimators (to come)."""

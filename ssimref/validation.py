@@ -1,0 +1,132 @@
+"""Input validation at the public edge.
+
+Public functions call these once; the computing functions behind them trust their inputs.
+Every failure is a ``ValueError`` or ``TypeError`` that names the argument and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .backend import as_array, float_dtype, namespace
+from .config import SSIMConfig
+
+__all__ = ["check_images", "check_stacks", "check_kind", "infer_data_range", "KINDS"]
+
+KINDS = ("eq1", "eq1-uncentered", "eq2")
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}: 'eq1' is the paper's "
+                         "Eq. (1) on centred windows, 'eq1-uncentered' its approximation "
+                         "sqrt(1 - s1 s2), 'eq2' is Eq. (2) sqrt(2 - s1 - s2)")
+    return kind
+
+
+def _check_dtype(a, name, xp):
+    dtype = a.dtype
+    try:
+        if xp.isdtype(dtype, "bool"):
+            raise TypeError(f"{name} has boolean dtype; convert it to a number type "
+                            "(e.g. uint8 with values 0 and 255, or float with data_range=1)")
+        if xp.isdtype(dtype, "real floating") or xp.isdtype(dtype, "integral"):
+            return
+    except (TypeError, ValueError) as exc:
+        if "boolean" in str(exc):
+            raise
+    raise TypeError(f"{name} must hold real numbers (integer or floating dtype), got dtype "
+                    f"{dtype}; complex, object and string arrays are not images")
+
+
+def _check_values(a, name, xp):
+    if math.prod(a.shape) == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(a.shape)}); images need at least "
+                         "one window of pixels")
+    if xp.isdtype(a.dtype, "real floating") and not bool(xp.all(xp.isfinite(a))):
+        raise ValueError(f"{name} contains NaN or Inf; SSIM is undefined there. Replace or "
+                         "drop those pixels first")
+
+
+def infer_data_range(config: SSIMConfig, arrays, names=("x", "y"), xp=None) -> SSIMConfig:
+    """``config`` with its data range set: as given, else from the arrays' shared integer
+    dtype (``iinfo.max - iinfo.min``). Floating-point arrays require an explicit range."""
+    if xp is None:
+        arrays = [as_array(a) for a in arrays]
+        xp = namespace(*arrays)
+    if config.data_range is not None:
+        return config
+    dtypes = {a.dtype for a in arrays}
+    if any(xp.isdtype(d, "real floating") for d in dtypes):
+        raise ValueError("data_range is required for floating-point images: pass "
+                         "data_range=1.0 for images in [0, 1], 255 for [0, 255], or the "
+                         "range your data really has (it sets c1 and c2)")
+    if len(dtypes) > 1:
+        raise ValueError(f"{' and '.join(names)} have different integer dtypes "
+                         f"({', '.join(sorted(str(d) for d in dtypes))}); pass data_range "
+                         "explicitly")
+    info = xp.iinfo(dtypes.pop())
+    return SSIMConfig(**{**config.__dict__, "data_range": float(info.max - info.min)})
+
+
+def _check_window_fits(config: SSIMConfig, shape, name):
+    h, w = shape
+    if config.size > h or config.size > w:
+        raise ValueError(f"size={config.size} is larger than the images of {name} "
+                         f"({h}x{w} pixels); use size <= {min(h, w)} or larger images")
+
+
+def _prepare(arrays, names, ndims, config, dtype):
+    arrays = [as_array(a) for a in arrays]
+    xp = namespace(*arrays)
+    for a, name in zip(arrays, names):
+        _check_dtype(a, name, xp)
+        if a.ndim not in ndims:
+            raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimensions "
+                             f"({_SHAPES[ndims]}), got shape {tuple(a.shape)}")
+        _check_values(a, name, xp)
+    config = infer_data_range(config, arrays, names, xp)
+    work = float_dtype(xp, dtype)
+    return xp, arrays, config, work
+
+
+_SHAPES = {(2, 3): "(H, W) or (H, W, C) with channels last",
+           (3, 4): "(n, H, W) or (n, H, W, C) with channels last"}
+
+
+def check_images(x, y, config: SSIMConfig, dtype=None, names=("x", "y")):
+    """Validate two images of the same shape.
+
+    Returns ``(xp, x, y, config, squeeze)``: the namespace, both images as
+    ``(H, W, C)`` arrays of the working dtype, the config with its data range set, and
+    whether the input was 2-D (outputs then drop the channel axis).
+    """
+    xp, (x, y), config, work = _prepare((x, y), names, (2, 3), config, dtype)
+    if tuple(x.shape) != tuple(y.shape):
+        raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    _check_window_fits(config, tuple(x.shape[:2]), f"{names[0]} and {names[1]}")
+    squeeze = x.ndim == 2
+    x, y = (_as_channels_last(a, xp, work) for a in (x, y))
+    return xp, x, y, config, squeeze
+
+
+def check_stacks(X, Y, config: SSIMConfig, names=("X", "Y")):
+    """Validate one or two stacks of images ``(n, H, W[, C])`` of matching image shape.
+
+    Returns ``(xp, X, Y, config)`` with stacks as ``(n, H, W, C)`` arrays in their own
+    dtype (converted tile by tile by the caller; ``Y`` is ``None`` when not given).
+    """
+    given = [X] if Y is None else [X, Y]
+    xp, arrays, config, _ = _prepare(given, names[:len(given)], (3, 4), config, None)
+    if len(arrays) == 2 and tuple(arrays[0].shape[1:]) != tuple(arrays[1].shape[1:]):
+        raise ValueError(f"{names[0]} and {names[1]} must hold images of the same shape, got "
+                         f"{tuple(arrays[0].shape[1:])} and {tuple(arrays[1].shape[1:])}")
+    _check_window_fits(config, tuple(arrays[0].shape[1:3]), " and ".join(names[:len(given)]))
+    arrays = [a if a.ndim == 4 else xp.expand_dims(a, axis=-1) for a in arrays]
+    return xp, arrays[0], (arrays[1] if len(arrays) == 2 else None), config
+
+
+def _as_channels_last(a, xp, work):
+    a = xp.astype(a, work)
+    return xp.expand_dims(a, axis=-1) if a.ndim == 2 else a

@@ -1,0 +1,1 @@
+"""Verification: slow, obviously-correct oracles and tools to check SSIM implementations."""
