@@ -67,3 +67,43 @@ def to_numpy(a) -> np.ndarray:
     if is_cupy_array(a):
         return a.get()
     return np.from_dlpack(a)
+
+
+ENGINES = ("auto", "reference", "numba", "cupy")
+
+
+def choose_engine(backend: str, xp) -> str:
+    """Resolve ``backend`` for the all-pairs computations on arrays of namespace ``xp``.
+
+    "auto" picks "cupy" for CuPy arrays, "numba" for NumPy arrays when the fused Numba
+    engine is available, and "reference" (the array-API code) otherwise.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or an engine that cannot run here or on these arrays.
+    """
+    if backend not in ENGINES:
+        raise ValueError(f"backend must be one of {ENGINES}, got {backend!r}")
+    available = available_engines()
+    if backend == "auto":
+        if is_cupy_namespace(xp) and "cupy" in available:
+            return "cupy"
+        if is_numpy_namespace(xp) and "numba" in available:
+            return "numba"
+        return "reference"
+    if backend != "reference" and backend not in available:
+        raise ValueError(f"backend {backend!r} is not available here (available: "
+                         f"{['reference', *available]}); install the 'fast' extra for "
+                         "numba or the 'gpu' extra for cupy, or use backend='auto'")
+    if backend == "numba" and not is_numpy_namespace(xp):
+        raise ValueError("backend 'numba' needs NumPy arrays; use backend='auto'")
+    if backend == "cupy" and not is_cupy_namespace(xp):
+        raise ValueError("backend 'cupy' needs CuPy arrays (cupy.asarray(X)); use "
+                         "backend='auto'")
+    return backend
+
+
+def available_engines() -> tuple[str, ...]:
+    """Fused engines importable in this environment (none yet: the reference only)."""
+    return ()
