@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from tqdm.auto import tqdm
+
 from .backend import choose_engine, float_dtype, is_numpy_array, is_numpy_namespace, to_numpy
 from .config import resolve_config
 from .distances import squared_window_distance
@@ -190,6 +192,5 @@ def _write(out, index, block, host_out):
 
 
 def _progress_bar(total, enabled):
-    from tqdm.auto import tqdm
     return tqdm(total=total, unit="pair", unit_scale=True, disable=not enabled,
                 desc="SSIM distances")
