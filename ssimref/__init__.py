@@ -8,10 +8,13 @@ Runs on NumPy, CuPy or any array-API library.
 
 from .config import SSIMConfig
 from .distances import distance, distance_map
+from .gradients import distance_matrix_vjp
+from .paired import paired_distance, paired_distance_and_grad
 from .pairwise import distance_matrix
 from .similarity import ssim, ssim_components, ssim_map
 
 __version__ = "0.1.0"
 
 __all__ = ["SSIMConfig", "ssim_components", "ssim_map", "ssim", "distance_map", "distance",
-           "distance_matrix", "__version__"]
+           "distance_matrix", "distance_matrix_vjp", "paired_distance",
+           "paired_distance_and_grad", "__version__"]

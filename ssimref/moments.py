@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .config import SSIMConfig
 
-__all__ = ["window_sums", "image_moments"]
+__all__ = ["window_sums", "window_sums_transpose", "shifted_moments", "image_moments"]
 
 
 def window_sums(a, taps, stride):
@@ -56,9 +56,56 @@ def window_sums(a, taps, stride):
     return out
 
 
-def _shifted(a, xp):
+def window_sums_transpose(g, taps, stride, height, width, xp):
+    """The adjoint of :func:`window_sums`: spread each window's value back onto its pixels.
+
+    ``out[.., i, j, :] = sum over positions (p, r) covering (i, j) of
+    g_{i - p*stride} g_{j - r*stride} g[.., p, r, :]``, so that
+    ``sum(window_sums(a) * g) == sum(a * window_sums_transpose(g))`` for every ``a``.
+
+    Parameters
+    ----------
+    g : array (..., Ho, Wo, C)
+    height, width : int
+        Image size ``H, W`` the windows were taken from.
+
+    Returns
+    -------
+    array (..., H, W, C)
+    """
+    size = len(taps)
+    ho, wo = g.shape[-3], g.shape[-2]
+    span_h = stride * (ho - 1) + 1
+    span_w = stride * (wo - 1) + 1
+    lead = tuple(g.shape[:-3])
+    cols = xp.zeros(lead + (ho, width, g.shape[-1]), dtype=g.dtype)
+    for k in range(size):
+        cols[..., :, k:k + span_w:stride, :] += taps[k] * g
+    out = xp.zeros(lead + (height, width, g.shape[-1]), dtype=g.dtype)
+    for k in range(size):
+        out[..., k:k + span_h:stride, :, :] += taps[k] * cols
+    return out
+
+
+def shifted_moments(a, config: SSIMConfig, xp):
+    """Local moments of ``a`` shifted by its global mean (per image and channel).
+
+    Returns
+    -------
+    a0 : array (..., H, W, C)
+        ``a - shift``.
+    m0 : array (..., Ho, Wo, C)
+        Local weighted mean of ``a0`` (``mu = m0 + shift``).
+    var : array (..., Ho, Wo, C)
+        Normalised local variance, clipped at 0.
+    shift : array (..., 1, 1, C)
+    """
+    taps, stride = config.taps(), config.stride
     shift = xp.mean(a, axis=(-3, -2), keepdims=True)
-    return a - shift, shift
+    a0 = a - shift
+    m0 = window_sums(a0, taps, stride)
+    var = xp.clip(window_sums(a0 * a0, taps, stride) - m0 * m0, min=0.0)
+    return a0, m0, var * config.covariance_factor(), shift
 
 
 def image_moments(a, config: SSIMConfig, xp):
@@ -76,9 +123,6 @@ def image_moments(a, config: SSIMConfig, xp):
         gives ``mu_x - mu_y`` and ``sigma_x^2 + sigma_y^2 - 2 sigma_xy``, both exactly 0
         when the two images are identical.
     """
-    taps, stride = config.taps(), config.stride
-    a0, shift = _shifted(a, xp)
-    m = window_sums(a0, taps, stride)
-    var = xp.clip(window_sums(a0 * a0, taps, stride) - m * m, min=0.0)
-    return m + shift, var * config.covariance_factor()
+    _, m0, var, shift = shifted_moments(a, config, xp)
+    return m0 + shift, var
 

@@ -9,8 +9,7 @@ from tqdm.auto import tqdm
 from .backend import choose_engine, float_dtype, is_numpy_array, is_numpy_namespace, to_numpy
 from .config import resolve_config
 from .distances import squared_window_distance
-from .moments import image_moments
-from .similarity import defects
+from .similarity import pair_defects
 from .validation import check_kind, check_stacks
 
 __all__ = ["distance_matrix", "default_working_memory"]
@@ -66,12 +65,7 @@ def _check_out(out, shape, dtype, xp):
 def _squared_block(Xa, Yb, kind, config, xp):
     """Sum over windows of the squared per-window distance, for all pairs of two tiles
     ``(ta, H, W, C)`` and ``(tb, H, W, C)`` (float64): an array ``(ta, tb)``."""
-    mu_a, var_a = image_moments(Xa, config, xp)
-    mu_b, var_b = image_moments(Yb, config, xp)
-    mean_d, var_d = image_moments(Xa[:, None, ...] - Yb[None, :, ...], config, xp)
-    c1, c2 = config.constants()
-    t1, t2 = defects(mu_a[:, None, ...], var_a[:, None, ...], mu_b[None, :, ...],
-                     var_b[None, :, ...], mean_d, var_d, c1, c2)
+    t1, t2 = pair_defects(Xa[:, None, ...], Yb[None, :, ...], config, xp)
     return xp.sum(squared_window_distance(t1, t2, kind), axis=(-3, -2, -1))
 
 
