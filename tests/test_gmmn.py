@@ -237,3 +237,51 @@ def test_cli_sample_label_needs_conditional(tmp_path, capsys):
     assert main(["gmmn", "sample", str(run), "--label", "1", "-o",
                  str(tmp_path / "g.png")]) == 2
     assert "conditional" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ experiment
+def test_experiment_smoke(tmp_path):
+    from ssimref.gmmn.experiment import CONDITIONS, run_experiment
+    from ssimref.gmmn.train import TrainConfig
+    base = TrainConfig(log_every=1, sample_every=40, checkpoint_every=40, eval_samples=50,
+                       lr=3e-3)
+    results = run_experiment(tmp_path / "exp", seeds=(0,), steps=40, batch=32, ae_steps=60,
+                             n_eval=60, parzen_samples=120, base=base, log=lambda s: None)
+    assert len(results["runs"]) == len(CONDITIONS) == 8
+    for run in results["runs"]:
+        records = [json.loads(x) for x in
+                   (tmp_path / "exp" / run["name"] / "metrics.jsonl").open()]
+        losses = [r["loss"] for r in records if r["phase"] == "gmmn" and r["loss"] is not None]
+        assert len(losses) == 40
+        assert np.mean(losses[-5:]) < np.mean(losses[:5]), run["name"]
+        val = [r["val_mmd2_rbf"] for r in records if "val_mmd2_rbf" in r]
+        assert val[-1] < val[0], run["name"]
+        for metric in ("mmd2_rbf", "mmd2_ssim", "parzen_ll", "nearest_ssim", "class_kl"):
+            assert np.isfinite(run["metrics"][metric])
+        assert ("class_accuracy" in run["metrics"]) == run["conditional"]
+    for name in ("results.json", "table.md", "samples.png"):
+        assert (tmp_path / "exp" / name).stat().st_size > 0
+    table = (tmp_path / "exp" / "table.md").read_text()
+    assert table.count("\n") == 2 + 8 + 1 and "real digits" in table
+    # A second call finds every run finished and only re-evaluates.
+    again = run_experiment(tmp_path / "exp", seeds=(0,), steps=40, batch=32, ae_steps=60,
+                           n_eval=60, parzen_samples=120, base=base, log=lambda s: None)
+    assert [r["metrics"]["mmd2_rbf"] for r in again["runs"]] == \
+        [r["metrics"]["mmd2_rbf"] for r in results["runs"]]
+
+
+@pytest.mark.gpu
+def test_gpu_training_matches_cpu(tmp_path):
+    from .conftest import cupy_with_device
+    if cupy_with_device() is None:
+        pytest.skip("CuPy or a CUDA device missing")
+    from ssimref.gmmn.checkpoint import load_checkpoint
+    from ssimref.gmmn.train import train
+    for kernel in ("rbf", "ssim"):
+        config = _config(space="code", conditional=True, kernel=kernel, steps=6, ae_steps=6)
+        train(tmp_path / f"cpu-{kernel}", config)
+        train(tmp_path / f"gpu-{kernel}", replace(config, device="gpu"))
+        a, _ = load_checkpoint(tmp_path / f"cpu-{kernel}")
+        b, _ = load_checkpoint(tmp_path / f"gpu-{kernel}")
+        for k in a:
+            np.testing.assert_allclose(b[k], a[k], rtol=1e-7, atol=1e-10, err_msg=k)

@@ -27,7 +27,7 @@ import numpy as np
 from .. import __version__
 from ..backend import DEVICES, device_namespace, to_numpy
 from ..config import SSIMConfig
-from ..io import save_json
+from ..io import atomic_path, save_json
 from .checkpoint import CHECKPOINT_JSON, load_checkpoint, make_rng, rng_state, save_checkpoint
 from .data import DATASETS, load_digit_splits
 from .grid import save_grid
@@ -328,12 +328,12 @@ def _train(run_dir, config, resume, progress, callback):
         rng = make_rng(meta["rng"])
         phase, start, elapsed = meta["phase"], meta["step"], meta["seconds"]
         kept = [r for r in _read_metrics(metrics_path) if _before(r, phase, start)]
-        with open(metrics_path, "w") as fh:
-            fh.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+        with atomic_path(metrics_path, force=True) as tmp:
+            tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
     else:
-        save_json(run_dir / "config.json", dict(asdict(config), ssimref=__version__),
-                  force=True)
         metrics_path.write_text("")
+    # (on resume only `steps` can have changed)
+    save_json(run_dir / "config.json", dict(asdict(config), ssimref=__version__), force=True)
     (run_dir / "samples").mkdir(exist_ok=True)
     fixed = np.random.default_rng([config.seed, 1])  # grids and validation: not `rng`
     grid_noise, grid_labels = _grid_inputs(run, fixed)
