@@ -237,7 +237,11 @@ PHASES = ("autoencoder", "gmmn")
 
 
 def _before(record, phase, step):
-    return (PHASES.index(record["phase"]), record["step"]) <= (PHASES.index(phase), step)
+    """Whether a metrics record precedes the checkpoint (phase, step). A record of a step
+    that has a checkpoint is written before it, except the generator's step-0 record,
+    which follows the checkpoint taken when the autoencoder phase ends."""
+    key, at = (PHASES.index(record["phase"]), record["step"]), (PHASES.index(phase), step)
+    return key < at or (key == at and step > 0)
 
 
 def _prepare_folder(run_dir, config, resume, force):
