@@ -46,7 +46,7 @@ def _finished(run_dir, steps):
     return bool(meta.get("done")) and meta["step"] == steps and meta["phase"] == "gmmn"
 
 
-def run_experiment(out_dir, *, seeds=(0, 1, 2), steps=600, batch=64, ae_steps=1500,
+def run_experiment(out_dir, *, seeds=(0, 1, 2), steps=1000, batch=64, ae_steps=1500,
                    conditions=CONDITIONS, n_eval=500, parzen_samples=2000, base=None,
                    progress=False, force=False, log=print):
     """Train and evaluate every condition with every seed; write the outputs listed in
