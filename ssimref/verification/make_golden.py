@@ -196,6 +196,8 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
     args = parser.parse_args(argv)
     try:
+        if Path(args.output).exists() and not args.force:
+            raise FileExistsError(f"{args.output} exists; pass --force to overwrite it")
         text = dumps(build())
         with atomic_path(args.output, args.force) as tmp:
             Path(tmp).write_text(text)
