@@ -260,6 +260,9 @@ class Diagnosis:
             lines.append(f"under the fitted convention {self.failing_after} case(s) still "
                          f"differ (was {self.failing_before}); largest difference "
                          f"{self.residual:.2e}")
+        elif self.unexplained and all(name in NUMERIC_TRAPS for name, _ in self.unexplained):
+            lines.append("convention: as stated (no knob change improves agreement); the "
+                         "differences are numerical, not conventions:")
         else:
             lines.append("no single convention change explains the differences")
         for name, trap in self.unexplained:
