@@ -91,7 +91,7 @@ def test_images_equal_on_every_window_are_at_distance_exactly_zero(rng):
     y[:, 2::3] = 7.0
     for kind in ("eq1", "eq1-uncentered", "eq2"):
         assert ssimref.distance(x, y, kind, config) == 0.0
-        D = ssimref.distance_matrix(np.stack([x, y, x + 1]), kind=kind, config=config)
+        D = ssimref.distance_matrix(np.stack([x, y, x * 0.5]), kind=kind, config=config)
         assert D[0, 1] == 0.0 and D[0, 2] > 0
         _, dx, dy = ssimref.paired_distance_and_grad(x[None], y[None], kind, config)
         assert np.all(dx == 0) and np.all(dy == 0)
