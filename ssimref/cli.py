@@ -154,6 +154,10 @@ def cmd_kernel(args) -> int:
     test = None
     if args.test is not None:
         test = load_images(args.test, color=args.color, key=args.key)
+        if tuple(test.images.shape[1:]) != tuple(data.images.shape[1:]):
+            raise ValueError(f"--test images have shape {tuple(test.images.shape[1:])} but "
+                             f"IMAGES have {tuple(data.images.shape[1:])}; kernels compare "
+                             "images of one shape")
     n = data.images.shape[0]
     options = dict(kind=args.kind, config=config, squared=True, progress=args.progress,
                    working_memory=args.working_memory)
@@ -165,9 +169,9 @@ def cmd_kernel(args) -> int:
             out[i:j] = negative_half_power(out[i:j], power, squared=True)
         if test is not None:
             state["centerer"] = training_centerer(out)
-        double_center_inplace(out, np)
+        double_center_inplace(out)
         if args.check_psd:
-            state["psd"] = spectrum_report(np.asarray(out), DEFAULT_PSD_TOL, np)
+            state["psd"] = spectrum_report(np.asarray(out), DEFAULT_PSD_TOL)
 
     what = (f"SSIM kernel K = -1/2 H D^{power:g} H, D = SSIM distances of kind {args.kind}")
     start = time.perf_counter()

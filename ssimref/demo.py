@@ -67,7 +67,7 @@ def _ssim_svc_accuracy(D, train, test, y_train, y_test, D_test=None):
 
     A = negative_half_power(D[np.ix_(train, train)], 1.0)
     centerer = training_centerer(A)
-    K_train = double_center_inplace(A, np)
+    K_train = double_center_inplace(A)
     block = D[np.ix_(test, train)] if D_test is None else D_test
     K_test = centerer.transform(negative_half_power(block, 1.0), copy=False)
     model = SVC(kernel="precomputed").fit(K_train, y_train)
@@ -216,7 +216,7 @@ def run_demo(output="ssimref-demo", *, force=False, seed=0, limit=None, plots=Tr
         from sklearn.decomposition import KernelPCA
 
         t0 = time.perf_counter()
-        K = double_center_inplace(negative_half_power(D["eq2"], 1.0), np)
+        K = double_center_inplace(negative_half_power(D["eq2"], 1.0))
         embedding = KernelPCA(n_components=2, kernel="precomputed",
                               random_state=seed).fit_transform(K)
         save_embedding_plot(embedding, labels, folder / "kernel_pca.png", force=force,

@@ -78,6 +78,15 @@ def test_kernel_bad_arguments_exit_2_with_one_line(image_files, capsys, extra, m
     assert not (folder / "K.npy").exists()
 
 
+def test_kernel_refuses_test_images_of_another_shape(image_files, capsys):
+    folder, _, _ = image_files
+    np.save(folder / "small.npy", np.zeros((2, 8, 8), dtype=np.uint8))
+    code, _, err = run(["kernel", folder / "train.npy", "-o", folder / "K.npy", "--test",
+                        folder / "small.npy", "-o-test", folder / "Kt.npy", *CONV], capsys)
+    assert code == 2 and "--test images have shape (8, 8)" in err
+    assert not (folder / "K.npy").exists()
+
+
 def test_kernel_check_psd_reports_the_spectrum(image_files, capsys):
     folder, _, _ = image_files
     code, out, _ = run(["kernel", folder / "train.npy", "-o", folder / "K.npy", *CONV,

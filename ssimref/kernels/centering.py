@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 
-from ..backend import to_numpy
+from ..backend import namespace, to_numpy
 from ..validation import check_matrix
 
 __all__ = ["double_center", "center_out_of_sample", "negative_half_power", "check_power",
@@ -71,14 +71,16 @@ def negative_half_power(D, power, *, squared=False):
     return -0.5 * (D ** power)
 
 
-def double_center_inplace(A, xp):
+def double_center_inplace(A, xp=None):
     """Replace the symmetric matrix ``A`` by ``H A H`` in place, row block by row block.
 
     ``K_ij = (A_ij + g) - (m_i + m_j)`` with the row means ``m`` and their mean ``g``:
     every term is symmetric in ``i, j``, so the result is exactly symmetric. Works on
     NumPy memmaps (one block of rows in memory at a time) and on any array-API array
-    that supports slice assignment. Returns ``A``.
+    that supports slice assignment. Returns ``A``. ``xp``: the namespace of ``A`` (looked
+    up when None).
     """
+    xp = namespace(A) if xp is None else xp
     n = A.shape[0]
     rows = max(1, min(n, _BLOCK_BYTES // (8 * n)))
     blocks = [(i, min(i + rows, n)) for i in range(0, n, rows)]

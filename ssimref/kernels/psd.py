@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+from ..backend import namespace
 from ..validation import check_matrix
 
 __all__ = ["PSDReport", "psd_report", "repair_psd", "IndefiniteKernelWarning",
@@ -54,8 +55,9 @@ class PSDReport:
                 f"tolerance {self.tol:g}")
 
 
-def spectrum_report(K, tol, xp) -> PSDReport:
+def spectrum_report(K, tol=DEFAULT_PSD_TOL, xp=None) -> PSDReport:
     """:class:`PSDReport` of a symmetric float64 ``K`` (trusted input)."""
+    xp = namespace(K) if xp is None else xp
     return _report(xp.linalg.eigvalsh(K), K.shape[0], tol, xp)
 
 
@@ -130,7 +132,7 @@ def _check_method(method) -> str:
     return method
 
 
-def repair(K, method, xp):
+def repair(K, method, xp=None):
     """``(K_psd, right_map)`` for a symmetric float64 ``K`` (trusted input).
 
     ``right_map`` is the matrix ``P`` that maps a row of test-against-training kernel
@@ -139,6 +141,7 @@ def repair(K, method, xp):
     ``U diag(sign lambda) U^T`` for "flip", and ``None`` (identity) for "shift", which
     only changes the diagonal, i.e. self-similarities (Chen et al. 2009, Section 3).
     """
+    xp = namespace(K) if xp is None else xp
     if method == "shift":
         lo = float(xp.min(xp.linalg.eigvalsh(K)))
         if lo >= 0:

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..backend import namespace, to_numpy
+from ..backend import to_numpy
 from ..config import resolve_config
 from ..pairwise import distance_matrix
 from ..validation import check_kind, infer_data_range
@@ -80,8 +80,7 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, backend="auto",
                    working_memory=working_memory, progress=progress)
     if Y is None:
         D2 = distance_matrix(X, **options)
-        return double_center_inplace(negative_half_power(D2, power, squared=True),
-                                     namespace(D2))
+        return double_center_inplace(negative_half_power(D2, power, squared=True))
     centerer = training_centerer(negative_half_power(distance_matrix(Y, **options), power,
                                                      squared=True))
     D2 = distance_matrix(X, Y, **options)
@@ -250,16 +249,16 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
                              backend=self.backend, working_memory=self.working_memory)
         A = negative_half_power(D2, power, squared=True)
         centerer = training_centerer(A)
-        K = double_center_inplace(A, np)
+        K = double_center_inplace(A)
 
         report, right_map = None, None
         if self.check_psd or self.repair is not None:
-            report = spectrum_report(K, DEFAULT_PSD_TOL, np)
+            report = spectrum_report(K, DEFAULT_PSD_TOL)
             if not report.is_psd:
                 if self.repair is None:
                     warn_if_indefinite(report, "training SSIM kernel", stacklevel=4)
                 else:
-                    K, right_map = repair(K, self.repair, np)
+                    K, right_map = repair(K, self.repair)
 
         self.X_fit_ = images
         self.config_ = config
