@@ -162,3 +162,15 @@ def test_full_demo_matches_the_probe_ordering(tmp_path, capsys):
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     changed = results["table2"]["accuracy"]["contrast 0.6, brightness +4"]
     assert changed["SSIM eq1"] > changed["RBF pixels"]
+
+
+def test_demo_without_matplotlib_prints_the_tables(tmp_path, capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib fails
+    code, out, err = run(["demo", "-o", tmp_path / "d", "--limit", "100"], capsys)
+    assert code == 0, err
+    assert "Table 1" in out and "Table 2" in out and "plots skipped" in out
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["results.json"]
+    code, _, err = run(["kernel", "digits", "-o", tmp_path / "K.npy", "--plot",
+                        tmp_path / "K.png"], capsys)
+    assert code == 2 and "matplotlib" in err and not (tmp_path / "K.npy").exists()
