@@ -32,6 +32,7 @@ ICML 2009.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -104,7 +105,7 @@ def cmmd_weights(gram, lam):
 
 
 def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, working_memory):
-    lam = float(lam) if isinstance(lam, (int, float)) else lam
+    lam = float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else lam
     if not (isinstance(lam, float) and math.isfinite(lam) and lam > 0):
         raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
     working_memory = check_working_memory(working_memory)

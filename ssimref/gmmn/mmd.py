@@ -24,9 +24,9 @@ the kernel's ``value_and_vjp``. Symmetric blocks are visited once per unordered 
 tiles. No ``n x n``, ``n x m`` or ``(n + m) x (n + m)`` matrix exists at any time.
 
 Memory bound: with ``t`` the tile side, chosen so that ``t^2 (kernel.bytes_per_pair + 24)``
-bytes fit in ``working_memory`` MiB, the peak extra memory is at most ``working_memory``
-MiB for the tiles plus ``8 (2n + m + 6t) d`` bytes for the float64 copies of ``X`` and
-``Y``, the gradient and the per-tile shifted blocks (``d`` the dimension of a point; for
+bytes fit in ``working_memory`` MiB (and ``t <= 1024``), the peak extra memory is at most
+``working_memory`` MiB for the tiles plus ``8 (2n + m + 6t) d`` bytes for the float64
+copies of ``X`` and ``Y``, the gradient and the per-tile shifted blocks (``d`` the dimension of a point; for
 SSIM kernels ``d`` = pixels x channels, and the SSIM pairs use the kernel's own
 ``working_memory`` on top). ``tests/test_mmd.py`` checks it with tracemalloc at
 ``n = m = 20,000``, ``d = 64``.
@@ -49,6 +49,10 @@ __all__ = ["mmd2", "mmd2_and_grad", "ESTIMATORS"]
 ESTIMATORS = ("biased", "unbiased", "linear")
 _MIB = 2**20
 _WEIGHT_BYTES = 24  # per pair: the weight tile, its doubled copy and the product W o K
+# Tiles wider than this gain nothing: measured on RBF at n = 4,000 (d = 784), 1,000-wide
+# tiles ran 1.7x faster than 3,600-wide ones (cache reuse, and symmetric blocks skip more
+# of their lower triangle).
+_MAX_SIDE = 1024
 
 
 def check_estimator(estimator, allowed=ESTIMATORS):
@@ -70,9 +74,10 @@ def check_working_memory(working_memory):
 
 
 def tile_side(ops, working_memory):
-    """Side ``t`` of the square tiles: ``t^2 (bytes_per_pair + 24) <= working_memory``."""
+    """Side ``t`` of the square tiles: ``t^2 (bytes_per_pair + 24) <= working_memory``,
+    and ``t <= 1024``."""
     per_pair = ops.bytes_per_pair + _WEIGHT_BYTES
-    return max(1, math.isqrt(int(working_memory * _MIB) // per_pair))
+    return max(1, min(_MAX_SIDE, math.isqrt(int(working_memory * _MIB) // per_pair)))
 
 
 def constant_weights(value, zero_diagonal, xp):
