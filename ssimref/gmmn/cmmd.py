@@ -36,7 +36,7 @@ import numbers
 
 import numpy as np
 
-from ..backend import as_array, to_numpy
+from ..backend import as_array, namespace, to_numpy
 from ..kernels.differentiable import bind_kernel
 from .mmd import (check_working_memory, constant_weights, matrix_weights, tile_side,
                   weighted_form)
@@ -79,7 +79,6 @@ def cmmd_weights(gram, lam):
         negative ones raise ``ValueError`` (the condition kernel is not positive
         semi-definite).
     """
-    from ..backend import namespace
     K = as_array(gram)
     xp = namespace(K)
     K = xp.astype(K, xp.float64)
