@@ -17,6 +17,9 @@ import numpy as np
 from . import __version__
 from .config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
 from .io import atomic_path, load_images, save_json
+from .kernels.centering import (check_power, double_center_inplace, negative_half_power,
+                                training_centerer)
+from .kernels.psd import DEFAULT_PSD_TOL, spectrum_report
 from .pairwise import distance_matrix
 from .validation import KINDS, check_kind, infer_data_range
 
@@ -105,6 +108,212 @@ def cmd_distance(args) -> int:
                         "ssimref": __version__, "seconds": round(seconds, 3)}, args.force)
     print(f"wrote {output} ({n} x {n} {args.dtype}, {args.kind} distances of {data.source}; "
           f"{describe(config)}) and {sidecar.name} in {seconds:.2f} s")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .verification.cases import CASE_NAMES
+    from .verification.conformance import check
+    from .verification.conventions import PRESETS
+
+    if args.list_cases:
+        for name in CASE_NAMES:
+            print(name)
+        return 0
+    if args.convention is not None and args.convention not in PRESETS:
+        raise ValueError(f"--convention must be one of {sorted(PRESETS)}, got "
+                         f"{args.convention!r}")
+    cases = None if args.cases is None else [c.strip() for c in args.cases.split(",") if c]
+    result = check(args.target, args.convention, cases=cases, tolerance=args.tolerance,
+                   hide_torchvision=args.hide_torchvision)
+    print(result)
+    return 0 if result.passed else 1
+
+def _row_blocks(n_rows, n_cols, block_bytes=64 * 2**20):
+    step = max(1, min(n_rows, block_bytes // (8 * max(1, n_cols))))
+    return [(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
+
+
+def _check_plot_output(path, force):
+    if path is None:
+        return None
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"--plot {path} must end in .png")
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    from .plotting import require_matplotlib
+    try:
+        require_matplotlib("--plot")
+    except ImportError as exc:
+        raise ValueError(str(exc)) from None
+    return path
+
+
+def cmd_kernel(args) -> int:
+    check_kind(args.kind)
+    power = check_power(args.power)
+    if (args.test is None) != (args.output_test is None):
+        raise ValueError("--test IMAGES and -o-test FILE go together: the test kernel "
+                         "needs both its images and where to write it")
+    output, sidecar = _check_output(args.output, args.force)
+    outputs = [output, sidecar]
+    if args.output_test is not None:
+        output_test, sidecar_test = _check_output(args.output_test, args.force)
+        outputs += [output_test, sidecar_test]
+    plot = _check_plot_output(args.plot, args.force)
+    if len({p.resolve() for p in outputs} | ({plot.resolve()} if plot else set())) != \
+            len(outputs) + (plot is not None):
+        raise ValueError("the outputs -o, -o-test and --plot must be different files")
+
+    data = load_images(args.images, color=args.color, key=args.key)
+    config = infer_data_range(config_from_args(args, data.data_range), [data.images],
+                              names=("IMAGES",))
+    test = None
+    if args.test is not None:
+        test = load_images(args.test, color=args.color, key=args.key)
+        if tuple(test.images.shape[1:]) != tuple(data.images.shape[1:]):
+            raise ValueError(f"--test images have shape {tuple(test.images.shape[1:])} but "
+                             f"IMAGES have {tuple(data.images.shape[1:])}; kernels compare "
+                             "images of one shape")
+    n = data.images.shape[0]
+    options = dict(kind=args.kind, config=config, squared=True, progress=args.progress,
+                   working_memory=args.working_memory)
+    state = {}
+
+    def fill_train(out):
+        distance_matrix(data.images, out=out, **options)
+        for i, j in _row_blocks(n, n):
+            out[i:j] = negative_half_power(out[i:j], power, squared=True)
+        if test is not None:
+            state["centerer"] = training_centerer(out)
+        double_center_inplace(out)
+        if args.check_psd:
+            state["psd"] = spectrum_report(np.asarray(out), DEFAULT_PSD_TOL)
+
+    what = (f"SSIM kernel K = -1/2 H D^{power:g} H, D = SSIM distances of kind {args.kind}")
+    start = time.perf_counter()
+    write_matrix(output, (n, n), np.dtype("float64"), fill_train, args.force)
+    seconds = time.perf_counter() - start
+    meta = {"what": what, "source": data.source, "shape": [n, n], "dtype": "float64",
+            "kind": args.kind, "power": power, "config": asdict(config),
+            "ssimref": __version__, "seconds": round(seconds, 3)}
+    if "psd" in state:
+        meta["psd"] = asdict(state["psd"])
+    save_json(sidecar, meta, args.force)
+    print(f"wrote {output} ({n} x {n} float64, {what}, of {data.source}; {describe(config)}) "
+          f"and {sidecar.name} in {seconds:.2f} s")
+    if "psd" in state:
+        print(f"spectrum: {state['psd']}")
+
+    if test is not None:
+        m = test.images.shape[0]
+
+        def fill_test(out):
+            distance_matrix(test.images, data.images, out=out, **options)
+            for i, j in _row_blocks(m, n):
+                out[i:j] = state["centerer"].transform(
+                    negative_half_power(np.asarray(out[i:j]), power, squared=True),
+                    copy=False)
+
+        start = time.perf_counter()
+        write_matrix(output_test, (m, n), np.dtype("float64"), fill_test, args.force)
+        seconds = time.perf_counter() - start
+        save_json(sidecar_test, {
+            "what": what + ", test rows against the training set, centred with the "
+                    "training statistics (Bengio et al. 2004)",
+            "source": test.source, "train_source": data.source, "train_kernel": str(output),
+            "shape": [m, n], "dtype": "float64", "kind": args.kind, "power": power,
+            "config": asdict(config), "ssimref": __version__,
+            "seconds": round(seconds, 3)}, args.force)
+        print(f"wrote {output_test} ({m} x {n} float64, test images {test.source} against "
+              f"the training set) and {sidecar_test.name} in {seconds:.2f} s")
+
+    if plot is not None:
+        from .plotting import save_kernel_heatmap
+        K = np.load(output, mmap_mode="r", allow_pickle=False)
+        order = None if data.labels is None else np.argsort(data.labels, kind="stable")
+        save_kernel_heatmap(K, plot, order=order, force=args.force,
+                            title=f"SSIM kernel ({args.kind}, power {power:g}) of "
+                                  f"{Path(str(data.source)).name}"
+                                  + (", sorted by label" if order is not None else ""))
+        print(f"wrote {plot}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.output, force=args.force, seed=args.seed, limit=args.limit,
+             plots=not args.no_plots, progress=args.progress)
+
+MMD_KERNELS = ("ssim", "ssim-rbf", "mean-ssim", "rbf")
+
+
+def _mmd_kernel(args, config, A, B):
+    """The kernel the ``mmd`` subcommand asked for, bandwidths from the pooled sample."""
+    from .kernels.differentiable import (MeanSSIMKernel, RBFMixture, SSIMDistanceKernel,
+                                         SSIMRBFKernel)
+    memory = args.working_memory
+    if args.kernel == "ssim":
+        return SSIMDistanceKernel(args.kind, args.power, config, working_memory=memory)
+    if args.kernel == "ssim-rbf":
+        return SSIMRBFKernel.from_median(A, B, args.kind, config, scale=args.scales[0],
+                                         working_memory=memory)
+    if args.kernel == "mean-ssim":
+        return MeanSSIMKernel(config, working_memory=memory)
+    return RBFMixture.from_median(A, B, scales=tuple(args.scales))
+
+
+def cmd_mmd(args) -> int:
+    from .gmmn import mmd2, mmd_test
+    check_kind(args.kind)
+    if args.json:
+        json_path = Path(args.json)
+        if json_path.exists() and not args.force:
+            raise FileExistsError(f"{json_path} exists; pass --force to overwrite it")
+    if args.permutations < 0:
+        raise ValueError(f"--permutations must be >= 0, got {args.permutations}")
+    if args.permutations and args.estimator == "linear":
+        raise ValueError("the permutation test uses the biased or unbiased estimator; pass "
+                         "--permutations 0 with --estimator linear")
+    a = load_images(args.a, color=args.color, key=args.key)
+    b = load_images(args.b, color=args.color, key=args.key)
+    implied = {r for r in (a.data_range, b.data_range) if r is not None}
+    config = config_from_args(args, implied.pop() if len(implied) == 1 else None)
+    if args.kernel != "rbf":
+        config = infer_data_range(config, [a.images, b.images], names=("A", "B"))
+    kernel = _mmd_kernel(args, config, a.images, b.images)
+    start = time.perf_counter()
+    if args.permutations:
+        result = mmd_test(a.images, b.images, kernel, args.permutations, args.seed,
+                          estimator=args.estimator, working_memory=args.working_memory)
+        statistic, p_value = result.statistic, result.p_value
+    else:
+        statistic = mmd2(a.images, b.images, kernel, args.estimator,
+                         working_memory=args.working_memory)
+        p_value = None
+    seconds = time.perf_counter() - start
+    print(f"MMD^2 ({args.estimator} estimator, Gretton et al. 2012; the square, not MMD): "
+          f"{statistic:.10g}")
+    if p_value is None:
+        print("p-value: not computed (--permutations 0)")
+    else:
+        print(f"p-value: {p_value:.6g} (permutation test, p = (1 + #{{T_b >= T}}) / (B + 1), "
+              f"B = {args.permutations} relabellings of the pooled sample, seed {args.seed})")
+    print(f"kernel: {kernel.describe()}")
+    print(f"samples: A = {a.source} ({a.images.shape[0]} images "
+          f"{'x'.join(map(str, a.images.shape[1:]))}), B = {b.source} "
+          f"({b.images.shape[0]} images); {seconds:.2f} s")
+    if args.json:
+        save_json(args.json, {
+            "what": f"MMD^2 ({args.estimator} estimator) and permutation p-value",
+            "mmd2": statistic, "estimator": args.estimator, "p_value": p_value,
+            "permutations": args.permutations, "seed": args.seed,
+            "p_value_rule": "(1 + #{T_b >= T}) / (B + 1)", "kernel": kernel.describe(),
+            "a": a.source, "b": b.source, "n": int(a.images.shape[0]),
+            "m": int(b.images.shape[0]), "config": asdict(config), "ssimref": __version__,
+            "seconds": round(seconds, 3)}, args.force)
     return 0
 
 
@@ -300,6 +509,98 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_distance)
+
+    p = sub.add_parser("verify", help="check another SSIM implementation against the oracle "
+                       "and name the convention it differs in",
+                       description="Run an SSIM implementation over ssimref's case corpus, "
+                       "compare its mean SSIM with the loop-based oracle under a stated "
+                       "convention, and fit the convention knobs to explain differences. "
+                       "Exit code 0 when every case passes, 1 when some differ, 2 on errors "
+                       "(unknown target, a library that does not import).")
+    p.add_argument("target", nargs="?", default="skimage",
+                   help="skimage, pytorch_msssim, piq, kornia, torchmetrics, or "
+                   "module:function called as fn(x, y, data_range=L) on 2-D float64 arrays "
+                   "and returning mean SSIM")
+    p.add_argument("--convention", help="what the target should compute: a preset "
+                   "(wang2004, ssim.m, skimage, skimage-gaussian, paper, pytorch_msssim, piq, "
+                   "kornia, torchmetrics); default: the library's documented convention, "
+                   "wang2004 for module:function")
+    p.add_argument("--tolerance", type=float, default=1e-6,
+                   help="absolute tolerance on mean SSIM (default 1e-6)")
+    p.add_argument("--cases", help="comma-separated case names (default: all; see "
+                   "--list-cases)")
+    p.add_argument("--list-cases", action="store_true", help="list the case names and exit")
+    p.add_argument("--hide-torchvision", action="store_true",
+                   help="load piq/torchmetrics with a placeholder torchvision when the "
+                   "installed one does not import (their SSIM does not use it)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("kernel", help="SSIM kernel -1/2 H D^p H of an image set (and of "
+                       "test images against it)")
+    add_image_arguments(p)
+    p.add_argument("-o", "--output", required=True, help="output .npy file for the n x n "
+                   "training kernel (a .json with the conventions is written beside it)")
+    p.add_argument("--test", help="test images (same forms as IMAGES and the same image "
+                   "shape): writes their m x n kernel against IMAGES, centred with the "
+                   "training statistics")
+    p.add_argument("--output-test", "-o-test", dest="output_test",
+                   help="output .npy file for the test kernel (with --test)")
+    p.add_argument("--power", type=float, default=1.0,
+                   help="p in D^p: 1 (default, the paper's SSIM kernel) or 2 (classical "
+                   "MDS); any value in (0, 2] gives a PSD kernel")
+    p.add_argument("--kind", default="eq2", choices=KINDS)
+    add_config_arguments(p)
+    p.add_argument("--plot", help="also draw the training kernel as a heatmap PNG "
+                   "(needs matplotlib)")
+    p.add_argument("--check-psd", action="store_true", dest="check_psd",
+                   help="report the training kernel's extreme eigenvalues (O(n^3))")
+    p.add_argument("--working-memory", type=float, dest="working_memory",
+                   help="MiB for tiles (scikit-learn's working_memory when omitted)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=cmd_kernel)
+
+    p = sub.add_parser("demo", help="SSIM-kernel SVC on scikit-learn's digits: accuracy "
+                       "tables, robustness to lighting changes, plots")
+    p.add_argument("-o", "--output", default="ssimref-demo",
+                   help="folder for results.json and the PNG plots (default: "
+                   "./ssimref-demo)")
+    p.add_argument("--seed", type=int, default=0, help="seed of folds, split and noise "
+                   "(default 0)")
+    p.add_argument("--limit", type=int, help="use a stratified subset of this many digits "
+                   "(quick runs; default all 1797)")
+    p.add_argument("--no-plots", action="store_true", dest="no_plots",
+                   help="print the tables only")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--force", action="store_true", help="write into an existing folder")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("mmd", help="MMD^2 between two image sets and a permutation p-value")
+    add_image_arguments(p, "a", "first image set (as for 'distance': .npy/.npz, a folder, "
+                        "or 'digits')")
+    p.add_argument("b", help="second image set, same image shape")
+    p.add_argument("--kernel", default="ssim", choices=MMD_KERNELS,
+                   help="ssim: -1/2 D^power (the paper's kernel; MMD = half the energy "
+                   "distance); ssim-rbf: exp(-gamma D^2), gamma = 1/(2 scale med^2); "
+                   "mean-ssim: mean SSIM over windows; rbf: Gaussian mixture on the "
+                   "flattened pixels, variances scale * med^2 (default ssim)")
+    p.add_argument("--kind", default="eq2", choices=KINDS, help="SSIM distance (default eq2)")
+    p.add_argument("--power", type=int, default=1, choices=(1, 2),
+                   help="power of D for --kernel ssim (default 1)")
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0],
+                   help="median-heuristic scales: rbf variances scale * med^2 (one per "
+                   "component), ssim-rbf uses the first (default 1)")
+    p.add_argument("--estimator", default="unbiased", choices=("unbiased", "biased", "linear"),
+                   help="MMD^2 estimator (default unbiased)")
+    p.add_argument("--permutations", type=int, default=1000,
+                   help="random relabellings for the p-value; 0 skips the test (default 1000)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the relabellings")
+    add_config_arguments(p)
+    p.add_argument("--working-memory", type=float, dest="working_memory",
+                   help="MiB for tiles (scikit-learn's working_memory when omitted)")
+    p.add_argument("--json", help="also write the result and its conventions to this .json")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
+    p.set_defaults(func=cmd_mmd)
     add_gmmn_parser(sub)
     return parser
 
@@ -308,7 +609,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"ssimref: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -72,7 +72,7 @@ class PairForward:
         c1, c2 = config.constants()
         self.x = shifted_moments(x, config, xp)
         self.y = shifted_moments(y, config, xp)
-        self.d = shifted_moments(x - y, config, xp)
+        self.d = shifted_moments(x - y, config, xp, shift=False)
         self.mu_x = self.x[1] + self.x[3]
         self.mu_y = self.y[1] + self.y[3]
         self.mu_d = self.d[1] + self.d[3]

@@ -9,8 +9,9 @@ offset causes in float arithmetic; the result is clipped at 0 (variances are
 non-negative; round-off can make the difference slightly negative). For a pair of images
 the mean and variance of the *difference* image ``d = x - y`` give ``mu_x - mu_y`` and
 ``sigma_{x-y}^2 = sigma_x^2 + sigma_y^2 - 2 sigma_xy`` without subtracting nearly equal
-numbers: they are exactly zero where the images are identical and accurate where they are
-close, which is where SSIM distances are small and most sensitive.
+numbers (and without the shift: :func:`shifted_moments` says why): they are exactly zero
+in every window where the two images are identical and accurate where they are close,
+which is where SSIM distances are small and most sensitive.
 """
 
 from __future__ import annotations
@@ -87,8 +88,14 @@ def window_sums_transpose(g, taps, stride, height, width, xp):
     return out
 
 
-def shifted_moments(a, config: SSIMConfig, xp):
-    """Local moments of ``a`` shifted by its global mean (per image and channel).
+def shifted_moments(a, config: SSIMConfig, xp, shift=True):
+    """Local moments of ``a``, computed on ``a`` shifted by its global mean (per image and
+    channel) when ``shift`` is true.
+
+    The shift removes the cancellation a large common offset causes in
+    ``E[a^2] - E[a]^2``. Difference images ``d = x - y`` are not shifted: their values are
+    bounded by the data range, so the cancellation is at most ``eps L^2``, below ``c2`` by
+    ``k2^2``; unshifted, the moments are exactly 0 in every window where ``d`` is 0.
 
     Returns
     -------
@@ -98,17 +105,17 @@ def shifted_moments(a, config: SSIMConfig, xp):
         Local weighted mean of ``a0`` (``mu = m0 + shift``).
     var : array (..., Ho, Wo, C)
         Normalised local variance, clipped at 0.
-    shift : array (..., 1, 1, C)
+    shift : array (..., 1, 1, C), or 0.0 when ``shift`` is false
     """
     taps, stride = config.taps(), config.stride
-    shift = xp.mean(a, axis=(-3, -2), keepdims=True)
-    a0 = a - shift
+    offset = xp.mean(a, axis=(-3, -2), keepdims=True) if shift else 0.0
+    a0 = a - offset if shift else a
     m0 = window_sums(a0, taps, stride)
     var = xp.clip(window_sums(a0 * a0, taps, stride) - m0 * m0, min=0.0)
-    return a0, m0, var * config.covariance_factor(), shift
+    return a0, m0, var * config.covariance_factor(), offset
 
 
-def image_moments(a, config: SSIMConfig, xp):
+def image_moments(a, config: SSIMConfig, xp, shift=True):
     """Local mean and (normalised) variance of each image.
 
     Parameters
@@ -119,10 +126,11 @@ def image_moments(a, config: SSIMConfig, xp):
     -------
     mu, var : arrays (..., Ho, Wo, C)
         ``mu = sum_k w_k a_k``; ``var = f * sum_k w_k (a_k - mu)^2`` with ``f`` the
-        config's covariance factor. Applied to a difference image ``d = x - y`` this
-        gives ``mu_x - mu_y`` and ``sigma_x^2 + sigma_y^2 - 2 sigma_xy``, both exactly 0
-        when the two images are identical.
+        config's covariance factor. Applied to a difference image ``d = x - y`` (with
+        ``shift=False``, see :func:`shifted_moments`) this gives ``mu_x - mu_y`` and
+        ``sigma_x^2 + sigma_y^2 - 2 sigma_xy``, both exactly 0 in every window where the
+        two images are identical.
     """
-    _, m0, var, shift = shifted_moments(a, config, xp)
-    return m0 + shift, var
+    _, m0, var, offset = shifted_moments(a, config, xp, shift)
+    return m0 + offset, var
 

@@ -37,7 +37,7 @@ def pair_defects(x, y, config, xp):
     """``(t1, t2)`` maps ``(..., Ho, Wo, C)`` for images ``(..., H, W, C)`` (trusted)."""
     mu_x, var_x = image_moments(x, config, xp)
     mu_y, var_y = image_moments(y, config, xp)
-    mean_d, var_d = image_moments(x - y, config, xp)
+    mean_d, var_d = image_moments(x - y, config, xp, shift=False)
     c1, c2 = config.constants()
     return defects(mu_x, var_x, mu_y, var_y, mean_d, var_d, c1, c2)
 

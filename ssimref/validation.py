@@ -11,7 +11,8 @@ import math
 from .backend import as_array, float_dtype, namespace
 from .config import SSIMConfig
 
-__all__ = ["check_images", "check_stacks", "check_kind", "infer_data_range", "KINDS"]
+__all__ = ["check_images", "check_stacks", "check_kind", "check_matrix", "infer_data_range",
+           "KINDS"]
 
 KINDS = ("eq1", "eq1-uncentered", "eq2")
 
@@ -130,3 +131,38 @@ def check_stacks(X, Y, config: SSIMConfig, names=("X", "Y")):
 def _as_channels_last(a, xp, work):
     a = xp.astype(a, work)
     return xp.expand_dims(a, axis=-1) if a.ndim == 2 else a
+
+
+def check_matrix(M, name="D", *, square=True, symmetric=False, nonnegative=False,
+                 symmetry_rtol=1e-10):
+    """Validate a real matrix (distances or a kernel).
+
+    Returns ``(xp, M)`` with ``M`` converted to the namespace's float64. A ``symmetric``
+    matrix whose asymmetry is within ``symmetry_rtol`` of its largest entry is returned
+    exactly symmetrised, ``(M + M^T) / 2``; a larger asymmetry is an error.
+    """
+    M = as_array(M)
+    xp = namespace(M)
+    _check_dtype(M, name, xp)
+    if M.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix, got shape {tuple(M.shape)}")
+    if math.prod(M.shape) == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(M.shape)})")
+    if square and M.shape[0] != M.shape[1]:
+        raise ValueError(f"{name} must be square (n x n), got shape {tuple(M.shape)}")
+    M = xp.astype(M, xp.float64)
+    if not bool(xp.all(xp.isfinite(M))):
+        raise ValueError(f"{name} contains NaN or Inf; recompute it from finite data")
+    if nonnegative and bool(xp.any(M < 0)):
+        raise ValueError(f"{name} has negative entries (smallest {float(xp.min(M)):g}); "
+                         "distances are >= 0: pass distances, not similarities or kernels")
+    if symmetric:
+        scale = float(xp.max(xp.abs(M)))
+        gap = float(xp.max(xp.abs(M - M.T)))
+        if gap > symmetry_rtol * scale:
+            raise ValueError(f"{name} must be symmetric; max |{name} - {name}^T| = {gap:.3g} "
+                             f"(largest entry {scale:.3g}). Symmetrise it with "
+                             f"({name} + {name}.T) / 2 if the asymmetry is round-off")
+        if gap > 0:
+            M = (M + M.T) / 2.0
+    return xp, M

@@ -79,3 +79,19 @@ def test_large_offset_does_not_cancel(rng):
     _, s2 = ssimref.ssim_components(x, y, data_range=1.0)
     _, s2_shifted = ssimref.ssim_components(x + 1e6, y + 1e6, data_range=1.0)
     np.testing.assert_allclose(s2_shifted, s2, rtol=0, atol=1e-8)
+
+
+def test_images_equal_on_every_window_are_at_distance_exactly_zero(rng):
+    # Stride 3 with 2x2 windows leaves every third row and column outside all windows:
+    # images that differ only there are identical as far as SSIM can see.
+    config = SSIMConfig(window="uniform", size=2, stride=3, data_range=255)
+    x = rng.random((8, 8)) * 255
+    y = x.copy()
+    y[2::3, :] = rng.random((2, 8)) * 255
+    y[:, 2::3] = 7.0
+    for kind in ("eq1", "eq1-uncentered", "eq2"):
+        assert ssimref.distance(x, y, kind, config) == 0.0
+        D = ssimref.distance_matrix(np.stack([x, y, x * 0.5]), kind=kind, config=config)
+        assert D[0, 1] == 0.0 and D[0, 2] > 0
+        _, dx, dy = ssimref.paired_distance_and_grad(x[None], y[None], kind, config)
+        assert np.all(dx == 0) and np.all(dy == 0)

@@ -11,15 +11,17 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_python_example_runs(capsys):
-    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     namespace = {}
-    exec(compile(block, str(README), "exec"), namespace)
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)
     assert namespace["D"].shape == (500, 500)
     assert namespace["s1"].shape == (6, 6)
     printed = [float(v) for v in capsys.readouterr().out.split()]
     X, cfg = namespace["X"], namespace["cfg"]
     assert printed[0] == pytest.approx(oracle.ssim(X[0], X[1], cfg), rel=1e-12)
     assert printed[1] == pytest.approx(oracle.distance(X[0], X[1], cfg, "eq1"), rel=1e-12)
+    assert printed[2] > 0.94  # SSIM-kernel SVC on the last 797 digits; measured 0.954
 
 
 def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():

@@ -1,0 +1,186 @@
+"""Double centring of distance matrices: the SSIM kernel ``K = -1/2 H D^p H``.
+
+With ``H = I - (1/n) 1 1^T`` and a distance matrix ``D`` of ``n`` points,
+
+    K = -1/2 H (D^p) H,     D^p the element-wise power,
+
+is the Gram matrix of the points' feature vectors centred at their mean whenever ``D^p``
+is of negative type (Schoenberg 1935): ``p = 1`` is the SSIM kernel of the paper
+(Ghojogh, Karray, Crowley, ICIAR 2020, Section 2; its authors' code does the same),
+``p = 2`` is classical multidimensional scaling (Torgerson 1952; Gower 1966). Every SSIM
+distance of this library is a Hilbert-space distance, so any ``0 < p <= 2`` gives a
+positive semidefinite ``K`` (docs/theory.md).
+
+Element-wise, with ``A = -1/2 D^p``, row means ``m_i`` and grand mean ``g``::
+
+    K_ij = A_ij - m_i - m_j + g.
+
+Out of sample (Bengio, Paiement, Vincent, Delalleau, Le Roux, Ouimet, "Out-of-sample
+extensions for LLE, Isomap, MDS, Eigenmaps, and spectral clustering", NIPS 2003 / Neural
+Computation 16(10), 2004, Eq. (10)): a new point ``x`` against the training points
+``x_1..x_n``, with ``a(x, x_i) = -1/2 d(x, x_i)^p``, is centred with the *training*
+statistics::
+
+    K(x, x_i) = a(x, x_i) - 1/n sum_j a(x, x_j) - m_i + g.
+
+This is what :class:`sklearn.preprocessing.KernelCenterer` computes when fitted on the
+training block ``A`` and applied to the test block, so it is reused here.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..backend import namespace, to_numpy
+from ..validation import check_matrix
+
+__all__ = ["double_center", "center_out_of_sample", "negative_half_power", "check_power",
+           "double_center_inplace", "training_centerer"]
+
+#: Rows per block when centring in place (bounds the temporary memory of a memmap pass).
+_BLOCK_BYTES = 64 * 2**20
+
+
+def check_power(power) -> float:
+    """Validate the exponent ``p`` of ``D^p``: a real number in (0, 2]."""
+    try:
+        value = float(power)
+    except (TypeError, ValueError):
+        raise TypeError(f"power must be a number in (0, 2], got {power!r}") from None
+    if isinstance(power, bool) or not math.isfinite(value) or not 0 < value <= 2:
+        raise ValueError(f"power must be in (0, 2] (1: the paper's SSIM kernel, 2: classical "
+                         f"MDS), got {power!r}; outside that range -1/2 H D^p H need not be "
+                         "positive semidefinite")
+    return value
+
+
+def negative_half_power(D, power, *, squared=False):
+    """``-1/2 D^p`` element-wise (trusted input; same array library as ``D``).
+
+    With ``squared=True``, ``D`` holds squared distances and ``-1/2 (D)^(p/2)`` is
+    returned: powers of squared distances skip a square root (``p = 2`` is exact).
+    """
+    if squared:
+        if power == 2:
+            return -0.5 * D
+        return -0.5 * (D ** (power / 2.0))
+    if power == 1:
+        return -0.5 * D
+    if power == 2:
+        return -0.5 * (D * D)
+    return -0.5 * (D ** power)
+
+
+def double_center_inplace(A, xp=None):
+    """Replace the symmetric matrix ``A`` by ``H A H`` in place, row block by row block.
+
+    ``K_ij = (A_ij + g) - (m_i + m_j)`` with the row means ``m`` and their mean ``g``:
+    every term is symmetric in ``i, j``, so the result is exactly symmetric. Works on
+    NumPy memmaps (one block of rows in memory at a time) and on any array-API array
+    that supports slice assignment. Returns ``A``. ``xp``: the namespace of ``A`` (looked
+    up when None).
+    """
+    xp = namespace(A) if xp is None else xp
+    n = A.shape[0]
+    rows = max(1, min(n, _BLOCK_BYTES // (8 * n)))
+    blocks = [(i, min(i + rows, n)) for i in range(0, n, rows)]
+    m = xp.concat([xp.mean(A[i:j, :], axis=1) for i, j in blocks])
+    g = xp.mean(m)
+    for i, j in blocks:
+        A[i:j, :] = (A[i:j, :] + g) - (m[i:j, None] + m[None, :])
+    return A
+
+
+def double_center(D, power=1):
+    """The double-centred kernel ``K = -1/2 H D^p H`` of a distance matrix.
+
+    Parameters
+    ----------
+    D : array_like, shape (n, n)
+        Symmetric, non-negative distances with zero diagonal, e.g. from
+        :func:`ssimref.distance_matrix` (unsquared). Any array-API array (NumPy, CuPy,
+        ...). An asymmetry within 1e-10 of the largest entry is symmetrised away.
+    power : float in (0, 2], default 1
+        ``p``: 1 is the paper's SSIM kernel, 2 is classical MDS (``-1/2 H (D∘D) H``).
+
+    Returns
+    -------
+    K : array, shape (n, n), float64
+        Exactly symmetric; every row and column sums to 0 up to round-off
+        (``|sum| <= n * eps * max|K|``), so ``K 1 = 0``.
+
+    Notes
+    -----
+    ``H = I - (1/n) 1 1^T``. For Euclidean distances of points ``z_i`` and ``p = 2``,
+    ``K = (Z - mean Z)(Z - mean Z)^T``: the Gram matrix of the centred points.
+
+    References
+    ----------
+    Ghojogh, Karray, Crowley, ICIAR 2020, Section 2 (``K = -1/2 H D H``); Torgerson,
+    Psychometrika 17, 1952; Gower, Biometrika 53, 1966.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ssimref.kernels import double_center
+    >>> z = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    >>> D = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).sum(-1))
+    >>> K = double_center(D, power=2)
+    >>> zc = z - z.mean(axis=0)
+    >>> bool(np.allclose(K, zc @ zc.T)), bool((K == K.T).all())
+    (True, True)
+    """
+    power = check_power(power)
+    xp, D = check_matrix(D, "D", square=True, symmetric=True, nonnegative=True)
+    return double_center_inplace(negative_half_power(D, power), xp)
+
+
+def center_out_of_sample(D_test, D_train, power=1):
+    """Kernel of new points against the training points, centred with the training
+    statistics (Bengio et al. 2004).
+
+    Parameters
+    ----------
+    D_test : array_like, shape (m, n)
+        Distances from ``m`` new points to the ``n`` training points.
+    D_train : array_like, shape (n, n)
+        Distances among the training points (symmetric, as for :func:`double_center`).
+    power : float in (0, 2], default 1
+
+    Returns
+    -------
+    K_test : numpy.ndarray, shape (m, n), float64
+        ``K(x, x_i) = a(x, x_i) - 1/n sum_j a(x, x_j) - m_i + g`` with
+        ``a = -1/2 d^p``, ``m_i`` the training row means of ``a`` and ``g`` their mean.
+        For ``D_test = D_train`` this equals ``double_center(D_train, power)`` up to
+        round-off.
+
+    Notes
+    -----
+    Computed by :class:`sklearn.preprocessing.KernelCenterer` fitted on
+    ``-1/2 D_train^p``; NumPy arrays (other array libraries are copied to the host).
+    The authors' public code omits the ``- m_i`` term (REFERENCE.md section 4), which
+    shifts every test kernel column by the training column means.
+
+    References
+    ----------
+    Bengio, Paiement, Vincent, Delalleau, Le Roux, Ouimet, Neural Computation 16(10), 2004.
+    """
+    power = check_power(power)
+    _, D_train = check_matrix(D_train, "D_train", square=True, symmetric=True,
+                              nonnegative=True)
+    _, D_test = check_matrix(D_test, "D_test", square=False, nonnegative=True)
+    if D_test.shape[1] != D_train.shape[0]:
+        raise ValueError(f"D_test must have one column per training point: got shape "
+                         f"{tuple(D_test.shape)} against {D_train.shape[0]} training points")
+    centerer = training_centerer(negative_half_power(D_train, power))
+    return centerer.transform(to_numpy(negative_half_power(D_test, power)), copy=False)
+
+
+def training_centerer(A_train):
+    """A :class:`sklearn.preprocessing.KernelCenterer` fitted on the training block
+    ``A_train = -1/2 D_train^p`` (before centring); its ``transform`` applies the
+    out-of-sample formula of the module docstring to a test block ``-1/2 D_test^p``."""
+    from sklearn.preprocessing import KernelCenterer
+
+    return KernelCenterer().fit(to_numpy(A_train))

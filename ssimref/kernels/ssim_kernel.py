@@ -1,0 +1,323 @@
+"""The SSIM kernel ``K = -1/2 H D^p H`` from images, as a function and as a scikit-learn
+transformer.
+
+``D`` is the all-pairs SSIM distance matrix of :func:`ssimref.distance_matrix`
+(``D(i, j) = ||D'_ij||_F``, Ghojogh, Karray, Crowley, ICIAR 2020, Section 2); centring
+and its out-of-sample form are in :mod:`ssimref.kernels.centering`. The kernel is
+positive semidefinite for every ``0 < p <= 2`` (docs/theory.md), so it can be handed to
+any kernel method that accepts a precomputed kernel: ``SVC(kernel="precomputed")``,
+``KernelPCA(kernel="precomputed")``, ``SpectralClustering(affinity="precomputed")``
+(after making it non-negative), kernel ridge regression.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ..backend import to_numpy
+from ..config import resolve_config
+from ..pairwise import distance_matrix
+from ..validation import check_kind, infer_data_range
+from .centering import (check_power, double_center_inplace, negative_half_power,
+                        training_centerer)
+from .psd import DEFAULT_PSD_TOL, REPAIRS, repair, spectrum_report, warn_if_indefinite
+
+__all__ = ["ssim_kernel", "SSIMKernel"]
+
+
+def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, backend="auto",
+                working_memory=None, progress=False, **conventions):
+    """The SSIM kernel of a set of images: ``K = -1/2 H D^p H``.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, H, W) or (n, H, W, C)
+        Images, channels last (any array-API array when ``Y`` is None).
+    Y : array_like, shape (m, H, W) or (m, H, W, C), optional
+        Training images. When given, the result is the kernel of the rows of ``X``
+        against the training set ``Y``, centred with ``Y``'s statistics (the
+        out-of-sample formula of :func:`ssimref.kernels.center_out_of_sample`):
+        ``ssim_kernel(X_test, X_train)`` equals
+        ``SSIMKernel(...).fit(X_train).transform(X_test)``. To compare two samples
+        (MMD), pass their concatenation as ``X`` instead: centring must be pooled.
+    kind : {"eq2", "eq1", "eq1-uncentered"}, default "eq2"
+        The per-window SSIM distance (:mod:`ssimref.distances`).
+    power : float in (0, 2], default 1
+        ``p``; 1 is the paper's kernel, 2 classical MDS.
+    config : SSIMConfig, optional
+        Conventions; keyword overrides (``data_range=255``, ``window="uniform"``, ...).
+    backend, working_memory, progress
+        Passed to :func:`ssimref.distance_matrix`.
+
+    Returns
+    -------
+    K : array, shape (n, n) (X's array library) or (n, m) (NumPy), float64
+        For ``Y`` None: exactly symmetric, rows summing to 0, PSD up to round-off.
+
+    References
+    ----------
+    Ghojogh, Karray, Crowley, ICIAR 2020, Section 2; Bengio et al., Neural Computation
+    16(10), 2004 (out-of-sample centring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ssimref.kernels import ssim_kernel
+    >>> X = np.random.default_rng(0).integers(0, 256, size=(6, 12, 12), dtype=np.uint8)
+    >>> K = ssim_kernel(X, kind="eq2", window="uniform", size=5)
+    >>> K.shape, bool((K == K.T).all()), bool(np.allclose(K.sum(axis=1), 0))
+    ((6, 6), True, True)
+    """
+    power = check_power(power)
+    check_kind(kind)
+    config = resolve_config(config, **conventions)
+    options = dict(kind=kind, config=config, squared=True, backend=backend,
+                   working_memory=working_memory, progress=progress)
+    if Y is None:
+        D2 = distance_matrix(X, **options)
+        return double_center_inplace(negative_half_power(D2, power, squared=True))
+    centerer = training_centerer(negative_half_power(distance_matrix(Y, **options), power,
+                                                     squared=True))
+    D2 = distance_matrix(X, Y, **options)
+    return centerer.transform(to_numpy(negative_half_power(D2, power, squared=True)),
+                              copy=False)
+
+
+_CONVENTIONS = ("window", "size", "sigma", "stride", "data_range", "k1", "k2", "covariance")
+
+
+class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Images to SSIM kernel, as a scikit-learn transformer.
+
+    ``fit_transform(X_train)`` returns the ``n x n`` kernel ``-1/2 H D^p H`` of the
+    training images; ``transform(X_test)`` returns the ``m x n`` kernel of new images
+    against the training images, centred with the training statistics (Bengio et al.
+    2004). Put it in front of any estimator that takes a precomputed kernel::
+
+        make_pipeline(SSIMKernel(data_range=16, window="uniform", size=3),
+                      SVC(kernel="precomputed"))
+
+    Parameters
+    ----------
+    kind : {"eq2", "eq1", "eq1-uncentered"}, default "eq2"
+        The per-window SSIM distance (:mod:`ssimref.distances`).
+    power : float in (0, 2], default 1
+        ``p`` in ``D^p``: 1 is the paper's SSIM kernel, 2 classical MDS.
+    config : SSIMConfig, optional
+        Conventions; the fields below override it when not None.
+    repair : {None, "clip", "flip", "shift"}, default None
+        What to do when the training kernel is indefinite beyond round-off (which the
+        theory rules out for SSIM distances): None warns with
+        :class:`~ssimref.kernels.IndefiniteKernelWarning` and leaves the kernel as it is;
+        otherwise :func:`~ssimref.kernels.repair_psd`'s method, with test rows mapped
+        consistently (Chen et al., JMLR 2009).
+    backend : {"auto", "reference", "numba", "cupy"}, default "auto"
+        Engine of :func:`ssimref.distance_matrix`.
+    image_shape : tuple (H, W) or (H, W, C), optional
+        Shape of one image when ``X`` is given flat, ``(n_samples, H * W [* C])``
+        (scikit-learn's 2-D convention; rows are reshaped in C order, channels last).
+        Not needed for ``X`` of shape ``(n, H, W)`` or ``(n, H, W, C)``; if given it
+        must match.
+    check_psd : bool, default True
+        Compute the training kernel's spectrum at fit (an ``O(n^3)`` eigenvalue
+        decomposition) to warn about, or repair, indefiniteness. ``repair`` implies it.
+    working_memory : float, optional
+        MiB per tile of :func:`ssimref.distance_matrix`.
+    window, size, sigma, stride, data_range, k1, k2, covariance : optional
+        Fields of :class:`ssimref.SSIMConfig` (None: the config's value). ``data_range``
+        is required for floating-point images (16 for scikit-learn's digits); for
+        integer images it is inferred from the training dtype at fit.
+
+    Attributes
+    ----------
+    X_fit_ : ndarray, shape (n, H, W) or (n, H, W, C)
+        The training images (needed for out-of-sample kernels).
+    image_shape_ : tuple
+        Shape of one image.
+    config_ : SSIMConfig
+        The conventions used, data range included.
+    power_ : float
+    centerer_ : sklearn.preprocessing.KernelCenterer
+        Fitted on ``-1/2 D_train^p``; centres test blocks with the training statistics.
+    psd_report_ : PSDReport or None
+        Spectrum of the training kernel before any repair (None with
+        ``check_psd=False`` and no repair).
+    repair_map_ : ndarray (n, n) or None
+        Matrix applied to test rows after a "clip" or "flip" repair.
+    n_features_in_ : int
+        Values per image, ``H * W * C``.
+
+    Notes
+    -----
+    ``transform(X_train)`` equals ``fit_transform(X_train)`` up to round-off (the latter
+    is exactly symmetric). Centring does not change an SVC's decision function (a
+    translation in feature space), and ``KernelPCA(kernel="precomputed")`` centres again,
+    which is idempotent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.svm import SVC
+    >>> from ssimref.kernels import SSIMKernel
+    >>> X, y = load_digits(return_X_y=True)
+    >>> model = make_pipeline(
+    ...     SSIMKernel(image_shape=(8, 8), data_range=16, window="uniform", size=3),
+    ...     SVC(kernel="precomputed"))
+    >>> float(model.fit(X[:300], y[:300]).score(X[300:400], y[300:400])) > 0.9
+    True
+    """
+
+    def __init__(self, kind="eq2", power=1, config=None, repair=None, backend="auto", *,
+                 image_shape=None, check_psd=True, working_memory=None, window=None,
+                 size=None, sigma=None, stride=None, data_range=None, k1=None, k2=None,
+                 covariance=None):
+        self.kind = kind
+        self.power = power
+        self.config = config
+        self.repair = repair
+        self.backend = backend
+        self.image_shape = image_shape
+        self.check_psd = check_psd
+        self.working_memory = working_memory
+        self.window = window
+        self.size = size
+        self.sigma = sigma
+        self.stride = stride
+        self.data_range = data_range
+        self.k1 = k1
+        self.k2 = k2
+        self.covariance = covariance
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None):
+        """Keep the training images and the centring statistics of their kernel.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, H, W), (n, H, W, C) or (n, H * W [* C])
+            Training images (flat rows need ``image_shape``).
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit, and return the training kernel ``-1/2 H D^p H``, shape (n, n),
+        exactly symmetric (repaired if ``repair`` is set and it was indefinite)."""
+        return self._fit(X)
+
+    def transform(self, X):
+        """Kernel of new images against the training images, shape (m, n_train).
+
+        Centred with the training statistics:
+        ``K(x, x_i) = a(x, x_i) - 1/n sum_j a(x, x_j) - m_i + g``, ``a = -1/2 d^p``.
+        """
+        check_is_fitted(self, "centerer_")
+        images = self._images(X, reset=False)
+        D2 = distance_matrix(images, self.X_fit_, kind=self.kind, config=self.config_,
+                             squared=True, backend=self.backend,
+                             working_memory=self.working_memory)
+        K = self.centerer_.transform(negative_half_power(D2, self.power_, squared=True),
+                                     copy=False)
+        if self.repair_map_ is not None:
+            K = K @ self.repair_map_
+        return K
+
+    def _fit(self, X):
+        power = check_power(self.power)
+        check_kind(self.kind)
+        if self.repair is not None and self.repair not in REPAIRS:
+            raise ValueError(f"repair must be None or one of {REPAIRS}, got {self.repair!r}")
+        if not isinstance(self.check_psd, (bool, np.bool_)):
+            raise TypeError(f"check_psd must be True or False, got {self.check_psd!r}")
+        config = resolve_config(self.config, **{name: getattr(self, name)
+                                                for name in _CONVENTIONS})
+        images = self._images(X, reset=True)
+        config = infer_data_range(config, [images], names=("X",))
+        D2 = distance_matrix(images, kind=self.kind, config=config, squared=True,
+                             backend=self.backend, working_memory=self.working_memory)
+        A = negative_half_power(D2, power, squared=True)
+        centerer = training_centerer(A)
+        K = double_center_inplace(A)
+
+        report, right_map = None, None
+        if self.check_psd or self.repair is not None:
+            report = spectrum_report(K, DEFAULT_PSD_TOL)
+            if not report.is_psd:
+                if self.repair is None:
+                    warn_if_indefinite(report, "training SSIM kernel", stacklevel=4)
+                else:
+                    K, right_map = repair(K, self.repair)
+
+        self.X_fit_ = images
+        self.config_ = config
+        self.power_ = power
+        self.centerer_ = centerer
+        self.psd_report_ = report
+        self.repair_map_ = right_map
+        self._n_features_out = K.shape[0]
+        return K
+
+    # --------------------------------------------------------------- validation
+    def _images(self, X, reset):
+        """``X`` as a stack ``(n, H, W[, C])``; sets or checks the image shape."""
+        X = check_array(X, allow_nd=True, dtype="numeric")
+        given = self._check_image_shape()
+        if X.ndim == 2:
+            shape = given if reset else (given or self.image_shape_)
+            if shape is None:
+                raise ValueError(
+                    f"X is 2-D, shape {X.shape}: scikit-learn's (n_samples, n_features) "
+                    "layout needs image_shape=(H, W) or (H, W, C) to turn rows into "
+                    "images (e.g. image_shape=(8, 8) for load_digits().data); or pass "
+                    "images of shape (n, H, W[, C])")
+            features = math.prod(shape)
+            expected = features if reset else self.n_features_in_
+            if X.shape[1] != expected:
+                raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
+                                 f"is expecting {expected} features as input (images of "
+                                 f"shape {tuple(shape)}, flattened)")
+            X = X.reshape((X.shape[0], *shape))
+        elif X.ndim in (3, 4):
+            if given is not None and tuple(X.shape[1:]) != given:
+                raise ValueError(f"X holds images of shape {tuple(X.shape[1:])} but "
+                                 f"image_shape={given}; drop image_shape or make it match")
+        else:
+            raise ValueError(f"X must have shape (n, H, W), (n, H, W, C) or flat "
+                             f"(n, H*W[*C]) with image_shape, got shape {X.shape}")
+        if reset:
+            self.image_shape_ = tuple(X.shape[1:])
+            self.n_features_in_ = math.prod(self.image_shape_)
+        elif tuple(X.shape[1:]) != self.image_shape_:
+            raise ValueError(f"X holds images of shape {tuple(X.shape[1:])}, but "
+                             f"{type(self).__name__} was fitted on images of shape "
+                             f"{self.image_shape_}")
+        return X
+
+    def _check_image_shape(self):
+        shape = self.image_shape
+        if shape is None:
+            return None
+        ok = (isinstance(shape, (tuple, list)) and len(shape) in (2, 3)
+              and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+                      for v in shape))
+        if not ok:
+            raise ValueError(f"image_shape must be a tuple (H, W) or (H, W, C) of positive "
+                             f"integers, got {shape!r}")
+        return tuple(int(v) for v in shape)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
