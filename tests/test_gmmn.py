@@ -13,19 +13,50 @@ from ssimref import SSIMConfig
 from ssimref.cli import main
 from ssimref.gmmn.mlp import MLP
 
-from . import gmmn_standins
+from ssimref.kernels.differentiable import RBFMixture, SSIMDistanceKernel
 
+from . import direct_mmd
 
-@pytest.fixture(autouse=True)
-def mmd_pieces(monkeypatch):
-    gmmn_standins.install(monkeypatch)
+SSIM_CONFIG = SSIMConfig(size=5, data_range=1.0)
 
 
 def _kernels():
-    from ssimref.kernels.differentiable import RBFMixture, SSIMDistanceKernel
-    ssim = SSIMDistanceKernel(kind="eq2", power=1,
-                              config=SSIMConfig(size=5, data_range=1.0))
-    return RBFMixture(variances=(0.5, 2.0, 8.0)), ssim
+    return (RBFMixture(variances=(0.5, 2.0, 8.0)),
+            SSIMDistanceKernel(kind="eq2", power=1, config=SSIM_CONFIG))
+
+
+@pytest.mark.parametrize("kernel_name", ["rbf", "ssim"])
+@pytest.mark.parametrize("space", ["data", "code"])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_gmmn_loss_matches_direct_formulas(kernel_name, space, conditional, rng):
+    """The model hands the right arrays to MMD/CMMD: its loss equals the direct O(n^2)
+    formulas (biased MMD^2; CMMD^2 in the one-hot closed form) on its own outputs."""
+    from ssimref.gmmn.model import GMMN
+    on_images = kernel_name == "ssim"
+    kernel = _kernels()[on_images]
+    local = direct_mmd.LocalSSIMDistanceKernel("eq2", 1, SSIM_CONFIG) if on_images else \
+        direct_mmd.LocalRBFMixture((0.5, 2.0, 8.0))
+    decoder = None
+    if space == "code":
+        decoder = MLP.from_sizes([3, 6, 64], hidden="relu", output="sigmoid")
+        decoder.init(np.random.default_rng(1))
+    model = GMMN(kernel, noise_dim=2, hidden=(5,), out_dim=3 if decoder else 64,
+                 kernel_on_images=on_images, decoder=decoder,
+                 n_classes=3 if conditional else 0)
+    model.init(np.random.default_rng(2), np)
+    n = 9
+    z = model.prior(rng, n)
+    labels = np.arange(n) % 3 if conditional else None
+    target = rng.random((n, 8, 8)) if on_images else rng.random((n, 3 if decoder else 64))
+    loss, mmd2, _ = model.loss_and_grad(z, target, np, labels)
+    seen, _ = model.kernel_input(model.generate(z, np, labels), np)
+    if conditional:
+        expected = direct_mmd.local_cmmd2_and_grad(seen, target, labels, local)[0]
+    else:
+        expected = direct_mmd.local_mmd2(seen, target, local)
+    assert seen.shape == target.shape
+    assert mmd2 == pytest.approx(expected, rel=1e-10)
+    assert loss == pytest.approx(np.sqrt(expected), rel=1e-10)
 
 
 def central_difference_subset(f, x, rng, count, h=1e-6):

@@ -35,8 +35,10 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..io import save_json
+from ..kernels.differentiable import RBFMixture, SSIMDistanceKernel
 from ..pairwise import distance_matrix
 from .data import load_digit_splits
+from .mmd import mmd2
 from .train import TrainConfig, load_run, ssim_config
 
 __all__ = ["parzen_log_likelihood", "select_parzen_sigma", "nearest_ssim", "evaluate_samples",
@@ -102,7 +104,6 @@ def _classifier(dataset):
 
 
 def _mmd2(X, Y, kernel):
-    from .mmd import mmd2
     return float(mmd2(X, Y, kernel, estimator="unbiased"))
 
 
@@ -127,7 +128,6 @@ def evaluate_samples(samples, splits, *, labels=None, parzen_centers=None, datas
     -------
     dict of floats
     """
-    from ..kernels.differentiable import RBFMixture, SSIMDistanceKernel
     defaults = TrainConfig()
     ssim = ssim or ssim_config(defaults)
     rbf_variances = rbf_variances or defaults.rbf_variances

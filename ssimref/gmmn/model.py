@@ -23,11 +23,11 @@ through the decoder (its parameters fixed) into the generator.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from .cmmd import cmmd2_and_grad
 from .mlp import MLP
+from .mmd import mmd2_and_grad
 
 __all__ = ["GMMN", "Autoencoder", "LOSSES"]
 
@@ -197,25 +197,20 @@ class GMMN:
         grads : dict[str, array]
             Keys of ``generator.params``.
         """
-        from .mmd import mmd2_and_grad
         inputs = self._inputs(z, labels, xp)
         outputs, tape = self.generator.forward(inputs, xp)
         X, decoder_tape = self.kernel_input(outputs, xp)
+        root = self.loss == "sqrt"
         if self.conditional:
-            from .cmmd import cmmd2_and_grad
-            conditions = xp.asarray(np.asarray(labels))
-            value, dX = cmmd2_and_grad(X, target, conditions, self.kernel,
-                                       condition_kernel="delta", lam=self.lam)
+            loss, dX = cmmd2_and_grad(X, target, np.asarray(labels), self.kernel,
+                                      condition_kernel="delta", lam=self.lam, sqrt=root)
         else:
-            value, dX = mmd2_and_grad(X, target, self.kernel, estimator=self.estimator)
-        value = float(value)
-        loss, scale = value, 1.0
-        if self.loss == "sqrt":
-            # d sqrt(v) = dv / (2 sqrt(v)); at v <= 0 (possible for unbiased estimates)
-            # the loss is clamped to 0 and the gradient taken as 0.
-            loss = math.sqrt(max(value, 0.0))
-            scale = 0.5 / loss if loss > 0 else 0.0
-        g = xp.reshape(dX, (dX.shape[0], -1)) * scale
+            loss, dX = mmd2_and_grad(X, target, self.kernel, estimator=self.estimator,
+                                     sqrt=root)
+        # with sqrt=True the loss is sqrt(max(MMD^2, 0)) and its gradient is 0 at 0
+        loss = float(loss)
+        value = loss * loss if root else loss
+        g = xp.reshape(dX, (dX.shape[0], -1))
         if decoder_tape is not None:
             g, _ = self.decoder.backward(decoder_tape, g, xp, need_params=False)
         _, grads = self.generator.backward(tape, g, xp)

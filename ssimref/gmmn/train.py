@@ -28,9 +28,11 @@ from .. import __version__
 from ..backend import DEVICES, device_namespace, to_numpy
 from ..config import SSIMConfig
 from ..io import atomic_path, save_json
+from ..kernels.differentiable import RBFMixture, SSIMDistanceKernel
 from .checkpoint import CHECKPOINT_JSON, load_checkpoint, make_rng, rng_state, save_checkpoint
 from .data import DATASETS, load_digit_splits
 from .grid import save_grid
+from .mmd import mmd2
 from .model import LOSSES, GMMN, Autoencoder
 from .optim import make_optimizer
 
@@ -135,7 +137,6 @@ def ssim_config(config: TrainConfig) -> SSIMConfig:
 
 def build_kernel(config: TrainConfig):
     """The kernel object of a run and whether it acts on images (else on vectors)."""
-    from ..kernels.differentiable import RBFMixture, SSIMDistanceKernel
     if config.kernel == "ssim":
         return SSIMDistanceKernel(kind=config.ssim_kind, power=1,
                                   config=ssim_config(config)), True
@@ -437,8 +438,6 @@ def _targets(run, xp):
 def validation_mmd2(run, noise, labels):
     """Unbiased MMD^2 between generated images and the validation split, with the data
     space RBF mixture on pixel vectors (comparable across kernels and spaces)."""
-    from ..kernels.differentiable import RBFMixture
-    from .mmd import mmd2
     xp = run.xp
     samples = run.gmmn.sample_images(noise, xp, labels)
     X = xp.reshape(samples, (samples.shape[0], -1))

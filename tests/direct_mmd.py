@@ -1,8 +1,5 @@
-"""Small direct MMD/CMMD implementations used by the GMMN tests (independent of the
-library's tiled code): O(n^2) formulas of REFERENCE.md section 3, NumPy only."""
-
-import sys
-import types
+"""Direct O(n^2) MMD/CMMD formulas of REFERENCE.md section 3 (NumPy only), independent
+of the library's tiled weighted form: the GMMN tests check the models' losses with them."""
 
 import numpy as np
 
@@ -38,10 +35,6 @@ class LocalSSIMDistanceKernel:
 
     def distances(self, X, Y):
         return ssimref.distance_matrix(X, Y, self.kind, self.config)
-
-
-def _weights(n, m, estimator):
-    return np.full(n, 1.0 / n), np.full(m, -1.0 / m)
 
 
 def local_mmd2_and_grad(X, Y, kernel, estimator="biased", sqrt=False):
@@ -86,24 +79,3 @@ def local_cmmd2_and_grad(Y_gen, Y_data, conditions, kernel, condition_kernel="de
         grad[rows] = w * g
     return value, grad
 
-
-def install(monkeypatch):
-    """Put the local versions where the library imports its MMD pieces from, unless the
-    library has them already."""
-    try:
-        import ssimref.gmmn.mmd  # noqa: F401
-        import ssimref.gmmn.cmmd  # noqa: F401
-        import ssimref.kernels.differentiable  # noqa: F401
-        return False
-    except ImportError:
-        pass
-    mmd = types.ModuleType("ssimref.gmmn.mmd")
-    mmd.mmd2_and_grad, mmd.mmd2 = local_mmd2_and_grad, local_mmd2
-    cmmd = types.ModuleType("ssimref.gmmn.cmmd")
-    cmmd.cmmd2_and_grad = local_cmmd2_and_grad
-    kernels = types.ModuleType("ssimref.kernels.differentiable")
-    kernels.RBFMixture, kernels.SSIMDistanceKernel = LocalRBFMixture, LocalSSIMDistanceKernel
-    for name, module in (("ssimref.gmmn.mmd", mmd), ("ssimref.gmmn.cmmd", cmmd),
-                         ("ssimref.kernels.differentiable", kernels)):
-        monkeypatch.setitem(sys.modules, name, module)
-    return True
