@@ -246,6 +246,7 @@ def cmd_demo(args) -> int:
 
     run_demo(args.output, force=args.force, seed=args.seed, limit=args.limit,
              plots=not args.no_plots, progress=args.progress)
+    return 0
 
 MMD_KERNELS = ("ssim", "ssim-rbf", "mean-ssim", "rbf")
 
