@@ -433,8 +433,9 @@ def cmd_gmmn_experiment(args) -> int:
                              progress=not args.no_progress, force=args.force)
     from .gmmn.experiment import format_table
     print(format_table(results))
-    print(f"wall time {results['wall_seconds']:.0f} s; wrote {args.output}/results.json, "
-          "table.md, samples.png")
+    print(f"wall time {results['wall_seconds']:.0f} s ({results['runs_trained_in_this_call']} "
+          f"of {len(results['runs'])} runs trained in this call, the others only evaluated); "
+          f"wrote {args.output}/results.json, table.md, samples.png")
     return 0
 
 

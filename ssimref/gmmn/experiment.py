@@ -24,6 +24,7 @@ import numpy as np
 from .. import __version__
 from ..io import atomic_path, save_json
 from .checkpoint import CHECKPOINT_JSON
+from .data import load_digit_splits
 from .evaluate import METRICS, evaluate_run, reference_metrics
 from .grid import grid_image, save_panels
 from .train import TrainConfig, grid_samples, load_run, train
@@ -61,7 +62,7 @@ def run_experiment(out_dir, *, seeds=(0, 1, 2), steps=1000, batch=64, ae_steps=1
     base = base or TrainConfig()
     base = replace(base, steps=steps, batch=batch, ae_steps=ae_steps)
     started = time.perf_counter()
-    runs = []
+    runs, trained = [], 0
     for kernel, space, conditional in conditions:
         for seed in seeds:
             name = f"{condition_name(kernel, space, conditional)}-s{seed}"
@@ -71,8 +72,10 @@ def run_experiment(out_dir, *, seeds=(0, 1, 2), steps=1000, batch=64, ae_steps=1
             t0 = time.perf_counter()
             if force or not (run_dir / "config.json").exists():
                 train(run_dir, config, force=True, progress=progress)
+                trained += 1
             elif not _finished(run_dir, steps):
                 train(run_dir, config, resume=True, progress=progress)
+                trained += 1
             t1 = time.perf_counter()
             metrics = evaluate_run(run_dir, n=n_eval, parzen_samples=parzen_samples)
             t2 = time.perf_counter()
@@ -92,6 +95,7 @@ def run_experiment(out_dir, *, seeds=(0, 1, 2), steps=1000, batch=64, ae_steps=1
                "runs": runs, "reference": reference,
                "summary": summarise(runs, conditions),
                "wall_seconds": round(time.perf_counter() - started, 1),
+               "runs_trained_in_this_call": trained,
                "machine": {"platform": platform.platform(), "processor": platform.processor(),
                            "python": platform.python_version(), "numpy": np.__version__},
                "ssimref": __version__,
@@ -99,7 +103,7 @@ def run_experiment(out_dir, *, seeds=(0, 1, 2), steps=1000, batch=64, ae_steps=1
     save_json(out_dir / "results.json", results, force=True)
     with atomic_path(out_dir / "table.md", force=True) as tmp:
         tmp.write_text(format_table(results) + "\n")
-    _panels(out_dir, conditions, seeds[0])
+    _panels(out_dir, conditions, seeds[0], base.dataset)
     return results
 
 
@@ -176,7 +180,7 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def _panels(out_dir, conditions, seed):
+def _panels(out_dir, conditions, seed, base_dataset):
     panels = []
     for condition in conditions:
         name = condition_name(*condition)
@@ -185,4 +189,7 @@ def _panels(out_dir, conditions, seed):
             panels.append((name, grid_image(grid_samples(load_run(run_dir)), ncols=10,
                                             scale=3)))
     if panels:
+        splits = load_digit_splits(base_dataset)
+        panels.append(("real digits (test split)", grid_image(splits.test[:100], ncols=10,
+                                                               scale=3)))
         save_panels(out_dir / "samples.png", panels, columns=4, force=True)
