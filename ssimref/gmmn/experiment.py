@@ -89,7 +89,9 @@ def run_experiment(out_dir, *, seeds=(0, 1, 2), steps=1000, batch=64, ae_steps=1
                 f"mmd2_rbf {metrics['mmd2_rbf']:.4g}, mmd2_ssim {metrics['mmd2_ssim']:.4g}, "
                 f"parzen {metrics['parzen_ll']:.1f}")
     reference = reference_metrics(n=n_eval)
-    results = {"settings": dict(asdict(base), seeds=list(seeds), n_eval=n_eval,
+    shared = {k: v for k, v in asdict(base).items()
+              if k not in ("kernel", "space", "conditional", "seed")}
+    results = {"settings": dict(shared, seeds=list(seeds), n_eval=n_eval,
                                 parzen_samples=parzen_samples,
                                 conditions=[condition_name(*c) for c in conditions]),
                "runs": runs, "reference": reference,
