@@ -38,8 +38,8 @@ import numpy as np
 
 from ..backend import as_array, namespace, to_numpy
 from ..kernels.differentiable import bind_kernel
-from .mmd import (check_working_memory, constant_weights, matrix_weights, tile_side,
-                  weighted_form)
+from .mmd import (check_working_memory, constant_weights, matrix_weights, sqrt_loss,
+                  tile_side, weighted_form)
 
 __all__ = ["cmmd2", "cmmd2_and_grad", "cmmd_weights"]
 
@@ -213,9 +213,4 @@ def cmmd2_and_grad(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", 
     """
     value, dX = _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, True,
                       working_memory)
-    if sqrt:
-        if value > 0:
-            root = math.sqrt(value)
-            return root, dX * (0.5 / root)
-        return 0.0, dX * 0.0
-    return value, dX
+    return sqrt_loss(value, dX) if sqrt else (value, dX)

@@ -281,9 +281,14 @@ def mmd2_and_grad(X, Y, kernel, estimator="biased", *, sqrt=False, working_memor
         the module docstring.
     """
     value, dX = _mmd(X, Y, kernel, estimator, True, working_memory)
-    if sqrt:
-        if value > 0:
-            root = math.sqrt(value)
-            return root, dX * (0.5 / root)
-        return 0.0, dX * 0.0
-    return value, dX
+    return sqrt_loss(value, dX) if sqrt else (value, dX)
+
+
+def sqrt_loss(value, grad):
+    """``(sqrt(max(L, 0)), dL / (2 sqrt(L)))``, with the gradient 0 where ``L <= 0`` (an
+    estimate of ``MMD^2`` can be 0 or, unbiased, negative; the root has no finite
+    derivative there and the loss is at its floor)."""
+    if value > 0:
+        root = math.sqrt(value)
+        return root, grad * (0.5 / root)
+    return 0.0, grad * 0.0

@@ -46,6 +46,7 @@ from ..paired import _chunks
 from ..pairwise import (_bytes_per_pair, _symmetrise_diagonal_block, default_working_memory,
                         distance_matrix)
 from ..validation import _check_dtype, check_kind, check_stacks
+from .alternatives import median_heuristic
 
 __all__ = ["Kernel", "RBFMixture", "SSIMDistanceKernel", "SSIMRBFKernel", "MeanSSIMKernel",
            "bind_kernel"]
@@ -681,9 +682,8 @@ class SSIMRBFKernel(_SSIMKernel):
             pick = np.sort(np.random.default_rng(seed).choice(Z.shape[0], max_points,
                                                               replace=False))
             Z = xp.take(Z, xp.asarray(pick), axis=0)
-        D = to_numpy(distance_matrix(Z, None, kind, bound.config,
-                                     working_memory=bound._memory()))
-        med = float(np.median(D[np.triu_indices(D.shape[0], k=1)]))
+        med = median_heuristic(to_numpy(distance_matrix(Z, None, kind, bound.config,
+                                                        working_memory=bound._memory())))
         if not med > 0:
             raise ValueError("the median SSIM distance between the images is 0; give gamma "
                              "explicitly")
