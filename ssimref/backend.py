@@ -13,7 +13,7 @@ import array_api_compat
 from array_api_compat import array_namespace, is_array_api_obj, is_cupy_array, is_numpy_array
 
 __all__ = ["namespace", "as_array", "to_numpy", "is_numpy_array", "is_numpy_namespace",
-           "is_cupy_namespace", "float_dtype"]
+           "is_cupy_namespace", "float_dtype", "device_namespace", "DEVICES"]
 
 
 def as_array(a):
@@ -58,6 +58,31 @@ def float_dtype(xp, dtype):
     if name.endswith("float32"):
         return xp.float32
     raise TypeError(f"dtype must be float64 or float32, got {dtype!r}")
+
+
+DEVICES = ("cpu", "gpu")
+
+
+def device_namespace(device: str):
+    """The array namespace that computes on ``device``: NumPy for "cpu", CuPy for "gpu".
+
+    Raises
+    ------
+    ValueError
+        For an unknown device, or "gpu" without CuPy or a CUDA device.
+    """
+    if device == "cpu":
+        return namespace(np.empty(0))
+    if device != "gpu":
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            raise RuntimeError("no CUDA device")
+    except Exception as exc:  # ImportError, or CUDA errors without a driver or device
+        raise ValueError(f"device 'gpu' needs CuPy and a CUDA device ({exc}); install the "
+                         "'gpu' extra (cupy-cuda12x) or use device 'cpu'") from None
+    return namespace(cupy.empty(0))
 
 
 def to_numpy(a) -> np.ndarray:
