@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from .config import resolve_config
-from .moments import shifted_moments, window_sums_transpose
+from .moments import difference_moments, shifted_moments, window_sums_transpose
 from .pairwise import _bytes_per_pair, default_working_memory
 from .similarity import defects
 from .distances import squared_window_distance
@@ -72,7 +72,7 @@ class PairForward:
         c1, c2 = config.constants()
         self.x = shifted_moments(x, config, xp)
         self.y = shifted_moments(y, config, xp)
-        self.d = shifted_moments(x - y, config, xp, shift=False)
+        *self.d, self.agree = difference_moments(x - y, config, xp)
         self.mu_x = self.x[1] + self.x[3]
         self.mu_y = self.y[1] + self.y[3]
         self.mu_d = self.d[1] + self.d[3]
@@ -100,7 +100,10 @@ class PairForward:
         g_t1 = w * g1 * self.inv_a
         g_t2 = w * g2 * self.inv_b
         g_var = -g_t2 * self.t2
-        g_d = pixels(self.d, 2.0 * g_t1 * self.mu_d, g_t2)
+        # In windows where the images agree every derivative is exactly 0; the spread of
+        # g_t2 through the shifted difference would leave round-off there.
+        g_d = pixels(self.d, 2.0 * g_t1 * self.mu_d,
+                     xp.where(self.agree, xp.zeros_like(g_t2), g_t2))
         m_shape_x, m_shape_y = self.x[1].shape, self.y[1].shape
         gx = _reduce_to(g_d, self.x_shape, xp) + pixels(
             self.x, _reduce_to(-2.0 * g_t1 * self.t1 * self.mu_x, m_shape_x, xp),

@@ -9,16 +9,17 @@ offset causes in float arithmetic; the result is clipped at 0 (variances are
 non-negative; round-off can make the difference slightly negative). For a pair of images
 the mean and variance of the *difference* image ``d = x - y`` give ``mu_x - mu_y`` and
 ``sigma_{x-y}^2 = sigma_x^2 + sigma_y^2 - 2 sigma_xy`` without subtracting nearly equal
-numbers (and without the shift: :func:`shifted_moments` says why): they are exactly zero
-in every window where the two images are identical and accurate where they are close,
-which is where SSIM distances are small and most sensitive.
+numbers: they are exactly zero in every window where the two images agree
+(:func:`difference_moments`) and accurate where they are close, which is where SSIM
+distances are small and most sensitive.
 """
 
 from __future__ import annotations
 
 from .config import SSIMConfig
 
-__all__ = ["window_sums", "window_sums_transpose", "shifted_moments", "image_moments"]
+__all__ = ["window_sums", "window_sums_transpose", "shifted_moments", "difference_moments",
+           "image_moments"]
 
 
 def window_sums(a, taps, stride):
@@ -88,14 +89,10 @@ def window_sums_transpose(g, taps, stride, height, width, xp):
     return out
 
 
-def shifted_moments(a, config: SSIMConfig, xp, shift=True):
+def shifted_moments(a, config: SSIMConfig, xp):
     """Local moments of ``a``, computed on ``a`` shifted by its global mean (per image and
-    channel) when ``shift`` is true.
-
-    The shift removes the cancellation a large common offset causes in
-    ``E[a^2] - E[a]^2``. Difference images ``d = x - y`` are not shifted: their values are
-    bounded by the data range, so the cancellation is at most ``eps L^2``, below ``c2`` by
-    ``k2^2``; unshifted, the moments are exactly 0 in every window where ``d`` is 0.
+    channel), which removes the cancellation a large common offset causes in
+    ``E[a^2] - E[a]^2``.
 
     Returns
     -------
@@ -105,17 +102,42 @@ def shifted_moments(a, config: SSIMConfig, xp, shift=True):
         Local weighted mean of ``a0`` (``mu = m0 + shift``).
     var : array (..., Ho, Wo, C)
         Normalised local variance, clipped at 0.
-    shift : array (..., 1, 1, C), or 0.0 when ``shift`` is false
+    shift : array (..., 1, 1, C)
     """
     taps, stride = config.taps(), config.stride
-    offset = xp.mean(a, axis=(-3, -2), keepdims=True) if shift else 0.0
-    a0 = a - offset if shift else a
+    shift = xp.mean(a, axis=(-3, -2), keepdims=True)
+    a0 = a - shift
     m0 = window_sums(a0, taps, stride)
     var = xp.clip(window_sums(a0 * a0, taps, stride) - m0 * m0, min=0.0)
-    return a0, m0, var * config.covariance_factor(), offset
+    return a0, m0, var * config.covariance_factor(), shift
 
 
-def image_moments(a, config: SSIMConfig, xp, shift=True):
+def difference_moments(d, config: SSIMConfig, xp):
+    """Local moments of difference images ``d = x - y``, exactly 0 where they agree.
+
+    Like :func:`shifted_moments` (the shift by the mean of ``d`` keeps
+    ``sigma_x^2 + sigma_y^2 - 2 sigma_xy`` accurate when the images differ by an offset),
+    and in every window where ``d`` is identically 0 (the two images agree there) the mean
+    and variance are set to exactly 0: after the shift round-off would leave about
+    ``eps * shift^2`` there, and images that agree on every window must be at distance
+    exactly 0.
+
+    Returns
+    -------
+    d0, m0, var, shift
+        As :func:`shifted_moments`, with ``m0 + shift == 0`` and ``var == 0`` exactly in
+        agreeing windows.
+    agree : array of bool (..., Ho, Wo, C)
+        The windows where ``d`` is identically 0.
+    """
+    d0, m0, var, shift = shifted_moments(d, config, xp)
+    agree = window_sums(xp.abs(d), config.taps(), config.stride) == 0
+    m0 = xp.where(agree, -shift, m0)
+    var = xp.where(agree, xp.zeros_like(var), var)
+    return d0, m0, var, shift, agree
+
+
+def image_moments(a, config: SSIMConfig, xp):
     """Local mean and (normalised) variance of each image.
 
     Parameters
@@ -126,11 +148,7 @@ def image_moments(a, config: SSIMConfig, xp, shift=True):
     -------
     mu, var : arrays (..., Ho, Wo, C)
         ``mu = sum_k w_k a_k``; ``var = f * sum_k w_k (a_k - mu)^2`` with ``f`` the
-        config's covariance factor. Applied to a difference image ``d = x - y`` (with
-        ``shift=False``, see :func:`shifted_moments`) this gives ``mu_x - mu_y`` and
-        ``sigma_x^2 + sigma_y^2 - 2 sigma_xy``, both exactly 0 in every window where the
-        two images are identical.
+        config's covariance factor.
     """
-    _, m0, var, offset = shifted_moments(a, config, xp, shift)
-    return m0 + offset, var
-
+    _, m0, var, shift = shifted_moments(a, config, xp)
+    return m0 + shift, var

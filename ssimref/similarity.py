@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .backend import namespace
 from .config import resolve_config
-from .moments import image_moments
+from .moments import difference_moments, image_moments
 from .validation import check_images
 
 __all__ = ["ssim_components", "ssim_map", "ssim"]
@@ -37,7 +37,8 @@ def pair_defects(x, y, config, xp):
     """``(t1, t2)`` maps ``(..., Ho, Wo, C)`` for images ``(..., H, W, C)`` (trusted)."""
     mu_x, var_x = image_moments(x, config, xp)
     mu_y, var_y = image_moments(y, config, xp)
-    mean_d, var_d = image_moments(x - y, config, xp, shift=False)
+    _, m0, var_d, shift, _ = difference_moments(x - y, config, xp)
+    mean_d = m0 + shift
     c1, c2 = config.constants()
     return defects(mu_x, var_x, mu_y, var_y, mean_d, var_d, c1, c2)
 
