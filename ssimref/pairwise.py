@@ -7,6 +7,7 @@ import math
 from .backend import choose_engine, float_dtype, is_numpy_array, is_numpy_namespace, to_numpy
 from .config import resolve_config
 from .distances import squared_window_distance
+from .engines import load_engine
 from .moments import image_moments
 from .similarity import defects
 from .validation import check_kind, check_stacks
@@ -35,12 +36,23 @@ def _bytes_per_pair(image_shape, config) -> int:
     return 8 * (4 * h * w * c + 3 * ho * w * c + 12 * ho * wo * c)
 
 
-def _tile_sides(n, m, symmetric, image_shape, config, working_memory):
-    pairs = max(1, int(working_memory * _MIB) // _bytes_per_pair(image_shape, config))
+def _tile_sides(n, m, symmetric, working_memory, per_pair, per_image=0, max_pairs=None):
+    """Tile sides ``(ta, tb)`` whose pairs (``per_pair`` bytes each) and images
+    (``per_image`` bytes each, for engines that precompute per-image terms) fit
+    ``working_memory`` MiB, with at most ``max_pairs`` pairs per tile."""
+    budget = int(working_memory * _MIB)
+    if per_image:
+        # the most pairs p = s^2 with s^2 per_pair + 2 s per_image <= budget
+        side = int((math.sqrt(per_image**2 + per_pair * budget) - per_image) / per_pair)
+        budget = max(0, budget - 2 * side * per_image)
+    pairs = max(1, budget // per_pair)
+    if max_pairs is not None:
+        pairs = min(pairs, max_pairs)
+    side = max(1, math.isqrt(pairs))
     if symmetric:
-        side = max(1, min(n, math.isqrt(pairs)))
+        side = min(n, side)
         return side, side
-    rows = max(1, min(n, math.isqrt(pairs)))
+    rows = min(n, side)
     return rows, max(1, min(m, pairs // rows))
 
 
@@ -148,7 +160,7 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
     if Y is X:
         Y = None
     xp, X, Y, config = check_stacks(X, Y, config)
-    engine = choose_engine(backend, xp)  # noqa: F841  (only "reference" exists so far)
+    engine = choose_engine(backend, xp)
     symmetric = Y is None
     Yw = X if symmetric else Y
     n, m = X.shape[0], Yw.shape[0]
@@ -158,7 +170,20 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
         working_memory = default_working_memory()
     elif not (working_memory > 0):
         raise ValueError(f"working_memory must be > 0 MiB, got {working_memory!r}")
-    ta, tb = _tile_sides(n, m, symmetric, tuple(X.shape[1:]), config, working_memory)
+    image_shape = tuple(X.shape[1:])
+    if engine == "reference":
+        def squared_block(Xa, Yb, diagonal):
+            return _squared_block(Xa, Yb, kind, config, xp)
+        ta, tb = _tile_sides(n, m, symmetric, working_memory,
+                             _bytes_per_pair(image_shape, config))
+    else:
+        fused = load_engine(engine)
+
+        def squared_block(Xa, Yb, diagonal):
+            return fused.squared_block(Xa, Yb, kind, config, upper=diagonal)
+        ta, tb = _tile_sides(n, m, symmetric, working_memory,
+                             fused.bytes_per_pair(image_shape, config),
+                             fused.bytes_per_image(image_shape, config), fused.MAX_TILE_PAIRS)
 
     blocks = [(i, j) for i in range(0, n, ta) for j in range(0, m, tb)
               if not symmetric or j >= i]
@@ -169,7 +194,7 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
             i1, j1 = min(i + ta, n), min(j + tb, m)
             Xa = xp.astype(X[i:i1, ...], xp.float64)
             Yb = Xa if (symmetric and i == j) else xp.astype(Yw[j:j1, ...], xp.float64)
-            block = _squared_block(Xa, Yb, kind, config, xp)
+            block = squared_block(Xa, Yb, symmetric and i == j)
             if symmetric and i == j:
                 block = _symmetrise_diagonal_block(block, xp)
             if not squared:

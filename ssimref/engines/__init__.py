@@ -1,0 +1,32 @@
+"""Fused all-pairs engines behind ``distance_matrix(..., backend=...)``.
+
+Each engine is a module with the same interface, imported only when chosen (so the
+package imports without Numba or CuPy):
+
+``squared_block(Xa, Yb, kind, config, upper=False)``
+    ``D^2`` for every pair of two float64 tiles ``(ta, H, W, C)`` and ``(tb, H, W, C)``
+    of the engine's array library, as a float64 array ``(ta, tb)``; with ``upper``
+    (``Xa is Yb``) only the entries above the diagonal need to be right.
+``bytes_per_pair(image_shape, config)``, ``bytes_per_image(image_shape, config)``
+    Working memory of a tile, for sizing tiles to ``working_memory``.
+``MAX_TILE_PAIRS``
+    Upper bound on the pairs of one tile, so progress and Ctrl-C are never far apart.
+
+Engines: ``"numba"`` (:mod:`ssimref.engines.numba_engine`, CPU) and ``"cupy"``
+(:mod:`ssimref.engines.cupy_engine`, CUDA). Which one runs is decided in one place,
+:func:`ssimref.backend.choose_engine`. How they work and what accuracy they promise:
+docs/engines.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["load_engine"]
+
+_MODULES = {"numba": "numba_engine", "cupy": "cupy_engine"}
+
+
+def load_engine(name: str):
+    """The module of engine ``name`` ("numba" or "cupy"), imported on first use."""
+    return importlib.import_module(f"{__name__}.{_MODULES[name]}")

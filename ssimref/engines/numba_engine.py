@@ -1,0 +1,326 @@
+"""Fused all-pairs SSIM distances on the CPU, compiled with Numba.
+
+For a tile of row images ``i`` and column images ``j`` this computes
+``D^2(i, j) = sum over windows p and channels c of d_p(x_i, y_j)^2`` without any array of
+shape ``pairs x positions``: the per-image terms come from
+:mod:`ssimref.engines.precompute`, and the only per-pair work is one window sum of
+``d0^2 = (x0_i - y0_j)^2`` followed by the ratio, fused into one pass over the windows.
+
+Layout. Column images are packed in groups of ``LANES`` (16): every per-image array of a
+group is stored with the image index last, ``(..., LANES)``, so the innermost loops run
+over 16 contiguous float64 values (four AVX2 registers), one per pair, with no reduction
+across them; LLVM vectorises them without reassociating any sum. Row images are read as
+scalars and broadcast. Threads (``prange``) take equal shares of the (row, group) tasks.
+
+Window sums, three ways (same values up to rounding):
+
+- uniform window, stride 1: running sums. The column sums over ``size`` rows are updated
+  by adding the entering row and subtracting the leaving one, the squares recomputed from
+  the images; the horizontal sums likewise. About 6 flops per pixel and 2 per window.
+- other windows with stride < size: a ring buffer of ``size`` rows of squares, then the
+  separable weighted sums (vertical, then horizontal) per output row.
+- stride >= size (non-overlapping windows): the squares are formed inside the vertical
+  weighted sum, each pixel once.
+
+Accuracy. Everything is float64; FMA contraction is allowed (it only removes roundings),
+nothing is reassociated (``fastmath`` is otherwise off). Identical images give exactly 0
+(every difference is exactly 0); a pair and its mirror give bit-identical terms because
+every per-pair quantity is symmetric in the two images (``d0^2``, ``(m0_i - m0_j)^2``,
+``a_i + a_j``, ...). Running sums add and subtract, so their rounding error is bounded by
+the largest window energy met along a row rather than by the window's own; that error is
+divided by a denominator of at least ``c2`` (``c1`` for ``t1``), hence the absolute floor
+in the accuracy contract (docs/engines.md).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .precompute import image_terms
+
+__all__ = ["LANES", "MAX_TILE_PAIRS", "squared_block", "bytes_per_pair", "bytes_per_image",
+           "warm_up"]
+
+LANES = 16
+# (e1, e3) of _window_terms: t2, t1 + t2, t1 + t2 - t1 t2
+KIND_COEFFICIENTS = {"eq1": (0.0, 0.0), "eq2": (1.0, 0.0), "eq1-uncentered": (1.0, 1.0)}
+
+# contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
+_JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
+
+
+@njit(**_JIT)
+def _window_terms(s, scale, m0i, ai, vi, dsh, m0c, ac, vc, jb, row, e1, e3, acc):
+    """Add one window's squared distance to the accumulators of a group of pairs.
+
+    ``s[l]`` is the unscaled window sum of ``d0^2`` of pair ``l``; ``m0i, ai, vi`` are the
+    row image's terms at this window, ``m0c, ac, vc`` the column images' (``[jb, row, l]``),
+    ``dsh[l]`` the difference of global means. With ``n1 = mean_d^2``, ``n2 = var_d`` (both
+    divided by ``f`` as ``v`` is), the squared distance is
+    ``(n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v)``: ``t2`` for (e1, e3) = (0, 0),
+    ``t1 + t2`` for (1, 0), ``t1 + t2 - t1 t2`` for (1, 1); one division, no branch.
+    """
+    for l in range(acc.shape[0]):
+        md0 = m0i - m0c[jb, row, l]
+        n2 = s[l] * scale - md0 * md0
+        n2 = n2 if n2 > 0.0 else 0.0
+        md = md0 + dsh[l]
+        a = ai + ac[jb, row, l]
+        v = vi + vc[jb, row, l]
+        n1 = md * md
+        acc[l] += (n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v)
+
+
+@njit(**_JIT)
+def _store(acc, out, i, jb):
+    nl = acc.shape[0]
+    for l in range(nl):
+        j = jb * nl + l
+        if j < out.shape[1]:
+            out[i, j] = acc[l]
+
+
+@njit(**_JIT)
+def _shift_differences(shr, shc, i, jb, c, dsh):
+    for l in range(dsh.shape[0]):
+        dsh[l] = shr[i, c] - shc[jb, c, l]
+
+
+@njit(parallel=True, **_JIT)
+def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
+                   height, width, size, scale, e1, e3, nchunks, out):
+    """Uniform window, stride 1: running column and row sums."""
+    channels = shr.shape[1]
+    nl = x0c.shape[2]
+    ho = height - size + 1
+    wo = width - size + 1
+    ntasks = task_i.shape[0]
+    for chunk in prange(nchunks):
+        col = np.empty((width, nl))
+        s = np.empty(nl)
+        acc = np.empty(nl)
+        dsh = np.empty(nl)
+        for t in range(chunk * ntasks // nchunks, (chunk + 1) * ntasks // nchunks):
+            i = task_i[t]
+            jb = task_j[t]
+            for l in range(nl):
+                acc[l] = 0.0
+            for c in range(channels):
+                px = c * height * width
+                pw = c * ho * wo
+                _shift_differences(shr, shc, i, jb, c, dsh)
+                # column sums of d0^2 over the first `size` rows
+                for w in range(width):
+                    for l in range(nl):
+                        col[w, l] = 0.0
+                    for k in range(size):
+                        xv = x0r[i, px + k * width + w]
+                        for l in range(nl):
+                            d = xv - x0c[jb, px + k * width + w, l]
+                            col[w, l] += d * d
+                for p in range(ho):
+                    if p > 0:  # slide the column sums down one row
+                        rin = px + (p + size - 1) * width
+                        rout = px + (p - 1) * width
+                        for w in range(width):
+                            xa = x0r[i, rin + w]
+                            xb = x0r[i, rout + w]
+                            for l in range(nl):
+                                da = xa - x0c[jb, rin + w, l]
+                                db = xb - x0c[jb, rout + w, l]
+                                col[w, l] += da * da - db * db
+                    # s: sum of the first size-1 columns; each window adds its last one
+                    for l in range(nl):
+                        s[l] = 0.0
+                    for k in range(size - 1):
+                        for l in range(nl):
+                            s[l] += col[k, l]
+                    for q in range(wo):
+                        row = pw + p * wo + q
+                        m0i = m0r[i, row]
+                        ai = ar[i, row]
+                        vi = vr[i, row]
+                        last = q + size - 1
+                        for l in range(nl):
+                            window = s[l] + col[last, l]
+                            s[l] = window - col[q, l]
+                            md0 = m0i - m0c[jb, row, l]
+                            n2 = window * scale - md0 * md0
+                            n2 = n2 if n2 > 0.0 else 0.0
+                            md = md0 + dsh[l]
+                            a = ai + ac[jb, row, l]
+                            v = vi + vc[jb, row, l]
+                            n1 = md * md
+                            acc[l] += (n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v)
+            _store(acc, out, i, jb)
+
+
+@njit(parallel=True, **_JIT)
+def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
+                     height, width, taps, stride, scale, e1, e3, nchunks, out):
+    """Any window: separable weighted sums; squares kept in a ring of ``size`` rows
+    when windows overlap (stride < size), formed inside the vertical sum otherwise."""
+    channels = shr.shape[1]
+    nl = x0c.shape[2]
+    size = taps.shape[0]
+    ho = (height - size) // stride + 1
+    wo = (width - size) // stride + 1
+    overlap = stride < size
+    ntasks = task_i.shape[0]
+    for chunk in prange(nchunks):
+        ring = np.empty((size, width, nl))
+        col = np.empty((width, nl))
+        s = np.empty(nl)
+        acc = np.empty(nl)
+        dsh = np.empty(nl)
+        for t in range(chunk * ntasks // nchunks, (chunk + 1) * ntasks // nchunks):
+            i = task_i[t]
+            jb = task_j[t]
+            for l in range(nl):
+                acc[l] = 0.0
+            for c in range(channels):
+                px = c * height * width
+                pw = c * ho * wo
+                _shift_differences(shr, shc, i, jb, c, dsh)
+                filled = 0  # image rows squared into the ring so far
+                for p in range(ho):
+                    top = p * stride
+                    if overlap:
+                        while filled < top + size:
+                            r = px + filled * width
+                            slot = filled % size
+                            for w in range(width):
+                                xv = x0r[i, r + w]
+                                for l in range(nl):
+                                    d = xv - x0c[jb, r + w, l]
+                                    ring[slot, w, l] = d * d
+                            filled += 1
+                        for w in range(width):
+                            for l in range(nl):
+                                col[w, l] = 0.0
+                        for k in range(size):
+                            slot = (top + k) % size
+                            g = taps[k]
+                            for w in range(width):
+                                for l in range(nl):
+                                    col[w, l] += g * ring[slot, w, l]
+                    else:
+                        for w in range(width):
+                            for l in range(nl):
+                                col[w, l] = 0.0
+                        for k in range(size):
+                            r = px + (top + k) * width
+                            g = taps[k]
+                            for w in range(width):
+                                xv = x0r[i, r + w]
+                                for l in range(nl):
+                                    d = xv - x0c[jb, r + w, l]
+                                    col[w, l] += g * (d * d)
+                    for q in range(wo):
+                        left = q * stride
+                        for l in range(nl):
+                            s[l] = 0.0
+                        for k in range(size):
+                            g = taps[k]
+                            for l in range(nl):
+                                s[l] += g * col[left + k, l]
+                        row = pw + p * wo + q
+                        _window_terms(s, scale, m0r[i, row], ar[i, row], vr[i, row], dsh,
+                                      m0c, ac, vc, jb, row, e1, e3, acc)
+            _store(acc, out, i, jb)
+
+
+def _pack_lanes(arr):
+    """(t, ...) -> (ceil(t / LANES), ..., LANES), padding with copies of the last image."""
+    t = arr.shape[0]
+    groups = -(-t // LANES)
+    pad = groups * LANES - t
+    if pad:
+        arr = np.concatenate([arr, np.repeat(arr[-1:], pad, axis=0)])
+    arr = arr.reshape((groups, LANES) + arr.shape[1:])
+    return np.ascontiguousarray(np.moveaxis(arr, 1, -1))
+
+
+def _row_arrays(terms):
+    t = terms.x0.shape[0]
+    flat = [np.ascontiguousarray(np.reshape(a, (t, -1)))
+            for a in (terms.x0, terms.m0, terms.a, terms.v)]
+    return (*flat, np.ascontiguousarray(terms.shift))
+
+
+def _column_arrays(terms):
+    t = terms.x0.shape[0]
+    flat = [_pack_lanes(np.reshape(a, (t, -1))) for a in (terms.x0, terms.m0, terms.a, terms.v)]
+    return (*flat, _pack_lanes(terms.shift))
+
+
+def _tasks(rows, groups, upper):
+    """(row, group) pairs to compute; with ``upper`` only groups holding a column > row."""
+    i = np.repeat(np.arange(rows, dtype=np.int64), groups)
+    jb = np.tile(np.arange(groups, dtype=np.int64), rows)
+    if upper:
+        keep = jb * LANES + LANES - 1 > i
+        i, jb = i[keep], jb[keep]
+    return i, jb
+
+
+def bytes_per_pair(image_shape, config) -> int:
+    """Working bytes per pair of a tile: the float64 block and the copies the caller
+    makes of it (mirror, root, cast)."""
+    return 8 * 4
+
+
+def bytes_per_image(image_shape, config) -> int:
+    """Peak float64 bytes of one image's per-image terms while a tile is prepared (the
+    shifted image, moments, row or lane-packed copies)."""
+    h, w, c = image_shape
+    ho, wo = config.positions(h, w)
+    return 8 * (4 * h * w * c + 10 * ho * wo * c)
+
+
+# about two seconds of work at W1 speed: progress and Ctrl-C stay responsive
+MAX_TILE_PAIRS = 1 << 22
+
+
+def squared_block(Xa, Yb, kind, config, upper=False):
+    """``D^2`` for all pairs of two float64 tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``:
+    an array (ta, tb). With ``upper`` (``Xa is Yb``), only entries above the diagonal
+    are computed; the rest is left 0 for the caller to mirror."""
+    ta, height, width, _ = Xa.shape
+    rows = _row_arrays(image_terms(Xa, config, np))
+    cols = _column_arrays(image_terms(Yb, config, np))
+    task_i, task_j = _tasks(ta, cols[0].shape[0], upper)
+    out = np.zeros((ta, Yb.shape[0]))
+    if task_i.size == 0:
+        return out
+    threads = numba.get_num_threads()
+    nchunks = int(min(task_i.size, 8 * threads))
+    taps = config.taps()
+    uniform = config.window == "uniform"
+    scale = taps[0] * taps[0] if uniform else 1.0
+    weights = np.ones(config.size) if uniform else np.asarray(taps, dtype=np.float64)
+    e1, e3 = KIND_COEFFICIENTS[kind]
+    with numba.parallel_chunksize(1):
+        if uniform and config.stride == 1:
+            _tiles_sliding(*rows, *cols, task_i, task_j, height, width, config.size, scale,
+                           e1, e3, nchunks, out)
+        else:
+            _tiles_separable(*rows, *cols, task_i, task_j, height, width, weights,
+                             config.stride, scale, e1, e3, nchunks, out)
+    return out
+
+
+def warm_up():
+    """Compile every kernel once (or load it from Numba's on-disk cache), on tiny inputs;
+    returns the seconds it took."""
+    import time
+
+    from ..config import SSIMConfig
+
+    start = time.perf_counter()
+    X = (np.arange(2 * 5 * 5, dtype=np.float64).reshape(2, 5, 5, 1) % 7)
+    for window in ("uniform", "gaussian"):
+        squared_block(X, X, "eq2", SSIMConfig(window=window, size=3, data_range=7.0))
+    return time.perf_counter() - start
