@@ -38,14 +38,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .precompute import image_terms
+from .precompute import KIND_COEFFICIENTS, image_terms
 
 __all__ = ["LANES", "MAX_TILE_PAIRS", "squared_block", "bytes_per_pair", "bytes_per_image",
            "warm_up"]
 
 LANES = 16
-# (e1, e3) of _window_terms: t2, t1 + t2, t1 + t2 - t1 t2
-KIND_COEFFICIENTS = {"eq1": (0.0, 0.0), "eq2": (1.0, 0.0), "eq1-uncentered": (1.0, 1.0)}
 
 # contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})

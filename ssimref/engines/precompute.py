@@ -22,7 +22,14 @@ from typing import NamedTuple
 
 from ..moments import shifted_moments
 
-__all__ = ["ImageTerms", "image_terms"]
+__all__ = ["ImageTerms", "image_terms", "KIND_COEFFICIENTS"]
+
+# The squared window distance of each kind from n1 = mean_d^2, n2 = var_d / f,
+# a = mu_i^2 + mu_j^2 + c1 and v = (var_i + var_j + c2) / f, with one division:
+#     (n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v)
+# is t2 for (e1, e3) = (0, 0) (eq1), t1 + t2 for (1, 0) (eq2) and t1 + t2 - t1 t2 for
+# (1, 1) (eq1-uncentered), where t1 = n1 / a and t2 = n2 / v.
+KIND_COEFFICIENTS = {"eq1": (0.0, 0.0), "eq2": (1.0, 0.0), "eq1-uncentered": (1.0, 1.0)}
 
 
 class ImageTerms(NamedTuple):
