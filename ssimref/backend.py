@@ -15,7 +15,8 @@ import array_api_compat
 from array_api_compat import array_namespace, is_array_api_obj, is_cupy_array, is_numpy_array
 
 __all__ = ["namespace", "as_array", "to_numpy", "is_numpy_array", "is_numpy_namespace",
-           "is_cupy_namespace", "float_dtype", "choose_engine", "available_engines", "ENGINES"]
+           "is_cupy_namespace", "float_dtype", "choose_engine", "available_engines", "ENGINES",
+           "arrays_for"]
 
 
 def as_array(a):
@@ -104,6 +105,18 @@ def choose_engine(backend: str, xp) -> str:
         raise ValueError("backend 'cupy' needs CuPy arrays (cupy.asarray(X)); use "
                          "backend='auto'")
     return backend
+
+
+def arrays_for(backend: str, a):
+    """``a`` on the device ``backend`` computes on: a CuPy array for "cupy", unchanged
+    otherwise. For callers that hold host arrays, such as the command line."""
+    if backend != "cupy":
+        return a
+    if "cupy" not in available_engines():
+        raise ValueError("backend 'cupy' is not available here: it needs CuPy (the 'gpu' "
+                         "extra) and a CUDA device")
+    import cupy
+    return cupy.asarray(a)
 
 
 @functools.cache

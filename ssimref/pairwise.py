@@ -41,19 +41,27 @@ def _tile_sides(n, m, symmetric, working_memory, per_pair, per_image=0, max_pair
     (``per_image`` bytes each, for engines that precompute per-image terms) fit
     ``working_memory`` MiB, with at most ``max_pairs`` pairs per tile."""
     budget = int(working_memory * _MIB)
-    if per_image:
-        # the most pairs p = s^2 with s^2 per_pair + 2 s per_image <= budget
-        side = int((math.sqrt(per_image**2 + per_pair * budget) - per_image) / per_pair)
-        budget = max(0, budget - 2 * side * per_image)
-    pairs = max(1, budget // per_pair)
+    if not per_image:
+        pairs = max(1, budget // per_pair)
+        if max_pairs is not None:
+            pairs = min(pairs, max_pairs)
+        side = max(1, math.isqrt(pairs))
+        if symmetric:
+            return min(n, side), min(n, side)
+        rows = min(n, side)
+        return rows, max(1, min(m, pairs // rows))
+    # the largest side s with s^2 per_pair + 2 s per_image <= budget
+    side = int((math.sqrt(per_image**2 + per_pair * budget) - per_image) / per_pair)
     if max_pairs is not None:
-        pairs = min(pairs, max_pairs)
-    side = max(1, math.isqrt(pairs))
+        side = min(side, math.isqrt(max_pairs))
+    side = max(1, side)
     if symmetric:
-        side = min(n, side)
-        return side, side
+        return min(n, side), min(n, side)
     rows = min(n, side)
-    return rows, max(1, min(m, pairs // rows))
+    cols = (budget - rows * per_image) // (rows * per_pair + per_image)
+    if max_pairs is not None:
+        cols = min(cols, max_pairs // rows)
+    return rows, max(1, min(m, cols))
 
 
 def _check_out(out, shape, dtype, xp):
