@@ -151,6 +151,27 @@ def test_block_matches_reference_upper_triangle(block, kind, data):
         assert got[0, X.shape[0] - 1] == 0.0
 
 
+@needs_numba
+@given(data=two_stacks(n_max=6, m_max=1))
+def test_numba_image_terms_match_the_array_api_ones(data):
+    """The Numba engine computes its per-image terms itself (one pass per image); they
+    match ssimref.engines.precompute.image_terms (the core's own moments)."""
+    from ssimref.engines.numba_engine import _row_arrays
+    from ssimref.engines.precompute import image_terms
+
+    config, X, _ = data
+    L = config.data_range
+    terms = image_terms(X, config, np)
+    t = X.shape[0]
+    x0, m0, a, v, shift = _row_arrays(X, config)
+    scale = {"x0": L, "m0": L, "a": L * L, "v": L * L / config.covariance_factor(),
+             "shift": L}
+    for name, got in zip(("x0", "m0", "a", "v", "shift"), (x0, m0, a, v, shift)):
+        want = getattr(terms, name).reshape(t, -1)
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13 * scale[name],
+                                   err_msg=name)
+
+
 def natural_patches(n, size=28, seed=0):
     """Patches of skimage's bundled camera and astronaut images, uint8 (the W1 data)."""
     from skimage import data

@@ -38,12 +38,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .precompute import KIND_COEFFICIENTS, image_terms
+from .precompute import KIND_COEFFICIENTS
 
 __all__ = ["LANES", "MAX_TILE_PAIRS", "squared_block", "bytes_per_pair", "bytes_per_image",
            "warm_up"]
 
-LANES = 16
+LANES = 32
 
 # contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
@@ -230,28 +230,100 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
             _store(acc, out, i, jb)
 
 
-def _pack_lanes(arr):
-    """(t, ...) -> (ceil(t / LANES), ..., LANES), padding with copies of the last image."""
-    t = arr.shape[0]
-    groups = -(-t // LANES)
-    pad = groups * LANES - t
-    if pad:
-        arr = np.concatenate([arr, np.repeat(arr[-1:], pad, axis=0)])
-    arr = arr.reshape((groups, LANES) + arr.shape[1:])
-    return np.ascontiguousarray(np.moveaxis(arr, 1, -1))
+@njit(parallel=True, **_JIT)
+def _image_terms(X, taps, stride, scale, f, half_c1, half_c2, x0, m0, a, v, shift):
+    """The per-image terms of :func:`ssimref.engines.precompute.image_terms`, in one pass
+    per image (threads over images), written in row layout: ``x0`` (t, C*H*W), ``m0``,
+    ``a``, ``v`` (t, C*Ho*Wo), ``shift`` (t, C). Window sums are direct separable sums
+    (``taps`` then ``scale``, as :func:`ssimref.moments.window_sums` does)."""
+    t, height, width, channels = X.shape
+    size = taps.shape[0]
+    ho = (height - size) // stride + 1
+    wo = (width - size) // stride + 1
+    for img in prange(t):
+        col1 = np.empty(width)
+        col2 = np.empty(width)
+        for c in range(channels):
+            total = 0.0
+            for h in range(height):
+                for w in range(width):
+                    total += X[img, h, w, c]
+            mean = total / (height * width)
+            shift[img, c] = mean
+            base = c * height * width
+            for h in range(height):
+                for w in range(width):
+                    x0[img, base + h * width + w] = X[img, h, w, c] - mean
+            for p in range(ho):
+                for w in range(width):
+                    s1 = 0.0
+                    s2 = 0.0
+                    for k in range(size):
+                        val = x0[img, base + (p * stride + k) * width + w]
+                        s1 += taps[k] * val
+                        s2 += taps[k] * (val * val)
+                    col1[w] = s1
+                    col2[w] = s2
+                for q in range(wo):
+                    s1 = 0.0
+                    s2 = 0.0
+                    for k in range(size):
+                        s1 += taps[k] * col1[q * stride + k]
+                        s2 += taps[k] * col2[q * stride + k]
+                    mean0 = s1 * scale
+                    var = s2 * scale - mean0 * mean0
+                    var = (var if var > 0.0 else 0.0) * f
+                    row = (c * ho + p) * wo + q
+                    mu = mean0 + mean
+                    m0[img, row] = mean0
+                    a[img, row] = mu * mu + half_c1
+                    v[img, row] = (var + half_c2) / f
 
 
-def _row_arrays(terms):
-    t = terms.x0.shape[0]
-    flat = [np.ascontiguousarray(np.reshape(a, (t, -1)))
-            for a in (terms.x0, terms.m0, terms.a, terms.v)]
-    return (*flat, np.ascontiguousarray(terms.shift))
+@njit(parallel=True, **_JIT)
+def _pack_lanes(src, out):
+    """``out[g, k, l] = src[g * LANES + l, k]`` (the last image repeated as padding)."""
+    t, depth = src.shape
+    groups, _, nl = out.shape
+    for g in prange(groups):
+        first = g * nl
+        for k in range(depth):
+            for l in range(nl):
+                out[g, k, l] = src[min(first + l, t - 1), k]
 
 
-def _column_arrays(terms):
-    t = terms.x0.shape[0]
-    flat = [_pack_lanes(np.reshape(a, (t, -1))) for a in (terms.x0, terms.m0, terms.a, terms.v)]
-    return (*flat, _pack_lanes(terms.shift))
+def _weights(config):
+    """1-D taps and the factor applied after the 2-D sum: ones and ``1/size^2`` for a
+    uniform window (sum, then scale, as the reference does), the Gaussian taps and 1."""
+    taps = config.taps()
+    if config.window == "uniform":
+        return np.ones(config.size), taps[0] * taps[0]
+    return np.asarray(taps, dtype=np.float64), 1.0
+
+
+def _row_arrays(X, config):
+    """Per-image terms of a float64 stack (t, H, W, C), row layout."""
+    t, height, width, channels = X.shape
+    ho, wo = config.positions(height, width)
+    x0 = np.empty((t, channels * height * width))
+    m0, a, v = (np.empty((t, channels * ho * wo)) for _ in range(3))
+    shift = np.empty((t, channels))
+    taps, scale = _weights(config)
+    c1, c2 = config.constants()
+    _image_terms(np.ascontiguousarray(X), taps, config.stride, scale,
+                 config.covariance_factor(), 0.5 * c1, 0.5 * c2, x0, m0, a, v, shift)
+    return x0, m0, a, v, shift
+
+
+def _column_arrays(rows):
+    """Row-layout terms packed in lanes: (ceil(t / LANES), depth, LANES)."""
+    groups = -(-rows[0].shape[0] // LANES)
+    packed = []
+    for src in rows:
+        out = np.empty((groups, src.shape[1], LANES))
+        _pack_lanes(src, out)
+        packed.append(out)
+    return tuple(packed)
 
 
 def _tasks(rows, groups, upper):
@@ -287,21 +359,18 @@ def squared_block(Xa, Yb, kind, config, upper=False):
     an array (ta, tb). With ``upper`` (``Xa is Yb``), only entries above the diagonal
     are computed; the rest is left 0 for the caller to mirror."""
     ta, height, width, _ = Xa.shape
-    rows = _row_arrays(image_terms(Xa, config, np))
-    cols = _column_arrays(image_terms(Yb, config, np))
+    rows = _row_arrays(Xa, config)
+    cols = _column_arrays(rows if Yb is Xa else _row_arrays(Yb, config))
     task_i, task_j = _tasks(ta, cols[0].shape[0], upper)
     out = np.zeros((ta, Yb.shape[0]))
     if task_i.size == 0:
         return out
     threads = numba.get_num_threads()
     nchunks = int(min(task_i.size, 8 * threads))
-    taps = config.taps()
-    uniform = config.window == "uniform"
-    scale = taps[0] * taps[0] if uniform else 1.0
-    weights = np.ones(config.size) if uniform else np.asarray(taps, dtype=np.float64)
+    weights, scale = _weights(config)
     e1, e3 = KIND_COEFFICIENTS[kind]
     with numba.parallel_chunksize(1):
-        if uniform and config.stride == 1:
+        if config.window == "uniform" and config.stride == 1:
             _tiles_sliding(*rows, *cols, task_i, task_j, height, width, config.size, scale,
                            e1, e3, nchunks, out)
         else:
