@@ -2,25 +2,30 @@
 
 For a tile of row images ``i`` and column images ``j`` this computes
 ``D^2(i, j) = sum over windows p and channels c of d_p(x_i, y_j)^2`` without any array of
-shape ``pairs x positions``: the per-image terms come from
-:mod:`ssimref.engines.precompute`, and the only per-pair work is one window sum of
-``d0^2 = (x0_i - y0_j)^2`` followed by the ratio, fused into one pass over the windows.
+shape ``pairs x positions``: the per-image terms are those of
+:mod:`ssimref.engines.precompute` (computed here by a parallel Numba pass), and the only
+per-pair work is one window sum of ``d0^2 = (x0_i - y0_j)^2`` followed by the ratio,
+fused into one pass over the windows.
 
-Layout. Column images are packed in groups of ``LANES`` (16): every per-image array of a
+Layout. Column images are packed in groups of ``LANES`` (32): every per-image array of a
 group is stored with the image index last, ``(..., LANES)``, so the innermost loops run
-over 16 contiguous float64 values (four AVX2 registers), one per pair, with no reduction
+over 32 contiguous float64 values (eight AVX2 registers), one per pair, with no reduction
 across them; LLVM vectorises them without reassociating any sum. Row images are read as
-scalars and broadcast. Threads (``prange``) take equal shares of the (row, group) tasks.
+scalars and broadcast. Threads (``prange``) take (row, group) tasks in chunks, dynamically
+scheduled. Per-image terms (shifted image, local means and variances) are computed once
+per tile by a parallel pass, and reused when the tile is on the diagonal.
 
 Window sums, three ways (same values up to rounding):
 
 - uniform window, stride 1: running sums. The column sums over ``size`` rows are updated
   by adding the entering row and subtracting the leaving one, the squares recomputed from
-  the images; the horizontal sums likewise. About 6 flops per pixel and 2 per window.
-- other windows with stride < size: a ring buffer of ``size`` rows of squares, then the
-  separable weighted sums (vertical, then horizontal) per output row.
-- stride >= size (non-overlapping windows): the squares are formed inside the vertical
-  weighted sum, each pixel once.
+  the images; the horizontal sums likewise, fused with the ratio. About 8 flops per pixel
+  and 20 per window.
+- other overlapping windows (Gaussian, or stride < size): a ring buffer of the squares of
+  the last ``size`` rows, then the separable weighted sums per output row, each a flat
+  loop over (column, lane).
+- non-overlapping windows (stride >= size): each pixel's square is added straight into
+  its window's sum; pixels between windows are never touched.
 
 Accuracy. Everything is float64; FMA contraction is allowed (it only removes roundings),
 nothing is reassociated (``fastmath`` is otherwise off). Identical images give exactly 0
@@ -47,28 +52,6 @@ LANES = 32
 
 # contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
-
-
-@njit(**_JIT)
-def _window_terms(s, scale, m0i, ai, vi, dsh, m0c, ac, vc, jb, row, e1, e3, acc):
-    """Add one window's squared distance to the accumulators of a group of pairs.
-
-    ``s[l]`` is the unscaled window sum of ``d0^2`` of pair ``l``; ``m0i, ai, vi`` are the
-    row image's terms at this window, ``m0c, ac, vc`` the column images' (``[jb, row, l]``),
-    ``dsh[l]`` the difference of global means. With ``n1 = mean_d^2``, ``n2 = var_d`` (both
-    divided by ``f`` as ``v`` is), the squared distance is
-    ``(n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v)``: ``t2`` for (e1, e3) = (0, 0),
-    ``t1 + t2`` for (1, 0), ``t1 + t2 - t1 t2`` for (1, 1); one division, no branch.
-    """
-    for l in range(acc.shape[0]):
-        md0 = m0i - m0c[jb, row, l]
-        n2 = s[l] * scale - md0 * md0
-        n2 = n2 if n2 > 0.0 else 0.0
-        md = md0 + dsh[l]
-        a = ai + ac[jb, row, l]
-        v = vi + vc[jb, row, l]
-        n1 = md * md
-        acc[l] += (n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v)
 
 
 @njit(**_JIT)
@@ -158,19 +141,24 @@ def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
 @njit(parallel=True, **_JIT)
 def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
                      height, width, taps, stride, scale, e1, e3, nchunks, out):
-    """Any window: separable weighted sums; squares kept in a ring of ``size`` rows
-    when windows overlap (stride < size), formed inside the vertical sum otherwise."""
+    """Any window: separable weighted sums per output row. Overlapping windows
+    (stride < size) keep the squares of the last ``size`` rows in a ring; otherwise the
+    squares are formed inside the vertical sum. Sums over whole rows of (column, lane)
+    are single flat loops."""
     channels = shr.shape[1]
     nl = x0c.shape[2]
     size = taps.shape[0]
     ho = (height - size) // stride + 1
     wo = (width - size) // stride + 1
     overlap = stride < size
+    uniform = True
+    for k in range(size):
+        uniform = uniform and taps[k] == 1.0
     ntasks = task_i.shape[0]
     for chunk in prange(nchunks):
-        ring = np.empty((size, width, nl))
-        col = np.empty((width, nl))
-        s = np.empty(nl)
+        ring = np.empty((size, width * nl))
+        col = np.empty(width * nl)
+        hsum = np.empty(wo * nl)
         acc = np.empty(nl)
         dsh = np.empty(nl)
         for t in range(chunk * ntasks // nchunks, (chunk + 1) * ntasks // nchunks):
@@ -185,6 +173,8 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                 filled = 0  # image rows squared into the ring so far
                 for p in range(ho):
                     top = p * stride
+                    for idx in range(wo * nl):
+                        hsum[idx] = 0.0
                     if overlap:
                         while filled < top + size:
                             r = px + filled * width
@@ -193,40 +183,58 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                                 xv = x0r[i, r + w]
                                 for l in range(nl):
                                     d = xv - x0c[jb, r + w, l]
-                                    ring[slot, w, l] = d * d
+                                    ring[slot, w * nl + l] = d * d
                             filled += 1
-                        for w in range(width):
-                            for l in range(nl):
-                                col[w, l] = 0.0
+                        for idx in range(width * nl):
+                            col[idx] = 0.0
                         for k in range(size):
                             slot = (top + k) % size
                             g = taps[k]
-                            for w in range(width):
-                                for l in range(nl):
-                                    col[w, l] += g * ring[slot, w, l]
+                            for idx in range(width * nl):
+                                col[idx] += g * ring[slot, idx]
+                        if stride == 1:
+                            for k in range(size):
+                                g = taps[k]
+                                for idx in range(wo * nl):
+                                    hsum[idx] += g * col[idx + k * nl]
+                        else:
+                            for q in range(wo):
+                                for k in range(size):
+                                    g = taps[k]
+                                    src = (q * stride + k) * nl
+                                    for l in range(nl):
+                                        hsum[q * nl + l] += g * col[src + l]
                     else:
-                        for w in range(width):
-                            for l in range(nl):
-                                col[w, l] = 0.0
+                        # each pixel lies in at most one window: add its square there
                         for k in range(size):
                             r = px + (top + k) * width
-                            g = taps[k]
-                            for w in range(width):
-                                xv = x0r[i, r + w]
-                                for l in range(nl):
-                                    d = xv - x0c[jb, r + w, l]
-                                    col[w, l] += g * (d * d)
+                            for q in range(wo):
+                                for kw in range(size):
+                                    w = q * stride + kw
+                                    xv = x0r[i, r + w]
+                                    if uniform:
+                                        for l in range(nl):
+                                            d = xv - x0c[jb, r + w, l]
+                                            hsum[q * nl + l] += d * d
+                                    else:
+                                        g = taps[k] * taps[kw]
+                                        for l in range(nl):
+                                            d = xv - x0c[jb, r + w, l]
+                                            hsum[q * nl + l] += g * (d * d)
                     for q in range(wo):
-                        left = q * stride
-                        for l in range(nl):
-                            s[l] = 0.0
-                        for k in range(size):
-                            g = taps[k]
-                            for l in range(nl):
-                                s[l] += g * col[left + k, l]
                         row = pw + p * wo + q
-                        _window_terms(s, scale, m0r[i, row], ar[i, row], vr[i, row], dsh,
-                                      m0c, ac, vc, jb, row, e1, e3, acc)
+                        m0i = m0r[i, row]
+                        ai = ar[i, row]
+                        vi = vr[i, row]
+                        for l in range(nl):
+                            md0 = m0i - m0c[jb, row, l]
+                            n2 = hsum[q * nl + l] * scale - md0 * md0
+                            n2 = n2 if n2 > 0.0 else 0.0
+                            md = md0 + dsh[l]
+                            a = ai + ac[jb, row, l]
+                            v = vi + vc[jb, row, l]
+                            n1 = md * md
+                            acc[l] += (n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v)
             _store(acc, out, i, jb)
 
 
