@@ -102,6 +102,6 @@ def emulated_squared_block(Xa, Yb, kind, config, upper=False, threads=None):
     arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (*rows, *cols, weights)]
     lib.launch(*[_pointer(a) for a in arrays], ctypes.c_longlong(tb), ctypes.c_longlong(ldc),
                ctypes.c_double(scale), ctypes.c_double(e1), ctypes.c_double(e3),
-               ctypes.c_int(int(bool(upper))), _pointer(out), ctypes.c_longlong(ldc // threads),
-               ctypes.c_longlong(ta), ctypes.c_longlong(threads), _pointer(shared))
+               ctypes.c_int(int(bool(upper))), _pointer(out), ctypes.c_longlong(ta),
+               ctypes.c_longlong(ldc // threads), ctypes.c_longlong(threads), _pointer(shared))
     return out

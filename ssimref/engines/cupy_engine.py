@@ -5,8 +5,10 @@ The same computation as :mod:`ssimref.engines.numba_engine` (per-image terms fro
 pair fused with the ratio), written as one CUDA kernel in float64:
 
 - a thread block of ``T`` threads handles the pairs ``(i, j0 .. j0 + T - 1)``: row image
-  ``i = blockIdx.y`` is read by all threads at the same addresses (broadcast loads), the
+  ``i = blockIdx.x`` is read by all threads at the same addresses (broadcast loads), the
   column images are stored image-index-fastest so that the threads' loads coalesce;
+  consecutive blocks take consecutive row images with the same column images, so the
+  column data of the blocks in flight stays in cache;
 - each thread keeps its column sums of ``d0^2`` (one per image column) in shared memory,
   ``col[w * T + t]``; threads never share data, so no synchronisation is needed;
 - uniform windows with stride 1 use running sums (add the entering row or column,
@@ -64,10 +66,12 @@ extern "C" __global__ void ssim_pair_distances(
     double* __restrict__ out)         // [ta][tb]
 {
     SSIM_SHARED_SCRATCH
+    // blockIdx.x (fastest) runs over row images, so the blocks resident at a time share
+    // their column images: those stay in L1/L2 while the row images stream past.
     const long long T = blockDim.x;
     const long long t = threadIdx.x;
-    const long long i = blockIdx.y;
-    const long long j = (long long)blockIdx.x * T + t;
+    const long long i = blockIdx.x;
+    const long long j = (long long)blockIdx.y * T + t;
     if (j >= tb || (upper && j <= i)) {
         return;
     }
@@ -235,7 +239,7 @@ def squared_block(Xa, Yb, kind, config, upper=False):
     scale = taps[0] * taps[0] if uniform else 1.0
     e1, e3 = KIND_COEFFICIENTS[kind]
     out = cp.zeros((ta, tb), dtype=cp.float64)
-    kernel((ldc // threads, ta), (threads,),
+    kernel((ta, ldc // threads), (threads,),
            (*rows, *cols, weights, np.int64(tb), np.int64(ldc), np.float64(scale),
             np.float64(e1), np.float64(e3), np.int32(bool(upper)), out),
            shared_mem=shared)
