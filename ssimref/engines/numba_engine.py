@@ -43,10 +43,16 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .precompute import KIND_COEFFICIENTS
-
 __all__ = ["LANES", "MAX_TILE_PAIRS", "squared_block", "bytes_per_pair", "bytes_per_image",
            "warm_up"]
+
+# squared window distance from n1 = mean_d^2, n2 = var_d / f, a = mu_i^2 + mu_j^2 + c1,
+# v = (var_i + var_j + c2) / f: t2 = n2 / v (eq1), t1 + t2 = (n1 v + n2 a) / (a v) (eq2),
+# t1 + t2 - t1 t2 = (n1 v + n2 a - n1 n2) / (a v) (eq1-uncentered): one division each.
+# The kernels branch on the kind inside their innermost loop; the branch is invariant, and
+# LLVM moves it out of the loop (unswitching), which keeps the loop vectorised.
+_EQ1, _EQ2, _EQ1_UNCENTERED = 0, 1, 2
+KIND_CODES = {"eq1": _EQ1, "eq2": _EQ2, "eq1-uncentered": _EQ1_UNCENTERED}
 
 LANES = 32
 
@@ -71,7 +77,7 @@ def _shift_differences(shr, shc, i, jb, c, dsh):
 
 @njit(parallel=True, **_JIT)
 def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
-                   height, width, size, scale, e1, e3, nchunks, out):
+                   height, width, size, scale, kind, nchunks, out):
     """Uniform window, stride 1: running column and row sums."""
     channels = shr.shape[1]
     nl = x0c.shape[2]
@@ -134,13 +140,18 @@ def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
                             a = ai + ac[jb, row, l]
                             v = vi + vc[jb, row, l]
                             n1 = md * md
-                            acc[l] += (n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v)
+                            if kind == _EQ2:
+                                acc[l] += (n1 * v + n2 * a) / (a * v)
+                            elif kind == _EQ1:
+                                acc[l] += n2 / v
+                            else:
+                                acc[l] += (n1 * v + n2 * a - n1 * n2) / (a * v)
             _store(acc, out, i, jb)
 
 
 @njit(parallel=True, **_JIT)
 def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
-                     height, width, taps, stride, scale, e1, e3, nchunks, out):
+                     height, width, taps, stride, scale, kind, nchunks, out):
     """Any window: separable weighted sums per output row. Overlapping windows
     (stride < size) keep the squares of the last ``size`` rows in a ring; otherwise the
     squares are formed inside the vertical sum. Sums over whole rows of (column, lane)
@@ -234,7 +245,12 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                             a = ai + ac[jb, row, l]
                             v = vi + vc[jb, row, l]
                             n1 = md * md
-                            acc[l] += (n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v)
+                            if kind == _EQ2:
+                                acc[l] += (n1 * v + n2 * a) / (a * v)
+                            elif kind == _EQ1:
+                                acc[l] += n2 / v
+                            else:
+                                acc[l] += (n1 * v + n2 * a - n1 * n2) / (a * v)
             _store(acc, out, i, jb)
 
 
@@ -376,19 +392,19 @@ def squared_block(Xa, Yb, kind, config, upper=False):
     threads = numba.get_num_threads()
     nchunks = int(min(task_i.size, 8 * threads))
     weights, scale = _weights(config)
-    e1, e3 = KIND_COEFFICIENTS[kind]
+    code = KIND_CODES[kind]
     with numba.parallel_chunksize(1):
         if config.window == "uniform" and config.stride == 1:
             _tiles_sliding(*rows, *cols, task_i, task_j, height, width, config.size, scale,
-                           e1, e3, nchunks, out)
+                           code, nchunks, out)
         else:
             _tiles_separable(*rows, *cols, task_i, task_j, height, width, weights,
-                             config.stride, scale, e1, e3, nchunks, out)
+                             config.stride, scale, code, nchunks, out)
     return out
 
 
 def warm_up():
-    """Compile every kernel once (or load it from Numba's on-disk cache), on tiny inputs;
+    """Compile every kernel (or load it from Numba's on-disk cache), on tiny inputs;
     returns the seconds it took."""
     import time
 
