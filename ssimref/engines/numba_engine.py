@@ -75,6 +75,48 @@ def _shift_differences(shr, shc, i, jb, c, dsh):
         dsh[l] = shr[i, c] - shc[jb, c, l]
 
 
+@njit(**_JIT)
+def _weighted_sum(dst, n, src, offsets, taps):
+    """``dst[:n] = sum_k taps[k] * src[offsets[k] : offsets[k] + n]``, four taps per pass
+    over ``dst`` (a pass per tap would store every element ``size`` times). Sources are
+    taken as slices so that every index is a plain loop counter (no wraparound code,
+    which would stop LLVM from vectorising)."""
+    out = dst[:n]
+    for idx in range(n):
+        out[idx] = 0.0
+    size = taps.shape[0]
+    k = 0
+    while k < size:
+        left = size - k
+        s0 = src[offsets[k]:offsets[k] + n]
+        g0 = taps[k]
+        if left >= 4:
+            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
+            s2 = src[offsets[k + 2]:offsets[k + 2] + n]
+            s3 = src[offsets[k + 3]:offsets[k + 3] + n]
+            g1, g2, g3 = taps[k + 1], taps[k + 2], taps[k + 3]
+            for idx in range(n):
+                out[idx] += g0 * s0[idx] + g1 * s1[idx] + g2 * s2[idx] + g3 * s3[idx]
+            k += 4
+        elif left == 3:
+            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
+            s2 = src[offsets[k + 2]:offsets[k + 2] + n]
+            g1, g2 = taps[k + 1], taps[k + 2]
+            for idx in range(n):
+                out[idx] += g0 * s0[idx] + g1 * s1[idx] + g2 * s2[idx]
+            k += 3
+        elif left == 2:
+            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
+            g1 = taps[k + 1]
+            for idx in range(n):
+                out[idx] += g0 * s0[idx] + g1 * s1[idx]
+            k += 2
+        else:
+            for idx in range(n):
+                out[idx] += g0 * s0[idx]
+            k += 1
+
+
 @njit(parallel=True, **_JIT)
 def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
                    height, width, size, scale, kind, nchunks, out):
@@ -167,9 +209,15 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
         uniform = uniform and taps[k] == 1.0
     ntasks = task_i.shape[0]
     for chunk in prange(nchunks):
-        ring = np.empty((size, width * nl))
+        # flat buffers for the weighted sums, 2-D or 3-D views of the same memory for
+        # the lane loops (indices there must be plain loop counters, see _weighted_sum)
+        ring_flat = np.empty(size * width * nl)
+        ring = ring_flat.reshape((size, width, nl))
+        offsets = np.empty(size, dtype=np.int64)
         col = np.empty(width * nl)
+        col2 = col.reshape((width, nl))
         hsum = np.empty(wo * nl)
+        hsum2 = hsum.reshape((wo, nl))
         acc = np.empty(nl)
         dsh = np.empty(nl)
         for t in range(chunk * ntasks // nchunks, (chunk + 1) * ntasks // nchunks):
@@ -194,27 +242,22 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                                 xv = x0r[i, r + w]
                                 for l in range(nl):
                                     d = xv - x0c[jb, r + w, l]
-                                    ring[slot, w * nl + l] = d * d
+                                    ring[slot, w, l] = d * d
                             filled += 1
-                        for idx in range(width * nl):
-                            col[idx] = 0.0
                         for k in range(size):
-                            slot = (top + k) % size
-                            g = taps[k]
-                            for idx in range(width * nl):
-                                col[idx] += g * ring[slot, idx]
+                            offsets[k] = ((top + k) % size) * width * nl
+                        _weighted_sum(col, width * nl, ring_flat, offsets, taps)
                         if stride == 1:
                             for k in range(size):
-                                g = taps[k]
-                                for idx in range(wo * nl):
-                                    hsum[idx] += g * col[idx + k * nl]
+                                offsets[k] = k * nl
+                            _weighted_sum(hsum, wo * nl, col, offsets, taps)
                         else:
                             for q in range(wo):
                                 for k in range(size):
                                     g = taps[k]
-                                    src = (q * stride + k) * nl
+                                    src = q * stride + k
                                     for l in range(nl):
-                                        hsum[q * nl + l] += g * col[src + l]
+                                        hsum2[q, l] += g * col2[src, l]
                     else:
                         # each pixel lies in at most one window: add its square there
                         for k in range(size):
@@ -226,12 +269,12 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                                     if uniform:
                                         for l in range(nl):
                                             d = xv - x0c[jb, r + w, l]
-                                            hsum[q * nl + l] += d * d
+                                            hsum2[q, l] += d * d
                                     else:
                                         g = taps[k] * taps[kw]
                                         for l in range(nl):
                                             d = xv - x0c[jb, r + w, l]
-                                            hsum[q * nl + l] += g * (d * d)
+                                            hsum2[q, l] += g * (d * d)
                     for q in range(wo):
                         row = pw + p * wo + q
                         m0i = m0r[i, row]
@@ -239,7 +282,7 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                         vi = vr[i, row]
                         for l in range(nl):
                             md0 = m0i - m0c[jb, row, l]
-                            n2 = hsum[q * nl + l] * scale - md0 * md0
+                            n2 = hsum2[q, l] * scale - md0 * md0
                             n2 = n2 if n2 > 0.0 else 0.0
                             md = md0 + dsh[l]
                             a = ai + ac[jb, row, l]
