@@ -156,20 +156,25 @@ def test_block_matches_reference_upper_triangle(block, kind, data):
 def test_numba_image_terms_match_the_array_api_ones(data):
     """The Numba engine computes its per-image terms itself (one pass per image); they
     match ssimref.engines.precompute.image_terms (the core's own moments)."""
-    from ssimref.engines.numba_engine import _row_arrays
+    from ssimref.engines import numba_engine
     from ssimref.engines.precompute import image_terms
 
     config, X, _ = data
     L = config.data_range
     terms = image_terms(X, config, np)
     t = X.shape[0]
-    x0, m0, a, v, shift = _row_arrays(X, config)
+    rows, packed = numba_engine.image_terms(X, config)
+    lanes = numba_engine.LANES
     scale = {"x0": L, "m0": L, "a": L * L, "v": L * L / config.covariance_factor(),
              "shift": L}
-    for name, got in zip(("x0", "m0", "a", "v", "shift"), (x0, m0, a, v, shift)):
+    for k, name in enumerate(("x0", "m0", "a", "v", "shift")):
         want = getattr(terms, name).reshape(t, -1)
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13 * scale[name],
+        np.testing.assert_allclose(rows[k], want, rtol=1e-13, atol=1e-13 * scale[name],
                                    err_msg=name)
+        # packed: image i at [i // LANES, :, i % LANES], the last image as padding
+        unpacked = np.moveaxis(packed[k], -1, 1).reshape(-1, want.shape[1])
+        assert (unpacked[:t] == rows[k]).all()
+        assert (unpacked[t:] == rows[k][-1]).all()
 
 
 def natural_patches(n, size=28, seed=0):

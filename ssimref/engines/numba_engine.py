@@ -71,7 +71,8 @@ def _store(acc, out, i, jb):
 
 @njit(**_JIT)
 def _shift_differences(shr, shc, i, jb, c, dsh):
-    for l in range(dsh.shape[0]):
+    nl = dsh.shape[0]
+    for l in range(nl):
         dsh[l] = shr[i, c] - shc[jb, c, l]
 
 
@@ -298,65 +299,81 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
 
 
 @njit(parallel=True, **_JIT)
-def _image_terms(X, taps, stride, scale, f, half_c1, half_c2, x0, m0, a, v, shift):
-    """The per-image terms of :func:`ssimref.engines.precompute.image_terms`, in one pass
-    per image (threads over images), written in row layout: ``x0`` (t, C*H*W), ``m0``,
-    ``a``, ``v`` (t, C*Ho*Wo), ``shift`` (t, C). Window sums are direct separable sums
-    (``taps`` then ``scale``, as :func:`ssimref.moments.window_sums` does)."""
+def _image_terms(X, taps, stride, scale, f, half_c1, half_c2, rows, packed):
+    """The per-image terms of :func:`ssimref.engines.precompute.image_terms`, one pass per
+    image, written in row layout (``rows``: x0 (t, C*H*W); m0, a, v (t, C*Ho*Wo); shift
+    (t, C)) and/or in the packed layout of column groups (``packed``: the same with a
+    leading group axis and the image index last, (groups, depth, LANES); lanes past the
+    last image repeat it). Either tuple may hold empty arrays (not wanted). Threads take
+    whole groups, so that no two threads write one cache line. Window sums are direct
+    separable sums (``taps``, then ``scale``, as :func:`ssimref.moments.window_sums`)."""
     t, height, width, channels = X.shape
+    x0r, m0r, ar, vr, shr = rows
+    x0p, m0p, ap, vp, shp = packed
+    want_rows = x0r.shape[0] > 0
+    want_packed = x0p.shape[0] > 0
+    nl = LANES
+    groups = (t + nl - 1) // nl
     size = taps.shape[0]
     ho = (height - size) // stride + 1
     wo = (width - size) // stride + 1
-    for img in prange(t):
+    for g in prange(groups):
+        image = np.empty(height * width)
         col1 = np.empty(width)
         col2 = np.empty(width)
-        for c in range(channels):
-            total = 0.0
-            for h in range(height):
-                for w in range(width):
-                    total += X[img, h, w, c]
-            mean = total / (height * width)
-            shift[img, c] = mean
-            base = c * height * width
-            for h in range(height):
-                for w in range(width):
-                    x0[img, base + h * width + w] = X[img, h, w, c] - mean
-            for p in range(ho):
-                for w in range(width):
-                    s1 = 0.0
-                    s2 = 0.0
-                    for k in range(size):
-                        val = x0[img, base + (p * stride + k) * width + w]
-                        s1 += taps[k] * val
-                        s2 += taps[k] * (val * val)
-                    col1[w] = s1
-                    col2[w] = s2
-                for q in range(wo):
-                    s1 = 0.0
-                    s2 = 0.0
-                    for k in range(size):
-                        s1 += taps[k] * col1[q * stride + k]
-                        s2 += taps[k] * col2[q * stride + k]
-                    mean0 = s1 * scale
-                    var = s2 * scale - mean0 * mean0
-                    var = (var if var > 0.0 else 0.0) * f
-                    row = (c * ho + p) * wo + q
-                    mu = mean0 + mean
-                    m0[img, row] = mean0
-                    a[img, row] = mu * mu + half_c1
-                    v[img, row] = (var + half_c2) / f
-
-
-@njit(parallel=True, **_JIT)
-def _pack_lanes(src, out):
-    """``out[g, k, l] = src[g * LANES + l, k]`` (the last image repeated as padding)."""
-    t, depth = src.shape
-    groups, _, nl = out.shape
-    for g in prange(groups):
-        first = g * nl
-        for k in range(depth):
-            for l in range(nl):
-                out[g, k, l] = src[min(first + l, t - 1), k]
+        for l in range(nl):
+            img = min(g * nl + l, t - 1)
+            real = g * nl + l < t
+            for c in range(channels):
+                total = 0.0
+                for h in range(height):
+                    for w in range(width):
+                        total += X[img, h, w, c]
+                mean = total / (height * width)
+                base = c * height * width
+                for h in range(height):
+                    for w in range(width):
+                        image[h * width + w] = X[img, h, w, c] - mean
+                if want_packed:
+                    shp[g, c, l] = mean
+                    for k in range(height * width):
+                        x0p[g, base + k, l] = image[k]
+                if want_rows and real:
+                    shr[img, c] = mean
+                    x0i = x0r[img, base:base + height * width]
+                    for k in range(height * width):
+                        x0i[k] = image[k]
+                for p in range(ho):
+                    for w in range(width):
+                        s1 = 0.0
+                        s2 = 0.0
+                        for k in range(size):
+                            val = image[(p * stride + k) * width + w]
+                            s1 += taps[k] * val
+                            s2 += taps[k] * (val * val)
+                        col1[w] = s1
+                        col2[w] = s2
+                    for q in range(wo):
+                        s1 = 0.0
+                        s2 = 0.0
+                        for k in range(size):
+                            s1 += taps[k] * col1[q * stride + k]
+                            s2 += taps[k] * col2[q * stride + k]
+                        mean0 = s1 * scale
+                        var = s2 * scale - mean0 * mean0
+                        var = (var if var > 0.0 else 0.0) * f
+                        row = (c * ho + p) * wo + q
+                        mu = mean0 + mean
+                        a = mu * mu + half_c1
+                        v = (var + half_c2) / f
+                        if want_packed:
+                            m0p[g, row, l] = mean0
+                            ap[g, row, l] = a
+                            vp[g, row, l] = v
+                        if want_rows and real:
+                            m0r[img, row] = mean0
+                            ar[img, row] = a
+                            vr[img, row] = v
 
 
 def _weights(config):
@@ -368,29 +385,25 @@ def _weights(config):
     return np.asarray(taps, dtype=np.float64), 1.0
 
 
-def _row_arrays(X, config):
-    """Per-image terms of a float64 stack (t, H, W, C), row layout."""
+def image_terms(X, config, rows=True, packed=True):
+    """Per-image terms of a float64 stack (t, H, W, C): ``(rows, packed)``, each a tuple
+    (x0, m0, a, v, shift) or None when not asked for. Row layout: x0 (t, C*H*W), m0, a, v
+    (t, C*Ho*Wo), shift (t, C). Packed layout: a leading group axis and the image index
+    last in groups of LANES, image ``i`` at ``[i // LANES, ..., i % LANES]``."""
     t, height, width, channels = X.shape
     ho, wo = config.positions(height, width)
-    x0 = np.empty((t, channels * height * width))
-    m0, a, v = (np.empty((t, channels * ho * wo)) for _ in range(3))
-    shift = np.empty((t, channels))
+    depths = (channels * height * width, channels * ho * wo, channels * ho * wo,
+              channels * ho * wo, channels)
+
+    row_arrays = tuple(np.empty((t, d)) if rows else np.empty((0, 0)) for d in depths)
+    groups = -(-t // LANES)
+    packed_arrays = tuple(np.empty((groups, d, LANES)) if packed else np.empty((0, 0, 0))
+                          for d in depths)
     taps, scale = _weights(config)
     c1, c2 = config.constants()
     _image_terms(np.ascontiguousarray(X), taps, config.stride, scale,
-                 config.covariance_factor(), 0.5 * c1, 0.5 * c2, x0, m0, a, v, shift)
-    return x0, m0, a, v, shift
-
-
-def _column_arrays(rows):
-    """Row-layout terms packed in lanes: (ceil(t / LANES), depth, LANES)."""
-    groups = -(-rows[0].shape[0] // LANES)
-    packed = []
-    for src in rows:
-        out = np.empty((groups, src.shape[1], LANES))
-        _pack_lanes(src, out)
-        packed.append(out)
-    return tuple(packed)
+                 config.covariance_factor(), 0.5 * c1, 0.5 * c2, row_arrays, packed_arrays)
+    return (row_arrays if rows else None), (packed_arrays if packed else None)
 
 
 def _tasks(rows, groups, upper):
@@ -413,11 +426,11 @@ def bytes_per_pair(image_shape, config) -> int:
 
 
 def bytes_per_image(image_shape, config) -> int:
-    """Peak float64 bytes of one image's per-image terms while a tile is prepared (the
-    shifted image, moments, row or lane-packed copies)."""
+    """float64 bytes per image of a tile: its copy in float64 (made by the caller) and its
+    packed terms (shifted image, local mean, a, v, global mean)."""
     h, w, c = image_shape
     ho, wo = config.positions(h, w)
-    return 8 * (4 * h * w * c + 10 * ho * wo * c)
+    return 8 * (2 * h * w * c + 3 * ho * wo * c + c)
 
 
 # about two seconds of work at W1 speed: progress and Ctrl-C stay responsive
@@ -429,8 +442,11 @@ def squared_block(Xa, Yb, kind, config, upper=False):
     an array (ta, tb). With ``upper`` (``Xa is Yb``), only entries above the diagonal
     are computed; the rest is left 0 for the caller to mirror."""
     ta, height, width, _ = Xa.shape
-    rows = _row_arrays(Xa, config)
-    cols = _column_arrays(rows if Yb is Xa else _row_arrays(Yb, config))
+    if Yb is Xa:
+        rows, cols = image_terms(Xa, config)
+    else:
+        rows, _ = image_terms(Xa, config, packed=False)
+        _, cols = image_terms(Yb, config, rows=False)
     task_i, task_j = _tasks(ta, cols[0].shape[0], upper)
     out = np.zeros((ta, Yb.shape[0]))
     if task_i.size == 0:
