@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -93,10 +92,11 @@ def plain_numpy_squared(X, config, block_bytes=4 * 2**20):
     return D2
 
 
-def pytorch_msssim_rates(X, config, pairs=100_000, batches=(512, 2048, 8192),
-                         repeat=5):
+def pytorch_msssim_runner(X, config, pairs=100_000, batches=(512, 2048, 8192)):
     """pytorch-msssim's ssim on batched pairs (float32, valid windows, population
-    covariance), with the best of several batch sizes; returns (best batch, pairs/s)."""
+    covariance), in its best configuration (batch size; oneDNN convolutions on or off,
+    off being faster for these single-channel 1-D convolutions on some CPUs). Returns
+    (description, run, pairs)."""
     import torch
     from pytorch_msssim import ssim
 
@@ -111,30 +111,26 @@ def pytorch_msssim_rates(X, config, pairs=100_000, batches=(512, 2048, 8192),
     i, j = torch.from_numpy(i[:pairs]), torch.from_numpy(j[:pairs])
     pairs = len(i)
 
-    def run(batch):
-        with torch.no_grad():
-            for start in range(0, pairs, batch):
-                a = images[i[start:start + batch]]
-                b = images[j[start:start + batch]]
-                ssim(a, b, data_range=config.data_range, size_average=False, win=win)
-
-    # its best configuration: batch size, and oneDNN (mkldnn) convolutions on or off
-    # (off is faster for these single-channel 1-D convolutions on some CPUs)
-    trial = {}
-    for mkldnn in (True, False):
+    def run(batch, mkldnn):
         torch.backends.mkldnn.enabled = mkldnn
-        for b in batches:
-            trial[b, mkldnn] = pairs / min(timed(lambda b=b: run(b), repeat=1, warmup=0))
-    best, mkldnn = max(trial, key=trial.get)
-    torch.backends.mkldnn.enabled = mkldnn
-    try:
-        return f"batch {best}, mkldnn {'on' if mkldnn else 'off'}", \
-            rates(timed(lambda: run(best), repeat=repeat, warmup=0), pairs)
-    finally:
-        torch.backends.mkldnn.enabled = True
+        try:
+            with torch.no_grad():
+                for start in range(0, pairs, batch):
+                    a = images[i[start:start + batch]]
+                    b = images[j[start:start + batch]]
+                    ssim(a, b, data_range=config.data_range, size_average=False, win=win)
+        finally:
+            torch.backends.mkldnn.enabled = True
+
+    trial = {(b, m): min(timed(lambda b=b, m=m: run(b, m), repeat=2, warmup=0))
+             for b in batches for m in (True, False)}
+    best, mkldnn = min(trial, key=trial.get)
+    return (f"batch {best}, oneDNN {'on' if mkldnn else 'off'}",
+            lambda: run(best, mkldnn), pairs)
 
 
-def skimage_rates(X, config, pairs=400, repeat=5):
+def skimage_runner(X, config, pairs=400):
+    """structural_similarity in a Python loop over ``pairs`` random pairs."""
     from skimage.metrics import structural_similarity
 
     rng = np.random.default_rng(1)
@@ -147,13 +143,30 @@ def skimage_rates(X, config, pairs=400, repeat=5):
         for a, b in idx:
             structural_similarity(Xf[a], Xf[b], data_range=255, **kwargs)
 
-    return rates(timed(loop, repeat=repeat), pairs)
+    return loop, pairs
+
+
+def round_robin(contenders, repeat):
+    """Time every contender once per round, ``repeat`` rounds after one untimed round,
+    so that the load of a shared machine falls on all of them alike. Returns pairs/s
+    per contender."""
+    for name, (run, _) in contenders.items():
+        run()
+    times = {name: [] for name in contenders}
+    for r in range(repeat):
+        for name, (run, _) in contenders.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+        load = os.getloadavg()[0]
+        print(f"round {r + 1}/{repeat} done, load {load:.2f}", flush=True)
+    return {name: rates(times[name], pairs) for name, (_, pairs) in contenders.items()}
 
 
 # ------------------------------------------------------------------------------- ours
-def engine_rates(X, config, backend, repeat):
-    return rates(timed(lambda: ssimref.distance_matrix(X, config=config, backend=backend),
-                       repeat=repeat), pairs_of(len(X)))
+def engine_runner(X, config, backend):
+    return (lambda: ssimref.distance_matrix(X, config=config, backend=backend),
+            pairs_of(len(X)))
 
 
 def tracemalloc_peak(fn):
@@ -168,29 +181,44 @@ def tracemalloc_peak(fn):
 
 
 _SUBPROCESS_N10K = r"""
-import json, resource, sys, time, tracemalloc
+import json, os, sys, threading, time, tracemalloc
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 from common import patches
 import ssimref
 from ssimref import SSIMConfig
 from ssimref.engines import numba_engine
+
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
 numba_engine.warm_up()
 X = patches(10_000)
 config = SSIMConfig.skimage(data_range=255)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 out = np.empty((10_000, 10_000))
-out[:] = 0.0                      # the output, touched: counted in the baseline
-base_out = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+out[:] = 0.0                      # the output, touched: part of the baseline
+base = rss()
+peak = [base]
+done = threading.Event()
+
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], rss())
+        time.sleep(0.005)
+
+sampler = threading.Thread(target=sample)
+sampler.start()
 tracemalloc.start()
 start = time.perf_counter()
 ssimref.distance_matrix(X, config=config, out=out, backend="numba")
 seconds = time.perf_counter() - start
 traced = tracemalloc.get_traced_memory()[1]
 tracemalloc.stop()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps(dict(seconds=seconds, output=out.nbytes, rss_before=base,
-                      rss_with_output=base_out, rss_peak=peak, traced_peak=traced,
+done.set()
+sampler.join()
+print(json.dumps(dict(seconds=seconds, output=out.nbytes, rss_with_output=base,
+                      rss_peak=peak[0], traced_peak=traced,
                       working_memory=ssimref.pairwise.default_working_memory())))
 """
 
@@ -248,39 +276,37 @@ def main(argv=None):
     numba_engine.warm_up()
 
     X = patches(n)
-    # ours
-    w1 = engine_rates(X, UNIFORM7, "numba", repeat)
-    note("numba W1", cell(w1))
-    peak = tracemalloc_peak(lambda: ssimref.distance_matrix(X, config=UNIFORM7,
-                                                            backend="numba"))
-    note("numba W1 traced peak MiB", f"{peak / 2**20:.0f}")
-    gauss = engine_rates(X, GAUSSIAN7, "numba", repeat)
-    note("numba gaussian", cell(gauss))
-    blocks = engine_rates(X, BLOCKS4, "numba", repeat)
-    note("numba blocks4", cell(blocks))
     X64 = patches(n // 2, side=64)
-    big = engine_rates(X64, UNIFORM7, "numba", repeat)
-    note("numba 64x64", cell(big))
-
-    # baselines, same run
+    n_ref = min(n, 150)
     check = plain_numpy_squared(X[:60], UNIFORM7)
     ref = ssimref.distance_matrix(X[:60], config=UNIFORM7, squared=True, backend="reference")
     assert np.allclose(check, ref, rtol=1e-9), "the NumPy baseline computes something else"
-    numpy_rates = rates(timed(lambda: plain_numpy_squared(X, UNIFORM7), repeat=repeat,
-                              warmup=0), pairs_of(n))
-    note("plain numpy", cell(numpy_rates))
+    peak = tracemalloc_peak(lambda: ssimref.distance_matrix(X, config=UNIFORM7,
+                                                            backend="numba"))
+    note("numba W1 traced peak MiB", f"{peak / 2**20:.0f}")
+    contenders = {
+        "w1": engine_runner(X, UNIFORM7, "numba"),
+        "gauss": engine_runner(X, GAUSSIAN7, "numba"),
+        "blocks": engine_runner(X, BLOCKS4, "numba"),
+        "big": engine_runner(X64, UNIFORM7, "numba"),
+        "numpy": (lambda: plain_numpy_squared(X, UNIFORM7), pairs_of(n)),
+        "sk": skimage_runner(X, UNIFORM7),
+        "sk_gauss": skimage_runner(X, GAUSSIAN7),
+        "ref": engine_runner(X[:n_ref], UNIFORM7, "reference"),
+    }
     try:
-        batch, torch_rates = pytorch_msssim_rates(X, UNIFORM7, repeat=repeat)
-        note("pytorch-msssim", f"{cell(torch_rates)} ({batch})")
+        batch, run, pairs = pytorch_msssim_runner(X, UNIFORM7)
+        contenders["torch"] = (run, pairs)
+        note("pytorch-msssim configuration", batch)
     except ImportError:
-        batch, torch_rates = None, None
-    sk = skimage_rates(X, UNIFORM7, repeat=repeat)
-    note("skimage", cell(sk))
-    sk_gauss = skimage_rates(X, GAUSSIAN7, repeat=repeat)
-    note("skimage gaussian", cell(sk_gauss))
-    n_ref = min(n, 150)
-    reference = engine_rates(X[:n_ref], UNIFORM7, "reference", repeat)
-    note("reference", cell(reference))
+        batch = None
+    measured = round_robin(contenders, repeat)
+    for name, values in measured.items():
+        note(name, cell(values))
+    w1, gauss, blocks, big = (measured[k] for k in ("w1", "gauss", "blocks", "big"))
+    numpy_rates, sk, sk_gauss, reference = (measured[k] for k in
+                                             ("numpy", "sk", "sk_gauss", "ref"))
+    torch_rates = measured.get("torch")
 
     big_run = None
     if not args.quick:
@@ -320,10 +346,11 @@ def main(argv=None):
             f"| W1, n = 10,000 (50 M pairs), float64 out | numba | "
             f"{big_run['seconds']:.1f} s ({pairs_of(10_000) / big_run['seconds']:,.0f} "
             f"pairs/s), one run | <= 40 s |")
-        memory = (f"n = 10,000: output {big_run['output'] / 2**20:,.0f} MiB; peak RSS "
-                  f"{extra / 2**20:,.0f} MiB above the process with its output allocated "
-                  f"(working_memory {big_run['working_memory']:.0f} MiB); traced NumPy "
-                  f"peak {big_run['traced_peak'] / 2**20:,.0f} MiB.")
+        memory = (f"n = 10,000: output {big_run['output'] / 2**20:,.0f} MiB; resident "
+                  f"memory rose by at most {extra / 2**20:,.0f} MiB over the process "
+                  f"holding its output (sampled every 5 ms; working_memory "
+                  f"{big_run['working_memory']:.0f} MiB); traced NumPy peak "
+                  f"{big_run['traced_peak'] / 2**20:,.0f} MiB.")
     else:
         memory = "n = 10,000 not run (--quick)."
     body = "\n".join([
@@ -336,13 +363,16 @@ def main(argv=None):
         f"{threads}. Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         "",
         "Pairs per second (distinct pairs), min / median / max over the timed runs after "
-        "a warm-up run; ratios of medians, all measured in this run. W1: uint8 patches "
+        "a warm-up run; ratios of medians. All rows were timed round-robin (one run of "
+        "each per round, so that other jobs' load falls on all alike). W1: uint8 patches "
         "28x28 of camera() and astronaut(), data_range 255, uniform 7x7, stride 1, kind "
         "eq2, float64, symmetric. The plain NumPy approach is carried in the script "
         "(per-position batched GEMM of centred patch matrices, then the ratio over the "
-        "positions x n x n intermediate, in batches of positions). pytorch-msssim computes "
+        "positions x n x n intermediate, made in blocks of about 4 MiB so that the "
+        "element-wise pass runs in cache). pytorch-msssim computes "
         "SSIM (not a distance) with the same uniform window, float32, population "
-        "covariance, on the first 100,000 pairs of W1, at its best batch size and oneDNN setting. scikit-image: "
+        "covariance, on the first 100,000 pairs of W1, at its best batch size and oneDNN "
+        "setting. scikit-image: "
         "structural_similarity in a loop over 400 random pairs (uniform: win_size 7; "
         "Gaussian: gaussian_weights=True, sigma 1.5, its 11-tap window), extrapolated per "
         "pair.",
