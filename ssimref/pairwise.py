@@ -208,11 +208,11 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
             Xa = xp.astype(X[i:i1, ...], xp.float64)
             Yb = Xa if (symmetric and i == j) else xp.astype(Yw[j:j1, ...], xp.float64)
             block = squared_block(Xa, Yb, symmetric and i == j)
-            if symmetric and i == j:
-                block = _symmetrise_diagonal_block(block, xp)
+            if symmetric and i == j and engine == "reference":
+                block = _symmetrise_diagonal_block(block, xp)  # engines return it so
             if not squared:
                 block = xp.sqrt(block)
-            block = xp.astype(block, float_dtype(xp, str(out.dtype)))
+            block = xp.astype(block, float_dtype(xp, str(out.dtype)), copy=False)
             _write(out, (slice(i, i1), slice(j, j1)), block, host_out)
             if symmetric and i != j:
                 _write(out, (slice(j, j1), slice(i, i1)), block.T, host_out)

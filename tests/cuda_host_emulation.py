@@ -104,4 +104,7 @@ def emulated_squared_block(Xa, Yb, kind, config, upper=False, threads=None):
                ctypes.c_double(scale), ctypes.c_double(e1), ctypes.c_double(e3),
                ctypes.c_int(int(bool(upper))), _pointer(out), ctypes.c_longlong(ta),
                ctypes.c_longlong(ldc // threads), ctypes.c_longlong(threads), _pointer(shared))
+    if upper:  # as the engine does after its kernel
+        from ssimref.pairwise import _symmetrise_diagonal_block
+        out = _symmetrise_diagonal_block(out, np)
     return out

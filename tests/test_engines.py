@@ -147,6 +147,7 @@ def test_block_matches_reference_upper_triangle(block, kind, data):
     got = block(X, X, kind, config, upper=True)
     upper = np.triu_indices(X.shape[0], 1)
     assert_contract(got[upper], ref[upper], config, X.shape[1:])
+    assert (got == got.T).all() and (np.diag(got) == 0.0).all()
     if X.shape[0] > 1:
         assert got[0, X.shape[0] - 1] == 0.0
 

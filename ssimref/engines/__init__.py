@@ -6,7 +6,8 @@ package imports without Numba or CuPy):
 ``squared_block(Xa, Yb, kind, config, upper=False)``
     ``D^2`` for every pair of two float64 tiles ``(ta, H, W, C)`` and ``(tb, H, W, C)``
     of the engine's array library, as a float64 array ``(ta, tb)``; with ``upper``
-    (``Xa is Yb``) only the entries above the diagonal need to be right.
+    (``Xa is Yb``) each unordered pair is computed once and the block returned is
+    exactly symmetric with a zero diagonal.
 ``bytes_per_pair(image_shape, config)``, ``bytes_per_image(image_shape, config)``
     Working memory of a tile, for sizing tiles to ``working_memory``.
 ``MAX_TILE_PAIRS``

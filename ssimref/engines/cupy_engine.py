@@ -207,8 +207,8 @@ def _column_arrays(terms, cp, ldc):
 
 def squared_block(Xa, Yb, kind, config, upper=False):
     """``D^2`` for all pairs of two float64 CuPy tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``:
-    a CuPy array (ta, tb). With ``upper`` (``Xa is Yb``) only entries above the diagonal
-    are computed; the rest is left 0 for the caller to mirror."""
+    a CuPy array (ta, tb). With ``upper`` (``Xa is Yb``) each unordered pair is computed
+    once and mirrored: the block is exactly symmetric with a zero diagonal."""
     import cupy as cp
 
     from ..backend import namespace
@@ -219,8 +219,9 @@ def squared_block(Xa, Yb, kind, config, upper=False):
     shared = 8 * width * max(threads, 32)
     if threads < 32 and shared > _optin_shared_bytes():
         # a row of column sums per thread does not fit a block: use the reference
-        from ..pairwise import _squared_block
-        return _squared_block(Xa, Yb, kind, config, namespace(Xa))
+        from ..pairwise import _squared_block, _symmetrise_diagonal_block
+        block = _squared_block(Xa, Yb, kind, config, namespace(Xa))
+        return _symmetrise_diagonal_block(block, namespace(Xa)) if upper else block
     threads = max(threads, 32)
     sliding = config.window == "uniform" and config.stride == 1
     kernel = _kernel(height, width, channels, config.size, config.stride, sliding)
@@ -243,6 +244,9 @@ def squared_block(Xa, Yb, kind, config, upper=False):
            (*rows, *cols, weights, np.int64(tb), np.int64(ldc), np.float64(scale),
             np.float64(e1), np.float64(e3), np.int32(bool(upper)), out),
            shared_mem=shared)
+    if upper:
+        from ..pairwise import _symmetrise_diagonal_block
+        out = _symmetrise_diagonal_block(out, xp)
     return out
 
 

@@ -437,10 +437,28 @@ def bytes_per_image(image_shape, config) -> int:
 MAX_TILE_PAIRS = 1 << 22
 
 
+@njit(parallel=True, **_JIT)
+def _mirror_upper(out, block):
+    """Copy the strict upper triangle of the square ``out`` onto the lower one and set
+    the diagonal to 0, in ``block`` x ``block`` squares (threads over block rows)."""
+    n = out.shape[0]
+    nb = (n + block - 1) // block
+    for bi in prange(nb):
+        i0 = bi * block
+        i1 = min(i0 + block, n)
+        for bj in range(bi + 1):
+            j0 = bj * block
+            for i in range(i0, i1):
+                for j in range(j0, min(j0 + block, i)):
+                    out[i, j] = out[j, i]
+        for i in range(i0, i1):
+            out[i, i] = 0.0
+
+
 def squared_block(Xa, Yb, kind, config, upper=False):
     """``D^2`` for all pairs of two float64 tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``:
-    an array (ta, tb). With ``upper`` (``Xa is Yb``), only entries above the diagonal
-    are computed; the rest is left 0 for the caller to mirror."""
+    an array (ta, tb). With ``upper`` (``Xa is Yb``) each unordered pair is computed once
+    and mirrored: the block is exactly symmetric with a zero diagonal."""
     ta, height, width, _ = Xa.shape
     if Yb is Xa:
         rows, cols = image_terms(Xa, config)
@@ -462,6 +480,8 @@ def squared_block(Xa, Yb, kind, config, upper=False):
         else:
             _tiles_separable(*rows, *cols, task_i, task_j, height, width, weights,
                              config.stride, scale, code, nchunks, out)
+    if upper:
+        _mirror_upper(out, 64)
     return out
 
 
