@@ -12,8 +12,10 @@ group is stored with the image index last, ``(..., LANES)``, so the innermost lo
 over 32 contiguous float64 values (eight AVX2 registers), one per pair, with no reduction
 across them; LLVM vectorises them without reassociating any sum. Row images are read as
 scalars and broadcast. Threads (``prange``) take (row, group) tasks in chunks, dynamically
-scheduled. Per-image terms (shifted image, local means and variances) are computed once
-per tile by a parallel pass, and reused when the tile is on the diagonal.
+scheduled, group-major (a group's terms stay in cache while row images stream past).
+Per-image terms (shifted image, local means and variances) are computed once per tile by
+a parallel pass, and reused when the tile is on the diagonal, whose lower triangle is
+then mirrored from the upper one.
 
 Window sums, three ways (same values up to rounding):
 
