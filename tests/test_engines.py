@@ -421,6 +421,6 @@ def test_cupy_streams_tiles_to_a_host_memmap(tmp_path):
     out = np.lib.format.open_memmap(tmp_path / "D.npy", mode="w+", dtype="float32",
                                     shape=(150, 150))
     distance_matrix(CUPY.asarray(X), config=config, backend="cupy", out=out,
-                    working_memory=0.05)
+                    working_memory=5)  # tiles of about 40 x 40
     ref = distance_matrix(X, config=config, backend="reference")
     np.testing.assert_allclose(np.asarray(out), ref.astype(np.float32), rtol=1e-6)
