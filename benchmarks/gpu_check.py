@@ -84,7 +84,7 @@ def deviation(cp, n=300):
     report = {}
     h, w = X.shape[1:]
     ho, wo = W1.positions(h, w)
-    floor = ho * wo * U * (W1.covariance_factor() / W1.k2**2 + 2.0 / W1.k1)
+    floor = 8 * ho * wo * U * (W1.covariance_factor() / W1.k2**2 + 1.0 / W1.k1)
     for kind in ("eq1", "eq2", "eq1-uncentered"):
         gpu = cp.asnumpy(ssimref.distance_matrix(cp.asarray(X), kind=kind, config=W1,
                                                  squared=True, backend="cupy"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .config import SSIMConfig
 
-__all__ = ["window_sums", "shifted_moments", "image_moments"]
+__all__ = ["window_sums", "image_moments"]
 
 
 def window_sums(a, taps, stride):
@@ -61,27 +61,6 @@ def _shifted(a, xp):
     return a - shift, shift
 
 
-def shifted_moments(a, config: SSIMConfig, xp):
-    """The pieces :func:`image_moments` is made of, for engines that reuse them.
-
-    Returns
-    -------
-    a0 : array (..., H, W, C)
-        ``a`` minus its global mean per image and channel.
-    shift : array (..., 1, 1, C)
-        That mean.
-    m0 : array (..., Ho, Wo, C)
-        Local (window-weighted) means of ``a0``; the local mean of ``a`` is ``m0 + shift``.
-    var : array (..., Ho, Wo, C)
-        Local variances, ``f * max(E_w[a0^2] - m0^2, 0)``.
-    """
-    taps, stride = config.taps(), config.stride
-    a0, shift = _shifted(a, xp)
-    m0 = window_sums(a0, taps, stride)
-    var = xp.clip(window_sums(a0 * a0, taps, stride) - m0 * m0, min=0.0)
-    return a0, shift, m0, var * config.covariance_factor()
-
-
 def image_moments(a, config: SSIMConfig, xp):
     """Local mean and (normalised) variance of each image.
 
@@ -97,6 +76,9 @@ def image_moments(a, config: SSIMConfig, xp):
         gives ``mu_x - mu_y`` and ``sigma_x^2 + sigma_y^2 - 2 sigma_xy``, both exactly 0
         when the two images are identical.
     """
-    _, shift, m0, var = shifted_moments(a, config, xp)
-    return m0 + shift, var
+    taps, stride = config.taps(), config.stride
+    a0, shift = _shifted(a, xp)
+    m = window_sums(a0, taps, stride)
+    var = xp.clip(window_sums(a0 * a0, taps, stride) - m * m, min=0.0)
+    return m + shift, var * config.covariance_factor()
 

@@ -139,7 +139,7 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
         the array-API code below; "numba" (NumPy inputs, CPU) and "cupy" (CuPy inputs,
         GPU) are fused engines that never form per-pair maps and agree with the
         reference to ``1e-12`` relative on ``D^2`` above an absolute floor of
-        ``n_windows * 2**-53 * (f / k2**2 + 2 / k1)`` (docs/engines.md). "auto" picks
+        ``8 n_windows 2**-53 (f / k2**2 + 1 / k1)`` (docs/engines.md). "auto" picks
         cupy for CuPy inputs, numba for NumPy inputs when Numba is installed, else the
         reference.
 

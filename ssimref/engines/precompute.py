@@ -1,12 +1,13 @@
 """Per-image quantities the fused all-pairs engines share.
 
-The reference (:func:`ssimref.pairwise._squared_block`) forms, for every pair, the local
-moments of the difference image ``d = x_i - y_j`` shifted by its own global mean. Since
-the mean is linear, that shifted difference is ``d0 = x0_i - y0_j`` with ``x0 = x - mean(x)``
-taken per image and channel, and its local mean is ``m0_i - m0_j`` (``m0`` the local mean
-of ``x0``). So everything except one window sum per pair, that of ``d0^2``, is a
-per-image quantity, computed here once per tile of images with the core's own functions
-(:func:`ssimref.moments.shifted_moments`)::
+The SSIM defects of a pair need the local moments of each image and of the difference
+image ``d = x_i - y_j``. The engines shift ``d`` by its global mean, as every image's own
+moments are shifted (:mod:`ssimref.moments`): that keeps ``E_w[d0^2] - E_w[d0]^2`` free of
+the cancellation a large local mean difference causes. Since the mean is linear, the
+shifted difference is ``d0 = x0_i - y0_j`` with ``x0 = x - mean(x)`` per image and
+channel, and its local mean is ``m0_i - m0_j`` (``m0`` the local mean of ``x0``). So
+everything except one window sum per pair, that of ``d0^2``, is a per-image quantity,
+computed here once per tile of images with the core's functions::
 
     mean_d = (m0_i - m0_j) + (shift_i - shift_j)          local mean of d
     var_d  = f * max(E_w[d0^2] - (m0_i - m0_j)^2, 0)      local variance of d
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..moments import shifted_moments
+from ..moments import image_moments, window_sums
 
 __all__ = ["ImageTerms", "image_terms", "KIND_COEFFICIENTS"]
 
@@ -51,10 +52,12 @@ class ImageTerms(NamedTuple):
 
 def image_terms(A, config, xp) -> ImageTerms:
     """:class:`ImageTerms` of a float64 stack ``A`` of shape (t, H, W, C) (trusted)."""
-    x0, shift, m0, var = shifted_moments(A, config, xp)
+    shift = xp.mean(A, axis=(-3, -2), keepdims=True)  # the shift image_moments applies
+    x0 = A - shift
+    m0 = window_sums(x0, config.taps(), config.stride)
+    mu, var = image_moments(A, config, xp)
     c1, c2 = config.constants()
     f = config.covariance_factor()
-    mu = m0 + shift
     a = mu * mu + 0.5 * c1
     v = (var + 0.5 * c2) / f
 
