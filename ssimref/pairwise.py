@@ -36,32 +36,28 @@ def _bytes_per_pair(image_shape, config) -> int:
     return 8 * (4 * h * w * c + 3 * ho * w * c + 12 * ho * wo * c)
 
 
-def _tile_sides(n, m, symmetric, working_memory, per_pair, per_image=0, max_pairs=None):
-    """Tile sides ``(ta, tb)`` whose pairs (``per_pair`` bytes each) and images
-    (``per_image`` bytes each, for engines that precompute per-image terms) fit
-    ``working_memory`` MiB, with at most ``max_pairs`` pairs per tile."""
+def _tile_sides(n, m, symmetric, image_shape, config, working_memory):
+    pairs = max(1, int(working_memory * _MIB) // _bytes_per_pair(image_shape, config))
+    if symmetric:
+        side = max(1, min(n, math.isqrt(pairs)))
+        return side, side
+    rows = max(1, min(n, math.isqrt(pairs)))
+    return rows, max(1, min(m, pairs // rows))
+
+
+def _engine_tile_sides(n, m, symmetric, working_memory, per_pair, per_image, max_pairs):
+    """Tile sides ``(ta, tb)`` for a fused engine: its pairs (``per_pair`` bytes each)
+    and its images' terms (``per_image`` bytes each) fit ``working_memory`` MiB, with at
+    most ``max_pairs`` pairs per tile."""
     budget = int(working_memory * _MIB)
-    if not per_image:
-        pairs = max(1, budget // per_pair)
-        if max_pairs is not None:
-            pairs = min(pairs, max_pairs)
-        side = max(1, math.isqrt(pairs))
-        if symmetric:
-            return min(n, side), min(n, side)
-        rows = min(n, side)
-        return rows, max(1, min(m, pairs // rows))
     # the largest side s with s^2 per_pair + 2 s per_image <= budget
     side = int((math.sqrt(per_image**2 + per_pair * budget) - per_image) / per_pair)
-    if max_pairs is not None:
-        side = min(side, math.isqrt(max_pairs))
-    side = max(1, side)
+    side = max(1, min(side, math.isqrt(max_pairs)))
     if symmetric:
         return min(n, side), min(n, side)
     rows = min(n, side)
     cols = (budget - rows * per_image) // (rows * per_pair + per_image)
-    if max_pairs is not None:
-        cols = min(cols, max_pairs // rows)
-    return rows, max(1, min(m, cols))
+    return rows, max(1, min(m, cols, max_pairs // rows))
 
 
 def _check_out(out, shape, dtype, xp):
@@ -187,16 +183,16 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
     if engine == "reference":
         def squared_block(Xa, Yb, diagonal):
             return _squared_block(Xa, Yb, kind, config, xp)
-        ta, tb = _tile_sides(n, m, symmetric, working_memory,
-                             _bytes_per_pair(image_shape, config))
+        ta, tb = _tile_sides(n, m, symmetric, image_shape, config, working_memory)
     else:
         fused = load_engine(engine)
 
         def squared_block(Xa, Yb, diagonal):
             return fused.squared_block(Xa, Yb, kind, config, upper=diagonal)
-        ta, tb = _tile_sides(n, m, symmetric, working_memory,
-                             fused.bytes_per_pair(image_shape, config),
-                             fused.bytes_per_image(image_shape, config), fused.MAX_TILE_PAIRS)
+        ta, tb = _engine_tile_sides(n, m, symmetric, working_memory,
+                                    fused.bytes_per_pair(image_shape, config),
+                                    fused.bytes_per_image(image_shape, config),
+                                    fused.MAX_TILE_PAIRS)
 
     blocks = [(i, j) for i in range(0, n, ta) for j in range(0, m, tb)
               if not symmetric or j >= i]

@@ -31,7 +31,7 @@ import ssimref
 from ssimref import SSIMConfig, distance_matrix
 from ssimref.backend import available_engines, choose_engine
 from ssimref.engines import load_engine
-from ssimref.pairwise import _squared_block, _tile_sides
+from ssimref.pairwise import _engine_tile_sides, _squared_block
 
 from .conftest import cupy_with_device
 from .strategies import KINDS, configs, image_shapes, images
@@ -431,8 +431,8 @@ def test_engine_tiles_fit_working_memory():
     per_image = numba_engine.bytes_per_image(shape, config)
     for wm in (0.5, 16, 1024):
         for symmetric in (True, False):
-            ta, tb = _tile_sides(10_000, 7_000, symmetric, wm, per_pair, per_image,
-                                 numba_engine.MAX_TILE_PAIRS)
+            ta, tb = _engine_tile_sides(10_000, 7_000, symmetric, wm, per_pair, per_image,
+                                        numba_engine.MAX_TILE_PAIRS)
             assert ta * tb <= numba_engine.MAX_TILE_PAIRS
             if ta * tb > 1:
                 assert ta * tb * per_pair + (ta + tb) * per_image <= wm * 2**20
