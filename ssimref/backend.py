@@ -8,12 +8,15 @@ with its own namespace, through ``array_api_compat``.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import array_api_compat
 from array_api_compat import array_namespace, is_array_api_obj, is_cupy_array, is_numpy_array
 
 __all__ = ["namespace", "as_array", "to_numpy", "is_numpy_array", "is_numpy_namespace",
-           "is_cupy_namespace", "float_dtype", "device_namespace", "DEVICES"]
+           "is_cupy_namespace", "float_dtype", "device_namespace", "DEVICES", "choose_engine",
+           "available_engines", "ENGINES", "arrays_for"]
 
 
 def as_array(a):
@@ -129,6 +132,32 @@ def choose_engine(backend: str, xp) -> str:
     return backend
 
 
+def arrays_for(backend: str, a):
+    """``a`` on the device ``backend`` computes on: a CuPy array for "cupy", unchanged
+    otherwise. For callers that hold host arrays, such as the command line."""
+    if backend != "cupy":
+        return a
+    if "cupy" not in available_engines():
+        raise ValueError("backend 'cupy' is not available here: it needs CuPy (the 'gpu' "
+                         "extra) and a CUDA device")
+    import cupy
+    return cupy.asarray(a)
+
+
+@functools.cache
 def available_engines() -> tuple[str, ...]:
-    """Fused engines importable in this environment (none yet: the reference only)."""
-    return ()
+    """Fused engines usable in this environment: "numba" when Numba imports, "cupy" when
+    CuPy imports and sees a CUDA device. Decided once per process."""
+    found = []
+    try:
+        import numba  # noqa: F401
+        found.append("numba")
+    except ImportError:
+        pass
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            found.append("cupy")
+    except Exception:  # ImportError, or CUDARuntimeError when no driver/device is present
+        pass
+    return tuple(found)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .backend import ENGINES, arrays_for
 from .config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
 from .io import atomic_path, load_images, save_json
 from .kernels.centering import (check_power, double_center_inplace, negative_half_power,
@@ -96,15 +97,17 @@ def cmd_distance(args) -> int:
                               names=("IMAGES",))
     n = data.images.shape[0]
     start = time.perf_counter()
+    images = arrays_for(args.backend, data.images)
     write_matrix(output, (n, n), np.dtype(args.dtype),
-                 lambda out: distance_matrix(data.images, kind=args.kind, config=config,
+                 lambda out: distance_matrix(images, kind=args.kind, config=config,
                                              out=out, progress=args.progress,
-                                             working_memory=args.working_memory),
+                                             working_memory=args.working_memory,
+                                             backend=args.backend),
                  args.force)
     seconds = time.perf_counter() - start
     save_json(sidecar, {"what": f"SSIM distance matrix D(i, j) = ||D'_ij||_F, kind {args.kind}",
                         "source": data.source, "shape": [n, n], "dtype": args.dtype,
-                        "kind": args.kind, "config": asdict(config),
+                        "kind": args.kind, "config": asdict(config), "backend": args.backend,
                         "ssimref": __version__, "seconds": round(seconds, 3)}, args.force)
     print(f"wrote {output} ({n} x {n} {args.dtype}, {args.kind} distances of {data.source}; "
           f"{describe(config)}) and {sidecar.name} in {seconds:.2f} s")
@@ -508,6 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     p.add_argument("--working-memory", type=float, dest="working_memory",
                    help="MiB for tiles (scikit-learn's working_memory when omitted)")
+    p.add_argument("--backend", default="auto", choices=ENGINES,
+                   help="engine for the pairs: auto (numba on the CPU when installed), "
+                   "reference, numba, or cupy (GPU; the matrix is streamed to the output "
+                   "file tile by tile)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_distance)

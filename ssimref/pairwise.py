@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 from .backend import choose_engine, float_dtype, is_numpy_array, is_numpy_namespace, to_numpy
 from .config import resolve_config
 from .distances import squared_window_distance
+from .engines import accuracy_floor, load_engine
 from .similarity import pair_defects
 from .validation import check_kind, check_stacks
 
@@ -52,6 +53,21 @@ def _tile_sides(n, m, symmetric, image_shape, config, working_memory):
     return rows, max(1, min(m, pairs // rows))
 
 
+def _engine_tile_sides(n, m, symmetric, working_memory, per_pair, per_image, max_pairs):
+    """Tile sides ``(ta, tb)`` for a fused engine: its pairs (``per_pair`` bytes each)
+    and its images' terms (``per_image`` bytes each) fit ``working_memory`` MiB, with at
+    most ``max_pairs`` pairs per tile."""
+    budget = int(working_memory * _MIB)
+    # the largest side s with s^2 per_pair + 2 s per_image <= budget
+    side = int((math.sqrt(per_image**2 + per_pair * budget) - per_image) / per_pair)
+    side = max(1, min(side, math.isqrt(max_pairs)))
+    if symmetric:
+        return min(n, side), min(n, side)
+    rows = min(n, side)
+    cols = (budget - rows * per_image) // (rows * per_pair + per_image)
+    return rows, max(1, min(m, cols, max_pairs // rows))
+
+
 def _check_out(out, shape, dtype, xp):
     if out is None:
         return xp.empty(shape, dtype=float_dtype(xp, dtype))
@@ -74,6 +90,24 @@ def _squared_block(Xa, Yb, kind, config, xp):
     ``(ta, H, W, C)`` and ``(tb, H, W, C)`` (float64): an array ``(ta, tb)``."""
     t1, t2 = pair_defects(Xa[:, None, ...], Yb[None, :, ...], config, xp)
     return xp.sum(squared_window_distance(t1, t2, kind), axis=(-3, -2, -1))
+
+
+def _refine_near_zero(block, Xa, Yb, upper, floor, kind, config, xp):
+    """Recompute with the reference the pairs a fused engine put within its accuracy floor
+    of 0 (docs/engines.md): there the engine's absolute error is largest relative to the
+    value, and the reference is exactly 0 for images that agree on every window. Such
+    pairs are rare (near-duplicates), so this costs nothing on ordinary data."""
+    near = to_numpy((block > 0) & (block <= floor))
+    if not near.any():
+        return block
+    for i, j in zip(*near.nonzero()):
+        if upper and i > j:
+            continue
+        value = _squared_block(Xa[i:i + 1, ...], Yb[j:j + 1, ...], kind, config, xp)[0, 0]
+        block[i, j] = value
+        if upper:
+            block[j, i] = value
+    return block
 
 
 def _symmetrise_diagonal_block(block, xp):
@@ -120,7 +154,12 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
         Show a tqdm progress bar over pairs.
     backend : {"auto", "reference", "numba", "cupy"}, default "auto"
         Engine for the pairs (see :func:`ssimref.backend.choose_engine`): "reference" is
-        the array-API code below; fused engines agree with it to 1e-12 relative.
+        the array-API code below; "numba" (NumPy inputs, CPU) and "cupy" (CuPy inputs,
+        GPU) are fused engines that never form per-pair maps and agree with the
+        reference to ``1e-12`` relative on ``D^2`` above an absolute floor of
+        ``8 n_windows 2**-53 (f / k2**2 + 1 / k1)`` (docs/engines.md). "auto" picks
+        cupy for CuPy inputs, numba for NumPy inputs when Numba is installed, else the
+        reference.
 
     Returns
     -------
@@ -152,7 +191,7 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
     if Y is X:
         Y = None
     xp, X, Y, config = check_stacks(X, Y, config)
-    engine = choose_engine(backend, xp)  # noqa: F841  (only "reference" exists so far)
+    engine = choose_engine(backend, xp)
     symmetric = Y is None
     Yw = X if symmetric else Y
     n, m = X.shape[0], Yw.shape[0]
@@ -162,7 +201,22 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
         working_memory = default_working_memory()
     elif not (working_memory > 0):
         raise ValueError(f"working_memory must be > 0 MiB, got {working_memory!r}")
-    ta, tb = _tile_sides(n, m, symmetric, tuple(X.shape[1:]), config, working_memory)
+    image_shape = tuple(X.shape[1:])
+    if engine == "reference":
+        def squared_block(Xa, Yb, diagonal):
+            return _squared_block(Xa, Yb, kind, config, xp)
+        ta, tb = _tile_sides(n, m, symmetric, image_shape, config, working_memory)
+    else:
+        fused = load_engine(engine)
+        floor = accuracy_floor(config, image_shape)
+
+        def squared_block(Xa, Yb, diagonal):
+            block = fused.squared_block(Xa, Yb, kind, config, upper=diagonal)
+            return _refine_near_zero(block, Xa, Yb, diagonal, floor, kind, config, xp)
+        ta, tb = _engine_tile_sides(n, m, symmetric, working_memory,
+                                    fused.bytes_per_pair(image_shape, config),
+                                    fused.bytes_per_image(image_shape, config),
+                                    fused.MAX_TILE_PAIRS)
 
     blocks = [(i, j) for i in range(0, n, ta) for j in range(0, m, tb)
               if not symmetric or j >= i]
@@ -173,12 +227,12 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
             i1, j1 = min(i + ta, n), min(j + tb, m)
             Xa = xp.astype(X[i:i1, ...], xp.float64)
             Yb = Xa if (symmetric and i == j) else xp.astype(Yw[j:j1, ...], xp.float64)
-            block = _squared_block(Xa, Yb, kind, config, xp)
-            if symmetric and i == j:
-                block = _symmetrise_diagonal_block(block, xp)
+            block = squared_block(Xa, Yb, symmetric and i == j)
+            if symmetric and i == j and engine == "reference":
+                block = _symmetrise_diagonal_block(block, xp)  # engines return it so
             if not squared:
                 block = xp.sqrt(block)
-            block = xp.astype(block, float_dtype(xp, str(out.dtype)))
+            block = xp.astype(block, float_dtype(xp, str(out.dtype)), copy=False)
             _write(out, (slice(i, i1), slice(j, j1)), block, host_out)
             if symmetric and i != j:
                 _write(out, (slice(j, j1), slice(i, i1)), block.T, host_out)

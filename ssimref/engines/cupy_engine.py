@@ -1,0 +1,258 @@
+"""Fused all-pairs SSIM distances on a CUDA GPU, with CuPy.
+
+The same computation as :mod:`ssimref.engines.numba_engine` (per-image terms from
+:mod:`ssimref.engines.precompute`, then one window sum of ``d0^2 = (x0_i - y0_j)^2`` per
+pair fused with the ratio), written as one CUDA kernel in float64:
+
+- a thread block of ``T`` threads handles the pairs ``(i, j0 .. j0 + T - 1)``: row image
+  ``i = blockIdx.x`` is read by all threads at the same addresses (broadcast loads), the
+  column images are stored image-index-fastest so that the threads' loads coalesce;
+  consecutive blocks take consecutive row images with the same column images, so the
+  column data of the blocks in flight stays in cache;
+- each thread keeps its column sums of ``d0^2`` (one per image column) in shared memory,
+  ``col[w * T + t]``; threads never share data, so no synchronisation is needed;
+- uniform windows with stride 1 use running sums (add the entering row or column,
+  subtract the leaving one); other windows recompute each output row's weighted column
+  sums directly from the images, which also covers strides and non-overlapping windows.
+
+Image geometry (H, W, C, window size, stride) is compiled into the kernel as constants;
+CuPy caches compiled kernels on disk. Results are float64 device arrays; the caller
+(:func:`ssimref.distance_matrix`) takes roots, casts, and copies tiles to a host
+``out`` (e.g. a memmap) one tile at a time.
+
+The kernel source is plain C++ apart from a few CUDA names, so the test-suite also
+compiles it with a host C++ compiler and runs it thread by thread on the CPU
+(``tests/test_engines.py``), which checks its indexing and arithmetic without a GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .precompute import KIND_COEFFICIENTS, image_terms
+
+__all__ = ["squared_block", "bytes_per_pair", "bytes_per_image", "MAX_TILE_PAIRS",
+           "kernel_source", "threads_per_block"]
+
+# 8192 x 8192 pairs: 512 MiB of float64 per tile, copied to the host tile by tile
+MAX_TILE_PAIRS = 1 << 26
+_SHARED_BYTES = 48 * 1024  # shared memory a block may use without opting in
+
+KERNEL_NAME = "ssim_pair_distances"
+
+_KERNEL = r"""
+// D^2(i, j) for the pairs of one tile; see ssimref/engines/cupy_engine.py.
+// Compile-time constants: H, W, C, SIZE, STRIDE, HO, WO, SLIDING (uniform window, stride 1).
+#ifndef SSIM_HOST_EMULATION
+#define SSIM_SHARED_SCRATCH extern __shared__ double scratch[];
+#endif
+
+extern "C" __global__ void ssim_pair_distances(
+    const double* __restrict__ x0r,   // [ta][C][H][W]    row images minus their means
+    const double* __restrict__ m0r,   // [ta][C][HO*WO]   local means of x0r
+    const double* __restrict__ ar,    // [ta][C][HO*WO]   mu^2 + c1/2
+    const double* __restrict__ vr,    // [ta][C][HO*WO]   (var + c2/2) / f
+    const double* __restrict__ shr,   // [ta][C]          global means
+    const double* __restrict__ x0c,   // [C][H][W][ldc]   column images, image index fastest
+    const double* __restrict__ m0c,   // [C][HO*WO][ldc]
+    const double* __restrict__ ac,    // [C][HO*WO][ldc]
+    const double* __restrict__ vc,    // [C][HO*WO][ldc]
+    const double* __restrict__ shc,   // [C][ldc]
+    const double* __restrict__ taps,  // [SIZE] 1-D window weights (ones for uniform)
+    const long long tb, const long long ldc,
+    const double scale, const double e1, const double e3, const int upper,
+    double* __restrict__ out)         // [ta][tb]
+{
+    SSIM_SHARED_SCRATCH
+    // blockIdx.x (fastest) runs over row images, so the blocks resident at a time share
+    // their column images: those stay in L1/L2 while the row images stream past.
+    const long long T = blockDim.x;
+    const long long t = threadIdx.x;
+    const long long i = blockIdx.x;
+    const long long j = (long long)blockIdx.y * T + t;
+    if (j >= tb || (upper && j <= i)) {
+        return;
+    }
+    double* col = scratch + t;        // col[w * T]: this thread's column sums
+    const long long P = (long long)HO * WO;
+    double acc = 0.0;
+    for (int c = 0; c < C; ++c) {
+        const double* xr = x0r + (i * C + c) * (long long)(H * W);
+        const double* xc = x0c + (long long)c * H * W * ldc + j;
+        const double* mr = m0r + (i * C + c) * P;
+        const double* a_r = ar + (i * C + c) * P;
+        const double* v_r = vr + (i * C + c) * P;
+        const double* mc = m0c + (long long)c * P * ldc + j;
+        const double* a_c = ac + (long long)c * P * ldc + j;
+        const double* v_c = vc + (long long)c * P * ldc + j;
+        const double dsh = shr[i * C + c] - shc[(long long)c * ldc + j];
+        for (int p = 0; p < HO; ++p) {
+#if SLIDING
+            if (p == 0) {
+                for (int w = 0; w < W; ++w) {
+                    double sum = 0.0;
+                    for (int k = 0; k < SIZE; ++k) {
+                        const double d = xr[k * W + w] - xc[(long long)(k * W + w) * ldc];
+                        sum += d * d;
+                    }
+                    col[w * T] = sum;
+                }
+            } else {
+                const int rin = (p + SIZE - 1) * W;
+                const int rout = (p - 1) * W;
+                for (int w = 0; w < W; ++w) {
+                    const double da = xr[rin + w] - xc[(long long)(rin + w) * ldc];
+                    const double db = xr[rout + w] - xc[(long long)(rout + w) * ldc];
+                    col[w * T] += da * da - db * db;
+                }
+            }
+            double run = 0.0;
+            for (int k = 0; k < SIZE - 1; ++k) {
+                run += col[k * T];
+            }
+#else
+            for (int w = 0; w < W; ++w) {
+                double sum = 0.0;
+                for (int k = 0; k < SIZE; ++k) {
+                    const int r = (p * STRIDE + k) * W + w;
+                    const double d = xr[r] - xc[(long long)r * ldc];
+                    sum += taps[k] * (d * d);
+                }
+                col[w * T] = sum;
+            }
+#endif
+            for (int q = 0; q < WO; ++q) {
+#if SLIDING
+                const double window = run + col[(q + SIZE - 1) * T];
+                run = window - col[q * T];
+#else
+                double window = 0.0;
+                for (int k = 0; k < SIZE; ++k) {
+                    window += taps[k] * col[(q * STRIDE + k) * T];
+                }
+#endif
+                const long long row = (long long)p * WO + q;
+                const double md0 = mr[row] - mc[row * ldc];
+                double n2 = window * scale - md0 * md0;   // var_d / f
+                n2 = n2 > 0.0 ? n2 : 0.0;
+                const double md = md0 + dsh;               // mean_d
+                const double a = a_r[row] + a_c[row * ldc];
+                const double v = v_r[row] + v_c[row * ldc];
+                const double n1 = md * md;
+                // t2, t1 + t2 or t1 + t2 - t1 t2 for (e1, e3) = (0,0), (1,0), (1,1)
+                acc += (n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v);
+            }
+        }
+    }
+    out[i * tb + j] = acc;
+}
+"""
+
+
+def kernel_source(height, width, channels, size, stride):
+    """The CUDA source for one image geometry (also compiled on the host by the tests)."""
+    ho = (height - size) // stride + 1
+    wo = (width - size) // stride + 1
+    defines = dict(H=height, W=width, C=channels, SIZE=size, STRIDE=stride, HO=ho, WO=wo)
+    return "".join(f"#define {k} {v}\n" for k, v in defines.items()) + _KERNEL
+
+
+def threads_per_block(width) -> int:
+    """Threads per block: 128, fewer for wide images so that the column sums
+    (``8 * width`` bytes per thread) fit the shared memory of a block."""
+    fit = _SHARED_BYTES // (8 * width)
+    return int(min(128, fit - fit % 32))
+
+
+def bytes_per_pair(image_shape, config) -> int:
+    """Device bytes per pair of a tile: the float64 block and the caller's copies."""
+    return 8 * 4
+
+
+def bytes_per_image(image_shape, config) -> int:
+    """Device bytes of one image's per-image terms while a tile is prepared."""
+    h, w, c = image_shape
+    ho, wo = config.positions(h, w)
+    return 8 * (4 * h * w * c + 10 * ho * wo * c)
+
+
+@functools.lru_cache(maxsize=32)
+def _kernel(height, width, channels, size, stride, sliding):
+    import cupy
+
+    source = f"#define SLIDING {int(sliding)}\n" + kernel_source(height, width, channels,
+                                                                 size, stride)
+    return cupy.RawKernel(source, KERNEL_NAME)
+
+
+def _row_arrays(terms, cp):
+    t = terms.x0.shape[0]
+    return tuple(cp.ascontiguousarray(a.reshape(t, -1))
+                 for a in (terms.x0, terms.m0, terms.a, terms.v, terms.shift))
+
+
+def _column_arrays(terms, cp, ldc):
+    """Image index last (fastest), padded to ``ldc`` images with copies of the last."""
+    t = terms.x0.shape[0]
+    packed = []
+    for a in (terms.x0, terms.m0, terms.a, terms.v, terms.shift):
+        a = a.reshape(t, -1)
+        if ldc > t:
+            a = cp.concatenate([a, cp.broadcast_to(a[-1:], (ldc - t, a.shape[1]))])
+        packed.append(cp.ascontiguousarray(a.T))
+    return tuple(packed)
+
+
+def squared_block(Xa, Yb, kind, config, upper=False):
+    """``D^2`` for all pairs of two float64 CuPy tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``:
+    a CuPy array (ta, tb). With ``upper`` (``Xa is Yb``) each unordered pair is computed
+    once and mirrored: the block is exactly symmetric with a zero diagonal."""
+    import cupy as cp
+
+    from ..backend import namespace
+
+    ta, height, width, channels = Xa.shape
+    tb = Yb.shape[0]
+    threads = threads_per_block(width)
+    shared = 8 * width * max(threads, 32)
+    if threads < 32 and shared > _optin_shared_bytes():
+        # a row of column sums per thread does not fit a block: use the reference
+        from ..pairwise import _squared_block, _symmetrise_diagonal_block
+        block = _squared_block(Xa, Yb, kind, config, namespace(Xa))
+        return _symmetrise_diagonal_block(block, namespace(Xa)) if upper else block
+    threads = max(threads, 32)
+    sliding = config.window == "uniform" and config.stride == 1
+    kernel = _kernel(height, width, channels, config.size, config.stride, sliding)
+    if shared > _SHARED_BYTES:
+        kernel.max_dynamic_shared_size_bytes = shared
+
+    xp = namespace(Xa)
+    ldc = -(-tb // threads) * threads
+    row_terms = image_terms(Xa, config, xp)
+    col_terms = row_terms if Yb is Xa else image_terms(Yb, config, xp)
+    rows = _row_arrays(row_terms, cp)
+    cols = _column_arrays(col_terms, cp, ldc)
+    taps = config.taps()
+    uniform = config.window == "uniform"
+    weights = cp.ones(config.size) if uniform else cp.asarray(taps, dtype=cp.float64)
+    scale = taps[0] * taps[0] if uniform else 1.0
+    e1, e3 = KIND_COEFFICIENTS[kind]
+    out = cp.zeros((ta, tb), dtype=cp.float64)
+    kernel((ta, ldc // threads), (threads,),
+           (*rows, *cols, weights, np.int64(tb), np.int64(ldc), np.float64(scale),
+            np.float64(e1), np.float64(e3), np.int32(bool(upper)), out),
+           shared_mem=shared)
+    if upper:
+        from ..pairwise import _symmetrise_diagonal_block
+        out = _symmetrise_diagonal_block(out, xp)
+    return out
+
+
+@functools.cache
+def _optin_shared_bytes() -> int:
+    import cupy
+
+    attributes = cupy.cuda.Device().attributes
+    return int(attributes.get("MaxSharedMemoryPerBlockOptin", _SHARED_BYTES))

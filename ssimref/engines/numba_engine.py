@@ -1,0 +1,501 @@
+"""Fused all-pairs SSIM distances on the CPU, compiled with Numba.
+
+For a tile of row images ``i`` and column images ``j`` this computes
+``D^2(i, j) = sum over windows p and channels c of d_p(x_i, y_j)^2`` without any array of
+shape ``pairs x positions``: the per-image terms are those of
+:mod:`ssimref.engines.precompute` (computed here by a parallel Numba pass), and the only
+per-pair work is one window sum of ``d0^2 = (x0_i - y0_j)^2`` followed by the ratio,
+fused into one pass over the windows.
+
+Layout. Column images are packed in groups of ``LANES`` (32): every per-image array of a
+group is stored with the image index last, ``(..., LANES)``, so the innermost loops run
+over 32 contiguous float64 values (eight AVX2 registers), one per pair, with no reduction
+across them; LLVM vectorises them without reassociating any sum. Row images are read as
+scalars and broadcast. Threads (``prange``) take (row, group) tasks in chunks, dynamically
+scheduled, group-major (a group's terms stay in cache while row images stream past).
+Per-image terms (shifted image, local means and variances) are computed once per tile by
+a parallel pass, and reused when the tile is on the diagonal, whose lower triangle is
+then mirrored from the upper one.
+
+Window sums, three ways (same values up to rounding):
+
+- uniform window, stride 1: running sums. The column sums over ``size`` rows are updated
+  by adding the entering row and subtracting the leaving one, the squares recomputed from
+  the images; the horizontal sums likewise, fused with the ratio. About 8 flops per pixel
+  and 20 per window.
+- other overlapping windows (Gaussian, or stride < size): a ring buffer of the squares of
+  the last ``size`` rows, then the separable weighted sums per output row, each a flat
+  loop over (column, lane).
+- non-overlapping windows (stride >= size): each pixel's square is added straight into
+  its window's sum; pixels between windows are never touched.
+
+Accuracy. Everything is float64; FMA contraction is allowed (it only removes roundings),
+nothing is reassociated (``fastmath`` is otherwise off). Identical images give exactly 0
+(every difference is exactly 0); a pair and its mirror give bit-identical terms because
+every per-pair quantity is symmetric in the two images (``d0^2``, ``(m0_i - m0_j)^2``,
+``a_i + a_j``, ...). Running sums add and subtract, so their rounding error is bounded by
+the largest window energy met along a row rather than by the window's own; that error is
+divided by a denominator of at least ``c2`` (``c1`` for ``t1``), hence the absolute floor
+in the accuracy contract (docs/engines.md).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["LANES", "MAX_TILE_PAIRS", "squared_block", "bytes_per_pair", "bytes_per_image",
+           "warm_up"]
+
+# squared window distance from n1 = mean_d^2, n2 = var_d / f, a = mu_i^2 + mu_j^2 + c1,
+# v = (var_i + var_j + c2) / f: t2 = n2 / v (eq1), t1 + t2 = (n1 v + n2 a) / (a v) (eq2),
+# t1 + t2 - t1 t2 = (n1 v + n2 a - n1 n2) / (a v) (eq1-uncentered): one division each.
+# The kernels branch on the kind inside their innermost loop; the branch is invariant, and
+# LLVM moves it out of the loop (unswitching), which keeps the loop vectorised.
+_EQ1, _EQ2, _EQ1_UNCENTERED = 0, 1, 2
+KIND_CODES = {"eq1": _EQ1, "eq2": _EQ2, "eq1-uncentered": _EQ1_UNCENTERED}
+
+LANES = 32
+
+# contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
+_JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
+
+
+@njit(**_JIT)
+def _store(acc, out, i, jb):
+    nl = acc.shape[0]
+    for l in range(nl):
+        j = jb * nl + l
+        if j < out.shape[1]:
+            out[i, j] = acc[l]
+
+
+@njit(**_JIT)
+def _shift_differences(shr, shc, i, jb, c, dsh):
+    nl = dsh.shape[0]
+    for l in range(nl):
+        dsh[l] = shr[i, c] - shc[jb, c, l]
+
+
+@njit(**_JIT)
+def _weighted_sum(dst, n, src, offsets, taps):
+    """``dst[:n] = sum_k taps[k] * src[offsets[k] : offsets[k] + n]``, four taps per pass
+    over ``dst`` (a pass per tap would store every element ``size`` times). Sources are
+    taken as slices so that every index is a plain loop counter (no wraparound code,
+    which would stop LLVM from vectorising)."""
+    out = dst[:n]
+    for idx in range(n):
+        out[idx] = 0.0
+    size = taps.shape[0]
+    k = 0
+    while k < size:
+        left = size - k
+        s0 = src[offsets[k]:offsets[k] + n]
+        g0 = taps[k]
+        if left >= 4:
+            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
+            s2 = src[offsets[k + 2]:offsets[k + 2] + n]
+            s3 = src[offsets[k + 3]:offsets[k + 3] + n]
+            g1, g2, g3 = taps[k + 1], taps[k + 2], taps[k + 3]
+            for idx in range(n):
+                out[idx] += g0 * s0[idx] + g1 * s1[idx] + g2 * s2[idx] + g3 * s3[idx]
+            k += 4
+        elif left == 3:
+            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
+            s2 = src[offsets[k + 2]:offsets[k + 2] + n]
+            g1, g2 = taps[k + 1], taps[k + 2]
+            for idx in range(n):
+                out[idx] += g0 * s0[idx] + g1 * s1[idx] + g2 * s2[idx]
+            k += 3
+        elif left == 2:
+            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
+            g1 = taps[k + 1]
+            for idx in range(n):
+                out[idx] += g0 * s0[idx] + g1 * s1[idx]
+            k += 2
+        else:
+            for idx in range(n):
+                out[idx] += g0 * s0[idx]
+            k += 1
+
+
+@njit(parallel=True, **_JIT)
+def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
+                   height, width, size, scale, kind, nchunks, out):
+    """Uniform window, stride 1: running column and row sums."""
+    channels = shr.shape[1]
+    nl = x0c.shape[2]
+    ho = height - size + 1
+    wo = width - size + 1
+    ntasks = task_i.shape[0]
+    for chunk in prange(nchunks):
+        col = np.empty((width, nl))
+        s = np.empty(nl)
+        acc = np.empty(nl)
+        dsh = np.empty(nl)
+        for t in range(chunk * ntasks // nchunks, (chunk + 1) * ntasks // nchunks):
+            i = task_i[t]
+            jb = task_j[t]
+            for l in range(nl):
+                acc[l] = 0.0
+            for c in range(channels):
+                px = c * height * width
+                pw = c * ho * wo
+                _shift_differences(shr, shc, i, jb, c, dsh)
+                # column sums of d0^2 over the first `size` rows
+                for w in range(width):
+                    for l in range(nl):
+                        col[w, l] = 0.0
+                    for k in range(size):
+                        xv = x0r[i, px + k * width + w]
+                        for l in range(nl):
+                            d = xv - x0c[jb, px + k * width + w, l]
+                            col[w, l] += d * d
+                for p in range(ho):
+                    if p > 0:  # slide the column sums down one row
+                        rin = px + (p + size - 1) * width
+                        rout = px + (p - 1) * width
+                        for w in range(width):
+                            xa = x0r[i, rin + w]
+                            xb = x0r[i, rout + w]
+                            for l in range(nl):
+                                da = xa - x0c[jb, rin + w, l]
+                                db = xb - x0c[jb, rout + w, l]
+                                col[w, l] += da * da - db * db
+                    # s: sum of the first size-1 columns; each window adds its last one
+                    for l in range(nl):
+                        s[l] = 0.0
+                    for k in range(size - 1):
+                        for l in range(nl):
+                            s[l] += col[k, l]
+                    for q in range(wo):
+                        row = pw + p * wo + q
+                        m0i = m0r[i, row]
+                        ai = ar[i, row]
+                        vi = vr[i, row]
+                        last = q + size - 1
+                        for l in range(nl):
+                            window = s[l] + col[last, l]
+                            s[l] = window - col[q, l]
+                            md0 = m0i - m0c[jb, row, l]
+                            n2 = window * scale - md0 * md0
+                            n2 = n2 if n2 > 0.0 else 0.0
+                            md = md0 + dsh[l]
+                            a = ai + ac[jb, row, l]
+                            v = vi + vc[jb, row, l]
+                            n1 = md * md
+                            if kind == _EQ2:
+                                acc[l] += (n1 * v + n2 * a) / (a * v)
+                            elif kind == _EQ1:
+                                acc[l] += n2 / v
+                            else:
+                                acc[l] += (n1 * v + n2 * a - n1 * n2) / (a * v)
+            _store(acc, out, i, jb)
+
+
+@njit(parallel=True, **_JIT)
+def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
+                     height, width, taps, stride, scale, kind, nchunks, out):
+    """Any window: separable weighted sums per output row. Overlapping windows
+    (stride < size) keep the squares of the last ``size`` rows in a ring; otherwise the
+    squares are formed inside the vertical sum. Sums over whole rows of (column, lane)
+    are single flat loops."""
+    channels = shr.shape[1]
+    nl = x0c.shape[2]
+    size = taps.shape[0]
+    ho = (height - size) // stride + 1
+    wo = (width - size) // stride + 1
+    overlap = stride < size
+    uniform = True
+    for k in range(size):
+        uniform = uniform and taps[k] == 1.0
+    ntasks = task_i.shape[0]
+    for chunk in prange(nchunks):
+        # flat buffers for the weighted sums, 2-D or 3-D views of the same memory for
+        # the lane loops (indices there must be plain loop counters, see _weighted_sum)
+        ring_flat = np.empty(size * width * nl)
+        ring = ring_flat.reshape((size, width, nl))
+        offsets = np.empty(size, dtype=np.int64)
+        col = np.empty(width * nl)
+        col2 = col.reshape((width, nl))
+        hsum = np.empty(wo * nl)
+        hsum2 = hsum.reshape((wo, nl))
+        acc = np.empty(nl)
+        dsh = np.empty(nl)
+        for t in range(chunk * ntasks // nchunks, (chunk + 1) * ntasks // nchunks):
+            i = task_i[t]
+            jb = task_j[t]
+            for l in range(nl):
+                acc[l] = 0.0
+            for c in range(channels):
+                px = c * height * width
+                pw = c * ho * wo
+                _shift_differences(shr, shc, i, jb, c, dsh)
+                filled = 0  # image rows squared into the ring so far
+                for p in range(ho):
+                    top = p * stride
+                    for idx in range(wo * nl):
+                        hsum[idx] = 0.0
+                    if overlap:
+                        while filled < top + size:
+                            r = px + filled * width
+                            slot = filled % size
+                            for w in range(width):
+                                xv = x0r[i, r + w]
+                                for l in range(nl):
+                                    d = xv - x0c[jb, r + w, l]
+                                    ring[slot, w, l] = d * d
+                            filled += 1
+                        for k in range(size):
+                            offsets[k] = ((top + k) % size) * width * nl
+                        _weighted_sum(col, width * nl, ring_flat, offsets, taps)
+                        if stride == 1:
+                            for k in range(size):
+                                offsets[k] = k * nl
+                            _weighted_sum(hsum, wo * nl, col, offsets, taps)
+                        else:
+                            for q in range(wo):
+                                for k in range(size):
+                                    g = taps[k]
+                                    src = q * stride + k
+                                    for l in range(nl):
+                                        hsum2[q, l] += g * col2[src, l]
+                    else:
+                        # each pixel lies in at most one window: add its square there
+                        for k in range(size):
+                            r = px + (top + k) * width
+                            for q in range(wo):
+                                for kw in range(size):
+                                    w = q * stride + kw
+                                    xv = x0r[i, r + w]
+                                    if uniform:
+                                        for l in range(nl):
+                                            d = xv - x0c[jb, r + w, l]
+                                            hsum2[q, l] += d * d
+                                    else:
+                                        g = taps[k] * taps[kw]
+                                        for l in range(nl):
+                                            d = xv - x0c[jb, r + w, l]
+                                            hsum2[q, l] += g * (d * d)
+                    for q in range(wo):
+                        row = pw + p * wo + q
+                        m0i = m0r[i, row]
+                        ai = ar[i, row]
+                        vi = vr[i, row]
+                        for l in range(nl):
+                            md0 = m0i - m0c[jb, row, l]
+                            n2 = hsum2[q, l] * scale - md0 * md0
+                            n2 = n2 if n2 > 0.0 else 0.0
+                            md = md0 + dsh[l]
+                            a = ai + ac[jb, row, l]
+                            v = vi + vc[jb, row, l]
+                            n1 = md * md
+                            if kind == _EQ2:
+                                acc[l] += (n1 * v + n2 * a) / (a * v)
+                            elif kind == _EQ1:
+                                acc[l] += n2 / v
+                            else:
+                                acc[l] += (n1 * v + n2 * a - n1 * n2) / (a * v)
+            _store(acc, out, i, jb)
+
+
+@njit(parallel=True, **_JIT)
+def _image_terms(X, taps, stride, scale, f, half_c1, half_c2, rows, packed):
+    """The per-image terms of :func:`ssimref.engines.precompute.image_terms`, one pass per
+    image, written in row layout (``rows``: x0 (t, C*H*W); m0, a, v (t, C*Ho*Wo); shift
+    (t, C)) and/or in the packed layout of column groups (``packed``: the same with a
+    leading group axis and the image index last, (groups, depth, LANES); lanes past the
+    last image repeat it). Either tuple may hold empty arrays (not wanted). Threads take
+    whole groups, so that no two threads write one cache line. Window sums are direct
+    separable sums (``taps``, then ``scale``, as :func:`ssimref.moments.window_sums`)."""
+    t, height, width, channels = X.shape
+    x0r, m0r, ar, vr, shr = rows
+    x0p, m0p, ap, vp, shp = packed
+    want_rows = x0r.shape[0] > 0
+    want_packed = x0p.shape[0] > 0
+    nl = LANES
+    groups = (t + nl - 1) // nl
+    size = taps.shape[0]
+    ho = (height - size) // stride + 1
+    wo = (width - size) // stride + 1
+    for g in prange(groups):
+        image = np.empty(height * width)
+        col1 = np.empty(width)
+        col2 = np.empty(width)
+        for l in range(nl):
+            img = min(g * nl + l, t - 1)
+            real = g * nl + l < t
+            for c in range(channels):
+                total = 0.0
+                for h in range(height):
+                    for w in range(width):
+                        total += X[img, h, w, c]
+                mean = total / (height * width)
+                base = c * height * width
+                for h in range(height):
+                    for w in range(width):
+                        image[h * width + w] = X[img, h, w, c] - mean
+                if want_packed:
+                    shp[g, c, l] = mean
+                    for k in range(height * width):
+                        x0p[g, base + k, l] = image[k]
+                if want_rows and real:
+                    shr[img, c] = mean
+                    x0i = x0r[img, base:base + height * width]
+                    for k in range(height * width):
+                        x0i[k] = image[k]
+                for p in range(ho):
+                    for w in range(width):
+                        s1 = 0.0
+                        s2 = 0.0
+                        for k in range(size):
+                            val = image[(p * stride + k) * width + w]
+                            s1 += taps[k] * val
+                            s2 += taps[k] * (val * val)
+                        col1[w] = s1
+                        col2[w] = s2
+                    for q in range(wo):
+                        s1 = 0.0
+                        s2 = 0.0
+                        for k in range(size):
+                            s1 += taps[k] * col1[q * stride + k]
+                            s2 += taps[k] * col2[q * stride + k]
+                        mean0 = s1 * scale
+                        var = s2 * scale - mean0 * mean0
+                        var = (var if var > 0.0 else 0.0) * f
+                        row = (c * ho + p) * wo + q
+                        mu = mean0 + mean
+                        a = mu * mu + half_c1
+                        v = (var + half_c2) / f
+                        if want_packed:
+                            m0p[g, row, l] = mean0
+                            ap[g, row, l] = a
+                            vp[g, row, l] = v
+                        if want_rows and real:
+                            m0r[img, row] = mean0
+                            ar[img, row] = a
+                            vr[img, row] = v
+
+
+def _weights(config):
+    """1-D taps and the factor applied after the 2-D sum: ones and ``1/size^2`` for a
+    uniform window (sum, then scale, as the reference does), the Gaussian taps and 1."""
+    taps = config.taps()
+    if config.window == "uniform":
+        return np.ones(config.size), taps[0] * taps[0]
+    return np.asarray(taps, dtype=np.float64), 1.0
+
+
+def image_terms(X, config, rows=True, packed=True):
+    """Per-image terms of a float64 stack (t, H, W, C): ``(rows, packed)``, each a tuple
+    (x0, m0, a, v, shift) or None when not asked for. Row layout: x0 (t, C*H*W), m0, a, v
+    (t, C*Ho*Wo), shift (t, C). Packed layout: a leading group axis and the image index
+    last in groups of LANES, image ``i`` at ``[i // LANES, ..., i % LANES]``."""
+    t, height, width, channels = X.shape
+    ho, wo = config.positions(height, width)
+    depths = (channels * height * width, channels * ho * wo, channels * ho * wo,
+              channels * ho * wo, channels)
+
+    row_arrays = tuple(np.empty((t, d)) if rows else np.empty((0, 0)) for d in depths)
+    groups = -(-t // LANES)
+    packed_arrays = tuple(np.empty((groups, d, LANES)) if packed else np.empty((0, 0, 0))
+                          for d in depths)
+    taps, scale = _weights(config)
+    c1, c2 = config.constants()
+    _image_terms(np.ascontiguousarray(X), taps, config.stride, scale,
+                 config.covariance_factor(), 0.5 * c1, 0.5 * c2, row_arrays, packed_arrays)
+    return (row_arrays if rows else None), (packed_arrays if packed else None)
+
+
+def _tasks(rows, groups, upper):
+    """(row, group) pairs to compute, group-major: a thread's consecutive tasks share one
+    group of column images, whose terms then stay in cache while the row images stream
+    past (1.3x faster for 64x64 images, whose groups take 3.6 MB); with ``upper`` only
+    groups holding a column > row."""
+    jb = np.repeat(np.arange(groups, dtype=np.int64), rows)
+    i = np.tile(np.arange(rows, dtype=np.int64), groups)
+    if upper:
+        keep = jb * LANES + LANES - 1 > i
+        i, jb = i[keep], jb[keep]
+    return i, jb
+
+
+def bytes_per_pair(image_shape, config) -> int:
+    """Working bytes per pair of a tile: the float64 block and the copies the caller
+    makes of it (mirror, root, cast)."""
+    return 8 * 4
+
+
+def bytes_per_image(image_shape, config) -> int:
+    """float64 bytes per image of a tile: its copy in float64 (made by the caller) and its
+    packed terms (shifted image, local mean, a, v, global mean)."""
+    h, w, c = image_shape
+    ho, wo = config.positions(h, w)
+    return 8 * (2 * h * w * c + 3 * ho * wo * c + c)
+
+
+# about two seconds of work at W1 speed: progress and Ctrl-C stay responsive
+MAX_TILE_PAIRS = 1 << 22
+
+
+@njit(parallel=True, **_JIT)
+def _mirror_upper(out, block):
+    """Copy the strict upper triangle of the square ``out`` onto the lower one and set
+    the diagonal to 0, in ``block`` x ``block`` squares (threads over block rows)."""
+    n = out.shape[0]
+    nb = (n + block - 1) // block
+    for bi in prange(nb):
+        i0 = bi * block
+        i1 = min(i0 + block, n)
+        for bj in range(bi + 1):
+            j0 = bj * block
+            for i in range(i0, i1):
+                for j in range(j0, min(j0 + block, i)):
+                    out[i, j] = out[j, i]
+        for i in range(i0, i1):
+            out[i, i] = 0.0
+
+
+def squared_block(Xa, Yb, kind, config, upper=False):
+    """``D^2`` for all pairs of two float64 tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``:
+    an array (ta, tb). With ``upper`` (``Xa is Yb``) each unordered pair is computed once
+    and mirrored: the block is exactly symmetric with a zero diagonal."""
+    ta, height, width, _ = Xa.shape
+    if Yb is Xa:
+        rows, cols = image_terms(Xa, config)
+    else:
+        rows, _ = image_terms(Xa, config, packed=False)
+        _, cols = image_terms(Yb, config, rows=False)
+    task_i, task_j = _tasks(ta, cols[0].shape[0], upper)
+    out = np.zeros((ta, Yb.shape[0]))
+    if task_i.size == 0:
+        return out
+    threads = numba.get_num_threads()
+    nchunks = int(min(task_i.size, 8 * threads))
+    weights, scale = _weights(config)
+    code = KIND_CODES[kind]
+    with numba.parallel_chunksize(1):
+        if config.window == "uniform" and config.stride == 1:
+            _tiles_sliding(*rows, *cols, task_i, task_j, height, width, config.size, scale,
+                           code, nchunks, out)
+        else:
+            _tiles_separable(*rows, *cols, task_i, task_j, height, width, weights,
+                             config.stride, scale, code, nchunks, out)
+    if upper:
+        _mirror_upper(out, 64)
+    return out
+
+
+def warm_up():
+    """Compile every kernel (or load it from Numba's on-disk cache), on tiny inputs;
+    returns the seconds it took."""
+    import time
+
+    from ..config import SSIMConfig
+
+    start = time.perf_counter()
+    X = (np.arange(2 * 5 * 5, dtype=np.float64).reshape(2, 5, 5, 1) % 7)
+    for window in ("uniform", "gaussian"):
+        squared_block(X, X, "eq2", SSIMConfig(window=window, size=3, data_range=7.0))
+    return time.perf_counter() - start
