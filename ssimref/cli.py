@@ -53,6 +53,19 @@ def add_config_arguments(parser):
     group.add_argument("--covariance", choices=COVARIANCES)
 
 
+def add_compute_arguments(parser, backend=True, progress=True):
+    """--working-memory (and --backend, --progress) for commands that compute distances."""
+    parser.add_argument("--working-memory", type=float, dest="working_memory",
+                        help="MiB for tiles (scikit-learn's working_memory when omitted)")
+    if backend:
+        parser.add_argument("--backend", default="auto", choices=ENGINES,
+                            help="engine for the pairs: auto (numba on the CPU when "
+                            "installed), reference, numba, or cupy (GPU; the matrix is "
+                            "streamed to the output file tile by tile)")
+    if progress:
+        parser.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
 def config_from_args(args, default_data_range=None) -> SSIMConfig:
     base = PRESETS[args.preset](data_range=None) if args.preset else SSIMConfig()
     if base.data_range is None and args.data_range is None and default_data_range is not None:
@@ -181,11 +194,11 @@ def cmd_kernel(args) -> int:
                              "images of one shape")
     n = data.images.shape[0]
     options = dict(kind=args.kind, config=config, squared=True, progress=args.progress,
-                   working_memory=args.working_memory)
+                   working_memory=args.working_memory, backend=args.backend)
     state = {}
 
     def fill_train(out):
-        distance_matrix(data.images, out=out, **options)
+        distance_matrix(arrays_for(args.backend, data.images), out=out, **options)
         for i, j in _row_blocks(n, n):
             out[i:j] = negative_half_power(out[i:j], power, squared=True)
         if test is not None:
@@ -213,7 +226,8 @@ def cmd_kernel(args) -> int:
         m = test.images.shape[0]
 
         def fill_test(out):
-            distance_matrix(test.images, data.images, out=out, **options)
+            distance_matrix(arrays_for(args.backend, test.images),
+                            arrays_for(args.backend, data.images), out=out, **options)
             for i, j in _row_blocks(m, n):
                 out[i:j] = state["centerer"].transform(
                     negative_half_power(np.asarray(out[i:j]), power, squared=True),
@@ -509,13 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="eq2", choices=KINDS)
     add_config_arguments(p)
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
-    p.add_argument("--working-memory", type=float, dest="working_memory",
-                   help="MiB for tiles (scikit-learn's working_memory when omitted)")
-    p.add_argument("--backend", default="auto", choices=ENGINES,
-                   help="engine for the pairs: auto (numba on the CPU when installed), "
-                   "reference, numba, or cupy (GPU; the matrix is streamed to the output "
-                   "file tile by tile)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    add_compute_arguments(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_distance)
 
@@ -563,9 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(needs matplotlib)")
     p.add_argument("--check-psd", action="store_true", dest="check_psd",
                    help="report the training kernel's extreme eigenvalues (O(n^3))")
-    p.add_argument("--working-memory", type=float, dest="working_memory",
-                   help="MiB for tiles (scikit-learn's working_memory when omitted)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    add_compute_arguments(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_kernel)
 
@@ -605,8 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random relabellings for the p-value; 0 skips the test (default 1000)")
     p.add_argument("--seed", type=int, default=None, help="seed of the relabellings")
     add_config_arguments(p)
-    p.add_argument("--working-memory", type=float, dest="working_memory",
-                   help="MiB for tiles (scikit-learn's working_memory when omitted)")
+    add_compute_arguments(p, backend=False, progress=False)
     p.add_argument("--json", help="also write the result and its conventions to this .json")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=cmd_mmd)
