@@ -10,7 +10,7 @@ from ssimref import SSIMConfig
 from ssimref.gmmn import cmmd2, cmmd2_and_grad, cmmd_weights, mmd2
 from ssimref.kernels import RBFMixture, SSIMDistanceKernel
 
-from .test_gradients import assert_grad_close, numerical_gradient
+from .finite_differences import assert_grad_close, numerical_gradient
 
 CONFIG = SSIMConfig(window="uniform", size=3, data_range=1.0)
 RBF = RBFMixture((0.8, 4.0))

@@ -8,25 +8,8 @@ import ssimref
 from ssimref import SSIMConfig
 from ssimref.moments import window_sums, window_sums_transpose
 
+from .finite_differences import assert_grad_close, numerical_gradient
 from .strategies import KINDS, configs
-
-REL = 1e-6
-
-
-def numerical_gradient(f, X, h=1e-6):
-    g = np.zeros_like(X)
-    for idx in np.ndindex(X.shape):
-        E = np.zeros_like(X)
-        E[idx] = h
-        g[idx] = (f(X + E) - f(X - E)) / (2 * h)
-    return g
-
-
-def assert_grad_close(analytic, numeric, rel=REL):
-    scale = max(np.abs(numeric).max(), 1e-12)
-    assert np.abs(analytic - numeric).max() <= rel * scale, \
-        np.abs(analytic - numeric).max() / scale
-
 
 @given(st.data())
 def test_window_sums_transpose_is_the_adjoint(data):

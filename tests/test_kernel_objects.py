@@ -11,7 +11,7 @@ import ssimref
 from ssimref import SSIMConfig
 from ssimref.kernels import (MeanSSIMKernel, RBFMixture, SSIMDistanceKernel, SSIMRBFKernel)
 
-from .test_gradients import assert_grad_close, numerical_gradient
+from .finite_differences import assert_grad_close, numerical_gradient
 
 CONFIG = SSIMConfig(window="uniform", size=3, data_range=1.0)
 GAUSS = SSIMConfig(window="gaussian", size=3, sigma=1.0, stride=2, data_range=1.0,

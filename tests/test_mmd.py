@@ -13,7 +13,7 @@ from ssimref import SSIMConfig
 from ssimref.gmmn import mmd2, mmd2_and_grad
 from ssimref.kernels import MeanSSIMKernel, RBFMixture, SSIMDistanceKernel, SSIMRBFKernel
 
-from .test_gradients import assert_grad_close, numerical_gradient
+from .finite_differences import assert_grad_close, numerical_gradient
 from .test_kernel_objects import rbf_direct
 
 CONFIG = SSIMConfig(window="uniform", size=3, data_range=1.0)
