@@ -62,6 +62,24 @@ LANES = 32
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
 
 
+@njit(inline="always", **_JIT)
+def _window_term(sum_d2, md0, shift, a, v, kind):
+    """Squared distance of one window from the weighted sum of ``d0^2`` over it
+    (``sum_d2``, already scaled by the covariance factor), the difference ``md0`` of the
+    shifted local means, the difference of the images' shifts, and the halves of the two
+    denominators summed (``a``: luminance, ``v``: contrast-structure). The variance
+    ``sum_d2 - md0^2`` is clipped at 0, as in the reference; one division per window."""
+    n2 = sum_d2 - md0 * md0
+    n2 = n2 if n2 > 0.0 else 0.0
+    md = md0 + shift
+    n1 = md * md
+    if kind == _EQ2:
+        return (n1 * v + n2 * a) / (a * v)
+    if kind == _EQ1:
+        return n2 / v
+    return (n1 * v + n2 * a - n1 * n2) / (a * v)
+
+
 @njit(**_JIT)
 def _store(acc, out, i, jb):
     nl = acc.shape[0]
@@ -178,19 +196,9 @@ def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
                         for l in range(nl):
                             window = s[l] + col[last, l]
                             s[l] = window - col[q, l]
-                            md0 = m0i - m0c[jb, row, l]
-                            n2 = window * scale - md0 * md0
-                            n2 = n2 if n2 > 0.0 else 0.0
-                            md = md0 + dsh[l]
-                            a = ai + ac[jb, row, l]
-                            v = vi + vc[jb, row, l]
-                            n1 = md * md
-                            if kind == _EQ2:
-                                acc[l] += (n1 * v + n2 * a) / (a * v)
-                            elif kind == _EQ1:
-                                acc[l] += n2 / v
-                            else:
-                                acc[l] += (n1 * v + n2 * a - n1 * n2) / (a * v)
+                            acc[l] += _window_term(window * scale, m0i - m0c[jb, row, l],
+                                                   dsh[l], ai + ac[jb, row, l],
+                                                   vi + vc[jb, row, l], kind)
             _store(acc, out, i, jb)
 
 
@@ -284,19 +292,9 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                         ai = ar[i, row]
                         vi = vr[i, row]
                         for l in range(nl):
-                            md0 = m0i - m0c[jb, row, l]
-                            n2 = hsum2[q, l] * scale - md0 * md0
-                            n2 = n2 if n2 > 0.0 else 0.0
-                            md = md0 + dsh[l]
-                            a = ai + ac[jb, row, l]
-                            v = vi + vc[jb, row, l]
-                            n1 = md * md
-                            if kind == _EQ2:
-                                acc[l] += (n1 * v + n2 * a) / (a * v)
-                            elif kind == _EQ1:
-                                acc[l] += n2 / v
-                            else:
-                                acc[l] += (n1 * v + n2 * a - n1 * n2) / (a * v)
+                            acc[l] += _window_term(hsum2[q, l] * scale, m0i - m0c[jb, row, l],
+                                                   dsh[l], ai + ac[jb, row, l],
+                                                   vi + vc[jb, row, l], kind)
             _store(acc, out, i, jb)
 
 
