@@ -82,8 +82,9 @@ class PairForward:
         self.inv_b = 1.0 / (self.x[2] + self.y[2] + c2)
         self.S = xp.sum(squared_window_distance(self.t1, self.t2, kind), axis=(-3, -2, -1))
 
-    def vjp(self, weight):
-        """Gradients ``(gx, gy)`` of ``sum(weight * S)``, shaped like ``x`` and ``y``."""
+    def vjp(self, weight, wrt_y=True):
+        """Gradients ``(gx, gy)`` of ``sum(weight * S)``, shaped like ``x`` and ``y``
+        (``gy`` is None when ``wrt_y`` is false: callers that hold ``y`` fixed skip it)."""
         xp, config = self.xp, self.config
         height, width = self.x_shape[-3], self.x_shape[-2]
         taps, stride, f = config.taps(), config.stride, config.covariance_factor()
@@ -108,6 +109,8 @@ class PairForward:
         gx = _reduce_to(g_d, self.x_shape, xp) + pixels(
             self.x, _reduce_to(-2.0 * g_t1 * self.t1 * self.mu_x, m_shape_x, xp),
             _reduce_to(g_var, m_shape_x, xp))
+        if not wrt_y:
+            return gx, None
         gy = pixels(self.y, _reduce_to(-2.0 * g_t1 * self.t1 * self.mu_y, m_shape_y, xp),
                     _reduce_to(g_var, m_shape_y, xp)) - _reduce_to(g_d, self.y_shape, xp)
         return gx, gy

@@ -198,14 +198,19 @@ def _restore(run, optimizers, arrays):
         opt.load_state(take(f"optimizer.{name}"))
 
 
+def _read_config(run_dir, missing):
+    """The TrainConfig stored in a run folder; FileNotFoundError(``missing``) without one."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(missing)
+    return TrainConfig.from_dict(_config_from_json(json.loads(path.read_text())))
+
+
 def load_run(run_dir, device=None) -> Run:
     """Rebuild the models of a run folder from its ``config.json`` and last checkpoint."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json); train one "
-                                "with 'ssimref gmmn train ... -o RUN'")
-    config = TrainConfig.from_dict(_config_from_json(json.loads(config_path.read_text())))
+    config = _read_config(run_dir, f"{run_dir} is not a run folder (no config.json); train "
+                                   "one with 'ssimref gmmn train ... -o RUN'")
     if device is not None:
         config = replace(config, device=device)
     run = _build(config, device_namespace(config.device))
@@ -248,11 +253,8 @@ def _before(record, phase, step):
 def _prepare_folder(run_dir, config, resume, force):
     run_dir = Path(run_dir)
     if resume:
-        stored = run_dir / "config.json"
-        if not stored.exists():
-            raise FileNotFoundError(f"--resume: {run_dir} holds no config.json; start the run "
-                                    "without --resume")
-        saved = TrainConfig.from_dict(_config_from_json(json.loads(stored.read_text())))
+        saved = _read_config(run_dir, f"--resume: {run_dir} holds no config.json; start the "
+                                      "run without --resume")
         if config is not None:
             differs = [f.name for f in fields(TrainConfig) if f.name != "steps"
                        and getattr(saved, f.name) != getattr(config, f.name)]

@@ -539,7 +539,7 @@ class _SSIMKernel(Kernel):
                 K[i:i1, j:j1] = value
                 if symmetric and not diagonal:
                     K[j:j1, i:i1] = value.T
-                gx, gy = forward.vjp(weight)
+                gx, gy = forward.vjp(weight, wrt_y=dY is not None)
                 dX[i:i1, ...] += gx[:, 0, ...]
                 if dY is not None:
                     dY[j:j1, ...] += gy[0, ...]
