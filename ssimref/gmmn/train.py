@@ -28,11 +28,11 @@ from .. import __version__
 from ..backend import DEVICES, device_namespace, to_numpy
 from ..config import SSIMConfig
 from ..io import atomic_path, save_json
-from ..kernels.differentiable import RBFMixture, SSIMDistanceKernel
+from ..kernels import RBFMixture, SSIMDistanceKernel
 from .checkpoint import CHECKPOINT_JSON, load_checkpoint, make_rng, rng_state, save_checkpoint
 from .data import DATASETS, load_digit_splits
 from .grid import save_grid
-from .mmd import mmd2
+from ..mmd import mmd2
 from .model import LOSSES, GMMN, Autoencoder
 from .optim import make_optimizer
 
