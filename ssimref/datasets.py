@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = ["Dataset", "Splits", "SplitIndices", "load", "load_splits", "split_indices",
            "as_unit_float", "cache_dir", "clear_cache", "CacheWarning", "DATASETS",
@@ -172,6 +173,7 @@ class Splits:
 
     @property
     def name(self) -> str:
+        """The data set's name."""
         return self.train.name
 
 
@@ -188,7 +190,8 @@ class SplitIndices:
 # --- public functions -------------------------------------------------------------------
 
 
-def load(name: str, split: str | None = "all", *, dtype=None, n: int | None = None,
+def load(name: str, split: str | None = "all", *, dtype: DTypeLike | None = None,
+         n: int | None = None,
          side: int | None = None, seed: int | None = None) -> Dataset:
     """Load a bundled image set, or one split of it.
 
@@ -245,21 +248,21 @@ def load(name: str, split: str | None = "all", *, dtype=None, n: int | None = No
     """
     name = _check_name(name)
     split = _check_split(name, split)
-    dtype = _check_dtype(dtype)
+    cast = _check_dtype(dtype)
     if name == "patches":
         n, side, seed = _check_patch_arguments(n, side, seed)
         images = _cut_patches(n, side, seed)
-        if dtype is not None:
-            images = images.astype(dtype)
+        if cast is not None:
+            images = images.astype(cast)
         return _dataset(name, split, _read_only(images), None)
     for arg, value in (("n", n), ("side", side), ("seed", seed)):
         if value is not None:
             raise ValueError(f"{arg}= applies to 'patches' only, not to {name!r}; the "
                              "labelled sets are fixed")
-    return _load_labelled(name, split, None if dtype is None else dtype.str)
+    return _load_labelled(name, split, None if cast is None else cast.str)
 
 
-def load_splits(name: str, *, dtype=None) -> Splits:
+def load_splits(name: str, *, dtype: DTypeLike | None = None) -> Splits:
     """The fixed train / validation / test split of a labelled set.
 
     Parameters
@@ -325,7 +328,7 @@ def split_indices(name: str) -> SplitIndices:
     return _split_indices(name)
 
 
-def as_unit_float(dataset: Dataset, dtype="float64") -> np.ndarray:
+def as_unit_float(dataset: Dataset, dtype: DTypeLike = "float64") -> np.ndarray:
     """The images of ``dataset`` divided by its data range: values in [0, 1].
 
     Parameters
@@ -358,8 +361,10 @@ def as_unit_float(dataset: Dataset, dtype="float64") -> np.ndarray:
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be a ssimref.datasets.Dataset (from load()), got "
                         f"{type(dataset).__name__}")
-    dtype = _check_dtype(dtype)
-    return np.asarray(dataset.images, dtype=dtype) / dtype.type(dataset.data_range)
+    cast = _check_dtype(dtype)
+    if cast is None:
+        raise ValueError("dtype must be 'float32' or 'float64', got None")
+    return np.asarray(dataset.images, dtype=cast) / cast.type(dataset.data_range)
 
 
 def cache_dir() -> Path:
@@ -392,8 +397,12 @@ def cache_dir() -> Path:
 
 
 def clear_cache(disk: bool = False) -> None:
-    """Forget the arrays cached in this process; with ``disk=True`` also delete this
-    version's cache files in :func:`cache_dir`.
+    """Forget the arrays cached in this process.
+
+    Parameters
+    ----------
+    disk : bool, default False
+        Also delete this format version's cache files in :func:`cache_dir`.
 
     See Also
     --------
@@ -428,7 +437,7 @@ def _check_split(name, split):
     return split
 
 
-def _check_dtype(dtype):
+def _check_dtype(dtype) -> np.dtype | None:
     if dtype is None:
         return None
     try:

