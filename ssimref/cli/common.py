@@ -9,7 +9,7 @@ from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
 
 __all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
            "add_compute_arguments", "config_from_args", "check_npy_output",
-           "check_plot_output"]
+           "check_plot_output", "split_field"]
 
 PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
            "skimage": SSIMConfig.skimage}
@@ -17,8 +17,11 @@ PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
 
 def add_image_arguments(parser, name="images", help_text=None):
     parser.add_argument(name, help=help_text or "a .npy/.npz file, a folder of PNG/JPEG "
-                        "images (sorted by name, same size), or 'digits' (sklearn's bundled "
-                        "8x8 digits, data range 16)")
+                        "images (sorted by name, same size), or a bundled data set: 'digits' "
+                        "(sklearn's 8x8 digits, data range 16) or 'mnist5k' (5,000 MNIST "
+                        "digits 28x28, uint8; needs the 'data' extra), optionally with "
+                        "':train', ':validation' or ':test' for one part of its fixed split "
+                        "(e.g. mnist5k:test)")
     parser.add_argument("--color", action="store_true",
                         help="read folders as RGB (channels last) instead of grayscale")
     parser.add_argument("--key", help="array name inside a .npz file holding several")
@@ -51,6 +54,11 @@ def add_compute_arguments(parser, backend=True, progress=True):
                             "streamed to the output file tile by tile)")
     if progress:
         parser.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
+def split_field(data) -> dict:
+    """``{"split": ...}`` for a sidecar when the images are a bundled data set."""
+    return {} if data.split is None else {"split": data.split}
 
 
 def config_from_args(args, default_data_range=None) -> SSIMConfig:

@@ -13,7 +13,7 @@ from ..io import load_images, save_json, write_npy
 from ..pairwise import distance_matrix
 from ..validation import KINDS, check_kind, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
-                     check_npy_output, config_from_args)
+                     check_npy_output, config_from_args, split_field)
 
 NAME = "distance"
 HELP = "all-pairs SSIM distance matrix of an image set"
@@ -50,6 +50,7 @@ def run(args) -> int:
     seconds = time.perf_counter() - start
     save_json(sidecar, {"what": f"SSIM distance matrix D(i, j) = ||D'_ij||_F, kind {args.kind}",
                         "source": data.source, "shape": [n, n], "dtype": args.dtype,
+                        **split_field(data),
                         "kind": args.kind, "config": asdict(config), "backend": args.backend,
                         "ssimref": __version__, "seconds": round(seconds, 3)}, args.force)
     print(f"wrote {output} ({n} x {n} {args.dtype}, {args.kind} distances of {data.source}; "

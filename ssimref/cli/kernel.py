@@ -18,7 +18,8 @@ from ..kernels.ssim_kernel import ssim_kernel
 from ..tiling import resolve_working_memory
 from ..validation import KINDS, check_kind, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
-                     check_npy_output, check_plot_output, config_from_args)
+                     check_npy_output, check_plot_output, config_from_args,
+                     split_field)
 
 NAME = "kernel"
 HELP = "SSIM kernel -1/2 H D^p H of images (and of test images)"
@@ -91,7 +92,8 @@ def run(args) -> int:
     start = time.perf_counter()
     write_npy(output, (n, n), np.dtype("float64"), fill_train, force=args.force)
     seconds = time.perf_counter() - start
-    meta = {"what": what, "source": data.source, "shape": [n, n], "dtype": "float64",
+    meta = {"what": what, "source": data.source, **split_field(data), "shape": [n, n],
+            "dtype": "float64",
             "kind": args.kind, "power": power, "config": asdict(config),
             "ssimref": __version__, "seconds": round(seconds, 3)}
     if "psd" in state:
@@ -116,7 +118,8 @@ def run(args) -> int:
         save_json(sidecar_test, {
             "what": what + ", test rows against the training set, centred with the "
                     "training statistics (Bengio et al. 2004)",
-            "source": test.source, "train_source": data.source, "train_kernel": str(output),
+            "source": test.source, **split_field(test), "train_source": data.source,
+            "train_kernel": str(output),
             "shape": [m, n], "dtype": "float64", "kind": args.kind, "power": power,
             "config": asdict(config), "ssimref": __version__,
             "seconds": round(seconds, 3)}, args.force)

@@ -20,7 +20,7 @@ HELP = "MMD^2 between two image sets, with a permutation p-value"
 def add_parser(sub):
     p = sub.add_parser(NAME, help=HELP)
     add_image_arguments(p, "a", "first image set (as for 'distance': .npy/.npz, a folder, "
-                        "or 'digits')")
+                        "or a data set such as 'digits' or 'mnist5k:test')")
     p.add_argument("b", help="second image set, same image shape")
     p.add_argument("--kernel", default="ssim", choices=KERNEL_NAMES,
                    help="ssim: -1/2 D^power (the paper's kernel; MMD = half the energy "
