@@ -162,6 +162,14 @@ def test_clone_get_params_set_params(images):
         kernel(kind="eq2", power=2, config=SSIMConfig(stride=2), size=5).fit_transform(images))
 
 
+def test_parameters_are_keyword_only():
+    """Like scikit-learn's estimators, SSIMKernel takes every parameter by keyword."""
+    params = list(inspect.signature(SSIMKernel).parameters.values())
+    assert params and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
+    with pytest.raises(TypeError, match="positional"):
+        SSIMKernel("eq1")
+
+
 def test_config_fields_override_the_config(images):
     via_config = SSIMKernel(config=SSIMConfig(window="uniform", size=5, data_range=1.0))
     via_fields = SSIMKernel(config=SSIMConfig(size=7), window="uniform", size=5,
