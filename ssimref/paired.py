@@ -30,7 +30,9 @@ def paired_value_and_vjp(
     """The one loop over matched pairs ``(X[i], Y[i])``, in row batches that fit
     ``working_memory``.
 
-    Parameters (trusted: validated by the public callers)
+    Trusted input, validated by the public callers.
+
+    Parameters
     ----------
     X, Y : Array, shape (n, H, W, C)
         One array library; converted to float64 batch by batch.

@@ -172,7 +172,9 @@ def pairwise_value_and_vjp(
     """The one loop behind every all-pairs gradient: a function of the ``S = D^2`` matrix
     and the gradient of ``sum_ij G_ij`` times its cotangent, tile by tile.
 
-    Parameters (trusted: validated by the public callers)
+    Trusted input, validated by the public callers.
+
+    Parameters
     ----------
     X : Array, shape (n, H, W, C), float64
     Y : Array, shape (m, H, W, C), float64, or None for ``Y = X``

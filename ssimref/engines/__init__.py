@@ -68,19 +68,64 @@ class Engine(Protocol):
 
     def squared_block(self, Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
                       upper: bool = False) -> Array:
-        """``D^2`` of every pair of two float64 tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``
-        of the engine's array library, as a float64 array ``(ta, tb)``; with ``upper``
-        (``Xa is Yb``) exactly symmetric with a zero diagonal."""
+        """``D^2`` of every pair of two tiles.
+
+        Parameters
+        ----------
+        Xa, Yb : Array, shape (ta, H, W, C) and (tb, H, W, C), float64
+            Of the engine's array library.
+        kind : {"eq1", "eq1-uncentered", "eq2"}
+        config : SSIMConfig
+            With its data range set.
+        upper : bool, default False
+            ``Xa is Yb`` (a diagonal tile).
+
+        Returns
+        -------
+        Array, shape (ta, tb), float64
+            With ``upper``, exactly symmetric with a zero diagonal.
+        """
 
     def bytes_per_pair(self, image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
-        """Working bytes of one pair of a tile."""
+        """Working bytes of one pair of a tile.
+
+        Parameters
+        ----------
+        image_shape : tuple of int
+            ``(H, W, C)``.
+        config : SSIMConfig
+
+        Returns
+        -------
+        int
+        """
 
     def bytes_per_image(self, image_shape: tuple[int, int, int],
                         config: SSIMConfig) -> int:
-        """Working bytes of one image's terms in a tile."""
+        """Working bytes of one image's terms in a tile.
+
+        Parameters
+        ----------
+        image_shape : tuple of int
+        config : SSIMConfig
+
+        Returns
+        -------
+        int
+        """
 
     def max_tile_pairs(self, image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
-        """Upper bound on the pairs of one tile."""
+        """Upper bound on the pairs of one tile.
+
+        Parameters
+        ----------
+        image_shape : tuple of int
+        config : SSIMConfig
+
+        Returns
+        -------
+        int
+        """
 
 
 def get_engine(name: str) -> Engine:

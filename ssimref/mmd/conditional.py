@@ -249,9 +249,13 @@ def cmmd2_and_grad(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, k
     """``CMMD^2`` (or ``CMMD`` with ``sqrt=True``) and its gradient with respect to
     ``Y_gen``.
 
-    Parameters are those of :func:`cmmd2`; ``sqrt`` as for
-    :func:`ssimref.mmd.mmd2_and_grad` (value ``sqrt(max(L, 0))``, gradient 0 where
-    ``L <= 0``).
+    Parameters
+    ----------
+    Y_gen, Y_data, conditions, kernel, condition_kernel, lam, working_memory
+        As for :func:`cmmd2`; only ``Y_gen`` is differentiated.
+    sqrt : bool, default False
+        As for :func:`ssimref.mmd.mmd2_and_grad`: value ``sqrt(max(L, 0))``, gradient 0
+        where ``L <= 0``.
 
     Returns
     -------
