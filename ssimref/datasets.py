@@ -51,7 +51,7 @@ from numpy.typing import DTypeLike
 __all__ = ["Dataset", "Splits", "SplitIndices", "load", "load_splits", "split_indices",
            "as_unit_float", "cache_dir", "clear_cache", "CacheWarning", "DATASETS",
            "SPLITS", "SPLIT_SEED", "SPLIT_SIZES", "SPLIT_SHA256", "CONTENT_SHA256",
-           "CACHE_FORMAT_VERSION"]
+           "CACHE_FORMAT_VERSION", "CACHE_ENV"]
 
 DATASETS = ("digits", "mnist5k", "patches")
 SPLITS = ("train", "validation", "test")
@@ -69,6 +69,7 @@ CONTENT_SHA256 = {
     "mnist5k": "1f75c140503b3082c96134f5593303f3133e59989a92e21f060c644c655c3722",
 }
 CACHE_FORMAT_VERSION = 1
+#: The environment variable naming the cache folder (:func:`cache_dir`).
 CACHE_ENV = "SSIMREF_CACHE_DIR"
 _EXTRA_HINT = 'pip install "ssimref[data]"'
 _CACHE_KEYS = frozenset({"images", "labels", "format_version", "sha256", "source"})

@@ -78,13 +78,14 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
     progress : bool, default False
         Show a tqdm progress bar over pairs.
     backend : {"auto", "reference", "numba", "cupy"}, default "auto"
-        Engine for the pairs (see :func:`ssimref.backend.choose_engine`): "reference" is
+        Engine for the pairs (see :func:`ssimref.engines.choose_engine`): "reference" is
         the array-API code below; "numba" (NumPy inputs, CPU) and "cupy" (CuPy inputs,
         GPU) are fused engines that never form per-pair maps and agree with the
         reference to ``1e-12`` relative on ``D^2`` above an absolute floor of
         ``8 n_windows 2**-53 (f / k2**2 + 1 / k1)`` (docs/engines.md). "auto" picks
         cupy for CuPy inputs, numba for NumPy inputs when Numba is installed, else the
-        reference.
+        reference. The name of an engine plug-in
+        (:func:`ssimref.engines.register_engine`) selects it.
     **conventions
         Fields of :class:`SSIMConfig` overriding ``config``.
 
