@@ -69,7 +69,7 @@ def distance_map(x: ArrayLike, y: ArrayLike, kind: KindName = "eq2",
     See Also
     --------
     distance : its Frobenius norm.
-    ssim_components : the factors ``s1``, ``s2`` the distances are built from.
+    ssimref.ssim_components : the factors ``s1``, ``s2`` the distances are built from.
 
     References
     ----------

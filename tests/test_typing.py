@@ -5,6 +5,8 @@ and every public docstring has the numpydoc sections its signature calls for."""
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import os
 import re
 import subprocess
@@ -129,3 +131,66 @@ def test_mypy_passes_on_the_package(tmp_path_factory):
     seconds = time.perf_counter() - start
     assert result.returncode == 0, result.stdout + result.stderr
     assert seconds < 300, f"mypy took {seconds:.0f} s"
+
+
+def _see_also(doc: str) -> list[str]:
+    """The names of a numpydoc "See Also" section."""
+    lines = doc.splitlines()
+    names = []
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() != "See Also" or set(lines[i + 1].strip()) != {"-"}:
+            continue
+        for entry in lines[i + 2:]:
+            if not entry.strip():
+                break
+            if not entry.startswith(" "):
+                names += [n.strip() for n in entry.split(" : ")[0].split(",") if n.strip()]
+    return names
+
+
+def _resolves(name: str, module, owner) -> bool:
+    if not name.startswith("ssimref."):
+        first = name.split(".")[0]
+        return (owner is not None and hasattr(owner, first)) or hasattr(module, first)
+    parts = name.split(".")
+    for k in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:k]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[k:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_see_also_entries_resolve():
+    """Every name in a public "See Also" section is an object: in the same module (or
+    class), or written out from ``ssimref``."""
+    unresolved = []
+    for path in _checked_files():
+        rel = path.relative_to(ROOT).with_suffix("")
+        if rel.name == "__main__":
+            continue
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        module = pytest.importorskip(name) if "numba" in name else importlib.import_module(
+            name)
+        for value in list(vars(module).values()):
+            if not (inspect.isfunction(value) or inspect.isclass(value)) \
+                    or value.__module__ != name:
+                continue
+            owner = value if inspect.isclass(value) else None
+            members = [value]
+            if owner is not None:
+                members += [m.__func__ if isinstance(m, (classmethod, staticmethod)) else m
+                            for m in vars(owner).values()]
+            for member in members:
+                if not (inspect.isfunction(member) or inspect.isclass(member)):
+                    continue
+                for entry in _see_also(inspect.getdoc(member) or ""):
+                    if not _resolves(entry, module, owner):
+                        unresolved.append(f"{name}.{member.__qualname__}: {entry}")
+    assert not unresolved, "\n".join(unresolved)

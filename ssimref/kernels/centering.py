@@ -170,7 +170,7 @@ def double_center(D: ArrayLike, power: float = 1) -> Array:
     See Also
     --------
     center_out_of_sample : new points against the same training points.
-    ssim_kernel : the same from images.
+    ssimref.kernels.ssim_kernel : the same from images.
     ssimref.distance_matrix : the SSIM distances.
 
     Notes
@@ -229,7 +229,7 @@ def center_out_of_sample(D_test: ArrayLike, D_train: ArrayLike,
     See Also
     --------
     double_center : the training kernel.
-    SSIMKernel : the same inside a scikit-learn pipeline.
+    ssimref.kernels.SSIMKernel : the same inside a scikit-learn pipeline.
 
     Notes
     -----

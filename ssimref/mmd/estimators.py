@@ -206,8 +206,8 @@ def mmd2(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: EstimatorName = "bi
     See Also
     --------
     mmd2_and_grad : with the gradient.
-    mmd_test : with a permutation p-value.
-    cmmd2 : the conditional form.
+    ssimref.mmd.mmd_test : with a permutation p-value.
+    ssimref.mmd.cmmd2 : the conditional form.
 
     References
     ----------
@@ -256,7 +256,7 @@ def mmd2_and_grad(X: ArrayLike, Y: ArrayLike, kernel: Any,
     See Also
     --------
     mmd2 : the value alone.
-    cmmd2_and_grad : the conditional form.
+    ssimref.mmd.cmmd2_and_grad : the conditional form.
 
     References
     ----------

@@ -140,7 +140,7 @@ def mmd_test(X: ArrayLike, Y: ArrayLike, kernel: Any, permutations: int = 1000,
 
     See Also
     --------
-    mmd2 : the statistic alone.
+    ssimref.mmd.mmd2 : the statistic alone.
     MMDTestResult : the fields.
 
     References
