@@ -53,9 +53,10 @@ def plain_numpy_squared(X, config, block_bytes=4 * 2**20):
     """The plain NumPy approach of docs/conventions.md ("Baselines"), carried here as the
     baseline: per window position the matrix of centred patches of all images; a
     batched GEMM gives the covariances of all pairs at a batch of positions, then s1, s2
-    and 2 - s1 - s2 element-wise over the (positions, n, n) intermediate (uniform window, kind eq2). Made reasonably fast: the
-    intermediate is produced in blocks of (positions, rows) of about 4 MiB so that the
-    element-wise pass runs in cache, in place. Returns D^2 (n, n)."""
+    and 2 - s1 - s2 element-wise over the (positions, n, n) intermediate (uniform window,
+    kind eq2). Made reasonably fast: the intermediate is produced in blocks of
+    (positions, rows) of about 4 MiB so that the element-wise pass runs in cache, in
+    place. Returns D^2 (n, n)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
     n = X.shape[0]

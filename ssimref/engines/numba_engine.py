@@ -69,7 +69,8 @@ _EQ1, _EQ2, _EQ1_UNCENTERED = (KINDS[name].code for name in ("eq1", "eq2", "eq1-
 LANES = 32
 
 # contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
-_JIT: dict[str, Any] = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
+_JIT: dict[str, Any] = dict(cache=True, error_model="numpy", boundscheck=False,
+                            fastmath={"contract"})
 
 
 @njit(inline="always", **_JIT)

@@ -390,7 +390,8 @@ class BoundKernel:
         if self.trusted:
             return k._paired_value_and_vjp(X, Y, g)
         if not hasattr(k, "paired"):  # 1 x 1 blocks through gram and gram_vjp
-            return Kernel._paired_value_and_vjp(self, X, Y, g)  # type: ignore[arg-type]  # duck-typed: BoundKernel has _gram and _value_and_vjp
+            # duck-typed: BoundKernel has the _gram and _value_and_vjp the default uses
+            return Kernel._paired_value_and_vjp(self, X, Y, g)  # type: ignore[arg-type]
         values = k.paired(X, Y)
         if g is None:
             return values, None, None
