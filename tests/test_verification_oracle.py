@@ -121,9 +121,9 @@ def test_downsampling_factor_rules():
 @pytest.mark.parametrize("method", ["ssim.m", "avgpool"])
 @pytest.mark.parametrize("factor", [2, 3])
 def test_evaluator_downsampling_matches_oracle_loops(method, factor):
-    from ssimref.verification.conformance import _downsample
+    from ssimref.verification.conformance.evaluator import downsample
     a = np.random.default_rng(3).integers(0, 9, size=(11, 13, 2)).astype(np.float64)
-    np.testing.assert_allclose(_downsample(a, method, factor),
+    np.testing.assert_allclose(downsample(a, method, factor),
                                np.array(oracle.downsample_image(a.tolist(), method, factor)),
                                rtol=1e-15, atol=1e-15)
 
