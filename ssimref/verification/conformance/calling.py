@@ -16,7 +16,7 @@ import numpy as np
 from ..conventions import Convention, preset
 from ..peers import Peer, load_target
 
-__all__ = ["as_peer", "resolve_convention", "call"]
+__all__ = ["as_peer", "resolve_convention", "fresh_copy", "call"]
 
 
 def as_peer(fn, hide_torchvision=False):
@@ -44,9 +44,22 @@ def resolve_convention(convention, peer):
                     f"SSIMConfig, got {type(convention).__name__}")
 
 
+def fresh_copy(a):
+    """A writable copy of ``a`` in the same dtype and memory layout: C- or F-ordered, or
+    a strided view (every 2nd element of a larger buffer) for a non-contiguous array.
+    Targets get these, so that one that writes into its input cannot change the cached
+    case for the next target."""
+    if a.flags.c_contiguous or a.flags.f_contiguous:
+        return a.copy(order="K")
+    buffer = np.empty(tuple(2 * n for n in a.shape), dtype=a.dtype)
+    view = buffer[tuple(slice(None, None, 2) for _ in a.shape)]
+    view[...] = a
+    return view
+
+
 def call(peer, case):
     """``(value, message)``: the implementation's mean SSIM on a case, or None and why."""
-    x, y = case.x, case.y
+    x, y = fresh_copy(case.x), fresh_copy(case.y)
     if not peer.native:
         x, y = (a if a.dtype == np.float64 else a.astype(np.float64) for a in (x, y))
     with warnings.catch_warnings(record=True) as caught:
