@@ -13,6 +13,8 @@ constant_images       two flat images of different levels: zero variance, s2 == 
 constant_vs_texture   a flat image against a texture
 zero_images           both all zero: 0/0 unless c1, c2 > 0 (eps-biased implementations)
 zero_vs_texture       an all-zero image against a texture
+black_half_range      12x12 all-zero images at data range 0.5: SSIM is 1, but an eps added to
+                      the denominator shows (c1 c2 = 5.6e-9)
 saturated             a texture and its contrast-doubled copy clipped at 255
 negated               x against -x: negative pixel values
 inverted              x against 255 - x: perfectly anti-correlated structure
@@ -157,6 +159,12 @@ def _zero_images(rng):
 @_case("zero_vs_texture", "all zero against a texture")
 def _zero_vs_texture(rng):
     return np.zeros(SHAPE), _texture(rng, SHAPE)
+
+
+@_case("black_half_range", "both all zero, data range 0.5: c1 c2 = 5.6e-9, so an eps added "
+       "to the denominator shows (kornia's 1e-12: 0.99982)", data_range=0.5)
+def _black_half_range(rng):
+    return np.zeros((12, 12)), np.zeros((12, 12))
 
 
 @_case("saturated", "a texture and its contrast-doubled copy clipped at 255")

@@ -3,11 +3,13 @@
 Fitting evaluates a few hundred conventions on every case, which the per-window Python
 loops of :func:`ssimref.verification.oracle.variant_ssim_map` are too slow for (the
 385x387 case alone would take minutes). :func:`evaluate_map` computes the same formula
-with the loops turned inside out: a loop over the window's taps, each adding a shifted
-slice of the (downsampled, padded) image, and a second pass for the centred moments
-``sum_k w_k (x_k - mu_x)(y_k - mu_y)`` (no ``E[x^2] - E[x]^2``). It takes its window
-weights and covariance factor from the oracle and shares no code with the fast core; the
-test suite checks it against the loop oracle on every small case for every knob value.
+on arrays: every window of the (downsampled, padded) image as a view
+(``sliding_window_view``), its weighted mean, and a second pass over the window for the
+centred moments ``sum_k w_k (x_k - mu_x)(y_k - mu_y)`` (no ``E[x^2] - E[x]^2``), plus the oracle's
+``(1 - S) mu_x mu_y`` terms for weights that do not sum to 1; then the eps of the
+denominator and the crop of the map. It takes its window weights, their sum and the
+covariance factor from the oracle and shares no code with the fast core; the test suite
+checks it against the loop oracle on every small case for every knob value.
 
 :class:`Evaluator` caches the values of a set of cases under many conventions, sharing
 the window moments of conventions that differ only in covariance, data range, constants
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import oracle
 from ..conventions import downsample_factor
@@ -61,7 +64,7 @@ def _data_range(x, y, convention, data_range):
 def _geometry(convention):
     return (convention.window, convention.size,
             convention.sigma if convention.window == "gaussian" else None,
-            convention.border, convention.downsample)
+            convention.border, convention.downsample, convention.weights)
 
 
 def _moments(x, y, convention):
@@ -80,16 +83,26 @@ def _moments(x, y, convention):
     if ho < 1 or wo < 1:
         raise ValueError(f"window {size}x{size} does not fit a {x.shape[0]}x{x.shape[1]} "
                          "image")
-    taps = [(w[i][j], i, j) for i in range(size) for j in range(size)]
-    mu_x = sum(wk * x[i:i + ho, j:j + wo] for wk, i, j in taps)
-    mu_y = sum(wk * y[i:i + ho, j:j + wo] for wk, i, j in taps)
-    sxx = syy = sxy = 0.0
-    for wk, i, j in taps:
-        dx = x[i:i + ho, j:j + wo] - mu_x
-        dy = y[i:i + ho, j:j + wo] - mu_y
-        sxx = sxx + wk * dx * dx
-        syy = syy + wk * dy * dy
-        sxy = sxy + wk * dx * dy
+    weights = np.array(w, dtype=np.float64)
+    mu_x, mu_y = np.empty((2, ho, wo, x.shape[2]))
+    sxx, syy, sxy = np.empty((3, ho, wo, x.shape[2]))
+    # rows of window positions in blocks of about a million window pixels
+    step = max(1, 2 ** 20 // (wo * x.shape[2] * size * size))
+    for r0 in range(0, ho, step):
+        r1 = min(ho, r0 + step)
+        wx = sliding_window_view(x[r0:r1 + size - 1], (size, size), axis=(0, 1))
+        wy = sliding_window_view(y[r0:r1 + size - 1], (size, size), axis=(0, 1))
+        mx = np.einsum("...ij,ij->...", wx, weights)
+        my = np.einsum("...ij,ij->...", wy, weights)
+        dx, dy = wx - mx[..., None, None], wy - my[..., None, None]
+        mu_x[r0:r1], mu_y[r0:r1] = mx, my
+        sxx[r0:r1] = np.einsum("...ij,...ij,ij->...", dx, dx, weights)
+        syy[r0:r1] = np.einsum("...ij,...ij,ij->...", dy, dy, weights)
+        sxy[r0:r1] = np.einsum("...ij,...ij,ij->...", dx, dy, weights)
+    rest = 1 - oracle.weight_sum(convention, w)
+    if rest:
+        sxx, syy, sxy = sxx + rest * mu_x * mu_x, syy + rest * mu_y * mu_y, \
+            sxy + rest * mu_x * mu_y
     return mu_x, mu_y, sxx, syy, sxy, w
 
 
@@ -98,10 +111,17 @@ def _ssim_from_moments(moments, convention, L):
     fac = oracle.covariance_factor(convention, w)
     c1, c2 = (convention.k1 * L) ** 2, (convention.k2 * L) ** 2
     mu_l = mu_x if convention.luminance == "first" else mu_y
+    k = convention.crop
+    if k and (2 * k >= mu_x.shape[0] or 2 * k >= mu_x.shape[1]):
+        raise ValueError(f"cropping {k} pixels per side leaves nothing of the map")
     with np.errstate(all="ignore"):  # c1 = c2 = 0 on flat images with a dynamic range
-        s1 = (2 * mu_x * mu_l + c1) / (mu_x * mu_x + mu_l * mu_l + c1)
-        s2 = (2 * fac * sxy + c2) / (fac * (sxx + syy) + c2)
-        return s1 * s2
+        num1, den1 = 2 * mu_x * mu_l + c1, mu_x * mu_x + mu_l * mu_l + c1
+        num2, den2 = 2 * fac * sxy + c2, fac * (sxx + syy) + c2
+        if convention.eps:
+            out = num1 * num2 / (den1 * den2 + convention.eps)
+        else:
+            out = (num1 / den1) * (num2 / den2)
+    return out[k:out.shape[0] - k, k:out.shape[1] - k] if k else out
 
 
 def evaluate_map(x, y, convention, data_range=None):

@@ -27,9 +27,9 @@ from .kernels import (centring_matrix, cmmd2, cmmd2_from_samples, double_centred
 from .maps import (distance, distance_map, distance_matrix, squared_distance,
                    squared_distance_map, ssim, ssim_components, ssim_map)
 from .variants import variant_ssim, variant_ssim_map
-from .windows import covariance_factor, window_weights
+from .windows import covariance_factor, weight_sum, window_weights
 
-__all__ = ["window_weights", "covariance_factor", "ssim_components", "ssim_map", "ssim",
+__all__ = ["window_weights", "weight_sum", "covariance_factor", "ssim_components", "ssim_map", "ssim",
            "squared_distance_map", "distance_map", "squared_distance", "distance",
            "distance_matrix", "pad_image", "downsample_image", "variant_ssim_map",
            "variant_ssim", "centring_matrix", "double_centred_kernel", "kernel_matrix",
