@@ -247,7 +247,7 @@ def downsample_factor(height: int, width: int, method: str) -> int:
 PRESETS = {
     "wang2004": Convention(),
     "ssim.m": Convention(downsample="ssim.m"),
-    "skimage": Convention(window="uniform", size=7, covariance="sample"),
+    "skimage": Convention(window="uniform", size=7, covariance="count"),
     "skimage-gaussian": Convention(window="gaussian", size=11, covariance="count"),
     "paper": Convention(window="gaussian", size=7, covariance="sample"),
     "pytorch_msssim": Convention(),

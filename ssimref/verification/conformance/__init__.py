@@ -4,11 +4,15 @@
 :mod:`ssimref.verification.cases`, compares its mean SSIM with the oracle's under a stated
 :class:`~ssimref.verification.conventions.Convention`, and, when they disagree, fits the
 convention's knobs (window type and size, sigma, covariance normalisation, data range,
-border handling, downsampling, the luminance-term defect) to the function's answers.
+border handling and crop, downsampling, the luminance-term defect, an epsilon in the
+denominator, the window weights' precision) to the function's answers. A knob change is
+accepted only when it makes cases agree to the tolerance; NaN answers never agree; what
+no change explains is reported as unexplained (or, under a stated rule, as cancellation).
 
 - :mod:`.calling`: from a target (callable, adapter or name) to one value per case.
 - :mod:`.evaluator`: the oracle's formula evaluated fast enough to fit conventions.
-- :mod:`.fitting`: the candidate knob changes and the search over them.
+- :mod:`.fitting`: the candidate knob changes, the search, the acceptance rule, and the
+  rule that labels a residual as cancellation.
 - :mod:`.report`: the per-case results, the diagnosis and the printed report.
 - :mod:`.runner`: :func:`check`, which ties them together.
 
@@ -24,8 +28,8 @@ True
 
 from .evaluator import evaluate, evaluate_map
 from .fitting import candidate_changes
-from .report import NUMERIC_TRAPS, CaseResult, ConformanceResult, Diagnosis
+from .report import CaseResult, ConformanceResult, Diagnosis
 from .runner import check
 
 __all__ = ["check", "evaluate", "evaluate_map", "CaseResult", "Diagnosis",
-           "ConformanceResult", "candidate_changes", "NUMERIC_TRAPS"]
+           "ConformanceResult", "candidate_changes"]

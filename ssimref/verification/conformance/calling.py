@@ -4,6 +4,12 @@ A target is a callable, a :class:`~ssimref.verification.peers.Peer` or a name
 (:func:`~ssimref.verification.peers.load_target`). :func:`call` runs it on one case
 (channel by channel for targets that take 2-D images), records the warnings it raised,
 and turns an exception into a message instead of stopping the run.
+
+What a target receives: fresh, writable copies of the case's arrays in the case's own
+dtype and memory layout (uint8 cases arrive as uint8, Fortran-ordered ones as
+Fortran-ordered), unless its :class:`~ssimref.verification.peers.Peer` says
+``native=False``, when non-float64 arrays are converted to float64 first.
+:func:`passed_as` describes exactly what was passed, for the report's table.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import numpy as np
 from ..conventions import Convention, preset
 from ..peers import Peer, load_target
 
-__all__ = ["as_peer", "resolve_convention", "fresh_copy", "call"]
+__all__ = ["as_peer", "resolve_convention", "fresh_copy", "arguments", "passed_as", "call"]
 
 
 def as_peer(fn, hide_torchvision=False):
@@ -26,11 +32,14 @@ def as_peer(fn, hide_torchvision=False):
     if isinstance(fn, Peer):
         return fn
     if callable(fn):
-        return Peer(getattr(fn, "__qualname__", repr(fn)), fn, preset("wang2004"))
+        return Peer(getattr(fn, "__qualname__", repr(fn)), fn, preset("wang2004"),
+                    native=True, note="fn(x, y, data_range=L) on each case's own arrays")
     raise TypeError(f"fn must be callable or a target name, got {type(fn).__name__}")
 
 
 def resolve_convention(convention, peer):
+    """The stated convention: ``convention`` as given (preset name, Convention or
+    SSIMConfig), or the target's documented one when None."""
     if convention is None:
         return peer.convention
     if isinstance(convention, Convention):
@@ -57,11 +66,32 @@ def fresh_copy(a):
     return view
 
 
-def call(peer, case):
-    """``(value, message)``: the implementation's mean SSIM on a case, or None and why."""
+def arguments(peer, case):
+    """The two arrays the target is called with (before any per-channel split)."""
     x, y = fresh_copy(case.x), fresh_copy(case.y)
     if not peer.native:
         x, y = (a if a.dtype == np.float64 else a.astype(np.float64) for a in (x, y))
+    return x, y
+
+
+def passed_as(peer, case) -> str:
+    """What the target receives on ``case``: shape, dtype, layout when not C-ordered, and
+    the per-channel calls of a colour case for a target that takes 2-D images."""
+    x, _ = arguments(peer, case)
+    if x.ndim == 3 and not peer.channels:
+        x = x[:, :, 0]
+        suffix = f", per channel (x{case.channels})"
+    else:
+        suffix = ""
+    layout = ("" if x.flags.c_contiguous else " F-order" if x.flags.f_contiguous
+              else " strided")
+    return "x".join(map(str, x.shape)) + f" {x.dtype}{layout}{suffix}"
+
+
+def call(peer, case):
+    """``(value, message)``: the implementation's mean SSIM on a case (NaN and Inf as
+    returned), or None and why it failed."""
+    x, y = arguments(peer, case)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
