@@ -3,6 +3,7 @@ deliberately wrong implementations diagnosed by name, NaN never matched, knobs a
 only when cases agree, the cancellation rule, PyTorch peers when installed, the CLI."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from ssimref.verification.cases import CASE_NAMES, corpus
 from ssimref.verification.conformance import candidate_changes, check
 from ssimref.verification.conformance.fitting import cancellation_bound
 from ssimref.verification.conventions import PRESETS, Convention
-from ssimref.verification.peers import PeerUnavailable, load_peer
+from ssimref.verification.peers import Peer, PeerUnavailable, load_peer
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 structural_similarity = skimage_metrics.structural_similarity
@@ -216,6 +217,60 @@ def test_core_conforms_as_a_module_function_target():
     result = check("tests.test_verification_conformance:wang_ssim", cases=SMALL)
     assert result.passed, str(result)
     assert max(c.error for c in result.cases if c.name != "float32_input") < 1e-12
+
+
+_DTYPE_CODE = {np.uint8: 0.25, np.float32: 0.5, np.float64: 0.75}
+
+
+def dtype_probe(x, y, data_range):
+    """Returns a code for what it received: 0.25 uint8, 0.5 float32, 0.75 float64, plus
+    0.01 for a Fortran-ordered and 0.02 for a strided (non-contiguous) array."""
+    layout = 0.0 if x.flags.c_contiguous else 0.01 if x.flags.f_contiguous else 0.02
+    assert x.flags.writeable and y.dtype == x.dtype
+    return _DTYPE_CODE[x.dtype.type] + layout
+
+
+def test_module_function_targets_get_each_cases_own_arrays():
+    cases = ["uint8_overflow", "float32_input", "fortran_order", "non_contiguous",
+             "multichannel", "random_pair"]
+    result = check("tests.test_verification_conformance:dtype_probe", cases=cases, fit=False)
+    rows = {c.name: c for c in result.cases}
+    received = {name: rows[name].value for name in cases}
+    assert received == pytest.approx({"uint8_overflow": 0.25, "float32_input": 0.5,
+                                      "fortran_order": 0.76, "non_contiguous": 0.77,
+                                      "multichannel": 0.77, "random_pair": 0.75})
+    labels = {name: rows[name].passed_as for name in cases}
+    assert labels == {"uint8_overflow": "24x24 uint8", "float32_input": "24x24 float32",
+                      "fortran_order": "24x24 float64 F-order",
+                      "non_contiguous": "24x20 float64 strided",
+                      "multichannel": "20x22 float64 strided, per channel (x3)",
+                      "random_pair": "24x24 float64"}
+    assert "passed as" in result.table() and "24x24 uint8" in result.table()
+    # a plain callable is called the same way; a Peer may ask for float64 copies
+    assert check(dtype_probe, cases=["uint8_overflow"], fit=False).cases[0].value == 0.25
+    peer = Peer("probe", dtype_probe, PRESETS["wang2004"], native=False)
+    row = check(peer, cases=["uint8_overflow"], fit=False).cases[0]
+    assert row.value == 0.75 and row.passed_as == "24x24 float64"
+
+
+def test_module_function_target_in_the_current_directory(tmp_path, monkeypatch):
+    (tmp_path / "my_ssim_target.py").write_text(
+        "from skimage.metrics import structural_similarity\n"
+        "def fn(x, y, data_range):\n"
+        "    return structural_similarity(x, y, data_range=data_range)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = list(sys.path)
+    try:
+        assert check("my_ssim_target:fn", "skimage", cases=["random_pair"]).passed
+        assert sys.path == before
+        assert main(["verify", "my_ssim_target:fn", "--convention", "skimage", "--cases",
+                     "odd_size"]) == 0
+        assert sys.path == before
+    finally:
+        sys.modules.pop("my_ssim_target", None)
+    with pytest.raises(PeerUnavailable, match="no_such_module_here"):
+        check("no_such_module_here:fn")
 
 
 def test_exceptions_are_reported_per_case():
