@@ -188,6 +188,8 @@ class Convention:
                 return "data_range max(ptp(x), ptp(y))"
             return f"data_range fixed at {value:g}"
         if knob == "covariance":
+            if value == "count":
+                return f"count covariance (q / (q - 1), q = {self.count})"
             return f"{value} covariance"
         if knob == "border":
             if value == "valid":
