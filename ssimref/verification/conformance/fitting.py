@@ -215,7 +215,8 @@ def fit(stated, answered, evaluator, max_changes):
     base = passing(stated)
     chosen, chosen_pass = 0, base
     for i in range(1, len(path) + 1):
-        p = passing(_apply(stated, path[:i]))
+        conv = _apply(stated, path[:i])
+        p = passing(conv) if conv is not None else frozenset()
         if p > base and len(p) > len(chosen_pass):
             chosen, chosen_pass = i, p
     moves = path[:chosen]
