@@ -91,7 +91,8 @@ def test_readme_and_docs_import_from_the_public_packages():
 def test_docstring_examples_import_from_the_public_packages():
     offences = []
     for path in sorted((ROOT / "ssimref").rglob("*.py")):
-        if path.parent.name in ("verification", "gmmn", "generative"):
+        if path.relative_to(ROOT / "ssimref").parts[0] in ("verification", "gmmn",
+                                                           "generative"):
             continue  # their own packages, documented by their own rules
         for module in re.findall(r">>> from (ssimref[\w.]*) import", path.read_text()):
             if module not in IMPORTABLE:
