@@ -454,6 +454,11 @@ def record_core_pairs(rec, quick):
             rec.run(f"core/config/{label}", "forward", f"SSIMConfig[{label}]",
                     lambda exc=exc: _raise(exc))
             continue
+        rec.run(f"core/SSIMConfig/{label}", "forward", f"SSIMConfig[{label}]: derived values",
+                lambda cfg=cfg.value: {"repr": repr(cfg), "q": cfg.q, "taps": cfg.taps(),
+                                       "covariance_factor": cfg.covariance_factor(),
+                                       "constants(255)": cfg.constants(255.0),
+                                       "positions(16, 20)": cfg.positions(16, 20)})
         for pname, (x, y, dr) in pairs.items():
             if not fits(x.shape, cfg):
                 continue
@@ -477,6 +482,13 @@ def record_core_pairs(rec, quick):
                          "distance_map", X, Y, "eq2", dtype="float32", **kw)
                 rec.call(f"core/distance/{base}/eq1/float32", "forward", "ssimref",
                          "distance", X, Y, "eq1", dtype="float32", **kw)
+    rec.run("core/backend/available_engines", "forward",
+            "ssimref.backend.available_engines()",
+            lambda: list(api("ssimref.backend", "available_engines")()))
+    rec.run("core/backend/choose_engine", "forward",
+            "ssimref.backend.choose_engine(b, numpy) for b in auto, reference, numba",
+            lambda: [api("ssimref.backend", "choose_engine")(b, np)
+                     for b in ("auto", "reference", "numba")])
     # conventions as keyword overrides, without a config object
     x, y, _ = pairs["u8_16"]
     X, Y = Named("u8_16.x", x), Named("u8_16.y", y)
