@@ -1008,17 +1008,23 @@ def _cli_subprocess(argv, cwd):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def cli_run(rec, name, argv, category, folder, file_category=None, subprocess_=False):
+def cli_run(rec, name, argv, category, folder, file_category=None, subprocess_=False,
+            masks=(), skip=()):
     """Run one command in ``folder`` (a fresh temporary folder holding its inputs); record
     its exit code and masked stdout/stderr as ``cli/NAME/run`` and every file it created
-    or changed as ``cli/NAME/file/PATH``."""
+    or changed as ``cli/NAME/file/PATH``, except those in ``skip``. ``masks``: extra
+    (pattern, replacement) pairs for time-varying text of this command (multiline)."""
     folder = Path(folder)
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
     how = ("python -m ssimref " if subprocess_ else "ssimref.cli.main: ssimref ") + " ".join(argv)
     runner = _cli_subprocess if subprocess_ else _cli_in_process
+    def masked(text):
+        for pattern, replacement in masks:
+            text = re.sub(pattern, replacement, text, flags=re.M)
+        return rec.mask(text)
     result = rec.run(f"cli/{name}/run", category, how,
                      lambda: dict(zip(("exit_code", "stdout", "stderr"),
-                                      (lambda r: (r[0], rec.mask(r[1]), rec.mask(r[2])))(
+                                      (lambda r: (r[0], masked(r[1]), masked(r[2])))(
                                           runner(argv, folder)))))
     if result is None:
         return
@@ -1026,6 +1032,8 @@ def cli_run(rec, name, argv, category, folder, file_category=None, subprocess_=F
                and before.get(p) != p.stat().st_mtime_ns]
     for path in changed:
         rel = path.relative_to(folder).as_posix()
+        if rel in skip:
+            continue
         cat = file_category(rel) if file_category else category
         rec.run(f"cli/{name}/file/{rel}", cat, f"{how} -> {rel}",
                 lambda path=path: _read_file(path, rec))
@@ -1053,9 +1061,10 @@ def record_cli(rec, quick, tmp):
 
     inputs = {"images.npy", "test.npy", "other.npy", "floats.npy", "rgb.npy", "labelled.npz"}
 
-    def run(name, argv, category="forward", file_category=None, subprocess_=False, where=None):
+    def run(name, argv, category="forward", file_category=None, subprocess_=False, where=None,
+            **options):
         f = where if where is not None else folder(name)
-        cli_run(rec, name, argv, category, f, file_category, subprocess_)
+        cli_run(rec, name, argv, category, f, file_category, subprocess_, **options)
         return f
 
     # distance
@@ -1148,6 +1157,13 @@ def record_cli(rec, quick, tmp):
                                             "--no-progress", "-o", "crun"], "reduction")
     run("gmmn/sample-label", ["gmmn", "sample", "crun", "-n", "8", "--label", "3", "-o",
                               "s3.npy"], "reduction", where=f)
+    if not quick:  # eight tiny runs; table.md repeats results.json with training seconds
+        run("gmmn/experiment-tiny", ["gmmn", "experiment", "-o", "exp", "--seeds", "1",
+                                     "--steps", "4", "--batch", "16", "--ae-steps", "4",
+                                     "-n", "60", "--parzen-samples", "100", "--no-progress"],
+            "reduction", skip=("exp/table.md",),
+            masks=((r"\| [\d.]+ \|$", "| <SECONDS> |"), (r"wall time \d+ s",
+                                                          "wall time <SECONDS> s")))
     # verify (the oracle against scikit-image)
     run("verify/skimage", ["verify", "skimage"])
     run("verify/skimage-cases", ["verify", "skimage", "--cases", "tiny,identical,multichannel",
