@@ -139,14 +139,16 @@ def _lane_tree(buf, n):
     """Sum the lanes of ``buf[:n]`` (shape (n, nl), nl a power of two) into ``buf[:n, 0]``
     by a fixed pairwise tree (halves added, then quarters, ...): vectorised, and the same
     order every time."""
-    h = buf.shape[1] // 2
-    while h >= 1:
-        lo = buf[:n, :h]
-        hi = buf[:n, h:2 * h]
-        for k in range(n):
+    nl = buf.shape[1]
+    for k in range(n):
+        row = buf[k]
+        h = nl // 2
+        while h >= 1:
+            lo = row[:h]
+            hi = row[h:2 * h]
             for l in range(h):
-                lo[k, l] += hi[k, l]
-        h //= 2
+                lo[l] += hi[l]
+            h //= 2
 
 
 @njit(**_JIT)
