@@ -260,6 +260,23 @@ def test_constant_images_and_zero_distance_give_finite_gradients(engine, kind):
     assert np.isfinite(dU).all()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_empty_tiles_and_zero_cotangents(engine):
+    """Tiles with no rows or no columns, all-zero cotangents, a one-image diagonal tile:
+    gradients of the right shapes, exactly 0."""
+    rng = np.random.default_rng(0)
+    config = SSIMConfig(window="gaussian", size=3, sigma=1.0, data_range=1.0)
+    X, Y = rng.random((3, 6, 5, 1)), rng.random((40, 6, 5, 1))
+    dX, dY = engine.block(X[:0], Y, np.zeros((0, 40)), "eq2", config)
+    assert dX.shape == (0, 6, 5, 1) and dY.shape == Y.shape and (dY == 0).all()
+    dX, dY = engine.block(X, Y[:0], np.zeros((3, 0)), "eq2", config)
+    assert dX.shape == X.shape and dY.shape == (0, 6, 5, 1) and (dX == 0).all()
+    dX, dY = engine.block(X, Y, np.zeros((3, 40)), "eq1", config, wrt_y=False)
+    assert dY is None and (dX == 0).all()
+    dU, _ = engine.block(X[:1], X[:1], np.ones((1, 1)), "eq2", config, upper=True)
+    assert dU.shape == (1, 6, 5, 1) and (dU == 0).all()
+
+
 # -------------------------------------------------------------------- finite differences
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("kind", KINDS)

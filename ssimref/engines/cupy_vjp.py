@@ -335,7 +335,7 @@ def _flat_terms(A, config, xp):
     image, as the kernel reads them: x0 (t, C*H*W), m0, a, v (t, C*Ho*Wo), shift (t, C)."""
     terms = image_terms(A, config, xp)
     t = A.shape[0]
-    return tuple(xp.reshape(xp.asarray(arr), (t, -1)) for arr in
+    return tuple(xp.reshape(arr, (t, math.prod(arr.shape[1:]))) for arr in
                  (terms.x0, terms.m0, terms.a, terms.v, terms.shift))
 
 
