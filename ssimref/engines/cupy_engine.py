@@ -28,20 +28,23 @@ compiles it with a host C++ compiler and runs it thread by thread on the CPU
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..backend import Array, namespace
 from ..config import SSIMConfig
-from . import accuracy_floor
+from . import accuracy_floor, cupy_vjp
 from ..kinds import get_kind
 from .precompute import ImageTerms, image_terms
-from .reference import refine_near_zero, symmetrise_upper
+from .reference import refine_near_zero, refine_paired_near_zero, symmetrise_upper
 from .reference import squared_block as reference_squared_block
 
 __all__ = ["NAME", "squared_block", "bytes_per_pair", "bytes_per_image", "max_tile_pairs",
-           "fused_block", "kernel_source", "threads_per_block", "row_arrays", "column_arrays"]
+           "fused_block", "kernel_source", "threads_per_block", "row_arrays", "column_arrays",
+           "value_and_vjp_block", "paired_value_and_vjp", "vjp_bytes_per_pair",
+           "vjp_bytes_per_image", "vjp_max_tile_pairs"]
 
 NAME = "cupy"
 _SHARED_BYTES = 48 * 1024  # shared memory a block may use without opting in
@@ -382,6 +385,111 @@ def fused_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
     if upper:
         out = symmetrise_upper(out, xp)
     return out
+
+
+# ------------------------------------------------------------------ value and VJP
+#: Device bytes per pair of a value-and-VJP tile beyond the VJP kernel's: the ``S``
+#: block, the caller's value and cotangent and the temporaries of its cotangent function.
+_COTANGENT_BYTES = 8 * 8
+
+
+def value_and_vjp_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig,
+                        cotangent: Callable[[Array], tuple[Any, Array]], *,
+                        upper: bool = False,
+                        wrt_y: bool = True) -> tuple[Any, Array, Array | None]:
+    """The tile's ``S`` block (:func:`squared_block`), ``cotangent(S)``, and the fused
+    VJP of its cotangent (:func:`ssimref.engines.cupy_vjp.vjp_block`), on the GPU.
+
+    Parameters
+    ----------
+    Xa, Yb, kind, config, upper, wrt_y, cotangent
+        As for :meth:`ssimref.engines.Engine.value_and_vjp_block`; CuPy arrays.
+
+    Returns
+    -------
+    value : Any
+    dXa : cupy.ndarray, shaped like Xa, float64
+    dYb : cupy.ndarray, shaped like Yb, float64, or None
+    """
+    value, weight = cotangent(squared_block(Xa, Yb, kind, config, upper=upper))
+    dX, dY = cupy_vjp.vjp_block(Xa, Xa if upper else Yb, weight, kind, config,
+                                upper=upper, wrt_y=wrt_y)
+    return value, dX, dY
+
+
+def paired_value_and_vjp(X: Array, Y: Array, kind: str, config: SSIMConfig,
+                         cotangent: Callable[[Array], tuple[Any, Any]],
+                         ) -> tuple[Any, Array | None, Array | None]:
+    """Matched pairs on the GPU: ``S`` (:func:`ssimref.engines.cupy_vjp.paired_squared`,
+    pairs within the accuracy floor of 0 recomputed by the reference), ``cotangent(S)``
+    and the fused VJP (:func:`ssimref.engines.cupy_vjp.paired_vjp`).
+
+    Parameters
+    ----------
+    X, Y, kind, config, cotangent
+        As for :meth:`ssimref.engines.Engine.paired_value_and_vjp`; CuPy arrays.
+
+    Returns
+    -------
+    value : Any
+    dX, dY : cupy.ndarray, shaped like X and Y, float64, or None
+    """
+    S = refine_paired_near_zero(cupy_vjp.paired_squared(X, Y, kind, config), X, Y,
+                                accuracy_floor(config, X.shape[1:]), kind, config)
+    value, weight = cotangent(S)
+    if weight is None:
+        return value, None, None
+    dX, dY = cupy_vjp.paired_vjp(X, Y, weight, kind, config)
+    return value, dX, dY
+
+
+def vjp_bytes_per_pair(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """Device bytes per pair of a value-and-VJP tile: the ``S`` block, the cotangent
+    function's arrays, and the kernel's cotangents and their transposed copy.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
+    return _COTANGENT_BYTES + cupy_vjp.vjp_bytes_per_pair(image_shape, config)
+
+
+def vjp_bytes_per_image(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """Device bytes per image of a value-and-VJP tile: the larger of the forward's and
+    the VJP kernel's (terms, gradient and its copies).
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
+    return max(bytes_per_image(image_shape, config),
+               cupy_vjp.vjp_bytes_per_image(image_shape, config))
+
+
+def vjp_max_tile_pairs(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """4096 x 4096 pairs: thousands of blocks in flight, a few seconds of work at most.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+        ``2**24``.
+    """
+    return int(cupy_vjp.VJP_MAX_TILE_PAIRS)
 
 
 @functools.cache

@@ -53,7 +53,7 @@ Which side is which: ``wrt_y=False`` (the MMD blocks that hold ``Y`` fixed) runs
 rows and ``X`` as columns, so the only gradient is lane-wise (no lane sums at all).
 
 Accuracy: as the forward engine (float64, FMA contraction only); the contract is
-:func:`vjp_accuracy_floor` (docs/engines-vjp.md).
+:func:`ssimref.engines.vjp_accuracy_floor` (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -62,12 +62,11 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import UNIT_ROUNDOFF
 from ..kinds import KINDS
 from .numba_engine import LANES, image_terms
 
 __all__ = ["vjp_block", "paired_squared", "paired_vjp", "vjp_bytes_per_pair",
-           "vjp_bytes_per_image", "vjp_accuracy_floor", "VJP_MAX_TILE_PAIRS",
+           "vjp_bytes_per_image", "VJP_MAX_TILE_PAIRS",
            "CHUNKS_PER_THREAD", "vjp_warm_up"]
 
 _EQ1 = KINDS["eq1"].code
@@ -77,7 +76,7 @@ _EQ2 = KINDS["eq2"].code
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
 
 #: Chunks of rows per thread: each chunk owns a buffer for the column gradients, so more
-#: chunks balance a shared machine better at the cost of memory (docs/engines-vjp.md).
+#: chunks balance a shared machine better at the cost of memory (docs/engines.md).
 CHUNKS_PER_THREAD = 2
 
 #: About two seconds of work at the W1 speed of the VJP on two cores.
@@ -838,7 +837,7 @@ def vjp_block(Xa, Yb, W, kind, config, *, upper=False, wrt_y=True):
     Notes
     -----
     The same as ``PairForward(Xa[:, None], Yb[None, :], kind, config, np).vjp(W)`` to the
-    accuracy contract (:func:`vjp_accuracy_floor`); exactly 0 from identical pairs;
+    accuracy contract (:func:`ssimref.engines.vjp_accuracy_floor`); exactly 0 from identical pairs;
     bit-reproducible for a given number of Numba threads.
     """
     image_shape = tuple(Xa.shape[1:])
@@ -921,35 +920,6 @@ def vjp_bytes_per_image(image_shape, config) -> int:
     pix, win = h * w * c, ho * wo * c
     chunks = CHUNKS_PER_THREAD * numba.get_num_threads()
     return 8 * (pix + (pix + 3 * win + c) + 2 * pix + max(2 * win + pix, (chunks + 1) * pix))
-
-
-def vjp_accuracy_floor(config, image_shape, weight_sums):
-    """The absolute term of the VJP accuracy contract, per image (docs/engines-vjp.md).
-
-    For an image whose pairs have cotangents summing in absolute value to ``weight_sums``
-    (``sum_j |W_ij|`` for a row image, ``sum_i |W_ij|`` for a column image, both for an
-    image of a diagonal tile), every gradient entry of an engine satisfies::
-
-        |g_engine - g_reference| <= 1e-10 max|g_reference over the image| + floor
-        floor = 8 u (H + W) (f / k2^2 + 1 / k1)^2 * weight_sums / L
-
-    with ``u`` the unit roundoff, ``f`` the covariance factor, ``L`` the data range.
-
-    Parameters
-    ----------
-    config : SSIMConfig
-    image_shape : tuple (H, W, C)
-    weight_sums : float or ndarray
-        ``sum |W|`` over each image's pairs.
-
-    Returns
-    -------
-    float or ndarray shaped like ``weight_sums``
-    """
-    h, w = image_shape[0], image_shape[1]
-    unit = config.covariance_factor() / config.k2 ** 2 + 1.0 / config.k1
-    return 8 * UNIT_ROUNDOFF * (h + w) * unit * unit * np.asarray(weight_sums) \
-        / config.data_range
 
 
 def vjp_warm_up():

@@ -24,7 +24,7 @@ KERNEL_NAMES: tuple[KernelName, ...] = ("ssim", "ssim-rbf", "mean-ssim", "rbf")
 def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | None = None, *,
                 kind: KindName = "eq2", power: int = 1, config: SSIMConfig | None = None,
                 scales: Sequence[float] = (1.0,), working_memory: float | None = None,
-                **conventions: Any) -> Kernel:
+                backend: str = "auto", **conventions: Any) -> Kernel:
     """A differentiable kernel (:mod:`ssimref.kernels.protocol`) by name.
 
     Parameters
@@ -49,7 +49,8 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
         Median-heuristic scales.
     working_memory : float, optional
         MiB for the SSIM kernels' tiles.
-
+    backend : {"auto", "reference", "numba", "cupy"}, default "auto"
+        Engine of the SSIM kernels (:func:`ssimref.engines.choose_engine`).
     **conventions
         Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
 
@@ -62,7 +63,7 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
     ValueError
         For an unknown name, a median-heuristic kernel without ``X``, and the errors of
         the kernel's constructor (invalid ``kind``, ``power``, conventions or scales, a
-        median of 0).
+        median of 0, an unknown ``backend``).
     TypeError
         For an unknown convention keyword.
 
@@ -74,13 +75,15 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
         raise ValueError(f"kernel must be one of {KERNEL_NAMES}, got {name!r}")
     if name == "ssim":
         return SSIMDistanceKernel(kind, power, config, working_memory=working_memory,
-                                  **conventions)
+                                  backend=backend, **conventions)
     if name == "mean-ssim":
-        return MeanSSIMKernel(config, working_memory=working_memory, **conventions)
+        return MeanSSIMKernel(config, working_memory=working_memory, backend=backend,
+                              **conventions)
     if X is None:
         raise ValueError(f"kernel {name!r} takes its bandwidth from the samples' median "
                          "distance: pass X (and Y)")
     if name == "ssim-rbf":
         return SSIMRBFKernel.from_median(X, Y, kind, config, scale=scales[0],
-                                         working_memory=working_memory, **conventions)
+                                         working_memory=working_memory, backend=backend,
+                                         **conventions)
     return RBFMixture.from_median(X, Y, scales=tuple(scales))

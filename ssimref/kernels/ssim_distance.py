@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from ..backend import Array, ArrayLike, Namespace, namespace, to_numpy
 from ..config import SSIMConfig, resolve_config
+from ..engines import check_backend
 from ..kinds import KindName
 from ..gradients import distance_weight
 from ..paired import paired_value_and_vjp
@@ -38,12 +39,13 @@ class _SSIMKernel(Kernel):
     bytes_per_pair = 32
 
     def __init__(self, kind: str, config: SSIMConfig | None, working_memory: float | None,
-                 conventions: dict[str, Any]) -> None:
+                 backend: str, conventions: dict[str, Any]) -> None:
         self.kind = check_kind(kind)
         self.config = resolve_config(config, **conventions)
         if working_memory is not None:
             resolve_working_memory(working_memory)
         self.working_memory = working_memory
+        self.backend = check_backend(backend)
 
     def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
                     xp: Namespace) -> tuple[Array, Array | None]:  # pragma: no cover
@@ -93,7 +95,7 @@ class _SSIMKernel(Kernel):
     def _gram(self, X: Array, Y: Array | None) -> Array:
         xp = namespace(X)
         S = distance_matrix(X, Y, self.kind, self.config, squared=True,
-                            working_memory=self._memory())
+                            working_memory=self._memory(), backend=self.backend)
         return self._of_squared(S, None, tuple(X.shape[1:]), xp)[0]
 
     def _value_and_vjp(self, X: Array, Y: Array | None, G: Array,
@@ -103,7 +105,7 @@ class _SSIMKernel(Kernel):
         return pairwise_value_and_vjp(
             X, Y, G, self.kind, self.config,
             lambda S, Gt: self._of_squared(S, Gt, image_shape, xp), wrt_y=wrt_y,
-            working_memory=self._memory(), keep_values=True)
+            working_memory=self._memory(), keep_values=True, backend=self.backend)
 
     def _paired_value_and_vjp(self, X: Array, Y: Array,
                               g: Array | None) -> tuple[Array, Array | None, Array | None]:
@@ -113,7 +115,7 @@ class _SSIMKernel(Kernel):
             X, Y, self.kind, self.config,
             lambda S, rows: self._of_squared(S, None if g is None else g[rows], image_shape,
                                              xp),
-            grad=g is not None, working_memory=self._memory())
+            grad=g is not None, working_memory=self._memory(), backend=self.backend)
 
 
 class SSIMDistanceKernel(_SSIMKernel):
@@ -132,14 +134,19 @@ class SSIMDistanceKernel(_SSIMKernel):
         as for :func:`ssimref.distance_matrix`.
     working_memory : float, optional
         MiB for the tiles of pairs (scikit-learn's setting when None).
+    backend : {"auto", "reference", "numba", "cupy"}, default "auto"
+        Engine for the pairs of the Gram matrices and of the gradients
+        (:func:`ssimref.engines.choose_engine`; "auto" picks the fused engine of the
+        arrays' library). Gradients of the fused engines agree with the reference to the
+        contract of docs/engines.md (:func:`ssimref.engines.vjp_accuracy_floor`).
     **conventions
         Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
 
     Raises
     ------
     ValueError
-        For an unknown ``kind``, a ``power`` other than 1 or 2, invalid conventions or a
-        non-positive ``working_memory``.
+        For an unknown ``kind``, a ``power`` other than 1 or 2, invalid conventions, a
+        non-positive ``working_memory`` or an unknown ``backend``.
     TypeError
         For an unknown convention keyword.
 
@@ -186,8 +193,8 @@ class SSIMDistanceKernel(_SSIMKernel):
 
     def __init__(self, kind: KindName = "eq2", power: int = 1,
                  config: SSIMConfig | None = None, *, working_memory: float | None = None,
-                 **conventions: Any) -> None:
-        super().__init__(kind, config, working_memory, conventions)
+                 backend: str = "auto", **conventions: Any) -> None:
+        super().__init__(kind, config, working_memory, backend, conventions)
         if power not in (1, 2):
             raise ValueError(f"power must be 1 (the paper's kernel, characteristic) or 2 "
                              f"(D o D, classical MDS), got {power!r}")
@@ -226,7 +233,7 @@ class SSIMRBFKernel(_SSIMKernel):
     Parameters
     ----------
     gamma : float > 0
-    kind, config, working_memory, **conventions
+    kind, config, working_memory, backend, **conventions
         As for :class:`SSIMDistanceKernel`.
 
     Raises
@@ -244,13 +251,15 @@ class SSIMRBFKernel(_SSIMKernel):
 
     Notes
     -----
-    Gradient: the cotangent of ``S = D^2`` is ``G o (-gamma K)``, sent back through
-    :class:`ssimref.gradients.PairForward`.
+    Gradient: the cotangent of ``S = D^2`` is ``G o (-gamma K)``, sent back through the
+    engine's value-and-VJP blocks (:class:`ssimref.gradients.PairForward` on the
+    reference).
     """
 
     def __init__(self, gamma: float, kind: KindName = "eq2", config: SSIMConfig | None = None,
-                 *, working_memory: float | None = None, **conventions: Any) -> None:
-        super().__init__(kind, config, working_memory, conventions)
+                 *, working_memory: float | None = None, backend: str = "auto",
+                 **conventions: Any) -> None:
+        super().__init__(kind, config, working_memory, backend, conventions)
         self.gamma = check_positive(gamma, "gamma")
         self.median: float | None = None
 
@@ -258,7 +267,7 @@ class SSIMRBFKernel(_SSIMKernel):
     def from_median(cls, X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2",
                     config: SSIMConfig | None = None, *, scale: float = 1.0,
                     max_points: int = 500, seed: int = 0,
-                    working_memory: float | None = None,
+                    working_memory: float | None = None, backend: str = "auto",
                     **conventions: Any) -> SSIMRBFKernel:
         """The kernel with ``gamma = 1 / (2 scale med^2)``, ``med`` the median SSIM
         distance over distinct pairs of the pooled sample; the same convention as
@@ -269,7 +278,7 @@ class SSIMRBFKernel(_SSIMKernel):
         X : array_like, shape (n, H, W) or (n, H, W, C)
         Y : array_like, shape (m, H, W) or (m, H, W, C), optional
             Pooled with ``X`` for the median.
-        kind, config, working_memory, **conventions
+        kind, config, working_memory, backend, **conventions
             As for :class:`SSIMDistanceKernel`.
         scale : float > 0, default 1.0
         max_points : int, default 500
@@ -290,7 +299,8 @@ class SSIMRBFKernel(_SSIMKernel):
         """
         import numpy as np
 
-        kernel = cls(1.0, kind, config, working_memory=working_memory, **conventions)
+        kernel = cls(1.0, kind, config, working_memory=working_memory, backend=backend,
+                     **conventions)
         X4, Y4, bound = kernel.prepare(X, Y)
         xp = namespace(X4)
         Z = X4 if Y4 is None else xp.concat([X4, Y4], axis=0)
@@ -301,7 +311,8 @@ class SSIMRBFKernel(_SSIMKernel):
                                                               replace=False))
             Z = xp.take(Z, xp.asarray(pick), axis=0)
         med = median_heuristic(to_numpy(distance_matrix(Z, None, kind, bound.config,
-                                                        working_memory=bound._memory())))
+                                                        working_memory=bound._memory(),
+                                                        backend=bound.backend)))
         if not med > 0:
             raise ValueError("the median SSIM distance between the images is 0; give gamma "
                              "explicitly")
@@ -343,7 +354,7 @@ class MeanSSIMKernel(_SSIMKernel):
 
     Parameters
     ----------
-    config, working_memory, **conventions
+    config, working_memory, backend, **conventions
         As for :class:`SSIMDistanceKernel`.
 
     Raises
@@ -358,8 +369,9 @@ class MeanSSIMKernel(_SSIMKernel):
     """
 
     def __init__(self, config: SSIMConfig | None = None, *,
-                 working_memory: float | None = None, **conventions: Any) -> None:
-        super().__init__("eq1-uncentered", config, working_memory, conventions)
+                 working_memory: float | None = None, backend: str = "auto",
+                 **conventions: Any) -> None:
+        super().__init__("eq1-uncentered", config, working_memory, backend, conventions)
 
     def __repr__(self) -> str:
         return f"MeanSSIMKernel(config={self.config!r})"
