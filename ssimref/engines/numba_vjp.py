@@ -44,7 +44,7 @@ last) as in the forward engine; row images are scalars. Rows are dealt to chunks
 (row ``i`` to chunk ``i mod nchunks``, which balances triangular tiles); a chunk walks its
 tasks group-major (a group's terms stay in cache while rows stream past). A row's
 gradient belongs to the one chunk that holds the row, and is accumulated over groups in
-order, its 32 lanes summed by a fixed pairwise tree. Column gradients go to a per-chunk
+order, its 32 lanes summed by a fixed tree. Column gradients go to a per-chunk
 buffer (lane-wise, no reduction needed), reduced over chunks in chunk order at the end.
 So the same inputs and thread count give the same bits; the row-side gradient does not
 depend on the thread count at all, the column side through ``nchunks`` only.
@@ -65,12 +65,12 @@ from numba import njit, prange
 from ..kinds import KINDS
 from .numba_engine import LANES, image_terms
 
+assert LANES == 32, "_lane_tree sums exactly 32 lanes"
+
 __all__ = ["vjp_block", "paired_squared", "paired_vjp", "vjp_bytes_per_pair",
            "vjp_bytes_per_image", "VJP_MAX_TILE_PAIRS",
            "CHUNKS_PER_THREAD", "vjp_warm_up"]
 
-_EQ1 = KINDS["eq1"].code
-_EQ2 = KINDS["eq2"].code
 
 # contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
@@ -85,10 +85,12 @@ VJP_MAX_TILE_PAIRS = 1 << 20
 
 # ----------------------------------------------------------------------- per window
 @njit(inline="always", **_JIT)
-def _coefficients(E, m0i, ai, vi, m0j, aj, vj, dsh, w2, kind):
+def _coefficients(E, m0i, ai, vi, m0j, aj, vj, dsh, w2, e1, e3):
     """``(cg, e, u, vv)`` of one window (module docstring) from the window's ``E_w[d0^2]``
     and the two images' terms; ``w2`` is twice the pair's cotangent (times the window
-    scale). One division."""
+    scale), ``(e1, e3)`` the kind's coefficients: ``g1 = e1 - e3 t2``, ``g2 = 1 - e3 t1``
+    (:mod:`ssimref.kinds`), written without branches so that the lane loops vectorise
+    (a product with ``e3 = 0`` is an exact 0). One division."""
     md0 = m0i - m0j
     n2 = E - md0 * md0
     n2 = n2 if n2 > 0.0 else 0.0
@@ -101,15 +103,8 @@ def _coefficients(E, m0i, ai, vi, m0j, aj, vj, dsh, w2, kind):
     inv_b = a * r
     t1 = n1 * inv_a
     t2 = n2 * inv_b
-    if kind == _EQ2:
-        h1 = w2 * inv_a
-        cg = w2 * inv_b
-    elif kind == _EQ1:
-        h1 = 0.0
-        cg = w2 * inv_b
-    else:
-        h1 = w2 * (1.0 - t2) * inv_a
-        cg = w2 * (1.0 - t1) * inv_b
+    h1 = w2 * (e1 - e3 * t2) * inv_a
+    cg = w2 * (1.0 - e3 * t1) * inv_b
     u = h1 * t1
     vv = cg * t2
     e = h1 * md - cg * md0
@@ -117,8 +112,9 @@ def _coefficients(E, m0i, ai, vi, m0j, aj, vj, dsh, w2, kind):
 
 
 @njit(inline="always", **_JIT)
-def _squared_term(E, m0i, ai, vi, m0j, aj, vj, dsh, kind):
-    """The squared distance of one window (as the forward engine's ``_window_term``)."""
+def _squared_term(E, m0i, ai, vi, m0j, aj, vj, dsh, e1, e3):
+    """The squared distance of one window, ``(n1 (e1 v - e3 n2) + n2 a) / (a v)`` (the
+    kind table's ``g = e1 t1 + t2 - e3 t1 t2`` with one division, without branches)."""
     md0 = m0i - m0j
     n2 = E - md0 * md0
     n2 = n2 if n2 > 0.0 else 0.0
@@ -126,29 +122,83 @@ def _squared_term(E, m0i, ai, vi, m0j, aj, vj, dsh, kind):
     n1 = md * md
     a = ai + aj
     v = vi + vj
-    if kind == _EQ2:
-        return (n1 * v + n2 * a) / (a * v)
-    if kind == _EQ1:
-        return n2 / v
-    return (n1 * v + n2 * a - n1 * n2) / (a * v)
+    return (n1 * (e1 * v - e3 * n2) + n2 * a) / (a * v)
+
+
+@njit(inline="always", **_JIT)
+def _coefficient_row(E, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc, g, c, r0, dsh, wl, e1,
+                     e3, cgout, coff, cstride, rw, rv, cwin, want_rows, want_cols):
+    """The coefficients of one window row of a (row image ``i``, column group ``g``) task:
+    for each window ``q`` (position ``r0 + q`` of the terms) and lane ``l``, ``cg`` into
+    ``cgout[coff + q * cstride, l]``, the row side's ``R``/``V`` terms into ``rw``, ``rv``
+    (to be summed over the lanes), the column side's added into ``cwin``. ``E``
+    (wo, nl): the window sums of ``d0^2`` (times ``scale`` here); ``shi`` and
+    ``shc[g, c]``: the images' shifts. One loop per mode, each without branches, so that
+    LLVM vectorises it over the lanes; arrays are indexed in place (no views, whose
+    reference counts cost atomic operations)."""
+    wo = E.shape[0]
+    nl = E.shape[1]
+    if want_rows and want_cols:
+        for q in range(wo):
+            row = r0 + q
+            m0i, ai, vi = m0r[i, row], ar[i, row], vr[i, row]
+            mui = m0i + shi
+            dst = coff + q * cstride
+            for l in range(nl):
+                m0j = m0c[g, row, l]
+                cgv, e, u, vv = _coefficients(E[q, l] * scale, m0i, ai, vi, m0j,
+                                              ac[g, row, l], vc[g, row, l], dsh[l], wl[l],
+                                              e1, e3)
+                cgout[dst, l] = cgv
+                rw[q, l] = e - u * mui + vv * m0i
+                rv[q, l] = vv
+                cwin[0, row, l] += vv * m0j - e - u * (m0j + shc[g, c, l])
+                cwin[1, row, l] += vv
+    elif want_cols:
+        for q in range(wo):
+            row = r0 + q
+            m0i, ai, vi = m0r[i, row], ar[i, row], vr[i, row]
+            dst = coff + q * cstride
+            for l in range(nl):
+                m0j = m0c[g, row, l]
+                cgv, e, u, vv = _coefficients(E[q, l] * scale, m0i, ai, vi, m0j,
+                                              ac[g, row, l], vc[g, row, l], dsh[l], wl[l],
+                                              e1, e3)
+                cgout[dst, l] = cgv
+                cwin[0, row, l] += vv * m0j - e - u * (m0j + shc[g, c, l])
+                cwin[1, row, l] += vv
+    else:
+        for q in range(wo):
+            row = r0 + q
+            m0i, ai, vi = m0r[i, row], ar[i, row], vr[i, row]
+            mui = m0i + shi
+            dst = coff + q * cstride
+            for l in range(nl):
+                cgv, e, u, vv = _coefficients(E[q, l] * scale, m0i, ai, vi, m0c[g, row, l],
+                                              ac[g, row, l], vc[g, row, l], dsh[l], wl[l],
+                                              e1, e3)
+                cgout[dst, l] = cgv
+                rw[q, l] = e - u * mui + vv * m0i
+                rv[q, l] = vv
 
 
 # ----------------------------------------------------------------------- helpers
+@njit(inline="always", **_JIT)
+def _lane_chain(buf, k, j):
+    """Lanes ``j, j + 4, ..., j + 28`` of row ``k``, added pairwise."""
+    return (((buf[k, j] + buf[k, j + 4]) + (buf[k, j + 8] + buf[k, j + 12]))
+            + ((buf[k, j + 16] + buf[k, j + 20]) + (buf[k, j + 24] + buf[k, j + 28])))
+
+
 @njit(**_JIT)
 def _lane_tree(buf, n):
-    """Sum the lanes of ``buf[:n]`` (shape (n, nl), nl a power of two) into ``buf[:n, 0]``
-    by a fixed pairwise tree (halves added, then quarters, ...): vectorised, and the same
-    order every time."""
-    nl = buf.shape[1]
+    """Sum the 32 lanes of ``buf[:n]`` (shape (n, LANES)) into ``buf[:n, 0]`` by a fixed
+    tree: four interleaved chains of eight lanes added pairwise, then the four chains
+    added pairwise. The same order every time; scalar code with four independent chains
+    (cheaper than halving loops, which are mostly set-up for 32 lanes)."""
     for k in range(n):
-        row = buf[k]
-        h = nl // 2
-        while h >= 1:
-            lo = row[:h]
-            hi = row[h:2 * h]
-            for l in range(h):
-                lo[l] += hi[l]
-            h //= 2
+        buf[k, 0] = ((_lane_chain(buf, k, 0) + _lane_chain(buf, k, 1))
+                     + (_lane_chain(buf, k, 2) + _lane_chain(buf, k, 3)))
 
 
 @njit(**_JIT)
@@ -228,7 +278,7 @@ def _spread(win, z0, dst, taps, stride, height, width, channels, hc):
 # ----------------------------------------------------------------------- tile kernels
 @njit(parallel=True, **_JIT)
 def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_g, starts,
-                 height, width, size, scale, kind, want_rows, want_cols,
+                 height, width, size, scale, e1, e3, want_rows, want_cols,
                  row_win, row_pix, col_part):
     """Uniform window, stride 1: running sums for the forward window sums of ``d0^2`` and
     for both directions of the adjoint of ``cg``."""
@@ -242,6 +292,7 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
     for chunk in prange(nchunks):
         col = np.empty((width, nl))
         s = np.empty(nl)
+        hs = np.empty((wo, nl))
         run = np.empty(nl)
         dsh = np.empty(nl)
         wl = np.empty(nl)
@@ -301,26 +352,14 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
                             for l in range(nl):
                                 s[l] += col[k, l]
                         for q in range(wo):
-                            row = pw + p * wo + q
-                            m0i = m0r[i, row]
-                            ai = ar[i, row]
-                            vi = vr[i, row]
-                            mui = m0i + shi
                             last = q + size - 1
                             for l in range(nl):
                                 window = s[l] + col[last, l]
                                 s[l] = window - col[q, l]
-                                m0j = m0c[g, row, l]
-                                cgv, e, u, vv = _coefficients(
-                                    window * scale, m0i, ai, vi, m0j, ac[g, row, l],
-                                    vc[g, row, l], dsh[l], wl[l], kind)
-                                cg[q, l] = cgv
-                                if want_rows:
-                                    rw[q, l] = e - u * mui + vv * m0i
-                                    rv[q, l] = vv
-                                if want_cols:
-                                    cwin[0, row, l] += vv * m0j - e - u * (m0j + shc[g, c, l])
-                                    cwin[1, row, l] += vv
+                                hs[q, l] = window
+                        _coefficient_row(hs, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc,
+                                         g, c, pw + p * wo, dsh, wl, e1, e3, cg, 0, 1, rw,
+                                         rv, cwin, want_rows, want_cols)
                         if want_rows:
                             _lane_tree(rw, wo)
                             _lane_tree(rv, wo)
@@ -350,6 +389,13 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
                                 vrun[w, l] -= ring[slot, w, l]
                     # pixel row h is final: its cross term d0 T(cg)
                     rb = px + h * width
+                    if want_cols and not want_rows:  # straight into the column buffer
+                        for w in range(width):
+                            xv = x0r[i, rb + w]
+                            for l in range(nl):
+                                col_part[chunk, g, rb + w, l] -= (
+                                    (xv - x0c[g, rb + w, l]) * vrun[w, l])
+                        continue
                     for w in range(width):
                         xv = x0r[i, rb + w]
                         for l in range(nl):
@@ -370,7 +416,7 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
 
 @njit(parallel=True, **_JIT)
 def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_g, starts,
-                   height, width, taps, stride, scale, kind, want_rows, want_cols,
+                   height, width, taps, stride, scale, e1, e3, want_rows, want_cols,
                    row_win, row_pix, col_part):
     """Any window: separable weighted sums for the forward (a ring of squared rows when
     windows overlap, direct sums otherwise) and for the adjoint (a weighted sum over a
@@ -468,25 +514,9 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
                                         d = xv - x0c[g, r + w, l]
                                         hsum2[q, l] += gk * (d * d)
                     # ---- coefficients of window row p
-                    for q in range(wo):
-                        row = pw + p * wo + q
-                        m0i = m0r[i, row]
-                        ai = ar[i, row]
-                        vi = vr[i, row]
-                        mui = m0i + shi
-                        dst = size - 1 + q * stride
-                        for l in range(nl):
-                            m0j = m0c[g, row, l]
-                            cgv, e, u, vv = _coefficients(
-                                hsum2[q, l] * scale, m0i, ai, vi, m0j, ac[g, row, l],
-                                vc[g, row, l], dsh[l], wl[l], kind)
-                            cgd[dst, l] = cgv
-                            if want_rows:
-                                rw[q, l] = e - u * mui + vv * m0i
-                                rv[q, l] = vv
-                            if want_cols:
-                                cwin[0, row, l] += vv * m0j - e - u * (m0j + shc[g, c, l])
-                                cwin[1, row, l] += vv
+                    _coefficient_row(hsum2, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc, g,
+                                     c, pw + p * wo, dsh, wl, e1, e3, cgd, size - 1, stride,
+                                     rw, rv, cwin, want_rows, want_cols)
                     if want_rows:
                         _lane_tree(rw, wo)
                         _lane_tree(rv, wo)
@@ -513,6 +543,13 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
                                 count += 1
                             _taps_sum(trow, span, hring_flat, sel_off, sel_taps, count)
                             rb = px + h * width
+                            if want_cols and not want_rows:  # straight into the buffer
+                                for w in range(width):
+                                    xv = x0r[i, rb + w]
+                                    for l in range(nl):
+                                        col_part[chunk, g, rb + w, l] -= (
+                                            (xv - x0c[g, rb + w, l]) * trow2[w, l])
+                                continue
                             for w in range(width):
                                 xv = x0r[i, rb + w]
                                 for l in range(nl):
@@ -585,7 +622,7 @@ def _reduce_chunks(col_part, out):
 # ----------------------------------------------------------------------- matched pairs
 @njit(parallel=True, **_JIT)
 def _paired(x0a, m0a, aa, va, sha, x0b, m0b, ab, vb, shb, wp, height, width, taps, stride,
-            scale, kind, want_grad, values, gx, gy):
+            scale, e1, e3, want_grad, values, gx, gy):
     """Matched pairs ``(a_k, b_k)``, both packed in groups of lanes (pair ``k`` in lane
     ``k % LANES`` of group ``k // LANES``); threads take whole groups, so every output
     belongs to one thread. ``values`` (groups, nl) gets ``S``; with ``want_grad`` the
@@ -665,11 +702,11 @@ def _paired(x0a, m0a, aa, va, sha, x0b, m0b, ab, vb, shb, wp, height, width, tap
                         m0j = m0b[g, row, l]
                         E = hsum2[q, l] * scale
                         acc[l] += _squared_term(E, m0i, aa[g, row, l], va[g, row, l], m0j,
-                                                ab[g, row, l], vb[g, row, l], dsh[l], kind)
+                                                ab[g, row, l], vb[g, row, l], dsh[l], e1, e3)
                         if want_grad:
                             cgv, e, u, vv = _coefficients(
                                 E, m0i, aa[g, row, l], va[g, row, l], m0j, ab[g, row, l],
-                                vb[g, row, l], dsh[l], wp[g, l], kind)
+                                vb[g, row, l], dsh[l], wp[g, l], e1, e3)
                             cgd[dst, l] = cgv
                             wina[0, row, l] += e - u * (m0i + sha[g, c, l]) + vv * m0i
                             wina[1, row, l] += vv
@@ -787,15 +824,15 @@ def _tile_gradients(row_terms, col_terms, W, config, kind, want_rows, want_cols,
     row_win = np.zeros((ta, 2, npos) if want_rows else (0, 2, npos))
     row_pix = np.zeros((ta, depth) if want_rows else (0, depth))
     col_part = np.zeros((nchunks, groups, depth, LANES) if want_cols else (0, 0, 0, 0))
-    code = KINDS[kind].code
+    e1, e3 = float(KINDS[kind].e1), float(KINDS[kind].e3)
     with numba.parallel_chunksize(1):
         if config.window == "uniform" and config.stride == 1:
             _vjp_sliding(*row_terms, *col_terms, wp, task_i, task_g, starts, height, width,
-                         config.size, scale, code, want_rows, want_cols, row_win, row_pix,
+                         config.size, scale, e1, e3, want_rows, want_cols, row_win, row_pix,
                          col_part)
         else:
             _vjp_separable(*row_terms, *col_terms, wp, task_i, task_g, starts, height,
-                           width, taps, config.stride, scale, code, want_rows, want_cols,
+                           width, taps, config.stride, scale, e1, e3, want_rows, want_cols,
                            row_win, row_pix, col_part)
         dX = dY = None
         if want_rows:
@@ -878,7 +915,8 @@ def _paired_run(X, Y, w, kind, config, want_grad):
     values = np.empty((groups, LANES))
     shape = (groups, depth, LANES) if want_grad else (0, 0, 0)
     gx, gy = np.zeros(shape), np.zeros(shape)
-    _paired(*a, *b, wp, height, width, taps, config.stride, scale, KINDS[kind].code,
+    _paired(*a, *b, wp, height, width, taps, config.stride, scale, float(KINDS[kind].e1),
+            float(KINDS[kind].e3),
             want_grad, values, gx, gy)
     if not want_grad:
         return values.reshape(-1)[:n], None, None
