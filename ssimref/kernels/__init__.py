@@ -13,8 +13,9 @@ from .differentiable import (Kernel, MeanSSIMKernel, RBFMixture, SSIMDistanceKer
                              SSIMRBFKernel)
 from .psd import IndefiniteKernelWarning, PSDReport, psd_report, repair_psd
 from .ssim_kernel import SSIMKernel, ssim_kernel
+from .nystroem import SSIMNystroem
 
 __all__ = ["double_center", "center_out_of_sample", "ssim_kernel", "SSIMKernel",
            "ssim_rbf_kernel", "mean_ssim_kernel", "median_heuristic", "psd_report",
            "repair_psd", "PSDReport", "IndefiniteKernelWarning", "Kernel", "RBFMixture",
-           "SSIMDistanceKernel", "SSIMRBFKernel", "MeanSSIMKernel"]
+           "SSIMDistanceKernel", "SSIMRBFKernel", "MeanSSIMKernel", "SSIMNystroem"]
