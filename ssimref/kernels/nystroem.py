@@ -76,7 +76,8 @@ _BACKENDS = ("auto", "reference", "numba", "cupy")
 _CONVENTIONS = tuple(f.name for f in dataclasses.fields(SSIMConfig))
 #: Eigenvalues of W below ``-_INDEFINITE_TOL * lambda_max`` are not round-off.
 _INDEFINITE_TOL = 1e-9
-#: float64 arrays per row of a batch: distances to the landmarks, k0, features.
+#: float64 arrays per row of a batch: distances to the landmarks, k0, features (at most
+#: two of them exist at once, with NumPy's temporaries).
 _ARRAYS_PER_ROW = 3
 
 
@@ -122,9 +123,9 @@ class SSIMNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Relative eigenvalue cut-off of the pseudo-inverse square root of the landmarks'
         kernel ``W``: eigenvalues ``<= rtol * lambda_max`` (and negative ones) count as
         0. ``1e-10`` is a hundred times the relative accuracy promised for the distances
-        (docs/engines.md), so a dropped direction is one the distances cannot resolve,
-        and the noise a kept one amplifies stays below ``1e-5`` of the distances' error
-        relative to the features.
+        (docs/engines.md), so a dropped direction is one the distances cannot resolve;
+        a kept one scales an error in the kernel values by at most
+        ``1 / sqrt(rtol lambda_max)``.
     image_shape : tuple (H, W) or (H, W, C), optional
         Shape of one image when ``X`` is given flat, ``(n_samples, H * W [* C])``
         (reshaped in C order, channels last). If given with image stacks it must match.
@@ -173,8 +174,8 @@ class SSIMNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     The derivation (base point, centring, exactness) is in this module's docstring and in
     docs/nystroem.md. Outputs are float64 unless ``out`` is float32. Round-off: features
     come from float64 distances and one matrix product; with every training image a
-    landmark, ``Phi Phi^T`` matches the exact kernel to about ``1e-13`` relative
-    (Frobenius) on small sets.
+    landmark, ``Phi Phi^T`` matches the exact kernel to about ``1e-14`` relative
+    (Frobenius) on small sets (the tests ask for ``1e-10``).
 
     References
     ----------
@@ -411,7 +412,9 @@ class SSIMNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """``D^p`` of two stacks (``B`` None: ``A`` against itself), float64."""
         D2 = distance_matrix(A, B, kind=self._kind, config=self.config_, squared=True,
                              backend=self.backend, working_memory=working_memory / 2)
-        return D2 if self.power_ == 2 else D2 ** (self.power_ / 2)
+        if self.power_ == 1:
+            return np.sqrt(D2, out=D2)
+        return D2 if self.power_ == 2 else np.power(D2, self.power_ / 2, out=D2)
 
     def _rho_batches(self, images, working_memory, cached):
         """``(rows, D^p(images[rows], landmarks))`` for batches of rows."""
@@ -435,11 +438,15 @@ class SSIMNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         k0_sum = np.zeros_like(r0)
         first = None
         for batch, rho in batches:
-            k0 = 0.5 * ((rho[:, :1] + r0[None, :]) - rho)
+            k0 = rho[:, :1] + r0[None, :]       # k0 = 1/2 [rho(x, z0) + rho(l, z0) - rho(x, l)]
+            k0 -= rho
+            k0 *= 0.5
+            del rho
             k0_sum += k0.sum(axis=0)
             if out is None:
                 continue
             psi = k0 @ self.normalization_
+            del k0
             if shift is None:
                 if first is None:
                     first = psi.mean(axis=0)
