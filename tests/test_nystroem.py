@@ -179,30 +179,51 @@ def test_kmeans_plusplus_recovers_a_kernel_of_few_distinct_images(rng):
         assert est.rank_ == 4
 
 
+def _seeding_probabilities(rho, m, current=True):
+    """Probability of each set of ``m`` landmarks under k-means++ seeding with weights
+    ``min_l rho(x, l)`` over the landmarks so far (``current=False``: the first landmark's
+    distances only, i.e. weights not brought up to date), by enumerating the orders."""
+    import itertools
+    n = len(rho)
+    sets = {}
+    for order in itertools.permutations(range(n), m):
+        p = 1.0 / n
+        for k in range(1, m):
+            chosen = list(order[:k])
+            w = rho[:, chosen].min(axis=1) if current else rho[:, order[0]].copy()
+            w[chosen] = 0.0
+            p *= w[order[k]] / w.sum()
+        key = frozenset(order)
+        sets[key] = sets.get(key, 0.0) + p
+    return sets
+
+
 def test_kmeans_plusplus_draws_with_probability_proportional_to_d_power_p(rng):
-    """Four images, two landmarks: the second is drawn with probability
-    ``D^p(x, first) / sum_y D^p(y, first)``. A chi-square test on 400 seeded draws
-    accepts these probabilities and rejects those of D^(2p) (a near-duplicate pair makes
-    the two clearly different)."""
-    base = rng.uniform(0, 1, size=(3, 8, 8))
-    near = np.clip(base[0] + rng.normal(0, 0.08, size=(8, 8)), 0, 1)
+    """Five images, one a near-copy of another; three landmarks. Each next landmark is
+    drawn with probability ``min_l D^p(x, l) / sum_y min_l D^p(y, l)``: a chi-square test
+    on 600 seeded draws accepts the resulting distribution of landmark sets (enumerated
+    over all orders) and rejects the one of weights never brought up to date (the first
+    landmark's distances only), which draws the near-copy pair far more often."""
+    base = rng.uniform(0, 1, size=(4, 8, 8))
+    near = np.clip(base[0] + rng.normal(0, 0.02, size=(8, 8)), 0, 1)
     X = np.concatenate([base, near[None]])
     rho = distance_matrix(X, **SMALL)
-    counts = np.zeros((4, 4))
-    for seed in range(400):
-        est = SSIMNystroem(n_components=2, landmarks="k-means++", random_state=seed,
+    counts = {}
+    for seed in range(600):
+        est = SSIMNystroem(n_components=3, landmarks="k-means++", random_state=seed,
                            backend="reference", **SMALL).fit(X)
-        i, j = est.component_indices_
-        counts[i, j] += 1
+        key = frozenset(est.component_indices_.tolist())
+        counts[key] = counts.get(key, 0) + 1
 
-    def p_value(weights):
-        expected = counts.sum(axis=1, keepdims=True) * weights / weights.sum(axis=1,
-                                                                              keepdims=True)
-        mask = ~np.eye(4, dtype=bool)
-        return stats.chisquare(counts[mask], expected[mask], ddof=4).pvalue
+    def p_value(probabilities):
+        keys = sorted(probabilities, key=sorted)
+        observed = np.array([counts.get(k, 0) for k in keys])
+        expected = 600 * np.array([probabilities[k] for k in keys])
+        return stats.chisquare(observed, expected).pvalue
 
-    assert p_value(rho) > 1e-3
-    assert p_value(rho ** 2) < 1e-6
+    assert sum(counts.values()) == 600
+    assert p_value(_seeding_probabilities(rho, 3)) > 1e-3
+    assert p_value(_seeding_probabilities(rho, 3, current=False)) < 1e-6
 
 
 def test_kmeans_plusplus_reuses_its_seeding_distances_when_they_fit(digits, monkeypatch):
@@ -214,7 +235,9 @@ def test_kmeans_plusplus_reuses_its_seeding_distances_when_they_fit(digits, monk
     monkeypatch.setattr(nystroem_module, "distance_matrix", spy)
     est = SSIMNystroem(n_components=12, landmarks="k-means++", random_state=0, **DIGITS)
     Phi = est.fit_transform(X)
-    assert [cols for _, _, cols in spy.calls] == [1] * 12 + [None]   # seeding, then W
+    # seeding: a pass for the first landmark, proposals among themselves, a pass for
+    # the other 11, then W; no pass for the features
+    assert [cols for _, _, cols in spy.calls] == [1, None, 11, None]
     np.testing.assert_allclose(est.transform(X), Phi, rtol=0, atol=1e-12 * np.abs(Phi).max())
 
 

@@ -76,6 +76,8 @@ _BACKENDS = ("auto", "reference", "numba", "cupy")
 _CONVENTIONS = tuple(f.name for f in dataclasses.fields(SSIMConfig))
 #: Eigenvalues of W below ``-_INDEFINITE_TOL * lambda_max`` are not round-off.
 _INDEFINITE_TOL = 1e-9
+#: Landmarks per pass over the images in k-means++ seeding.
+_SEEDING_BATCH = 32
 #: float64 arrays per row of a batch: distances to the landmarks, k0, features (at most
 #: two of them exist at once, with NumPy's temporaries).
 _ARRAYS_PER_ROW = 3
@@ -377,35 +379,77 @@ class SSIMNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return out
 
     def _kmeans_plusplus(self, images, m, rng, working_memory):
-        """k-means++ seeding with weights ``D^p`` (squared distance in the feature space
-        of the kernel). Returns the indices, and the ``(n, m)`` matrix of ``D^p`` to the
-        landmarks when it fits half of ``working_memory`` (reused for the features)."""
+        """k-means++ seeding with weights ``w(x) = min_l D^p(x, l)`` (squared distance in
+        the kernel's feature space to the nearest landmark so far).
+
+        The weights of all images are brought up to date once per batch of up to
+        ``_SEEDING_BATCH`` landmarks (one pass over the images for the batch, instead of
+        one per landmark). Within a batch, each next landmark is drawn exactly from the
+        current weights by rejection from the weights ``w0`` at the batch's start:
+        proposals are drawn i.i.d. with probability ``w0(x) / sum w0``, and proposal
+        ``x`` is accepted with probability ``w(x) / w0(x)`` (weights only decrease), so an
+        accepted proposal has probability ``w(x) / sum w``; ``w(x)`` needs only the
+        distances between proposals, which contain the batch's landmarks. Once every image
+        left copies a landmark (all weights 0), the rest are drawn uniformly without
+        replacement, as plain k-means++ would.
+
+        Returns the indices in the order drawn, and the ``(n, m)`` matrix of ``D^p`` to
+        the landmarks when it fits half of ``working_memory`` (reused for the features),
+        else None.
+        """
         n = images.shape[0]
-        keep = n * m * 8 <= working_memory * 2**20 / 2
-        cached = np.empty((n, m)) if keep else None
+        cached = np.empty((n, m)) if n * m * 8 <= working_memory * 2**20 / 2 else None
         chosen = [int(rng.randint(n))]
-        closest = self._rho(images, images[chosen[0]:chosen[0] + 1], working_memory)[:, 0]
-        if keep:
-            cached[:, 0] = closest
-        for k in range(1, m):
+        closest = np.full(n, np.inf)
+        self._seeding_pass(images, chosen, closest, cached, 0, working_memory)
+        while len(chosen) < m:
+            size = min(_SEEDING_BATCH, m - len(chosen))
             weights = closest.copy()
             weights[chosen] = 0.0
-            cumulative = np.cumsum(weights)
-            total = cumulative[-1]
+            total = weights.sum()
             if total > 0:
-                pick = int(np.searchsorted(cumulative, rng.uniform() * total, side="right"))
-                pick = min(pick, n - 1)
-                if weights[pick] == 0:  # rounding at the top end: take the last one
-                    pick = int(np.flatnonzero(weights)[-1])
-            else:  # every image duplicates a landmark: draw among the rest uniformly
+                batch = self._seeding_batch(images, weights, size, rng, working_memory)
+            else:
                 rest = np.setdiff1d(np.arange(n), chosen)
-                pick = int(rest[rng.randint(rest.size)])
-            chosen.append(pick)
-            column = self._rho(images, images[pick:pick + 1], working_memory)[:, 0]
-            np.minimum(closest, column, out=closest)
-            if keep:
-                cached[:, k] = column
+                batch = [int(i) for i in rng.choice(rest, size=m - len(chosen), replace=False)]
+                if cached is None:
+                    chosen.extend(batch)
+                    break
+            self._seeding_pass(images, batch, closest, cached, len(chosen), working_memory)
+            chosen.extend(batch)
         return np.asarray(chosen), cached
+
+    def _seeding_batch(self, images, weights, size, rng, working_memory):
+        """Up to ``size`` landmarks drawn in sequence from the current weights, by
+        rejection from ``weights`` (those at the batch's start); at least one."""
+        cumulative = np.cumsum(weights)
+        draws = rng.uniform(size=2 * size) * cumulative[-1]
+        proposals = np.searchsorted(cumulative, draws, side="right")
+        # a draw equal to the total after rounding lands past the end: take the last
+        # image of positive weight
+        proposals[proposals >= len(weights)] = np.flatnonzero(weights)[-1]
+        unique, where = np.unique(proposals, return_inverse=True)
+        rho = self._rho(images[unique], None, working_memory)
+        accepted = []                        # positions in ``unique``
+        for k in where:
+            stale = weights[unique[k]]
+            current = min(stale, rho[k, accepted].min()) if accepted else stale
+            if rng.uniform() * stale < current:
+                accepted.append(int(k))
+                if len(accepted) == size:
+                    break
+        return [int(unique[k]) for k in accepted]
+
+    def _seeding_pass(self, images, batch, closest, cached, column, working_memory):
+        """One pass over the images: ``D^p`` to the landmarks ``batch``, in row chunks;
+        lowers ``closest`` and fills ``cached[:, column:column + len(batch)]``."""
+        n, b = images.shape[0], len(batch)
+        landmarks = np.ascontiguousarray(images[np.asarray(batch)])
+        for rows in gen_batches(n, _rows_per_batch(2 * 8 * b, n, working_memory / 2)):
+            rho = self._rho(images[rows], landmarks, working_memory)
+            np.minimum(closest[rows], rho.min(axis=1), out=closest[rows])
+            if cached is not None:
+                cached[rows, column:column + b] = rho
 
     # ----------------------------------------------------------------- features
     def _rho(self, A, B, working_memory):
