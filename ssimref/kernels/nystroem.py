@@ -46,8 +46,9 @@ from round-off. A negative eigenvalue below ``-1e-9 lambda_max`` (docs/theory.md
 :class:`~ssimref.kernels.IndefiniteKernelWarning`.
 
 Cost: ``m (m - 1) / 2`` pairs for ``W`` and ``n m`` pairs for the training features
-(the base point is a landmark, so ``rho(x, z0)`` is one of the ``m`` columns), plus
-``n m`` for k-means++ seeding when its distances do not fit ``working_memory``;
+(the base point is a landmark, so ``rho(x, z0)`` is one of the ``m`` columns); k-means++
+seeding computes those same ``n m`` distances first, and they are reused for the features
+when they fit half of ``working_memory`` (else computed again);
 ``O(m^3)`` for the eigendecomposition and ``O(n m^2)`` for the products. A new image
 costs ``m`` pairs.
 """
@@ -118,7 +119,8 @@ class SSIMNystroem(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         next with probability proportional to its squared feature distance
         ``D^p`` to the nearest landmark chosen so far (Oglic and Gaertner 2017); for
         ``power=2`` that is D^2-sampling in SSIM distance. Costs ``n`` distances per
-        landmark.
+        landmark, in one pass over the images per 32 landmarks (exact draws by
+        rejection within a batch: docs/nystroem.md).
     random_state : int, RandomState instance or None, default None
         Seeds the landmark draw.
     rtol : float, default 1e-10
