@@ -256,6 +256,7 @@ def _raise_interrupt(signum, frame):
 
 
 def _scale(n, m, tmp):
+    host = machine()
     images = sources()
     start = time.perf_counter()
     X = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
@@ -297,7 +298,7 @@ def _scale(n, m, tmp):
     exact = est.transform(X[np.sort(rows)])
     spot = float(np.abs(out[np.sort(rows)] - exact).max() / np.abs(exact).max())
     pairs = n * m + m * (m - 1) // 2
-    return dict(n=n, m=m, generate=t_generate, wall=wall, pairs=pairs, rate=pairs / wall,
+    return dict(host=host, n=n, m=m, generate=t_generate, wall=wall, pairs=pairs, rate=pairs / wall,
                 engine_rate=engine_rate, peak_anon_mib=sampler.peak_anon / 1024,
                 hwm_mib=hwm / 1024 if hwm_reset else None, rss_before_mib=rss_before / 1024,
                 spot=spot, rank=est.rank_, load_start=load_start, load_end=load_end,
@@ -309,7 +310,8 @@ def _scale_section(r, command):
     hwm = "not available" if r["hwm_mib"] is None else f"{r['hwm_mib']:,.0f} MiB"
     return "\n".join([
         f"`{command}`, run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
-        f"Machine: {machine()}; load average {load(r['load_end'])} at the end. Versions: "
+        f"Machine: {r['host']}; {load(r['load_start'])} when the timed call started, "
+        f"{load(r['load_end'])} at its end. Versions: "
         + ", ".join(f"{k} {v}" for k, v in versions("numpy", "scipy", "scikit-learn",
                                                     "numba", "ssimref").items()) + ".",
         "",
@@ -329,8 +331,14 @@ def _scale_section(r, command):
         f"- Spot check: 200 random rows of the float32 memmap against `transform` in "
         f"float64: max abs difference {r['spot']:.1e} of the largest value. rank_ "
         f"{r['rank']}.",
-        f"- Patch generation (not in the time above): {r['generate']:.0f} s.",
-    ])
+        f"- Patch generation (not in the time above): {r['generate']:.1f} s.",
+    ] + ([] if r["n"] >= 1_000_000 else [
+        f"- Projection to 1,000,000 images at this rate (time linear in the pairs): "
+        f"{_projected(r) / 60:.0f} min."]))
+
+
+def _projected(r, n=1_000_000):
+    return r["wall"] * (n * r["m"] + r["m"] * (r["m"] - 1) // 2) / r["pairs"]
 
 
 def main(argv=None):
