@@ -2,7 +2,8 @@
 
 The 1,797 digits (values 0..16) are scaled to [0, 1] and split once, stratified by label,
 with a fixed seed that does not depend on any training seed: 1,197 training, 300
-validation and 300 test images. Every run and every evaluation sees the same split.
+validation and 300 test images. Every run and every evaluation sees the same split: the
+fixed split of :mod:`ssimref.datasets` (``split_indices("digits")``).
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import datasets
+from ..datasets import SPLIT_SEED
+
 __all__ = ["DigitSplits", "load_digit_splits", "DATASETS", "SPLIT_SEED"]
 
 DATASETS = ("digits",)
-SPLIT_SEED = 2015  # Li, Swersky, Zemel's year; any fixed number would do
-N_VALIDATION = 300
-N_TEST = 300
+N_VALIDATION = datasets.SPLIT_SIZES["digits"][1]
+N_TEST = datasets.SPLIT_SIZES["digits"][2]
 
 
 @dataclass(frozen=True)
 class DigitSplits:
-    """Images ``(n, 8, 8)`` float64 in [0, 1] and integer labels, per split."""
+    """Images ``(n, 8, 8)`` float64 in [0, 1] and integer labels, per split (writable
+    arrays of their own)."""
 
     train: np.ndarray
     train_labels: np.ndarray
@@ -40,18 +44,22 @@ class DigitSplits:
 
 
 def load_digit_splits(dataset="digits") -> DigitSplits:
-    """The fixed train / validation / test split of ``dataset`` (only "digits")."""
+    """The fixed train / validation / test split of ``dataset`` (only "digits"), images
+    divided by the data range 16.
+
+    Raises
+    ------
+    ValueError
+        ``dataset`` other than "digits".
+
+    See Also
+    --------
+    ssimref.datasets.load_splits : the split with the images in their stored range.
+    """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = digits.images.astype(np.float64) / 16.0
-    labels = digits.target.astype(np.int64)
-    rest, test, rest_labels, test_labels = train_test_split(
-        images, labels, test_size=N_TEST, stratify=labels, random_state=SPLIT_SEED)
-    train, validation, train_labels, validation_labels = train_test_split(
-        rest, rest_labels, test_size=N_VALIDATION, stratify=rest_labels,
-        random_state=SPLIT_SEED)
-    return DigitSplits(train, train_labels, validation, validation_labels, test, test_labels)
+    splits = datasets.load_splits(dataset)
+    parts = []
+    for part in (splits.train, splits.validation, splits.test):
+        parts += [datasets.as_unit_float(part), np.array(part.labels, dtype=np.int64)]
+    return DigitSplits(*parts)
