@@ -387,7 +387,7 @@ def cmd_gmmn_train(args) -> int:
 
 def cmd_gmmn_sample(args) -> int:
     from .backend import to_numpy
-    from .gmmn.grid import save_grid
+    from .generative.grid import save_grid
     from .gmmn.train import load_run
 
     run = load_run(args.run, device=args.device)

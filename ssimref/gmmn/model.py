@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cmmd import cmmd2_and_grad
-from .mlp import MLP
+from ..generative.mlp import MLP
 from .mmd import mmd2_and_grad
 
 __all__ = ["GMMN", "Autoencoder", "LOSSES"]

@@ -29,12 +29,13 @@ from ..backend import DEVICES, device_namespace, to_numpy
 from ..config import SSIMConfig
 from ..io import atomic_path, save_json
 from ..kernels.differentiable import RBFMixture, SSIMDistanceKernel
-from .checkpoint import CHECKPOINT_JSON, load_checkpoint, make_rng, rng_state, save_checkpoint
+from ..generative.checkpoint import (CHECKPOINT_JSON, load_checkpoint, make_rng, rng_state,
+                                     save_checkpoint)
 from .data import DATASETS, load_digit_splits
-from .grid import save_grid
+from ..generative.grid import save_grid
 from .mmd import mmd2
 from .model import LOSSES, GMMN, Autoencoder
-from .optim import make_optimizer
+from ..generative.optim import make_optimizer
 
 __all__ = ["TrainConfig", "train", "load_run", "Run", "build_kernel", "KERNELS", "SPACES",
            "ssim_config", "grid_samples"]
