@@ -17,6 +17,7 @@ import numpy as np
 from . import __version__
 from .backend import ENGINES, arrays_for
 from .config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
+from .generative.trainer import TrainingInterrupted
 from .io import atomic_path, load_images, save_json
 from .kernels.centering import (check_power, double_center_inplace, negative_half_power,
                                 training_centerer)
@@ -626,8 +627,13 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"ssimref: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:
+        print(f"ssimref: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("ssimref: interrupted; no output was written", file=sys.stderr)
+        print("ssimref: interrupted; files are replaced atomically, so each output is "
+              "complete or absent (a training run resumes from its last checkpoint with "
+              "--resume)", file=sys.stderr)
         return 130
 
 

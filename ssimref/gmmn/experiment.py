@@ -116,13 +116,13 @@ def _metrics_log(run_dir):
 
 def _first_loss(run_dir):
     losses = [r["loss"] for r in _metrics_log(run_dir)
-              if r["phase"] == "gmmn" and r["loss"] is not None]
+              if r["phase"] == "gmmn" and r.get("loss") is not None]
     return losses[0] if losses else None
 
 
 def _last_loss(run_dir):
     losses = [r["loss"] for r in _metrics_log(run_dir)
-              if r["phase"] == "gmmn" and r["loss"] is not None]
+              if r["phase"] == "gmmn" and r.get("loss") is not None]
     return losses[-1] if losses else None
 
 
