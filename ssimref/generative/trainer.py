@@ -384,6 +384,8 @@ def _fit(model, run_dir, resume, progress, callback, command):
             callback(record["phase"], record["step"], record)
 
     losses, step = {}, start
+    if not (run_dir / CHECKPOINT_JSON).exists():
+        checkpoint(names[0], 0)  # a fresh run is resumable from its first step on
     with _SignalStop() as stop, open(metrics_path, "a") as fh:
         for index in range(first, len(phases)):
             phase = phases[index]
