@@ -219,7 +219,7 @@ done.set()
 sampler.join()
 print(json.dumps(dict(seconds=seconds, output=out.nbytes, rss_with_output=base,
                       rss_peak=peak[0], traced_peak=traced,
-                      working_memory=ssimref.pairwise.default_working_memory())))
+                      working_memory=ssimref.tiling.default_working_memory())))
 """
 
 _SUBPROCESS_COMPILE = r"""

@@ -8,9 +8,8 @@ Runs on NumPy, CuPy or any array-API library.
 
 from .config import SSIMConfig
 from .distances import distance, distance_map
-from .gradients import distance_matrix_vjp
 from .paired import paired_distance, paired_distance_and_grad
-from .pairwise import distance_matrix
+from .pairwise import distance_matrix, distance_matrix_vjp
 from .similarity import ssim, ssim_components, ssim_map
 
 __version__ = "0.1.0"

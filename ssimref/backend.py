@@ -1,14 +1,13 @@
 """The one place that decides which array library computes.
 
 All array code in :mod:`ssimref` is written against the Python array API standard and
-gets its namespace from :func:`namespace`. NumPy arrays compute with NumPy, CuPy arrays
+gets its namespace from :func:`namespace`. Which engine computes all-pairs tiles is
+decided by :func:`choose_engine` (:mod:`ssimref.engines`, re-exported here). NumPy arrays compute with NumPy, CuPy arrays
 on the GPU with CuPy, and any other array-API library (``array_api_strict`` in the tests)
 with its own namespace, through ``array_api_compat``.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 import array_api_compat
@@ -97,41 +96,6 @@ def to_numpy(a) -> np.ndarray:
     return np.from_dlpack(a)
 
 
-ENGINES = ("auto", "reference", "numba", "cupy")
-
-
-def choose_engine(backend: str, xp) -> str:
-    """Resolve ``backend`` for the all-pairs computations on arrays of namespace ``xp``.
-
-    "auto" picks "cupy" for CuPy arrays, "numba" for NumPy arrays when the fused Numba
-    engine is available, and "reference" (the array-API code) otherwise.
-
-    Raises
-    ------
-    ValueError
-        For an unknown name, or an engine that cannot run here or on these arrays.
-    """
-    if backend not in ENGINES:
-        raise ValueError(f"backend must be one of {ENGINES}, got {backend!r}")
-    available = available_engines()
-    if backend == "auto":
-        if is_cupy_namespace(xp) and "cupy" in available:
-            return "cupy"
-        if is_numpy_namespace(xp) and "numba" in available:
-            return "numba"
-        return "reference"
-    if backend != "reference" and backend not in available:
-        raise ValueError(f"backend {backend!r} is not available here (available: "
-                         f"{['reference', *available]}); install the 'fast' extra for "
-                         "numba or the 'gpu' extra for cupy, or use backend='auto'")
-    if backend == "numba" and not is_numpy_namespace(xp):
-        raise ValueError("backend 'numba' needs NumPy arrays; use backend='auto'")
-    if backend == "cupy" and not is_cupy_namespace(xp):
-        raise ValueError("backend 'cupy' needs CuPy arrays (cupy.asarray(X)); use "
-                         "backend='auto'")
-    return backend
-
-
 def arrays_for(backend: str, a):
     """``a`` on the device ``backend`` computes on: a CuPy array for "cupy", unchanged
     otherwise. For callers that hold host arrays, such as the command line."""
@@ -144,20 +108,6 @@ def arrays_for(backend: str, a):
     return cupy.asarray(a)
 
 
-@functools.cache
-def available_engines() -> tuple[str, ...]:
-    """Fused engines usable in this environment: "numba" when Numba imports, "cupy" when
-    CuPy imports and sees a CUDA device. Decided once per process."""
-    found = []
-    try:
-        import numba  # noqa: F401
-        found.append("numba")
-    except ImportError:
-        pass
-    try:
-        import cupy
-        if cupy.cuda.runtime.getDeviceCount() > 0:
-            found.append("cupy")
-    except Exception:  # ImportError, or CUDARuntimeError when no driver/device is present
-        pass
-    return tuple(found)
+# Engine choice lives with the engines (one place); re-exported here, where callers that
+# hold arrays look for it.
+from .engines import ENGINES, available_engines, choose_engine  # noqa: E402

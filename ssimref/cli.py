@@ -23,6 +23,7 @@ from .kernels.centering import (check_power, double_center_inplace, negative_hal
                                 training_centerer)
 from .kernels.psd import DEFAULT_PSD_TOL, spectrum_report
 from .pairwise import distance_matrix
+from .tiling import resolve_working_memory, row_batches
 from .validation import KINDS, check_kind, infer_data_range
 
 PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
@@ -76,13 +77,6 @@ def config_from_args(args, default_data_range=None) -> SSIMConfig:
                           k2=args.k2, covariance=args.covariance)
 
 
-def describe(config: SSIMConfig) -> str:
-    window = (f"{config.window} {config.size}x{config.size}" +
-              (f" sigma {config.sigma:g}" if config.window == "gaussian" else ""))
-    return (f"window {window}, stride {config.stride}, covariance {config.covariance}, "
-            f"data_range {config.data_range:g}, k1 {config.k1:g}, k2 {config.k2:g}")
-
-
 def _check_output(path, force):
     path = Path(path)
     if path.suffix != ".npy":
@@ -124,7 +118,7 @@ def cmd_distance(args) -> int:
                         "kind": args.kind, "config": asdict(config), "backend": args.backend,
                         "ssimref": __version__, "seconds": round(seconds, 3)}, args.force)
     print(f"wrote {output} ({n} x {n} {args.dtype}, {args.kind} distances of {data.source}; "
-          f"{describe(config)}) and {sidecar.name} in {seconds:.2f} s")
+          f"{config.describe()}) and {sidecar.name} in {seconds:.2f} s")
     return 0
 
 
@@ -145,11 +139,6 @@ def cmd_verify(args) -> int:
                    hide_torchvision=args.hide_torchvision)
     print(result)
     return 0 if result.passed else 1
-
-def _row_blocks(n_rows, n_cols, block_bytes=64 * 2**20):
-    step = max(1, min(n_rows, block_bytes // (8 * max(1, n_cols))))
-    return [(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
-
 
 def _check_plot_output(path, force):
     if path is None:
@@ -194,17 +183,18 @@ def cmd_kernel(args) -> int:
                              f"IMAGES have {tuple(data.images.shape[1:])}; kernels compare "
                              "images of one shape")
     n = data.images.shape[0]
+    memory = resolve_working_memory(args.working_memory, "--working-memory")
     options = dict(kind=args.kind, config=config, squared=True, progress=args.progress,
-                   working_memory=args.working_memory, backend=args.backend)
+                   working_memory=memory, backend=args.backend)
     state = {}
 
     def fill_train(out):
         distance_matrix(arrays_for(args.backend, data.images), out=out, **options)
-        for i, j in _row_blocks(n, n):
-            out[i:j] = negative_half_power(out[i:j], power, squared=True)
+        for rows in row_batches(n, 8 * n, memory):
+            out[rows] = negative_half_power(out[rows], power, squared=True)
         if test is not None:
             state["centerer"] = training_centerer(out)
-        double_center_inplace(out)
+        double_center_inplace(out, working_memory=memory)
         if args.check_psd:
             state["psd"] = spectrum_report(np.asarray(out), DEFAULT_PSD_TOL)
 
@@ -218,7 +208,7 @@ def cmd_kernel(args) -> int:
     if "psd" in state:
         meta["psd"] = asdict(state["psd"])
     save_json(sidecar, meta, args.force)
-    print(f"wrote {output} ({n} x {n} float64, {what}, of {data.source}; {describe(config)}) "
+    print(f"wrote {output} ({n} x {n} float64, {what}, of {data.source}; {config.describe()}) "
           f"and {sidecar.name} in {seconds:.2f} s")
     if "psd" in state:
         print(f"spectrum: {state['psd']}")
@@ -229,9 +219,9 @@ def cmd_kernel(args) -> int:
         def fill_test(out):
             distance_matrix(arrays_for(args.backend, test.images),
                             arrays_for(args.backend, data.images), out=out, **options)
-            for i, j in _row_blocks(m, n):
-                out[i:j] = state["centerer"].transform(
-                    negative_half_power(np.asarray(out[i:j]), power, squared=True),
+            for rows in row_batches(m, 8 * n, memory):
+                out[rows] = state["centerer"].transform(
+                    negative_half_power(np.asarray(out[rows]), power, squared=True),
                     copy=False)
 
         start = time.perf_counter()
@@ -271,8 +261,7 @@ MMD_KERNELS = ("ssim", "ssim-rbf", "mean-ssim", "rbf")
 
 def _mmd_kernel(args, config, A, B):
     """The kernel the ``mmd`` subcommand asked for, bandwidths from the pooled sample."""
-    from .kernels.differentiable import (MeanSSIMKernel, RBFMixture, SSIMDistanceKernel,
-                                         SSIMRBFKernel)
+    from .kernels import MeanSSIMKernel, RBFMixture, SSIMDistanceKernel, SSIMRBFKernel
     memory = args.working_memory
     if args.kernel == "ssim":
         return SSIMDistanceKernel(args.kind, args.power, config, working_memory=memory)
@@ -285,7 +274,7 @@ def _mmd_kernel(args, config, A, B):
 
 
 def cmd_mmd(args) -> int:
-    from .gmmn import mmd2, mmd_test
+    from .mmd import mmd2, mmd_test
     check_kind(args.kind)
     if args.json:
         json_path = Path(args.json)

@@ -146,6 +146,14 @@ class SSIMConfig:
             raise ValueError("data_range is not set; pass data_range=... (e.g. 255 or 1.0)")
         return (self.k1 * L) ** 2, (self.k2 * L) ** 2
 
+    def describe(self) -> str:
+        """The conventions in one line of words (for messages, sidecars and reports)."""
+        window = (f"{self.window} {self.size}x{self.size}"
+                  + (f" sigma {self.sigma:g}" if self.window == "gaussian" else ""))
+        data_range = "inferred" if self.data_range is None else f"{self.data_range:g}"
+        return (f"window {window}, stride {self.stride}, covariance {self.covariance}, "
+                f"data_range {data_range}, k1 {self.k1:g}, k2 {self.k2:g}")
+
     def positions(self, height: int, width: int) -> tuple[int, int]:
         """Number of valid window positions along each axis of an image."""
         return ((height - self.size) // self.stride + 1,

@@ -1,14 +1,10 @@
 """The paper's SSIM distances between two images: per-window maps and their Frobenius norm.
 
-Per window, with ``t1 = 1 - s1`` and ``t2 = 1 - s2`` (see :mod:`ssimref.similarity`):
-
-============================  ==========================  ==============================
-kind                          per-window distance         squared, as computed
-============================  ==========================  ==============================
-``"eq1"`` (Eq. 1, exact)      ``sqrt(1 - s2)``            ``t2``
-``"eq1-uncentered"``          ``sqrt(1 - s1 s2)``         ``t1 + t2 - t1 t2``
-``"eq2"`` (Eq. 2)             ``sqrt(2 - s1 - s2)``       ``t1 + t2``
-============================  ==========================  ==============================
+Per window, with ``t1 = 1 - s1`` and ``t2 = 1 - s2`` (see :mod:`ssimref.similarity`), the
+squared per-window distance of each kind is a row of the table in :mod:`ssimref.kinds`:
+``"eq1"`` (the paper's Eq. (1), exact) ``sqrt(1 - s2)``, squared ``t2``;
+``"eq1-uncentered"`` ``sqrt(1 - s1 s2)``, squared ``t1 + t2 - t1 t2``; ``"eq2"``
+(Eq. (2)) ``sqrt(2 - s1 - s2)``, squared ``t1 + t2``.
 
 "eq1" is the paper's Eq. (1) on centred windows: once every window has zero mean, s1 = 1
 and ``1 - SSIM = 1 - s2 = ||x - y||^2 / (||x||^2 + ||y||^2 + c)`` with ``c = (q - 1) c2``
@@ -21,26 +17,18 @@ square root of a sum of squares, never squares of per-window roots.
 from __future__ import annotations
 
 from .config import resolve_config
+from .kinds import get_kind
 from .similarity import pair_defects
 from .validation import check_images, check_kind
 
-__all__ = ["distance_map", "distance", "squared_window_distance"]
-
-
-def squared_window_distance(t1, t2, kind):
-    """Squared per-window distance of ``kind`` from the defects ``t1``, ``t2`` (trusted)."""
-    if kind == "eq1":
-        return t2
-    if kind == "eq2":
-        return t1 + t2
-    return t1 + t2 - t1 * t2
+__all__ = ["distance_map", "distance"]
 
 
 def _squared_map(x, y, kind, config, dtype):
     check_kind(kind)
     xp, x, y, config, squeeze = check_images(x, y, config, dtype)
     t1, t2 = pair_defects(x, y, config, xp)
-    sq = squared_window_distance(t1, t2, kind)
+    sq = get_kind(kind).squared(t1, t2)
     return xp, (sq[..., 0] if squeeze else sq)
 
 

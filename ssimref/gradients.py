@@ -25,25 +25,11 @@ is smooth and its gradient there is exactly 0.
 
 from __future__ import annotations
 
-import math
-
-from .config import resolve_config
+from .kinds import get_kind
 from .moments import difference_moments, shifted_moments, window_sums_transpose
-from .pairwise import _bytes_per_pair, default_working_memory
 from .similarity import defects
-from .distances import squared_window_distance
-from .validation import check_kind, check_stacks
 
-__all__ = ["PairForward", "distance_matrix_vjp", "distance_weight"]
-
-
-def _partials(t1, t2, kind, xp):
-    """``(dg/dt1, dg/dt2)`` of the squared per-window distance ``g``."""
-    if kind == "eq1":
-        return xp.zeros_like(t1), xp.ones_like(t2)
-    if kind == "eq2":
-        return xp.ones_like(t1), xp.ones_like(t2)
-    return 1.0 - t2, 1.0 - t1
+__all__ = ["PairForward", "distance_weight"]
 
 
 def _reduce_to(g, shape, xp):
@@ -80,7 +66,7 @@ class PairForward:
                                    self.d[2], c1, c2)
         self.inv_a = 1.0 / (self.mu_x * self.mu_x + self.mu_y * self.mu_y + c1)
         self.inv_b = 1.0 / (self.x[2] + self.y[2] + c2)
-        self.S = xp.sum(squared_window_distance(self.t1, self.t2, kind), axis=(-3, -2, -1))
+        self.S = xp.sum(get_kind(kind).squared(self.t1, self.t2), axis=(-3, -2, -1))
 
     def vjp(self, weight, wrt_y=True):
         """Gradients ``(gx, gy)`` of ``sum(weight * S)``, shaped like ``x`` and ``y``
@@ -96,7 +82,7 @@ class PairForward:
             return spread + (2.0 * f) * z0 * window_sums_transpose(g_var, taps, stride,
                                                                    height, width, xp)
 
-        g1, g2 = _partials(self.t1, self.t2, self.kind, xp)
+        g1, g2 = get_kind(self.kind).partials(self.t1, self.t2, xp)
         w = weight[..., None, None, None]
         g_t1 = w * g1 * self.inv_a
         g_t2 = w * g2 * self.inv_b
@@ -125,82 +111,3 @@ def distance_weight(S, upstream, squared, xp):
     positive = D > 0
     safe = xp.where(positive, D, xp.ones_like(D))
     return D, xp.where(positive, upstream / (2.0 * safe), xp.zeros_like(D))
-
-
-def distance_matrix_vjp(X, Y, G, kind="eq2", config=None, *, squared=False,
-                        working_memory=None, **conventions):
-    """Gradient of ``sum_ij G_ij D_ij`` (or of ``sum_ij G_ij D_ij^2``) with respect to the
-    images, where ``D = distance_matrix(X, Y, kind, config)``.
-
-    Parameters
-    ----------
-    X : array_like, shape (n, H, W) or (n, H, W, C)
-    Y : array_like, shape (m, H, W) or (m, H, W, C), or None
-        ``None`` means ``Y = X``: the gradient then counts both roles of each image,
-        ``dX_i = sum_j (G_ij + G_ji) dD(x_i, x_j)/dx_i``.
-    G : array_like, shape (n, m) or (n, n)
-        Weights (the cotangent of the distance matrix).
-    kind : {"eq2", "eq1", "eq1-uncentered"}
-    config : SSIMConfig, optional
-        Conventions; keyword overrides as for :func:`ssimref.distance_matrix`.
-    squared : bool, default False
-        Differentiate ``sum G_ij D_ij^2`` instead.
-    working_memory : float, optional
-        MiB for tiles (scikit-learn's setting when None).
-
-    Returns
-    -------
-    dX : array shaped like X, float64
-    dY : array shaped like Y, float64, or None when Y is None
-
-    Notes
-    -----
-    Exact (module docstring), computed tile by tile with the memory of a few forward
-    tiles. Where ``D_ij = 0`` the pair contributes 0 (subgradient); no NaN or Inf arises
-    from identical images or identical windows.
-    """
-    config = resolve_config(config, **conventions)
-    check_kind(kind)
-    squeeze = getattr(X, "ndim", None) == 3
-    xp, X, Y, config = check_stacks(X, Y, config)
-    n = X.shape[0]
-    Yw = X if Y is None else Y
-    m = Yw.shape[0]
-    G = xp.asarray(G)
-    if tuple(G.shape) != (n, m):
-        raise ValueError(f"G must have shape {(n, m)} (the distance matrix's), got "
-                         f"{tuple(G.shape)}")
-    G = xp.astype(G, xp.float64)
-    if not bool(xp.all(xp.isfinite(G))):
-        raise ValueError("G contains NaN or Inf")
-    if Y is None:
-        G = G + G.T  # each unordered pair once, both roles at once
-    if working_memory is None:
-        working_memory = default_working_memory()
-    pairs = max(1, int(working_memory * 2**20) // (3 * _bytes_per_pair(tuple(X.shape[1:]),
-                                                                       config)))
-    side = max(1, min(n, math.isqrt(pairs)))
-    tb = side if Y is None else max(1, min(m, pairs // side))
-
-    dX = xp.zeros(X.shape, dtype=xp.float64)
-    dY = dX if Y is None else xp.zeros(Y.shape, dtype=xp.float64)
-    for i in range(0, n, side):
-        i1 = min(i + side, n)
-        Xa = xp.astype(X[i:i1, ...], xp.float64)
-        for j in range(i if Y is None else 0, m, tb):
-            j1 = min(j + tb, m)
-            Yb = xp.astype(Yw[j:j1, ...], xp.float64)
-            Gt = G[i:i1, j:j1]
-            if Y is None and i == j:  # upper triangle only; the diagonal has D = 0
-                rows = xp.arange(i1 - i)[:, None]
-                cols = xp.arange(j1 - j)[None, :]
-                Gt = xp.where(rows < cols, Gt, xp.zeros_like(Gt))
-            forward = PairForward(Xa[:, None, ...], Yb[None, :, ...], kind, config, xp)
-            _, weight = distance_weight(forward.S, Gt, squared, xp)
-            gx, gy = forward.vjp(weight)
-            dX[i:i1, ...] += gx[:, 0, ...]
-            dY[j:j1, ...] += gy[0, ...]
-    if squeeze:
-        dX = dX[..., 0]
-        dY = dY if Y is None else dY[..., 0]
-    return dX, (None if Y is None else dY)

@@ -9,25 +9,48 @@ functions give that primitive, batched; the gradient follows :mod:`ssimref.gradi
 
 from __future__ import annotations
 
+from .backend import as_array, namespace
 from .config import resolve_config
-from .gradients import PairForward, distance_weight
-from .pairwise import _bytes_per_pair, default_working_memory
+from .engines import get_engine
+from .gradients import distance_weight
+from .tiling import resolve_working_memory, row_batches
 from .validation import check_kind, check_stacks
 
-__all__ = ["paired_distance", "paired_distance_and_grad"]
+__all__ = ["paired_distance", "paired_distance_and_grad", "paired_value_and_vjp"]
 
 
-def _chunks(n, image_shape, config, working_memory, factor):
-    if working_memory is None:
-        working_memory = default_working_memory()
-    size = max(1, int(working_memory * 2**20) // (factor * _bytes_per_pair(image_shape, config)))
-    return [(i, min(i + size, n)) for i in range(0, n, size)]
+def paired_value_and_vjp(X, Y, kind, config, cotangent, *, grad, working_memory=None):
+    """The one loop over matched pairs ``(X[i], Y[i])``, in row batches that fit
+    ``working_memory``.
+
+    Trusted inputs: stacks (n, H, W, C) of one array library (converted to float64 batch
+    by batch), ``config`` with its data range. ``cotangent(S, rows) -> (value, w)`` maps a
+    batch's ``S = D^2`` and its row slice to the values kept and the cotangent ``w`` of
+    ``S`` (None without ``grad``). Returns ``(values (n,), dX, dY)`` with the gradients of
+    ``sum_i w_i S_i`` (None without ``grad``).
+    """
+    xp = namespace(X)
+    engine = get_engine("reference")
+    image_shape = tuple(X.shape[1:])
+    n = X.shape[0]
+    per_pair = (engine.vjp_bytes_per_pair(image_shape, config) if grad
+                else engine.bytes_per_pair(image_shape, config))
+    values = xp.empty((n,), dtype=xp.float64)
+    dX = xp.empty(X.shape, dtype=xp.float64) if grad else None
+    dY = xp.empty(Y.shape, dtype=xp.float64) if grad else None
+    for rows in row_batches(n, per_pair, resolve_working_memory(working_memory)):
+        values[rows], gx, gy = engine.paired_value_and_vjp(
+            xp.astype(X[rows, ...], xp.float64), xp.astype(Y[rows, ...], xp.float64), kind,
+            config, lambda S: cotangent(S, rows))
+        if grad:
+            dX[rows, ...], dY[rows, ...] = gx, gy
+    return values, dX, dY
 
 
 def _prepare(X, Y, kind, config, conventions):
     config = resolve_config(config, **conventions)
     check_kind(kind)
-    squeeze = getattr(X, "ndim", None) == 3
+    squeeze = as_array(X).ndim == 3
     xp, X, Y, config = check_stacks(X, Y, config)
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"X and Y must hold the same number of images (pairs are (X[i], "
@@ -57,12 +80,10 @@ def paired_distance(X, Y, kind="eq2", config=None, *, squared=False, working_mem
         ``D(X[i], Y[i])``, equal to ``ssimref.distance(X[i], Y[i], kind, config)``.
     """
     xp, X, Y, config, _ = _prepare(X, Y, kind, config, conventions)
-    out = xp.empty((X.shape[0],), dtype=xp.float64)
-    for i, i1 in _chunks(X.shape[0], tuple(X.shape[1:]), config, working_memory, 1):
-        S = PairForward(xp.astype(X[i:i1, ...], xp.float64),
-                        xp.astype(Y[i:i1, ...], xp.float64), kind, config, xp).S
-        out[i:i1] = S if squared else xp.sqrt(S)
-    return out
+    values, _, _ = paired_value_and_vjp(
+        X, Y, kind, config, lambda S, rows: (S if squared else xp.sqrt(S), None),
+        grad=False, working_memory=resolve_working_memory(working_memory))
+    return values
 
 
 def paired_distance_and_grad(X, Y, kind="eq2", config=None, *, squared=False, weights=None,
@@ -86,6 +107,7 @@ def paired_distance_and_grad(X, Y, kind="eq2", config=None, *, squared=False, we
         distance is 0 (identical images: a subgradient of ``D``; the gradient of ``D^2``).
     """
     xp, X, Y, config, squeeze = _prepare(X, Y, kind, config, conventions)
+    working_memory = resolve_working_memory(working_memory)
     n = X.shape[0]
     if weights is None:
         weights = xp.ones((n,), dtype=xp.float64)
@@ -95,14 +117,9 @@ def paired_distance_and_grad(X, Y, kind="eq2", config=None, *, squared=False, we
             raise ValueError(f"weights must have shape ({n},), got {tuple(weights.shape)}")
         if not bool(xp.all(xp.isfinite(weights))):
             raise ValueError("weights contains NaN or Inf")
-    values = xp.empty((n,), dtype=xp.float64)
-    dX = xp.empty(X.shape, dtype=xp.float64)
-    dY = xp.empty(Y.shape, dtype=xp.float64)
-    for i, i1 in _chunks(n, tuple(X.shape[1:]), config, working_memory, 3):
-        forward = PairForward(xp.astype(X[i:i1, ...], xp.float64),
-                              xp.astype(Y[i:i1, ...], xp.float64), kind, config, xp)
-        values[i:i1], weight = distance_weight(forward.S, weights[i:i1], squared, xp)
-        dX[i:i1, ...], dY[i:i1, ...] = forward.vjp(weight)
+    values, dX, dY = paired_value_and_vjp(
+        X, Y, kind, config, lambda S, rows: distance_weight(S, weights[rows], squared, xp),
+        grad=True, working_memory=working_memory)
     if squeeze:
         dX, dY = dX[..., 0], dY[..., 0]
     return values, dX, dY

@@ -1,71 +1,23 @@
-"""The all-pairs SSIM distance matrix ``D(i, j) = ||D'_ij||_F``, computed tile by tile."""
+"""All-pairs SSIM computations, tile by tile: the distance matrix
+``D(i, j) = ||D'_ij||_F`` and the gradients of functions of it.
+
+Both run a tile plan (:mod:`ssimref.tiling`) through an executor
+(:mod:`ssimref.executor`) on an engine (:mod:`ssimref.engines`): the plan cuts the pairs
+into tiles that fit ``working_memory``, the engine computes a tile's block, the executor
+writes it into the output (or, for gradients, adds its contribution).
+"""
 
 from __future__ import annotations
 
-import math
-
-from tqdm.auto import tqdm
-
-from .backend import choose_engine, float_dtype, is_numpy_array, is_numpy_namespace, to_numpy
+from .backend import as_array, float_dtype, namespace
 from .config import resolve_config
-from .distances import squared_window_distance
-from .engines import accuracy_floor, load_engine
-from .similarity import pair_defects
+from .engines import choose_engine, get_engine
+from .executor import serial
+from .gradients import distance_weight
+from .tiling import plan_pairs, resolve_working_memory, upper_mask
 from .validation import check_kind, check_stacks
 
-__all__ = ["distance_matrix", "default_working_memory"]
-
-_MIB = 2**20
-
-
-def default_working_memory() -> float:
-    """scikit-learn's ``working_memory`` setting in MiB (1024 unless changed with
-    ``sklearn.set_config`` or ``sklearn.config_context``)."""
-    try:
-        from sklearn import get_config
-        return float(get_config()["working_memory"])
-    except ImportError:  # pragma: no cover - scikit-learn is a dependency
-        return 1024.0
-
-
-def _bytes_per_pair(image_shape, config) -> int:
-    """Peak float64 bytes one pair of a tile holds in the reference computation: the
-    difference image, its shifted copy and square, the row-filtered intermediates and the
-    per-window moments and defects."""
-    h, w, c = image_shape
-    ho, wo = config.positions(h, w)
-    return 8 * (4 * h * w * c + 3 * ho * w * c + 12 * ho * wo * c)
-
-
-# Tiles larger than this are slower, not faster: the reference pass streams several
-# arrays of a tile's size, which then no longer stay in cache (measured on 28x28 patches
-# and 8x8 digits: 32 MiB tiles 2-4x faster than 1024 MiB ones). working_memory caps it.
-_FAST_TILE_MIB = 32.0
-
-
-def _tile_sides(n, m, symmetric, image_shape, config, working_memory):
-    budget = min(working_memory, _FAST_TILE_MIB)
-    pairs = max(1, int(budget * _MIB) // _bytes_per_pair(image_shape, config))
-    if symmetric:
-        side = max(1, min(n, math.isqrt(pairs)))
-        return side, side
-    rows = max(1, min(n, math.isqrt(pairs)))
-    return rows, max(1, min(m, pairs // rows))
-
-
-def _engine_tile_sides(n, m, symmetric, working_memory, per_pair, per_image, max_pairs):
-    """Tile sides ``(ta, tb)`` for a fused engine: its pairs (``per_pair`` bytes each)
-    and its images' terms (``per_image`` bytes each) fit ``working_memory`` MiB, with at
-    most ``max_pairs`` pairs per tile."""
-    budget = int(working_memory * _MIB)
-    # the largest side s with s^2 per_pair + 2 s per_image <= budget
-    side = int((math.sqrt(per_image**2 + per_pair * budget) - per_image) / per_pair)
-    side = max(1, min(side, math.isqrt(max_pairs)))
-    if symmetric:
-        return min(n, side), min(n, side)
-    rows = min(n, side)
-    cols = (budget - rows * per_image) // (rows * per_pair + per_image)
-    return rows, max(1, min(m, cols, max_pairs // rows))
+__all__ = ["distance_matrix", "distance_matrix_vjp", "pairwise_value_and_vjp"]
 
 
 def _check_out(out, shape, dtype, xp):
@@ -83,39 +35,6 @@ def _check_out(out, shape, dtype, xp):
     if getattr(getattr(out, "flags", None), "writeable", True) is False:
         raise ValueError("out is read-only; pass a writeable array (or memmap mode 'w+'/'r+')")
     return out
-
-
-def _squared_block(Xa, Yb, kind, config, xp):
-    """Sum over windows of the squared per-window distance, for all pairs of two tiles
-    ``(ta, H, W, C)`` and ``(tb, H, W, C)`` (float64): an array ``(ta, tb)``."""
-    t1, t2 = pair_defects(Xa[:, None, ...], Yb[None, :, ...], config, xp)
-    return xp.sum(squared_window_distance(t1, t2, kind), axis=(-3, -2, -1))
-
-
-def _refine_near_zero(block, Xa, Yb, upper, floor, kind, config, xp):
-    """Recompute with the reference the pairs a fused engine put within its accuracy floor
-    of 0 (docs/engines.md): there the engine's absolute error is largest relative to the
-    value, and the reference is exactly 0 for images that agree on every window. Such
-    pairs are rare (near-duplicates), so this costs nothing on ordinary data."""
-    near = to_numpy((block > 0) & (block <= floor))
-    if not near.any():
-        return block
-    for i, j in zip(*near.nonzero()):
-        if upper and i > j:
-            continue
-        value = _squared_block(Xa[i:i + 1, ...], Yb[j:j + 1, ...], kind, config, xp)[0, 0]
-        block[i, j] = value
-        if upper:
-            block[j, i] = value
-    return block
-
-
-def _symmetrise_diagonal_block(block, xp):
-    side = block.shape[0]
-    rows = xp.arange(side)[:, None]
-    cols = xp.arange(side)[None, :]
-    block = xp.where(rows < cols, block, block.T)
-    return xp.where(rows == cols, xp.zeros_like(block), block)
 
 
 def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=None,
@@ -191,62 +110,160 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
     if Y is X:
         Y = None
     xp, X, Y, config = check_stacks(X, Y, config)
-    engine = choose_engine(backend, xp)
+    engine = get_engine(choose_engine(backend, xp))
+    working_memory = resolve_working_memory(working_memory)
+    symmetric = Y is None
+    Yw = X if symmetric else Y
+    out = _check_out(out, (X.shape[0], Yw.shape[0]), dtype, xp)
+    image_shape = tuple(X.shape[1:])
+    plan = plan_pairs(X.shape[0], None if symmetric else Y.shape[0],
+                      bytes_per_pair=engine.bytes_per_pair(image_shape, config),
+                      bytes_per_image=engine.bytes_per_image(image_shape, config),
+                      max_pairs=engine.max_tile_pairs(image_shape, config),
+                      working_memory=working_memory)
+    out_dtype = float_dtype(xp, str(out.dtype))
+
+    def tile_block(tile):
+        Xa = xp.astype(X[tile.rows, ...], xp.float64)
+        Yb = Xa if tile.diagonal else xp.astype(Yw[tile.cols, ...], xp.float64)
+        block = engine.squared_block(Xa, Yb, kind, config, upper=tile.diagonal)
+        if not squared:
+            block = xp.sqrt(block)
+        return xp.astype(block, out_dtype, copy=False)
+
+    return serial.fill(plan, tile_block, out, progress=progress)
+
+
+def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
+                           working_memory=None, keep_values=False):
+    """The one loop behind every all-pairs gradient: a function of the ``S = D^2`` matrix
+    and the gradient of ``sum_ij G_ij`` times its cotangent, tile by tile.
+
+    Parameters (trusted: validated by the public callers)
+    ----------
+    X : array (n, H, W, C), float64
+    Y : array (m, H, W, C), float64, or None for ``Y = X``
+    G : array (n, m), float64
+        Upstream weights. With ``Y`` None both roles of each image count: ``G + G^T`` is
+        applied to each unordered pair once.
+    kind, config
+        The distance (config with its data range set).
+    cotangent : callable
+        ``cotangent(S_tile, G_tile) -> (value_tile, W_tile)``: the function's values on a
+        tile (or None) and the cotangent ``W`` of ``S`` on it.
+    wrt_y : bool
+        Also return the gradient with respect to ``Y``.
+    working_memory : float, optional
+        MiB for the tiles.
+    keep_values : bool
+        Assemble the values into an (n, m) matrix (mirrored when symmetric).
+
+    Returns
+    -------
+    values : array (n, m) or None
+    dX : array shaped like X
+    dY : array shaped like Y, or None (always None when ``Y`` is None)
+    """
+    xp = namespace(X)
+    engine = get_engine("reference")
     symmetric = Y is None
     Yw = X if symmetric else Y
     n, m = X.shape[0], Yw.shape[0]
-    out = _check_out(out, (n, m), dtype, xp)
-    host_out = is_numpy_array(out) and not is_numpy_namespace(xp)
-    if working_memory is None:
-        working_memory = default_working_memory()
-    elif not (working_memory > 0):
-        raise ValueError(f"working_memory must be > 0 MiB, got {working_memory!r}")
     image_shape = tuple(X.shape[1:])
-    if engine == "reference":
-        def squared_block(Xa, Yb, diagonal):
-            return _squared_block(Xa, Yb, kind, config, xp)
-        ta, tb = _tile_sides(n, m, symmetric, image_shape, config, working_memory)
-    else:
-        fused = load_engine(engine)
-        floor = accuracy_floor(config, image_shape)
+    plan = plan_pairs(n, None if symmetric else m,
+                      bytes_per_pair=engine.vjp_bytes_per_pair(image_shape, config),
+                      working_memory=resolve_working_memory(working_memory))
+    if symmetric:
+        G = G + G.T  # each unordered pair once, both roles at once
+    values = xp.empty((n, m), dtype=xp.float64) if keep_values else None
+    dX = xp.zeros(X.shape, dtype=xp.float64)
+    dY = dX if symmetric else (xp.zeros(Y.shape, dtype=xp.float64) if wrt_y else None)
 
-        def squared_block(Xa, Yb, diagonal):
-            block = fused.squared_block(Xa, Yb, kind, config, upper=diagonal)
-            return _refine_near_zero(block, Xa, Yb, diagonal, floor, kind, config, xp)
-        ta, tb = _engine_tile_sides(n, m, symmetric, working_memory,
-                                    fused.bytes_per_pair(image_shape, config),
-                                    fused.bytes_per_image(image_shape, config),
-                                    fused.MAX_TILE_PAIRS)
+    def tile_vjp(tile):
+        Gt = G[tile.rows, tile.cols]
+        if tile.diagonal:
+            Gt = upper_mask(Gt, xp)
+        return engine.value_and_vjp_block(X[tile.rows, ...], Yw[tile.cols, ...], kind,
+                                          config, lambda S: cotangent(S, Gt),
+                                          upper=tile.diagonal, wrt_y=dY is not None)
 
-    blocks = [(i, j) for i in range(0, n, ta) for j in range(0, m, tb)
-              if not symmetric or j >= i]
-    total = n * (n - 1) // 2 if symmetric else n * m
-    bar = _progress_bar(total, progress)
-    try:
-        for i, j in blocks:
-            i1, j1 = min(i + ta, n), min(j + tb, m)
-            Xa = xp.astype(X[i:i1, ...], xp.float64)
-            Yb = Xa if (symmetric and i == j) else xp.astype(Yw[j:j1, ...], xp.float64)
-            block = squared_block(Xa, Yb, symmetric and i == j)
-            if symmetric and i == j and engine == "reference":
-                block = _symmetrise_diagonal_block(block, xp)  # engines return it so
-            if not squared:
-                block = xp.sqrt(block)
-            block = xp.astype(block, float_dtype(xp, str(out.dtype)), copy=False)
-            _write(out, (slice(i, i1), slice(j, j1)), block, host_out)
-            if symmetric and i != j:
-                _write(out, (slice(j, j1), slice(i, i1)), block.T, host_out)
-            bar.update((i1 - i) * (i1 - i - 1) // 2 if (symmetric and i == j)
-                       else (i1 - i) * (j1 - j))
-    finally:
-        bar.close()
-    return out
+    def accumulate(tile, result):
+        value, gx, gy = result
+        dX[tile.rows, ...] += gx
+        if dY is not None:
+            dY[tile.cols, ...] += gy
+        if keep_values:
+            values[tile.rows, tile.cols] = value
+            if symmetric and not tile.diagonal:
+                values[tile.cols, tile.rows] = value.T
+
+    serial.reduce(plan, tile_vjp, accumulate)
+    return values, dX, (None if symmetric else dY)
 
 
-def _write(out, index, block, host_out):
-    out[index] = to_numpy(block) if host_out else block
+def distance_matrix_vjp(X, Y, G, kind="eq2", config=None, *, squared=False,
+                        working_memory=None, **conventions):
+    """Gradient of ``sum_ij G_ij D_ij`` (or of ``sum_ij G_ij D_ij^2``) with respect to the
+    images, where ``D = distance_matrix(X, Y, kind, config)``.
 
+    Parameters
+    ----------
+    X : array_like, shape (n, H, W) or (n, H, W, C)
+    Y : array_like, shape (m, H, W) or (m, H, W, C), or None
+        ``None`` means ``Y = X``: the gradient then counts both roles of each image,
+        ``dX_i = sum_j (G_ij + G_ji) dD(x_i, x_j)/dx_i``.
+    G : array_like, shape (n, m) or (n, n)
+        Weights (the cotangent of the distance matrix).
+    kind : {"eq2", "eq1", "eq1-uncentered"}
+    config : SSIMConfig, optional
+        Conventions; keyword overrides as for :func:`ssimref.distance_matrix`.
+    squared : bool, default False
+        Differentiate ``sum G_ij D_ij^2`` instead.
+    working_memory : float, optional
+        MiB for tiles (scikit-learn's setting when None).
 
-def _progress_bar(total, enabled):
-    return tqdm(total=total, unit="pair", unit_scale=True, disable=not enabled,
-                desc="SSIM distances")
+    Returns
+    -------
+    dX : array shaped like X, float64
+    dY : array shaped like Y, float64, or None when Y is None
+
+    Raises
+    ------
+    ValueError
+        For ``G`` of the wrong shape or with NaN/Inf, a non-positive ``working_memory``,
+        and the image errors of :func:`ssimref.distance_matrix`.
+
+    See Also
+    --------
+    distance_matrix : the forward computation.
+    ssimref.gradients : the derivation.
+
+    Notes
+    -----
+    Exact (:mod:`ssimref.gradients`), computed tile by tile with the memory of a few
+    forward tiles. Where ``D_ij = 0`` the pair contributes 0 (subgradient); no NaN or Inf
+    arises from identical images or identical windows.
+    """
+    config = resolve_config(config, **conventions)
+    check_kind(kind)
+    working_memory = resolve_working_memory(working_memory)
+    squeeze = as_array(X).ndim == 3
+    xp, X, Y, config = check_stacks(X, Y, config)
+    n = X.shape[0]
+    m = n if Y is None else Y.shape[0]
+    G = xp.asarray(G)
+    if tuple(G.shape) != (n, m):
+        raise ValueError(f"G must have shape {(n, m)} (the distance matrix's), got "
+                         f"{tuple(G.shape)}")
+    G = xp.astype(G, xp.float64)
+    if not bool(xp.all(xp.isfinite(G))):
+        raise ValueError("G contains NaN or Inf")
+    X = xp.astype(X, xp.float64)
+    Y = None if Y is None else xp.astype(Y, xp.float64)
+    _, dX, dY = pairwise_value_and_vjp(
+        X, Y, G, kind, config, lambda S, Gt: distance_weight(S, Gt, squared, xp),
+        wrt_y=Y is not None, working_memory=working_memory)
+    if squeeze:
+        dX = dX[..., 0]
+        dY = None if dY is None else dY[..., 0]
+    return dX, dY

@@ -11,10 +11,10 @@ import math
 from .backend import as_array, float_dtype, namespace
 from .config import SSIMConfig
 
-__all__ = ["check_images", "check_stacks", "check_kind", "check_matrix", "infer_data_range",
-           "KINDS"]
+from .kinds import KIND_NAMES as KINDS
 
-KINDS = ("eq1", "eq1-uncentered", "eq2")
+__all__ = ["check_images", "check_stacks", "check_kind", "check_matrix", "check_dtype",
+           "check_positive", "infer_data_range", "KINDS"]
 
 
 def check_kind(kind: str) -> str:
@@ -25,7 +25,8 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def _check_dtype(a, name, xp):
+def check_dtype(a, name, xp):
+    """Refuse booleans and non-real dtypes (trusted ``xp``), naming ``name``."""
     dtype = a.dtype
     try:
         if xp.isdtype(dtype, "bool"):
@@ -38,6 +39,18 @@ def _check_dtype(a, name, xp):
             raise
     raise TypeError(f"{name} must hold real numbers (integer or floating dtype), got dtype "
                     f"{dtype}; complex, object and string arrays are not images")
+
+
+def check_positive(value, name) -> float:
+    """``value`` as a float, refusing anything but a finite real number > 0."""
+    try:
+        ok = (not isinstance(value, (bool, str)) and math.isfinite(float(value))
+              and float(value) > 0)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def _check_values(a, name, xp):
@@ -81,7 +94,7 @@ def _prepare(arrays, names, ndims, config, dtype):
     arrays = [as_array(a) for a in arrays]
     xp = namespace(*arrays)
     for a, name in zip(arrays, names):
-        _check_dtype(a, name, xp)
+        check_dtype(a, name, xp)
         if a.ndim not in ndims:
             raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimensions "
                              f"({_SHAPES[ndims]}), got shape {tuple(a.shape)}")
@@ -143,7 +156,7 @@ def check_matrix(M, name="D", *, square=True, symmetric=False, nonnegative=False
     """
     M = as_array(M)
     xp = namespace(M)
-    _check_dtype(M, name, xp)
+    check_dtype(M, name, xp)
     if M.ndim != 2:
         raise ValueError(f"{name} must be a 2-D matrix, got shape {tuple(M.shape)}")
     if math.prod(M.shape) == 0:

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ssimref.engines import cupy_engine
-from ssimref.engines.precompute import KIND_COEFFICIENTS, image_terms
+from ssimref.engines.precompute import image_terms
+from ssimref.engines.reference import symmetrise_upper
+from ssimref.kinds import get_kind
 
 _PRELUDE = r"""
 #define SSIM_HOST_EMULATION 1
@@ -88,13 +90,13 @@ def emulated_squared_block(Xa, Yb, kind, config, upper=False, threads=None):
     tb = Yb.shape[0]
     threads = threads or max(32, cupy_engine.threads_per_block(width))
     ldc = -(-tb // threads) * threads
-    rows = cupy_engine._row_arrays(image_terms(Xa, config, np), np)
-    cols = cupy_engine._column_arrays(image_terms(Yb, config, np), np, ldc)
+    rows = cupy_engine.row_arrays(image_terms(Xa, config, np), np)
+    cols = cupy_engine.column_arrays(image_terms(Yb, config, np), np, ldc)
     taps = config.taps()
     uniform = config.window == "uniform"
     weights = np.ones(config.size) if uniform else np.asarray(taps, dtype=np.float64)
     scale = taps[0] * taps[0] if uniform else 1.0
-    e1, e3 = KIND_COEFFICIENTS[kind]
+    e1, e3 = get_kind(kind).e1, get_kind(kind).e3
     out = np.zeros((ta, tb))
     shared = np.zeros(width * threads)
     sliding = uniform and config.stride == 1
@@ -105,6 +107,5 @@ def emulated_squared_block(Xa, Yb, kind, config, upper=False, threads=None):
                ctypes.c_int(int(bool(upper))), _pointer(out), ctypes.c_longlong(ta),
                ctypes.c_longlong(ldc // threads), ctypes.c_longlong(threads), _pointer(shared))
     if upper:  # as the engine does after its kernel
-        from ssimref.pairwise import _symmetrise_diagonal_block
-        out = _symmetrise_diagonal_block(out, np)
+        out = symmetrise_upper(out, np)
     return out

@@ -31,8 +31,9 @@ import ssimref
 from ssimref.engines import accuracy_floor
 from ssimref import SSIMConfig, distance_matrix
 from ssimref.backend import available_engines, choose_engine
-from ssimref.engines import load_engine
-from ssimref.pairwise import _engine_tile_sides, _squared_block
+from ssimref.engines import get_engine
+from ssimref.engines.reference import squared_block as reference_block
+from ssimref.tiling import plan_pairs
 
 from .conftest import cupy_with_device
 from .strategies import KINDS, configs, image_shapes, images
@@ -54,13 +55,13 @@ needs_cupy = [pytest.mark.gpu,
 
 # ----------------------------------------------------------------------------- engines
 def _numba_block(Xa, Yb, kind, config, upper=False):
-    return load_engine("numba").squared_block(Xa, Yb, kind, config, upper=upper)
+    return get_engine("numba").squared_block(Xa, Yb, kind, config, upper=upper)
 
 
 def _cupy_block(Xa, Yb, kind, config, upper=False):
     Xd = CUPY.asarray(Xa)
     Yd = Xd if Yb is Xa else CUPY.asarray(Yb)
-    return CUPY.asnumpy(load_engine("cupy").squared_block(Xd, Yd, kind, config, upper=upper))
+    return CUPY.asnumpy(get_engine("cupy").squared_block(Xd, Yd, kind, config, upper=upper))
 
 
 def _emulated_block(Xa, Yb, kind, config, upper=False):
@@ -131,7 +132,7 @@ def two_stacks(draw, n_max=4, m_max=20):
 @given(data=two_stacks())
 def test_block_matches_reference_rectangular(block, kind, data):
     config, X, Y = data
-    ref = _squared_block(X, Y, kind, config, np)
+    ref = reference_block(X, Y, kind, config)
     got = block(X, Y, kind, config)
     assert got.shape == ref.shape and got.dtype == np.float64
     assert_contract(got, ref, config, X.shape[1:])
@@ -145,7 +146,7 @@ def test_block_matches_reference_rectangular(block, kind, data):
 def test_block_matches_reference_upper_triangle(block, kind, data):
     config, X, _ = data
     X[-1] = X[0]  # an identical pair away from the diagonal
-    ref = _squared_block(X, X, kind, config, np)
+    ref = reference_block(X, X, kind, config)
     got = block(X, X, kind, config, upper=True)
     upper = np.triu_indices(X.shape[0], 1)
     assert_contract(got[upper], ref[upper], config, X.shape[1:])
@@ -210,7 +211,7 @@ def test_natural_images_meet_the_contract(block, name):
     X = natural_patches(40).astype(np.float64)[..., None]
     Y = natural_patches(21, seed=1).astype(np.float64)[..., None]
     for kind in KINDS:
-        assert_contract(block(X, Y, kind, config), _squared_block(X, Y, kind, config, np),
+        assert_contract(block(X, Y, kind, config), reference_block(X, Y, kind, config),
                         config, X.shape[1:])
 
 
@@ -261,7 +262,7 @@ def test_multichannel_rgb_patches(block):
     X = np.stack([img[r:r + 20, c:c + 17] for r, c in corners]).astype(np.float64)
     config = SSIMConfig(window="gaussian", size=5, sigma=1.0, stride=2, data_range=255)
     for kind in KINDS:
-        ref = _squared_block(X, X, kind, config, np)
+        ref = reference_block(X, X, kind, config)
         got = block(X, X[:5], kind, config)
         np.testing.assert_allclose(got, ref[:, :5], rtol=1e-12, atol=0)
 
@@ -276,8 +277,8 @@ def test_contract_floor_is_small_but_needed():
     config = SSIMConfig.skimage(data_range=255)
     x = rng.uniform(0, 255, (1, 28, 28, 1))
     X = np.concatenate([x, x + rng.normal(0, 1e-6, x.shape)])
-    ref = _squared_block(X, X, "eq1", config, np)[0, 1]
-    got = _numba_block(X, X, "eq1", config, upper=True)[0, 1]
+    ref = reference_block(X, X, "eq1", config)[0, 1]
+    got = get_engine("numba").fused_block(X, X, "eq1", config, upper=True)[0, 1]
     assert abs(got - ref) > 1e-12 * ref
     assert abs(got - ref) < 0.1 * floor(config, X.shape[1:])
 
@@ -307,7 +308,7 @@ def test_rectangular_matrix_and_squared(backend, data, kind):
     config, X, Y = data
     D2 = _host(distance_matrix(_on_backend(backend, X), _on_backend(backend, Y), kind=kind,
                                config=config, squared=True, backend=backend))
-    ref = _squared_block(X, Y, kind, config, np)
+    ref = reference_block(X, Y, kind, config)
     assert D2.shape == (X.shape[0], Y.shape[0])
     assert_contract(D2, ref, config, X.shape[1:])
 
@@ -367,19 +368,19 @@ def test_interrupt_leaves_no_output_and_no_temporary_file(backend, tmp_path, mon
                                                            capsys):
     """A KeyboardInterrupt raised after the first tiles are written (as Ctrl-C would)
     leaves neither the matrix, nor its sidecar, nor the temporary memmap."""
-    from ssimref import cli, pairwise
+    from ssimref import cli, executor
 
     np.save(tmp_path / "X.npy", natural_patches(40))
     calls = {"n": 0}
-    real_write = pairwise._write
+    real_store = executor.store
 
     def write_then_interrupt(*args):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real_write(*args)
+        return real_store(*args)
 
-    monkeypatch.setattr(pairwise, "_write", write_then_interrupt)
+    monkeypatch.setattr(executor, "store", write_then_interrupt)
     target = tmp_path / "D.npy"
     code = cli.main(["distance", str(tmp_path / "X.npy"), "-o", str(target),
                      "--window", "uniform", "--working-memory", "1.5",
@@ -430,9 +431,12 @@ def test_engine_tiles_fit_working_memory():
     per_image = numba_engine.bytes_per_image(shape, config)
     for wm in (0.5, 16, 1024):
         for symmetric in (True, False):
-            ta, tb = _engine_tile_sides(10_000, 7_000, symmetric, wm, per_pair, per_image,
-                                        numba_engine.MAX_TILE_PAIRS)
-            assert ta * tb <= numba_engine.MAX_TILE_PAIRS
+            max_pairs = numba_engine.max_tile_pairs(shape, config)
+            plan = plan_pairs(10_000, None if symmetric else 7_000, bytes_per_pair=per_pair,
+                              bytes_per_image=per_image, max_pairs=max_pairs,
+                              working_memory=wm)
+            ta, tb = plan.tile_rows, plan.tile_cols
+            assert ta * tb <= max_pairs
             if ta * tb > 1:
                 assert ta * tb * per_pair + (ta + tb) * per_image <= wm * 2**20
 

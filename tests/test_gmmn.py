@@ -13,7 +13,7 @@ from ssimref import SSIMConfig
 from ssimref.cli import main
 from ssimref.generative.mlp import MLP
 
-from ssimref.kernels.differentiable import RBFMixture, SSIMDistanceKernel
+from ssimref.kernels import RBFMixture, SSIMDistanceKernel
 
 from . import direct_mmd
 

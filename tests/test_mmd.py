@@ -253,7 +253,7 @@ def test_bad_input(call, match, rng):
 
 # ------------------------------------------------------------------------- memory
 def memory_bound(n, m, d, working_memory):
-    """The bound of ssimref.gmmn.mmd: working_memory MiB + 8 (2n + m + 6t) d bytes."""
+    """The bound of ssimref.mmd.weighted: working_memory MiB + 8 (2n + m + 6t) d bytes."""
     per_pair = RBFMixture.bytes_per_pair + 24
     t = math.isqrt(int(working_memory * 2**20) // per_pair)
     return working_memory * 2**20 + 8 * (2 * n + m + 6 * t) * d

@@ -7,7 +7,7 @@ from scipy import stats
 
 from ssimref import SSIMConfig
 from ssimref.gmmn import MMDTestResult, mmd2, mmd_test
-from ssimref.gmmn.two_sample import _statistics
+from ssimref.mmd.two_sample import statistics
 from ssimref.kernels import RBFMixture, SSIMDistanceKernel
 
 RBF = RBFMixture((1.0,))
@@ -23,7 +23,7 @@ def test_batched_statistics_equal_mmd2_of_relabelled_samples(estimator, rng):
     A = np.zeros((12, 20))
     for b in range(20):
         A[rng.permutation(12)[:7], b] = 1.0
-    T = _statistics(K, A, K.sum(), 7, 5, estimator, np)
+    T = statistics(K, A, K.sum(), 7, 5, estimator, np)
     for b in range(20):
         a = A[:, b] == 1
         assert T[b] == pytest.approx(mmd2(Z[a], Z[~a], RBF, estimator), rel=1e-10, abs=1e-14)

@@ -31,13 +31,17 @@ import functools
 
 import numpy as np
 
-from .precompute import KIND_COEFFICIENTS, image_terms
+from . import accuracy_floor
+from ..backend import namespace
+from ..kinds import get_kind
+from .precompute import image_terms
+from .reference import refine_near_zero, symmetrise_upper
+from .reference import squared_block as reference_squared_block
 
-__all__ = ["squared_block", "bytes_per_pair", "bytes_per_image", "MAX_TILE_PAIRS",
-           "kernel_source", "threads_per_block"]
+__all__ = ["NAME", "squared_block", "bytes_per_pair", "bytes_per_image", "max_tile_pairs",
+           "fused_block", "kernel_source", "threads_per_block", "row_arrays", "column_arrays"]
 
-# 8192 x 8192 pairs: 512 MiB of float64 per tile, copied to the host tile by tile
-MAX_TILE_PAIRS = 1 << 26
+NAME = "cupy"
 _SHARED_BYTES = 48 * 1024  # shared memory a block may use without opting in
 
 KERNEL_NAME = "ssim_pair_distances"
@@ -166,6 +170,11 @@ def threads_per_block(width) -> int:
     return int(min(128, fit - fit % 32))
 
 
+def max_tile_pairs(image_shape, config) -> int:
+    """8192 x 8192 pairs: 512 MiB of float64 per tile, copied to the host tile by tile."""
+    return 1 << 26
+
+
 def bytes_per_pair(image_shape, config) -> int:
     """Device bytes per pair of a tile: the float64 block and the caller's copies."""
     return 8 * 4
@@ -187,13 +196,13 @@ def _kernel(height, width, channels, size, stride, sliding):
     return cupy.RawKernel(source, KERNEL_NAME)
 
 
-def _row_arrays(terms, cp):
+def row_arrays(terms, cp):
     t = terms.x0.shape[0]
     return tuple(cp.ascontiguousarray(a.reshape(t, -1))
                  for a in (terms.x0, terms.m0, terms.a, terms.v, terms.shift))
 
 
-def _column_arrays(terms, cp, ldc):
+def column_arrays(terms, cp, ldc):
     """Image index last (fastest), padded to ``ldc`` images with copies of the last."""
     t = terms.x0.shape[0]
     packed = []
@@ -205,13 +214,20 @@ def _column_arrays(terms, cp, ldc):
     return tuple(packed)
 
 
-def squared_block(Xa, Yb, kind, config, upper=False):
+def squared_block(Xa, Yb, kind, config, *, upper=False):
     """``D^2`` for all pairs of two float64 CuPy tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``:
     a CuPy array (ta, tb). With ``upper`` (``Xa is Yb``) each unordered pair is computed
-    once and mirrored: the block is exactly symmetric with a zero diagonal."""
-    import cupy as cp
+    once and mirrored: the block is exactly symmetric with a zero diagonal. Pairs that
+    :func:`fused_block` puts within the accuracy floor of 0 are recomputed by the
+    reference engine."""
+    block = fused_block(Xa, Yb, kind, config, upper=upper)
+    return refine_near_zero(block, Xa, Yb, upper, accuracy_floor(config, Xa.shape[1:]),
+                            kind, config)
 
-    from ..backend import namespace
+
+def fused_block(Xa, Yb, kind, config, *, upper=False):
+    """The CUDA kernel's ``D^2`` block alone, without the refinement near 0."""
+    import cupy as cp
 
     ta, height, width, channels = Xa.shape
     tb = Yb.shape[0]
@@ -219,9 +235,7 @@ def squared_block(Xa, Yb, kind, config, upper=False):
     shared = 8 * width * max(threads, 32)
     if threads < 32 and shared > _optin_shared_bytes():
         # a row of column sums per thread does not fit a block: use the reference
-        from ..pairwise import _squared_block, _symmetrise_diagonal_block
-        block = _squared_block(Xa, Yb, kind, config, namespace(Xa))
-        return _symmetrise_diagonal_block(block, namespace(Xa)) if upper else block
+        return reference_squared_block(Xa, Yb, kind, config, upper=upper)
     threads = max(threads, 32)
     sliding = config.window == "uniform" and config.stride == 1
     kernel = _kernel(height, width, channels, config.size, config.stride, sliding)
@@ -232,21 +246,20 @@ def squared_block(Xa, Yb, kind, config, upper=False):
     ldc = -(-tb // threads) * threads
     row_terms = image_terms(Xa, config, xp)
     col_terms = row_terms if Yb is Xa else image_terms(Yb, config, xp)
-    rows = _row_arrays(row_terms, cp)
-    cols = _column_arrays(col_terms, cp, ldc)
+    rows = row_arrays(row_terms, cp)
+    cols = column_arrays(col_terms, cp, ldc)
     taps = config.taps()
     uniform = config.window == "uniform"
     weights = cp.ones(config.size) if uniform else cp.asarray(taps, dtype=cp.float64)
     scale = taps[0] * taps[0] if uniform else 1.0
-    e1, e3 = KIND_COEFFICIENTS[kind]
+    e1, e3 = get_kind(kind).e1, get_kind(kind).e3
     out = cp.zeros((ta, tb), dtype=cp.float64)
     kernel((ta, ldc // threads), (threads,),
            (*rows, *cols, weights, np.int64(tb), np.int64(ldc), np.float64(scale),
             np.float64(e1), np.float64(e3), np.int32(bool(upper)), out),
            shared_mem=shared)
     if upper:
-        from ..pairwise import _symmetrise_diagonal_block
-        out = _symmetrise_diagonal_block(out, xp)
+        out = symmetrise_upper(out, xp)
     return out
 
 

@@ -45,16 +45,22 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["LANES", "MAX_TILE_PAIRS", "squared_block", "bytes_per_pair", "bytes_per_image",
-           "warm_up"]
+from . import accuracy_floor
+from ..kinds import KINDS, get_kind
+from .reference import refine_near_zero
+
+__all__ = ["NAME", "LANES", "squared_block", "bytes_per_pair", "bytes_per_image",
+           "max_tile_pairs", "fused_block", "image_terms", "warm_up"]
+
+NAME = "numba"
 
 # squared window distance from n1 = mean_d^2, n2 = var_d / f, a = mu_i^2 + mu_j^2 + c1,
 # v = (var_i + var_j + c2) / f: t2 = n2 / v (eq1), t1 + t2 = (n1 v + n2 a) / (a v) (eq2),
-# t1 + t2 - t1 t2 = (n1 v + n2 a - n1 n2) / (a v) (eq1-uncentered): one division each.
-# The kernels branch on the kind inside their innermost loop; the branch is invariant, and
-# LLVM moves it out of the loop (unswitching), which keeps the loop vectorised.
-_EQ1, _EQ2, _EQ1_UNCENTERED = 0, 1, 2
-KIND_CODES = {"eq1": _EQ1, "eq2": _EQ2, "eq1-uncentered": _EQ1_UNCENTERED}
+# t1 + t2 - t1 t2 = (n1 v + n2 a - n1 n2) / (a v) (eq1-uncentered): one division each
+# (the kind table's g = e1 t1 + t2 - e3 t1 t2, ssimref/kinds.py, specialised per kind).
+# The kernels branch on the kind's code inside their innermost loop; the branch is
+# invariant, and LLVM moves it out of the loop (unswitching), which keeps it vectorised.
+_EQ1, _EQ2, _EQ1_UNCENTERED = (KINDS[name].code for name in ("eq1", "eq2", "eq1-uncentered"))
 
 LANES = 32
 
@@ -433,8 +439,9 @@ def bytes_per_image(image_shape, config) -> int:
     return 8 * (2 * h * w * c + 3 * ho * wo * c + c)
 
 
-# about two seconds of work at W1 speed: progress and Ctrl-C stay responsive
-MAX_TILE_PAIRS = 1 << 22
+def max_tile_pairs(image_shape, config) -> int:
+    """About two seconds of work at W1 speed: progress and Ctrl-C stay responsive."""
+    return 1 << 22
 
 
 @njit(parallel=True, **_JIT)
@@ -455,10 +462,20 @@ def _mirror_upper(out, block):
             out[i, i] = 0.0
 
 
-def squared_block(Xa, Yb, kind, config, upper=False):
+def squared_block(Xa, Yb, kind, config, *, upper=False):
     """``D^2`` for all pairs of two float64 tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``:
     an array (ta, tb). With ``upper`` (``Xa is Yb``) each unordered pair is computed once
-    and mirrored: the block is exactly symmetric with a zero diagonal."""
+    and mirrored: the block is exactly symmetric with a zero diagonal. Pairs that
+    :func:`fused_block` puts within the accuracy floor of 0 are recomputed by the
+    reference engine (:func:`ssimref.engines.reference.refine_near_zero`)."""
+    block = fused_block(Xa, Yb, kind, config, upper=upper)
+    return refine_near_zero(block, Xa, Yb, upper, accuracy_floor(config, Xa.shape[1:]),
+                            kind, config)
+
+
+def fused_block(Xa, Yb, kind, config, *, upper=False):
+    """The fused kernels' ``D^2`` block alone, without the refinement near 0 (what the
+    accuracy contract of docs/engines.md bounds)."""
     ta, height, width, _ = Xa.shape
     if Yb is Xa:
         rows, cols = image_terms(Xa, config)
@@ -472,7 +489,7 @@ def squared_block(Xa, Yb, kind, config, upper=False):
     threads = numba.get_num_threads()
     nchunks = int(min(task_i.size, 8 * threads))
     weights, scale = _weights(config)
-    code = KIND_CODES[kind]
+    code = get_kind(kind).code
     with numba.parallel_chunksize(1):
         if config.window == "uniform" and config.stride == 1:
             _tiles_sliding(*rows, *cols, task_i, task_j, height, width, config.size, scale,

@@ -23,14 +23,11 @@ from typing import NamedTuple
 
 from ..moments import image_moments, window_sums
 
-__all__ = ["ImageTerms", "image_terms", "KIND_COEFFICIENTS"]
+__all__ = ["ImageTerms", "image_terms"]
 
-# The squared window distance of each kind from n1 = mean_d^2, n2 = var_d / f,
-# a = mu_i^2 + mu_j^2 + c1 and v = (var_i + var_j + c2) / f, with one division:
-#     (n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v)
-# is t2 for (e1, e3) = (0, 0) (eq1), t1 + t2 for (1, 0) (eq2) and t1 + t2 - t1 t2 for
-# (1, 1) (eq1-uncentered), where t1 = n1 / a and t2 = n2 / v.
-KIND_COEFFICIENTS = {"eq1": (0.0, 0.0), "eq2": (1.0, 0.0), "eq1-uncentered": (1.0, 1.0)}
+# The fused engines evaluate each kind's g = e1 t1 + t2 - e3 t1 t2 (ssimref/kinds.py)
+# from n1 = mean_d^2, n2 = var_d / f, a = mu_i^2 + mu_j^2 + c1 and
+# v = (var_i + var_j + c2) / f with one division: (n1 * (v * e1 - n2 * e3) + n2 * a) / (a * v).
 
 
 class ImageTerms(NamedTuple):

@@ -45,7 +45,7 @@ from .data import check_unit_range
 from .losses import (ADVERSARIAL, LS_CODINGS, GENERATOR_LOSSES, Reconstruction,
                      gan_discriminator_loss, gan_generator_loss, gaussian_kl,
                      ls_discriminator_loss, ls_generator_loss)
-from .metrics import validation_metrics
+from .metrics import reconstruction_errors, validation_metrics
 from .mlp import MLP, reparameterize, reparameterize_vjp, sigmoid
 from .trainer import GenerativeModel, Phase
 
@@ -187,19 +187,8 @@ class _Autoencoder(GenerativeModel):
         out = validation_metrics(self, to_numpy(self.decode(fixed["val_z"])))
         val = fixed["val_images"]
         rec = to_numpy(self.reconstruct(val))
-        out.update(_recon_errors(rec, val, self.config.ssim_config()))
+        out.update(reconstruction_errors(rec, val, self.config.ssim_config()))
         return out
-
-
-def _recon_errors(reconstructions, images, ssim):
-    """``val_recon_l2`` (mean per-pixel squared error) and ``val_recon_ssim`` (mean
-    per-window squared Eq. (2) distance) of reconstructions."""
-    from .losses import ImageDistance
-    n = images.shape[0]
-    flat_r, flat_x = reconstructions.reshape(n, -1), np.asarray(images).reshape(n, -1)
-    l2 = ImageDistance("l2", images.shape[1:], ssim)(flat_r, flat_x, np)[0]
-    eq2 = ImageDistance("ssim-eq2", images.shape[1:], ssim)(flat_r, flat_x, np)[0]
-    return {"val_recon_l2": float(np.mean(l2)), "val_recon_ssim": float(np.mean(eq2))}
 
 
 class VAE(_Autoencoder):

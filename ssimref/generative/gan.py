@@ -57,7 +57,7 @@ from .data import CORRUPTIONS, check_unit_range, corrupt
 from .losses import (ADVERSARIAL, GENERATOR_LOSSES, LS_CODINGS, ImageDistance,
                      gan_discriminator_loss, gan_generator_loss, ls_discriminator_loss,
                      ls_generator_loss, matched_fidelity)
-from .metrics import validation_metrics
+from .metrics import reconstruction_errors, validation_metrics
 from .mlp import MLP
 from .trainer import GenerativeModel, Phase
 
@@ -345,9 +345,9 @@ class GAN(GenerativeModel):
     def validation(self, fixed):
         rng = self._fixed_rng(fixed, "val_rng")
         if self.conditioning == "image":
-            from .autoencoders import _recon_errors
             restored = to_numpy(self.restore(fixed["val_inputs"], rng))
-            errors = _recon_errors(restored, fixed["val_images"], self.config.ssim_config())
+            errors = reconstruction_errors(restored, fixed["val_images"],
+                                           self.config.ssim_config())
             return {"val_restore_l2": errors["val_recon_l2"],
                     "val_restore_ssim": errors["val_recon_ssim"]}
         samples = self.generate(self.config.eval_samples, rng, fixed.get("val_labels"))

@@ -35,11 +35,12 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..io import save_json
-from ..kernels.differentiable import RBFMixture, SSIMDistanceKernel
+from ..kernels import RBFMixture, SSIMDistanceKernel
 from ..pairwise import distance_matrix
 from ..generative.data import rbf_variances as dataset_rbf_variances
+from ..tiling import resolve_working_memory, row_batches
 from .data import load_digit_splits
-from .mmd import mmd2
+from ..mmd import mmd2
 from .train import TrainConfig, load_run, ssim_config
 
 __all__ = ["parzen_log_likelihood", "select_parzen_sigma", "nearest_ssim", "evaluate_samples",
@@ -50,7 +51,7 @@ METRICS = ("mmd2_rbf", "mmd2_ssim", "parzen_ll", "nearest_ssim", "class_kl",
            "class_accuracy")
 
 
-def parzen_log_likelihood(centers, points, sigma, chunk=256):
+def parzen_log_likelihood(centers, points, sigma, *, working_memory=None):
     """``log p(x)`` of each point under ``p = (1/N) sum_i N(x; c_i, sigma^2 I)``.
 
     Parameters
@@ -58,6 +59,8 @@ def parzen_log_likelihood(centers, points, sigma, chunk=256):
     centers : array (N, d)
     points : array (M, d)
     sigma : float
+    working_memory : float, optional
+        MiB for a batch of points (scikit-learn's setting when None).
 
     Returns
     -------
@@ -70,11 +73,13 @@ def parzen_log_likelihood(centers, points, sigma, chunk=256):
     c2 = np.sum(centers * centers, axis=1)
     out = np.empty(points.shape[0])
     const = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * sigma * sigma)
-    for i in range(0, points.shape[0], chunk):
-        p = points[i:i + chunk]
+    # a batch row holds its squared distances to every centre and two temporaries
+    for rows in row_batches(points.shape[0], 3 * 8 * n,
+                            resolve_working_memory(working_memory)):
+        p = points[rows]
         d2 = np.maximum(np.sum(p * p, axis=1)[:, None] + c2[None, :] - 2.0 * p @ centers.T,
                         0.0)
-        out[i:i + chunk] = logsumexp(-d2 / (2.0 * sigma * sigma), axis=1) + const
+        out[rows] = logsumexp(-d2 / (2.0 * sigma * sigma), axis=1) + const
     return out
 
 

@@ -8,10 +8,10 @@ MLP generator ``g`` and trains it by minimising the MMD between a generated batc
     loss = sqrt(MMD^2(X, Y))    (Li et al.'s choice; or MMD^2 itself)
     dloss/dtheta = (dloss/dX) (dX/dtheta)            (MMD gradient, then backprop)
 
-The MMD gradient ``dloss/dX`` comes from :func:`ssimref.gmmn.mmd.mmd2_and_grad` for any
+The MMD gradient ``dloss/dX`` comes from :func:`ssimref.mmd.mmd2_and_grad` for any
 kernel object (an RBF mixture on vectors, or an SSIM kernel on image stacks); the
 conditional model (Ren, Li, Luo, Zhu, NIPS 2016) feeds ``[z, onehot(label)]`` to the
-generator and minimises CMMD with :func:`ssimref.gmmn.cmmd.cmmd2_and_grad`, the labels of
+generator and minimises CMMD with :func:`ssimref.mmd.cmmd2_and_grad`, the labels of
 the data batch being the shared conditions.
 
 In code space (GMMN+AE) the generator produces autoencoder codes. With a kernel on
@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cmmd import cmmd2_and_grad
 from ..generative.mlp import MLP
-from .mmd import mmd2_and_grad
+from ..mmd import cmmd2_and_grad, mmd2_and_grad
 
 __all__ = ["GMMN", "Autoencoder", "LOSSES"]
 
@@ -100,7 +99,7 @@ class GMMN:
     Parameters
     ----------
     kernel : kernel object
-        With ``gram(X, Y)`` and ``gram_vjp`` (:mod:`ssimref.kernels.differentiable`).
+        With ``gram(X, Y)`` and ``gram_vjp`` (:mod:`ssimref.kernels.protocol`).
     noise_dim : int
         Dimension ``h`` of the uniform prior on ``[-1, 1]^h``.
     hidden : sequence of int

@@ -28,15 +28,15 @@ import numpy as np
 
 from ..backend import device_namespace, to_numpy
 from ..config import COVARIANCES, WINDOWS, SSIMConfig
-from ..kernels.differentiable import RBFMixture, SSIMDistanceKernel
-from ..validation import KINDS
+from ..kernels import RBFMixture, SSIMDistanceKernel
+from ..mmd import mmd2
+from ..kinds import KIND_NAMES as KINDS
 from ..generative.checkpoint import load_checkpoint
 from ..generative.config import RunConfig, option
 from ..generative.data import rbf_variances as dataset_rbf_variances
 from ..generative.trainer import (GenerativeModel, Phase, fit, prepare_run_dir,
                                   read_config_json)
 from .data import load_digit_splits
-from .mmd import mmd2
 from .model import LOSSES, GMMN, Autoencoder
 from ..generative.optim import make_optimizer
 

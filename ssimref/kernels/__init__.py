@@ -9,8 +9,9 @@ The theory behind them (why these kernels are PSD, characteristic for ``p = 1``,
 
 from .alternatives import mean_ssim_kernel, median_heuristic, ssim_rbf_kernel
 from .centering import center_out_of_sample, double_center
-from .differentiable import (Kernel, MeanSSIMKernel, RBFMixture, SSIMDistanceKernel,
-                             SSIMRBFKernel)
+from .protocol import Kernel
+from .rbf import RBFMixture
+from .ssim_distance import MeanSSIMKernel, SSIMDistanceKernel, SSIMRBFKernel
 from .psd import IndefiniteKernelWarning, PSDReport, psd_report, repair_psd
 from .ssim_kernel import SSIMKernel, ssim_kernel
 

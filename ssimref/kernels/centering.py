@@ -32,14 +32,11 @@ from __future__ import annotations
 import math
 
 from ..backend import namespace, to_numpy
+from ..tiling import resolve_working_memory, row_batches
 from ..validation import check_matrix
 
 __all__ = ["double_center", "center_out_of_sample", "negative_half_power", "check_power",
            "double_center_inplace", "training_centerer"]
-
-#: Rows per block when centring in place (bounds the temporary memory of a memmap pass).
-_BLOCK_BYTES = 64 * 2**20
-
 
 def check_power(power) -> float:
     """Validate the exponent ``p`` of ``D^p``: a real number in (0, 2]."""
@@ -71,23 +68,25 @@ def negative_half_power(D, power, *, squared=False):
     return -0.5 * (D ** power)
 
 
-def double_center_inplace(A, xp=None):
+def double_center_inplace(A, xp=None, *, working_memory=None):
     """Replace the symmetric matrix ``A`` by ``H A H`` in place, row block by row block.
 
     ``K_ij = (A_ij + g) - (m_i + m_j)`` with the row means ``m`` and their mean ``g``:
     every term is symmetric in ``i, j``, so the result is exactly symmetric. Works on
-    NumPy memmaps (one block of rows in memory at a time) and on any array-API array
-    that supports slice assignment. Returns ``A``. ``xp``: the namespace of ``A`` (looked
-    up when None).
+    NumPy memmaps (one block of rows, within ``working_memory`` MiB, in memory at a
+    time; scikit-learn's setting when None) and on any array-API array that supports
+    slice assignment. Returns ``A``. ``xp``: the namespace of ``A`` (looked up when
+    None). Every entry is computed from its own row's and column's means, so the result
+    does not depend on the block size.
     """
     xp = namespace(A) if xp is None else xp
     n = A.shape[0]
-    rows = max(1, min(n, _BLOCK_BYTES // (8 * n)))
-    blocks = [(i, min(i + rows, n)) for i in range(0, n, rows)]
-    m = xp.concat([xp.mean(A[i:j, :], axis=1) for i, j in blocks])
+    # a row block and its temporary result
+    blocks = row_batches(n, 2 * 8 * n, resolve_working_memory(working_memory))
+    m = xp.concat([xp.mean(A[rows, :], axis=1) for rows in blocks])
     g = xp.mean(m)
-    for i, j in blocks:
-        A[i:j, :] = (A[i:j, :] + g) - (m[i:j, None] + m[None, :])
+    for rows in blocks:
+        A[rows, :] = (A[rows, :] + g) - (m[rows, None] + m[None, :])
     return A
 
 

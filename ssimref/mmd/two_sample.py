@@ -29,12 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.differentiable import bind_kernel
-from .mmd import _check_sizes, check_estimator, check_working_memory
+from ..kernels.protocol import bind_kernel
+from ..tiling import resolve_working_memory, rows_per_batch
+from .estimators import check_estimator, check_sizes
 
-__all__ = ["mmd_test", "MMDTestResult"]
-
-_MIB = 2**20
+__all__ = ["mmd_test", "MMDTestResult", "statistics"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class MMDTestResult:
     ----------
     statistic : float
         The MMD^2 estimate on the observed labelling (equal to
-        ``ssimref.gmmn.mmd2(X, Y, kernel, estimator)``).
+        ``ssimref.mmd.mmd2(X, Y, kernel, estimator)``).
     p_value : float
         ``(1 + #{b : T_b >= statistic}) / (permutations + 1)``.
     permutations : int
@@ -63,7 +62,7 @@ class MMDTestResult:
     convention: str
 
 
-def _statistics(Kp, A, r_total, n, m, estimator, xp):
+def statistics(Kp, A, r_total, n, m, estimator, xp):
     """``T`` for each column of the indicator matrix ``A`` (module docstring)."""
     P = Kp @ A
     s_xx = xp.sum(P * A, axis=0)
@@ -85,7 +84,7 @@ def mmd_test(X, Y, kernel, permutations=1000, seed=None, *, estimator="unbiased"
     ----------
     X : array_like, shape (n, ...)
     Y : array_like, shape (m, ...)
-        The two samples, as the kernel takes them (see :func:`ssimref.gmmn.mmd2`).
+        The two samples, as the kernel takes them (see :func:`ssimref.mmd.mmd2`).
     kernel : ssimref.kernels.Kernel or an object with the same protocol
     permutations : int >= 1, default 1000
         Number ``B`` of random relabellings of the pooled sample.
@@ -106,7 +105,7 @@ def mmd_test(X, Y, kernel, permutations=1000, seed=None, *, estimator="unbiased"
     Examples
     --------
     >>> import numpy as np
-    >>> from ssimref.gmmn import mmd_test
+    >>> from ssimref.mmd import mmd_test
     >>> from ssimref.kernels import RBFMixture
     >>> rng = np.random.default_rng(0)
     >>> X, Y = rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 1.5
@@ -122,22 +121,22 @@ def mmd_test(X, Y, kernel, permutations=1000, seed=None, *, estimator="unbiased"
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer))
                               or batch < 1):
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
-    working_memory = check_working_memory(working_memory)
+    working_memory = resolve_working_memory(working_memory)
     xp, Xw, Yw, ops = bind_kernel(kernel, X, Y)
     n, m = Xw.shape[0], Yw.shape[0]
-    _check_sizes(estimator, n, m)
+    check_sizes(estimator, n, m)
     N = n + m
     K = ops.gram(xp.concat([Xw, Yw], axis=0), None)
     if estimator == "unbiased":
         eye = xp.arange(N)[:, None] == xp.arange(N)[None, :]
         K = xp.where(eye, xp.zeros_like(K), K)
     r_total = xp.sum(K)
-    if batch is None:
-        batch = max(1, min(permutations, int(working_memory * _MIB) // (8 * 4 * N)))
+    if batch is None:  # the indicator batch, its product with K and two temporaries
+        batch = rows_per_batch(8 * 4 * N, working_memory, permutations)
 
     observed = np.zeros((N, 1))
     observed[:n] = 1.0
-    statistic = float(_statistics(K, xp.asarray(observed), r_total, n, m, estimator, xp)[0])
+    statistic = float(statistics(K, xp.asarray(observed), r_total, n, m, estimator, xp)[0])
     rng = np.random.default_rng(seed)
     exceed = 0
     done = 0
@@ -146,7 +145,7 @@ def mmd_test(X, Y, kernel, permutations=1000, seed=None, *, estimator="unbiased"
         members = rng.permuted(np.tile(np.arange(N), (b, 1)), axis=1)[:, :n]
         A = np.zeros((N, b))
         A[members, np.arange(b)[:, None]] = 1.0
-        T = _statistics(K, xp.asarray(A), r_total, n, m, estimator, xp)
+        T = statistics(K, xp.asarray(A), r_total, n, m, estimator, xp)
         exceed += int(xp.sum(xp.astype(T >= statistic, xp.int64)))
         done += b
     p_value = (1 + exceed) / (permutations + 1)

@@ -17,19 +17,11 @@ with a weight matrix ``W`` whose rows and columns sum to zero:
   ``h_i = k(x_2i, x_2i+1) + k(y_2i, y_2i+1) - k(x_2i, y_2i+1) - k(x_2i+1, y_2i)``: a
   sparse ``W`` with entries ``+-1/(2p)``.
 
-The dense estimators are evaluated block by block: the ``(X, X)``, ``(X, Y)`` and
-``(Y, Y)`` blocks are cut into square tiles, each weight tile is built on the fly
-(constants, with a zero diagonal for the unbiased estimator) and handed with its points to
-the kernel's ``value_and_vjp``. Symmetric blocks are visited once per unordered pair of
-tiles. No ``n x n``, ``n x m`` or ``(n + m) x (n + m)`` matrix exists at any time.
+The dense estimators are evaluated block by block by :func:`ssimref.mmd.weighted.weighted_form`,
+each weight tile built on the fly (constants, with a zero diagonal for the unbiased
+estimator); no ``n x n``, ``n x m`` or ``(n + m) x (n + m)`` matrix exists at any time.
 
-Memory bound: with ``t`` the tile side, chosen so that ``t^2 (kernel.bytes_per_pair + 24)``
-bytes fit in ``working_memory`` MiB (and ``t <= 1024``), the peak extra memory is at most
-``working_memory`` MiB for the tiles plus ``8 (2n + m + 6t) d`` bytes for the float64
-copies of ``X`` and ``Y``, the gradient and the per-tile shifted blocks (``d`` the dimension of a point; for
-SSIM kernels ``d`` = pixels x channels, and the SSIM pairs use the kernel's own
-``working_memory`` on top). ``tests/test_mmd.py`` checks it with tracemalloc at
-``n = m = 20,000``, ``d = 64``.
+Memory: see :mod:`ssimref.mmd.weighted` (the tiles fit ``working_memory``).
 
 References
 ----------
@@ -41,18 +33,14 @@ from __future__ import annotations
 
 import math
 
-from ..kernels.differentiable import bind_kernel
-from ..pairwise import default_working_memory
+from ..kernels.protocol import bind_kernel
+from ..tiling import resolve_working_memory
+from .weighted import constant_weights, weighted_form
 
-__all__ = ["mmd2", "mmd2_and_grad", "ESTIMATORS"]
+__all__ = ["mmd2", "mmd2_and_grad", "ESTIMATORS", "check_estimator", "check_sizes",
+           "sqrt_loss", "dense_weights"]
 
 ESTIMATORS = ("biased", "unbiased", "linear")
-_MIB = 2**20
-_WEIGHT_BYTES = 24  # per pair: the weight tile, its doubled copy and the product W o K
-# Tiles wider than this gain nothing: measured on RBF at n = 4,000 (d = 784), 1,000-wide
-# tiles ran 1.7x faster than 3,600-wide ones (cache reuse, and symmetric blocks skip more
-# of their lower triangle).
-_MAX_SIDE = 1024
 
 
 def check_estimator(estimator, allowed=ESTIMATORS):
@@ -62,99 +50,6 @@ def check_estimator(estimator, allowed=ESTIMATORS):
                          "'unbiased' the U-statistic (may be negative), 'linear' the "
                          "linear-time estimator (n == m)")
     return estimator
-
-
-def check_working_memory(working_memory):
-    if working_memory is None:
-        return default_working_memory()
-    if not (isinstance(working_memory, (int, float)) and math.isfinite(working_memory)
-            and working_memory > 0):
-        raise ValueError(f"working_memory must be a number of MiB > 0, got {working_memory!r}")
-    return float(working_memory)
-
-
-def tile_side(ops, working_memory):
-    """Side ``t`` of the square tiles: ``t^2 (bytes_per_pair + 24) <= working_memory``,
-    and ``t <= 1024``."""
-    per_pair = ops.bytes_per_pair + _WEIGHT_BYTES
-    return max(1, min(_MAX_SIDE, math.isqrt(int(working_memory * _MIB) // per_pair)))
-
-
-def constant_weights(value, zero_diagonal, xp):
-    """Weight tiles of a constant block, optionally with a zero diagonal (global indices)."""
-    def tile(i0, i1, j0, j1):
-        W = xp.full((i1 - i0, j1 - j0), value, dtype=xp.float64)
-        if zero_diagonal and i0 < j1 and j0 < i1:
-            rows = xp.arange(i0, i1)[:, None]
-            cols = xp.arange(j0, j1)[None, :]
-            W = xp.where(rows == cols, xp.zeros_like(W), W)
-        return W
-    return tile
-
-
-def matrix_weights(M, scale=1.0):
-    """Weight tiles cut from a matrix (times ``scale``)."""
-    def tile(i0, i1, j0, j1):
-        block = M[i0:i1, j0:j1]
-        return block if scale == 1.0 else scale * block
-    return tile
-
-
-def weighted_form(X, Y, ops, wxx, wxy, wyy, grad, side, xp):
-    """``L = sum Wxx k(x, x') + 2 sum Wxy k(x, y) + sum Wyy k(y, y')`` and ``dL/dX``.
-
-    The pooled weight matrix is ``[[Wxx, Wxy], [Wxy^T, Wyy]]`` with ``Wxx`` and ``Wyy``
-    symmetric; each argument ``w..`` maps global index ranges ``(i0, i1, j0, j1)`` to a
-    weight tile, or is None for a block that does not contribute. ``X`` and ``Y`` are
-    prepared arrays (:func:`ssimref.kernels.differentiable.bind_kernel`). Returns
-    ``(L, dX)`` with ``L`` a 0-d array and ``dX`` None unless ``grad``.
-    """
-    n, m = X.shape[0], Y.shape[0]
-    value = xp.asarray(0.0, dtype=xp.float64)
-    dX = xp.zeros(X.shape, dtype=xp.float64) if grad else None
-
-    def symmetric_block(Z, weights, with_grad):
-        total = xp.asarray(0.0, dtype=xp.float64)
-        count = Z.shape[0]
-        for i in range(0, count, side):
-            i1 = min(i + side, count)
-            for j in range(i, count, side):
-                j1 = min(j + side, count)
-                W = weights(i, i1, j, j1)
-                if i == j:
-                    if with_grad:
-                        K, gi, _ = ops.value_and_vjp(Z[i:i1, ...], None, W)
-                        dX[i:i1, ...] += gi
-                    else:
-                        K = ops.gram(Z[i:i1, ...], None)
-                    total = total + xp.sum(W * K)
-                    continue
-                if with_grad:  # tiles (i, j) and (j, i) at once
-                    K, gi, gj = ops.value_and_vjp(Z[i:i1, ...], Z[j:j1, ...], 2.0 * W, True)
-                    dX[i:i1, ...] += gi
-                    dX[j:j1, ...] += gj
-                else:
-                    K = ops.gram(Z[i:i1, ...], Z[j:j1, ...])
-                total = total + 2.0 * xp.sum(W * K)
-        return total
-
-    if wxx is not None:
-        value = value + symmetric_block(X, wxx, grad)
-    if wxy is not None:
-        for i in range(0, n, side):
-            i1 = min(i + side, n)
-            for j in range(0, m, side):
-                j1 = min(j + side, m)
-                W = wxy(i, i1, j, j1)
-                if grad:  # tiles (X_i, Y_j) and (Y_j, X_i) at once
-                    K, gi, _ = ops.value_and_vjp(X[i:i1, ...], Y[j:j1, ...], 2.0 * W)
-                    dX[i:i1, ...] += gi
-                else:
-                    K = ops.gram(X[i:i1, ...], Y[j:j1, ...])
-                value = value + 2.0 * xp.sum(W * K)
-    if wyy is not None:
-        value = value + symmetric_block(Y, wyy, False)
-    return value, dX
 
 
 def dense_weights(estimator, n, m, xp):
@@ -190,7 +85,8 @@ def _linear(X, Y, ops, grad, xp):
     return value, dX
 
 
-def _check_sizes(estimator, n, m):
+def check_sizes(estimator, n, m):
+    """Refuse sample sizes the estimator cannot use."""
     if estimator == "unbiased" and (n < 2 or m < 2):
         raise ValueError(f"the unbiased estimator needs at least 2 points in each sample, "
                          f"got n={n}, m={m}")
@@ -206,17 +102,16 @@ def _mmd(X, Y, kernel, estimator, grad, working_memory):
     check_estimator(estimator)
     if Y is None:
         raise ValueError("Y (the data sample) is required")
-    working_memory = check_working_memory(working_memory)
+    working_memory = resolve_working_memory(working_memory)
     x_shape = tuple(getattr(X, "shape", ()))
     xp, Xw, Yw, ops = bind_kernel(kernel, X, Y)
     n, m = Xw.shape[0], Yw.shape[0]
-    _check_sizes(estimator, n, m)
+    check_sizes(estimator, n, m)
     if estimator == "linear":
         value, dX = _linear(Xw, Yw, ops, grad, xp)
     else:
         wxx, wxy, wyy = dense_weights(estimator, n, m, xp)
-        value, dX = weighted_form(Xw, Yw, ops, wxx, wxy, wyy, grad,
-                                  tile_side(ops, working_memory), xp)
+        value, dX = weighted_form(Xw, Yw, ops, wxx, wxy, wyy, grad, working_memory, xp)
     if dX is not None and x_shape and tuple(dX.shape) != x_shape:
         dX = xp.reshape(dX, x_shape)
     return float(value), dX
@@ -251,7 +146,7 @@ def mmd2(X, Y, kernel, estimator="biased", *, working_memory=None) -> float:
     Examples
     --------
     >>> import numpy as np
-    >>> from ssimref.gmmn import mmd2
+    >>> from ssimref.mmd import mmd2
     >>> from ssimref.kernels import RBFMixture
     >>> rng = np.random.default_rng(0)
     >>> X, Y = rng.normal(size=(50, 2)), rng.normal(size=(60, 2)) + 3.0

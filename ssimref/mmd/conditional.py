@@ -7,7 +7,7 @@ semi-definite), the estimate is
 
     CMMD^2 = sum_ij M_ij [l(s_i, s_j) + l(d_i, d_j) - l(s_i, d_j) - l(d_i, s_j)]
 
-with ``l`` the output kernel: the weighted form of :mod:`ssimref.gmmn.mmd` with
+with ``l`` the output kernel: the weighted form of :mod:`ssimref.mmd.weighted` with
 ``W = [[M, -M], [-M, M]]`` over the pooled sample ``[s; d]`` (its rows and columns sum to
 zero, so the SSIM distance kernel gives the distance-induced kernel's value exactly).
 ``M`` comes from one eigendecomposition ``K = Q diag(e) Q^T``:
@@ -37,9 +37,10 @@ import numbers
 import numpy as np
 
 from ..backend import as_array, namespace, to_numpy
-from ..kernels.differentiable import bind_kernel
-from .mmd import (check_working_memory, constant_weights, matrix_weights, sqrt_loss,
-                  tile_side, weighted_form)
+from ..kernels.protocol import bind_kernel
+from ..tiling import resolve_working_memory
+from .estimators import sqrt_loss
+from .weighted import constant_weights, matrix_weights, weighted_form
 
 __all__ = ["cmmd2", "cmmd2_and_grad", "cmmd_weights"]
 
@@ -107,14 +108,13 @@ def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, workin
     lam = float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else lam
     if not (isinstance(lam, float) and math.isfinite(lam) and lam > 0):
         raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
-    working_memory = check_working_memory(working_memory)
+    working_memory = resolve_working_memory(working_memory)
     x_shape = tuple(getattr(Y_gen, "shape", ()))
     xp, Xw, Yw, ops = bind_kernel(kernel, Y_gen, Y_data)
     n = Xw.shape[0]
     if Yw.shape[0] != n:
         raise ValueError(f"Y_gen and Y_data must have one row per condition (the same n), "
                          f"got {n} and {Yw.shape[0]}")
-    side = tile_side(ops, working_memory)
 
     if isinstance(condition_kernel, str) and condition_kernel == "delta":
         labels = _labels(conditions, n)
@@ -132,7 +132,8 @@ def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, workin
             v, g = weighted_form(Xs[start:stop, ...], Ys[start:stop, ...], ops,
                                  constant_weights(inv, False, xp),
                                  constant_weights(-inv, False, xp),
-                                 constant_weights(inv, False, xp), grad, side, xp)
+                                 constant_weights(inv, False, xp), grad, working_memory,
+                                 xp)
             value = value + factor * v
             if grad:
                 dXs[start:stop, ...] = factor * g
@@ -155,7 +156,7 @@ def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, workin
                              f"{tuple(gram.shape)}")
         M = xp.asarray(cmmd_weights(gram, lam))
         value, dX = weighted_form(Xw, Yw, ops, matrix_weights(M), matrix_weights(M, -1.0),
-                                  matrix_weights(M), grad, side, xp)
+                                  matrix_weights(M), grad, working_memory, xp)
     if dX is not None and x_shape and tuple(dX.shape) != x_shape:
         dX = xp.reshape(dX, x_shape)
     return float(value), dX
@@ -184,7 +185,7 @@ def cmmd2(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", lam=1e-3,
     lam : float > 0, default 1e-3
         Ridge ``lambda`` of ``C = (K + lam I)^-1``.
     working_memory : float, optional
-        MiB for the tiles, as for :func:`ssimref.gmmn.mmd2`. The general form also holds
+        MiB for the tiles, as for :func:`ssimref.mmd.mmd2`. The general form also holds
         ``M`` (n x n).
 
     Returns
@@ -203,7 +204,7 @@ def cmmd2_and_grad(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", 
     ``Y_gen``.
 
     Parameters are those of :func:`cmmd2`; ``sqrt`` as for
-    :func:`ssimref.gmmn.mmd2_and_grad` (value ``sqrt(max(L, 0))``, gradient 0 where
+    :func:`ssimref.mmd.mmd2_and_grad` (value ``sqrt(max(L, 0))``, gradient 0 where
     ``L <= 0``).
 
     Returns

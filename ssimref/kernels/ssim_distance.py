@@ -1,0 +1,267 @@
+"""Kernels of the SSIM distance with hand-derived gradients: ``-1/2 D^p`` (the paper's
+kernel in the form MMD needs), ``exp(-gamma D^2)`` and mean SSIM, implementing the
+protocol of :mod:`ssimref.kernels.protocol`.
+
+Each is ``k = h(S)`` of the squared SSIM distance ``S = D^2``; values and gradients come
+from one pass over each tile of pairs (:func:`ssimref.pairwise.pairwise_value_and_vjp`,
+:func:`ssimref.paired.paired_value_and_vjp`), the Gram matrix from
+:func:`ssimref.distance_matrix`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ..backend import namespace, to_numpy
+from ..config import resolve_config
+from ..gradients import distance_weight
+from ..paired import paired_value_and_vjp
+from ..pairwise import distance_matrix, pairwise_value_and_vjp
+from ..tiling import resolve_working_memory
+from ..validation import check_kind, check_positive, check_stacks
+from .alternatives import median_heuristic
+from .protocol import Kernel
+
+__all__ = ["SSIMDistanceKernel", "SSIMRBFKernel", "MeanSSIMKernel"]
+
+
+class _SSIMKernel(Kernel):
+    """Kernels ``k = h(S)`` of the squared SSIM distance ``S = D^2``: value and gradient
+    in one forward pass per tile of pairs."""
+
+    # Blocks handed to value_and_vjp cost their K and G tiles and a product; the SSIM
+    # work inside is tiled separately to ``working_memory``.
+    bytes_per_pair = 32
+
+    def __init__(self, kind, config, working_memory, conventions):
+        self.kind = check_kind(kind)
+        self.config = resolve_config(config, **conventions)
+        if working_memory is not None:
+            resolve_working_memory(working_memory)
+        self.working_memory = working_memory
+
+    def _of_squared(self, S, upstream, image_shape, xp):  # pragma: no cover - abstract
+        """``(h(S), upstream * h'(S))`` (the second None when upstream is None)."""
+        raise NotImplementedError
+
+    def _conventions(self):
+        config = self.config
+        if config.data_range is None:
+            return "SSIM config " + repr(config)
+        return f"SSIM distance kind {self.kind}; {config.describe()}"
+
+    def prepare(self, X, Y=None):
+        xp, X4, Y4, config = check_stacks(X, Y, self.config)
+        X4 = xp.astype(X4, xp.float64)
+        Y4 = None if Y4 is None else xp.astype(Y4, xp.float64)
+        bound = self
+        if config != self.config:
+            bound = copy.copy(self)
+            bound.config = config
+        return X4, Y4, bound
+
+    def _memory(self):
+        return resolve_working_memory(self.working_memory)
+
+    def _gram(self, X, Y):
+        xp = namespace(X)
+        S = distance_matrix(X, Y, self.kind, self.config, squared=True,
+                            working_memory=self._memory())
+        return self._of_squared(S, None, tuple(X.shape[1:]), xp)[0]
+
+    def _value_and_vjp(self, X, Y, G, wrt_y):
+        xp = namespace(X)
+        image_shape = tuple(X.shape[1:])
+        return pairwise_value_and_vjp(
+            X, Y, G, self.kind, self.config,
+            lambda S, Gt: self._of_squared(S, Gt, image_shape, xp), wrt_y=wrt_y,
+            working_memory=self._memory(), keep_values=True)
+
+    def _paired_value_and_vjp(self, X, Y, g):
+        xp = namespace(X)
+        image_shape = tuple(X.shape[1:])
+        return paired_value_and_vjp(
+            X, Y, self.kind, self.config,
+            lambda S, rows: self._of_squared(S, None if g is None else g[rows], image_shape,
+                                             xp),
+            grad=g is not None, working_memory=self._memory())
+
+
+class SSIMDistanceKernel(_SSIMKernel):
+    """The paper's SSIM kernel in the form MMD needs: ``k(x, y) = -1/2 D(x, y)^p``.
+
+    Parameters
+    ----------
+    kind : {"eq2", "eq1", "eq1-uncentered"}, default "eq2"
+        SSIM distance ``D`` (:func:`ssimref.distance`).
+    power : {1, 2}, default 1
+        ``p``. ``p = 1`` is the paper's kernel (``-1/2 H D H`` after centring) and is
+        characteristic; ``p = 2`` (classical MDS, ``-1/2 H (D o D) H``) only compares
+        mean embeddings of the SSIM feature map and is not characteristic.
+    config : SSIMConfig, optional
+        SSIM conventions; keyword overrides (``data_range=255``, ``window="uniform"``, ...)
+        as for :func:`ssimref.distance_matrix`.
+    working_memory : float, optional
+        MiB for the tiles of pairs (scikit-learn's setting when None).
+
+    Notes
+    -----
+    The distance-induced kernel with base point ``z0`` (Sejdinovic et al. 2013) is
+    ``k0(x, y) = 1/2 [D^p(x, z0) + D^p(y, z0) - D^p(x, y)] = -1/2 D^p(x, y) + f(x) + f(y)``
+    with ``f = D^p(., z0) / 2``. For any weight matrix ``W`` whose rows and columns sum to
+    zero, ``sum_ij W_ij (f(z_i) + f(z_j)) = sum_i f(z_i) sum_j W_ij + sum_j f(z_j)
+    sum_i W_ij = 0``, so ``sum_ij W_ij k0(z_i, z_j) = sum_ij W_ij (-1/2 D^p_ij)`` for every
+    ``z0``. Every weight matrix of :mod:`ssimref.gmmn` (biased, unbiased and linear MMD,
+    CMMD, permutations) has zero row and column sums, so this kernel gives exactly the MMD
+    of the distance-induced kernel, i.e. half the energy distance
+    ``2 E D^p(X, Y) - E D^p(X, X') - E D^p(Y, Y')``; no block is ever centred on its own
+    (centring ``K_XX``, ``K_YY``, ``K_XY`` separately would make the MMD identically 0).
+    ``-1/2 D^p`` itself is only conditionally positive definite: use it with such weights.
+
+    The gradient of ``sum_ij G_ij k(x_i, y_j)`` is ``-1/2`` times
+    :func:`ssimref.distance_matrix_vjp` of ``G`` (``squared=True`` for ``p = 2``), with its
+    subgradient 0 where ``D = 0``.
+
+    References
+    ----------
+    Ghojogh, Karray, Crowley, ICIAR 2020. Sejdinovic, Sriperumbudur, Gretton, Fukumizu,
+    "Equivalence of distance-based and RKHS-based statistics in hypothesis testing",
+    Ann. Statist. 41(5), 2013.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import ssimref
+    >>> from ssimref.kernels import SSIMDistanceKernel
+    >>> X = np.random.default_rng(0).integers(0, 256, (3, 9, 9), dtype=np.uint8)
+    >>> K = SSIMDistanceKernel("eq2", window="uniform", size=3).gram(X)
+    >>> D = ssimref.distance_matrix(X, kind="eq2", window="uniform", size=3)
+    >>> bool(np.allclose(K, -0.5 * D))
+    True
+    """
+
+    def __init__(self, kind="eq2", power=1, config=None, *, working_memory=None,
+                 **conventions):
+        super().__init__(kind, config, working_memory, conventions)
+        if power not in (1, 2):
+            raise ValueError(f"power must be 1 (the paper's kernel, characteristic) or 2 "
+                             f"(D o D, classical MDS), got {power!r}")
+        self.power = int(power)
+
+    def __repr__(self):
+        return (f"SSIMDistanceKernel(kind={self.kind!r}, power={self.power}, "
+                f"config={self.config!r})")
+
+    def describe(self):
+        return (f"SSIM distance kernel k = -1/2 D^{self.power} (distance-induced, exact for "
+                f"zero-sum MMD weights); {self._conventions()}")
+
+    def _of_squared(self, S, upstream, image_shape, xp):
+        if self.power == 2:
+            return -0.5 * S, (None if upstream is None else -0.5 * upstream)
+        if upstream is None:
+            return -0.5 * xp.sqrt(S), None
+        D, weight = distance_weight(S, -0.5 * upstream, False, xp)
+        return -0.5 * D, weight
+
+
+class SSIMRBFKernel(_SSIMKernel):
+    """Gaussian kernel of the SSIM distance: ``k(x, y) = exp(-gamma D(x, y)^2)``.
+
+    Positive definite for every ``gamma > 0`` (``D^2`` is a squared Hilbert-space
+    distance, so Schoenberg's theorem applies), with ``k(x, x) = 1``.
+
+    Parameters
+    ----------
+    gamma : float > 0
+    kind, config, working_memory, **conventions
+        As for :class:`SSIMDistanceKernel`.
+
+    Notes
+    -----
+    Gradient: the cotangent of ``S = D^2`` is ``G o (-gamma K)``, sent back through
+    :class:`ssimref.gradients.PairForward`.
+    """
+
+    def __init__(self, gamma, kind="eq2", config=None, *, working_memory=None,
+                 **conventions):
+        super().__init__(kind, config, working_memory, conventions)
+        self.gamma = check_positive(gamma, "gamma")
+        self.median = None
+
+    @classmethod
+    def from_median(cls, X, Y=None, kind="eq2", config=None, *, scale=1.0, max_points=500,
+                    seed=0, working_memory=None, **conventions):
+        """``gamma = 1 / (2 scale med^2)``, ``med`` the median SSIM distance over distinct
+        pairs of the pooled sample (at most ``max_points`` points, drawn with ``seed``);
+        the same convention as :meth:`RBFMixture.from_median` (Gretton et al. 2012)."""
+        import numpy as np
+
+        kernel = cls(1.0, kind, config, working_memory=working_memory, **conventions)
+        X4, Y4, bound = kernel.prepare(X, Y)
+        xp = namespace(X4)
+        Z = X4 if Y4 is None else xp.concat([X4, Y4], axis=0)
+        if Z.shape[0] < 2:
+            raise ValueError("the median heuristic needs at least two images")
+        if Z.shape[0] > max_points:
+            pick = np.sort(np.random.default_rng(seed).choice(Z.shape[0], max_points,
+                                                              replace=False))
+            Z = xp.take(Z, xp.asarray(pick), axis=0)
+        med = median_heuristic(to_numpy(distance_matrix(Z, None, kind, bound.config,
+                                                        working_memory=bound._memory())))
+        if not med > 0:
+            raise ValueError("the median SSIM distance between the images is 0; give gamma "
+                             "explicitly")
+        bound.gamma = 1.0 / (2.0 * check_positive(scale, "scale") * med * med)
+        bound.median = med
+        return bound
+
+    def __repr__(self):
+        return (f"SSIMRBFKernel(gamma={self.gamma!r}, kind={self.kind!r}, "
+                f"config={self.config!r})")
+
+    def describe(self):
+        text = f"SSIM RBF kernel k = exp(-gamma D^2), gamma = {self.gamma:.6g}"
+        if self.median is not None:
+            text += (f" = 1 / (2 scale med^2), med = {self.median:.6g} the median SSIM "
+                     "distance over distinct pairs of the pooled sample")
+        return f"{text}; {self._conventions()}"
+
+    def _of_squared(self, S, upstream, image_shape, xp):
+        K = xp.exp(-self.gamma * S)
+        return K, (None if upstream is None else (-self.gamma) * K * upstream)
+
+
+class MeanSSIMKernel(_SSIMKernel):
+    """Mean SSIM over windows as a kernel: ``k(x, y) = (1/P) sum_p SSIM_p(x, y)``.
+
+    ``SSIM_p = s1 s2`` is positive definite for each window position ``p`` (REFERENCE:
+    the ``1/(a + b + c)`` integral and Schur products), so their mean is too, with
+    ``k(x, x) = 1``. With ``D`` of kind "eq1-uncentered", whose squared per-window
+    distance is ``1 - s1 s2``, ``k = 1 - D^2 / P`` where ``P`` is the number of window
+    positions times channels; the gradient is ``-1/P`` times that of ``D^2``.
+
+    Parameters
+    ----------
+    config, working_memory, **conventions
+        As for :class:`SSIMDistanceKernel`.
+    """
+
+    def __init__(self, config=None, *, working_memory=None, **conventions):
+        super().__init__("eq1-uncentered", config, working_memory, conventions)
+
+    def __repr__(self):
+        return f"MeanSSIMKernel(config={self.config!r})"
+
+    def describe(self):
+        return f"mean-SSIM kernel k = mean over windows of s1 s2 = 1 - D^2 / P; " \
+               f"{self._conventions()}"
+
+    def _positions(self, image_shape):
+        h, w, c = image_shape
+        ho, wo = self.config.positions(h, w)
+        return ho * wo * c
+
+    def _of_squared(self, S, upstream, image_shape, xp):
+        inv_p = 1.0 / self._positions(image_shape)
+        return 1.0 - inv_p * S, (None if upstream is None else (-inv_p) * upstream)

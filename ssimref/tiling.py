@@ -1,0 +1,206 @@
+"""Memory-bounded tiling: the one place that turns a memory budget into tiles.
+
+Every computation over pairs of images (distance matrices, their gradients, kernel
+matrices, MMD's weighted sums) cuts the ``n x m`` pairs into rectangular tiles, and every
+computation over rows (matched pairs, permutation batches, centring a matrix, density
+evaluations) cuts them into batches of rows. Both are sized here, from a budget in MiB:
+scikit-learn's ``working_memory`` setting unless a caller gives one.
+
+Pair tiles. A tile of ``r x c`` pairs costs ``r c b_pair + (r + c) b_image`` bytes, where
+``b_pair`` is what one pair holds while the tile is computed and ``b_image`` what one
+image's per-image terms hold (both stated by the engine that computes the tile,
+:mod:`ssimref.engines`). A square tile has the largest side ``s`` with
+``s^2 b_pair + 2 s b_image <= budget``, capped by ``sqrt(max_pairs)`` (an engine's
+bound that keeps progress and Ctrl-C responsive or tiles in cache) and ``max_side``; a
+rectangular plan keeps that many rows and takes as many columns as the budget allows.
+A symmetric plan (``Y = X``) visits each unordered pair of tiles once: the tiles on or
+above the diagonal, in row-major order; a diagonal tile computes only its upper triangle
+(:func:`upper_mask`) and the executor mirrors the others (:mod:`ssimref.executor`).
+
+Row batches follow scikit-learn's rule (that of ``pairwise_distances_chunked``, cut by
+:func:`sklearn.utils.gen_batches`): ``floor(budget / row_bytes)`` rows, at least one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+__all__ = ["MIB", "default_working_memory", "resolve_working_memory", "Tile", "PairPlan",
+           "plan_pairs", "rows_per_batch", "row_batches", "upper_mask"]
+
+#: Bytes in a MiB, the unit of ``working_memory``.
+MIB = 2**20
+
+
+def default_working_memory() -> float:
+    """scikit-learn's ``working_memory`` setting in MiB (1024 unless changed with
+    ``sklearn.set_config`` or ``sklearn.config_context``)."""
+    from sklearn import get_config
+
+    return float(get_config()["working_memory"])
+
+
+def resolve_working_memory(working_memory, name: str = "working_memory") -> float:
+    """The memory budget in MiB: ``working_memory`` itself, or scikit-learn's setting when
+    it is None.
+
+    Raises
+    ------
+    ValueError
+        Unless ``working_memory`` is None or a finite number > 0 (booleans are refused).
+    """
+    if working_memory is None:
+        return default_working_memory()
+    try:
+        value = float(working_memory)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(working_memory, (bool, str)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a number of MiB > 0 (or None for scikit-learn's "
+                         f"working_memory setting, now {default_working_memory():g} MiB), "
+                         f"got {working_memory!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A rectangle of pairs: rows ``rows`` of X against columns ``cols`` of Y.
+
+    ``diagonal`` marks a tile on the diagonal of a symmetric plan (``rows == cols``),
+    where only the pairs ``i < j`` are computed.
+    """
+
+    rows: slice
+    cols: slice
+    diagonal: bool = False
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows.stop - self.rows.start, self.cols.stop - self.cols.start
+
+    @property
+    def pairs(self) -> int:
+        """Pairs the tile computes: ``r (r - 1) / 2`` on the diagonal, else ``r c``."""
+        r, c = self.shape
+        return r * (r - 1) // 2 if self.diagonal else r * c
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """Tiles of ``n x m`` pairs, ``tile_rows x tile_cols`` each (smaller at the edges).
+
+    ``symmetric`` plans (``Y = X``, ``m = n``, square tiles) hold only the tiles on and
+    above the diagonal.
+    """
+
+    n: int
+    m: int
+    tile_rows: int
+    tile_cols: int
+    symmetric: bool = False
+
+    def tiles(self) -> Iterator[Tile]:
+        """The tiles in row-major order."""
+        for i in range(0, self.n, self.tile_rows):
+            rows = slice(i, min(i + self.tile_rows, self.n))
+            for j in range(i if self.symmetric else 0, self.m, self.tile_cols):
+                yield Tile(rows, slice(j, min(j + self.tile_cols, self.m)),
+                           self.symmetric and i == j)
+
+    def __len__(self) -> int:
+        rows = -(-self.n // self.tile_rows)
+        if self.symmetric:
+            return rows * (rows + 1) // 2
+        return rows * -(-self.m // self.tile_cols)
+
+    @property
+    def total_pairs(self) -> int:
+        """Pairs computed over all tiles: ``n (n - 1) / 2`` when symmetric, else ``n m``."""
+        return self.n * (self.n - 1) // 2 if self.symmetric else self.n * self.m
+
+
+def _largest_side(budget: int, per_pair: int, per_image: int) -> int:
+    """The largest ``s >= 1`` with ``s^2 per_pair + 2 s per_image <= budget`` (1 when even
+    that does not fit), in exact integer arithmetic."""
+    side = int((math.sqrt(per_image * per_image + per_pair * budget) - per_image) / per_pair)
+    side = max(1, side)
+
+    def fits(s):
+        return s * s * per_pair + 2 * s * per_image <= budget
+
+    while fits(side + 1):
+        side += 1
+    while side > 1 and not fits(side):
+        side -= 1
+    return side
+
+
+def plan_pairs(n: int, m: int | None = None, *, bytes_per_pair: int, working_memory: float,
+               bytes_per_image: int = 0, max_pairs: int | None = None,
+               max_side: int | None = None, square: bool = False) -> PairPlan:
+    """Tiles of the pairs of ``n`` row images and ``m`` column images within a budget.
+
+    Parameters
+    ----------
+    n : int
+        Row images.
+    m : int, optional
+        Column images; None for a symmetric plan of the ``n`` images against themselves.
+    bytes_per_pair, bytes_per_image : int
+        Working bytes of one pair and of one image's terms while a tile is computed.
+    working_memory : float
+        Budget in MiB (resolved: see :func:`resolve_working_memory`).
+    max_pairs : int, optional
+        At most this many pairs per tile (caps the side at ``isqrt(max_pairs)``).
+    max_side : int, optional
+        At most this many rows and columns per tile.
+    square : bool, default False
+        Square tiles for a rectangular plan too (MMD's blocks).
+
+    Returns
+    -------
+    PairPlan
+    """
+    symmetric = m is None
+    m = n if symmetric else m
+    budget = int(working_memory * MIB)
+    side = _largest_side(budget, bytes_per_pair, bytes_per_image)
+    if max_pairs is not None:
+        side = max(1, min(side, math.isqrt(max_pairs)))
+    if max_side is not None:
+        side = min(side, max_side)
+    rows = min(n, side)
+    if symmetric or square:
+        return PairPlan(n, m, rows, min(m, side) if square else rows, symmetric)
+    cols = (budget - rows * bytes_per_image) // (rows * bytes_per_pair + bytes_per_image)
+    if max_pairs is not None:
+        cols = min(cols, max_pairs // rows)
+    return PairPlan(n, m, rows, max(1, min(m, cols)), False)
+
+
+def rows_per_batch(row_bytes: int, working_memory: float, max_rows: int | None = None) -> int:
+    """Rows of ``row_bytes`` bytes each that fit ``working_memory`` MiB, at least one and
+    at most ``max_rows``: the rule of scikit-learn's ``pairwise_distances_chunked``."""
+    rows = int(working_memory * MIB) // max(1, int(row_bytes))
+    if max_rows is not None:
+        rows = min(rows, max_rows)
+    return max(1, rows)
+
+
+def row_batches(n: int, row_bytes: int, working_memory: float,
+                max_rows: int | None = None) -> list[slice]:
+    """Consecutive batches of rows within ``working_memory`` MiB (:func:`rows_per_batch`
+    rows each, the last one shorter): scikit-learn's :func:`~sklearn.utils.gen_batches`."""
+    from sklearn.utils import gen_batches
+
+    return list(gen_batches(n, rows_per_batch(row_bytes, working_memory, max_rows)))
+
+
+def upper_mask(block, xp):
+    """``block`` with its diagonal and lower triangle set to 0: on a diagonal tile only
+    the pairs ``i < j`` count (each unordered pair once)."""
+    rows = xp.arange(block.shape[0])[:, None]
+    cols = xp.arange(block.shape[1])[None, :]
+    return xp.where(rows < cols, block, xp.zeros_like(block))
