@@ -20,17 +20,10 @@ BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 
 def patches(n, side=28, seed=0):
     """``n`` uint8 patches ``side x side`` cut at random places from scikit-image's bundled
-    camera() and astronaut() (grayscale), alternating between the two."""
-    from skimage import color, data
-    sources = [data.camera(), (color.rgb2gray(data.astronaut()) * 255).round().astype(np.uint8)]
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, side, side), np.uint8)
-    for k in range(n):
-        img = sources[k % 2]
-        i = rng.integers(0, img.shape[0] - side + 1)
-        j = rng.integers(0, img.shape[1] - side + 1)
-        out[k] = img[i:i + side, j:j + side]
-    return out
+    camera() and astronaut() (grayscale), alternating between the two: the "patches" set
+    of :mod:`ssimref.datasets` (a writable copy)."""
+    from ssimref.datasets import load
+    return np.array(load("patches", n=n, side=side, seed=seed).images)
 
 
 def timed(fn, repeat=5, warmup=1):

