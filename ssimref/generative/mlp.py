@@ -292,6 +292,13 @@ class MLP:
             tape.append(saved)
         return x, tape
 
+    def forward_until(self, x, xp, stop):
+        """The output of the first ``stop`` layers (no tape; inference mode): hidden
+        activations used as features."""
+        for i, layer in enumerate(self.layers[:stop]):
+            x = layer.forward(self._layer_params(i), x, xp, False, None)[0]
+        return x
+
     def __call__(self, x, xp, training=False, rng=None):
         return self.forward(x, xp, training, rng)[0]
 
