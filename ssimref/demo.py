@@ -30,7 +30,7 @@ import numpy as np
 
 from .config import SSIMConfig
 from .io import load_images, save_json
-from .kernels.centering import double_center_inplace, negative_half_power, training_centerer
+from .kernels.centering import centered_kernel, centered_test_kernel
 from .pairwise import distance_matrix
 from .plotting import have_matplotlib, save_embedding_plot, save_kernel_heatmap
 
@@ -65,11 +65,9 @@ def _ssim_svc_accuracy(D, train, test, y_train, y_test, D_test=None):
     """Accuracy of ``SVC(kernel="precomputed")`` on ``-1/2 H D H`` (p = 1)."""
     from sklearn.svm import SVC
 
-    A = negative_half_power(D[np.ix_(train, train)], 1.0)
-    centerer = training_centerer(A)
-    K_train = double_center_inplace(A)
+    K_train, centerer = centered_kernel(D[np.ix_(train, train)], 1.0, with_centerer=True)
     block = D[np.ix_(test, train)] if D_test is None else D_test
-    K_test = centerer.transform(negative_half_power(block, 1.0), copy=False)
+    K_test = centered_test_kernel(block, centerer, 1.0)
     model = SVC(kernel="precomputed").fit(K_train, y_train)
     return float(model.score(K_test, y_test))
 
@@ -216,7 +214,7 @@ def run_demo(output="ssimref-demo", *, force=False, seed=0, limit=None, plots=Tr
         from sklearn.decomposition import KernelPCA
 
         t0 = time.perf_counter()
-        K = double_center_inplace(negative_half_power(D["eq2"], 1.0))
+        K = centered_kernel(D["eq2"], 1.0)
         embedding = KernelPCA(n_components=2, kernel="precomputed",
                               random_state=seed).fit_transform(K)
         save_embedding_plot(embedding, labels, folder / "kernel_pca.png", force=force,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ImageSet", "load_images", "atomic_path", "save_npy", "save_json"]
+__all__ = ["ImageSet", "load_images", "atomic_path", "save_npy", "write_npy", "save_json"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -157,6 +157,17 @@ def save_npy(path, array, force=False):
     with atomic_path(path, force) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, np.asarray(array), allow_pickle=False)
+
+
+def write_npy(path, shape, dtype, fill, *, force=False):
+    """Compute an array straight into a ``.npy`` memmap under a temporary name, then
+    rename it onto ``path``: ``fill(out)`` writes the values. An error or interrupt inside
+    ``fill`` leaves no file behind; an existing ``path`` is refused unless ``force``."""
+    with atomic_path(path, force) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        fill(out)
+        out.flush()
+        del out
 
 
 def save_json(path, obj, force=False):

@@ -118,7 +118,7 @@ def test_interrupt_leaves_no_output(stack_file, tmp_path, monkeypatch, capsys):
         out[0, :] = 1.0  # half-written
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "distance_matrix", interrupted)
+    monkeypatch.setattr(cli.distance, "distance_matrix", interrupted)
     assert run("distance", path, "-o", tmp_path / "D.npy") == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy"]
 

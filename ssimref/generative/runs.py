@@ -131,9 +131,12 @@ def train(name, run_dir, config=None, *, resume=False, force=False, progress=Fal
     if config is not None and type(config) is not cls:
         raise ValueError(f"model {name!r} takes a {cls.__name__}, got "
                          f"{type(config).__name__}")
+    # a new run's options and data are checked (by building the model) before the
+    # folder is touched
+    model = build_model(name, config) if config is not None and not resume else None
     run_dir, config = prepare_run_dir(run_dir, config, cls, resume=resume, force=force,
                                       model_name=name)
-    model = build_model(name, config)
+    model = model or build_model(name, config)
     command = (f"ssimref gmmn train -o {run_dir} --resume" if name == "gmmn" else
                f"ssimref train {name} -o {run_dir} --resume")
     return fit(model, run_dir, resume=resume, progress=progress, callback=callback,

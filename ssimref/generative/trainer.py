@@ -379,7 +379,8 @@ def _fit(model, run_dir, resume, progress, callback, command):
         fh.flush()
         if bar is not None:
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items()
-                             if isinstance(v, float) and k != "seconds"}, refresh=False)
+                             if isinstance(v, float) and k != "seconds"
+                             and not k.startswith("val_")}, refresh=False)
         if callback is not None:
             callback(record["phase"], record["step"], record)
 

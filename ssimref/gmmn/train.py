@@ -309,9 +309,11 @@ def train(run_dir, config=None, *, resume=False, force=False, progress=False,
         On SIGINT or SIGTERM, after writing a checkpoint (see
         :func:`ssimref.generative.trainer.fit`).
     """
+    run = _build(config, device_namespace(config.device)) \
+        if config is not None and not resume else None
     run_dir, config = prepare_run_dir(run_dir, config, TrainConfig, resume=resume,
                                       force=force, model_name="gmmn")
-    run = _build(config, device_namespace(config.device))
+    run = run or _build(config, device_namespace(config.device))
     summary = fit(run.trainer, run_dir, resume=resume, progress=progress, callback=callback,
                   command=f"ssimref gmmn train -o {run_dir} --resume",
                   blas_threads=blas_threads)

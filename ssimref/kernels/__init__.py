@@ -9,6 +9,7 @@ The theory behind them (why these kernels are PSD, characteristic for ``p = 1``,
 
 from .alternatives import mean_ssim_kernel, median_heuristic, ssim_rbf_kernel
 from .centering import center_out_of_sample, double_center
+from .factory import KERNEL_NAMES, make_kernel
 from .protocol import Kernel
 from .rbf import RBFMixture
 from .ssim_distance import MeanSSIMKernel, SSIMDistanceKernel, SSIMRBFKernel
@@ -18,4 +19,5 @@ from .ssim_kernel import SSIMKernel, ssim_kernel
 __all__ = ["double_center", "center_out_of_sample", "ssim_kernel", "SSIMKernel",
            "ssim_rbf_kernel", "mean_ssim_kernel", "median_heuristic", "psd_report",
            "repair_psd", "PSDReport", "IndefiniteKernelWarning", "Kernel", "RBFMixture",
-           "SSIMDistanceKernel", "SSIMRBFKernel", "MeanSSIMKernel"]
+           "SSIMDistanceKernel", "SSIMRBFKernel", "MeanSSIMKernel", "make_kernel",
+           "KERNEL_NAMES"]

@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..backend import namespace, to_numpy
 from ..tiling import resolve_working_memory, row_batches
 from ..validation import check_matrix
 
 __all__ = ["double_center", "center_out_of_sample", "negative_half_power", "check_power",
-           "double_center_inplace", "training_centerer"]
+           "double_center_inplace", "training_centerer", "centered_kernel",
+           "centered_test_kernel"]
 
 def check_power(power) -> float:
     """Validate the exponent ``p`` of ``D^p``: a real number in (0, 2]."""
@@ -130,8 +133,8 @@ def double_center(D, power=1):
     (True, True)
     """
     power = check_power(power)
-    xp, D = check_matrix(D, "D", square=True, symmetric=True, nonnegative=True)
-    return double_center_inplace(negative_half_power(D, power), xp)
+    _, D = check_matrix(D, "D", square=True, symmetric=True, nonnegative=True)
+    return centered_kernel(D, power)
 
 
 def center_out_of_sample(D_test, D_train, power=1):
@@ -172,8 +175,8 @@ def center_out_of_sample(D_test, D_train, power=1):
     if D_test.shape[1] != D_train.shape[0]:
         raise ValueError(f"D_test must have one column per training point: got shape "
                          f"{tuple(D_test.shape)} against {D_train.shape[0]} training points")
-    centerer = training_centerer(negative_half_power(D_train, power))
-    return centerer.transform(to_numpy(negative_half_power(D_test, power)), copy=False)
+    _, centerer = centered_kernel(D_train, power, with_centerer=True)
+    return centered_test_kernel(D_test, centerer, power)
 
 
 def training_centerer(A_train):
@@ -183,3 +186,74 @@ def training_centerer(A_train):
     from sklearn.preprocessing import KernelCenterer
 
     return KernelCenterer().fit(to_numpy(A_train))
+
+
+def centered_kernel(D, power, *, squared=False, out=None, with_centerer=False,
+                    working_memory=None):
+    """The one pipeline from training distances to the centred kernel ``-1/2 H D^p H``
+    (trusted input: validate at the public edge).
+
+    Parameters
+    ----------
+    D : array (n, n)
+        Symmetric distances (``squared``: their squares), any array library; may be a
+        memmap.
+    power : float in (0, 2]
+    squared : bool, default False
+        ``D`` holds squared distances.
+    out : array (n, n), optional
+        Where to write the kernel; may be ``D`` itself (in place, one block of rows at a
+        time within ``working_memory``, so a memmap never needs to fit in memory). A new
+        array when None.
+    with_centerer : bool, default False
+        Also return the :class:`sklearn.preprocessing.KernelCenterer` fitted on
+        ``-1/2 D^p`` before centring (:func:`training_centerer`), for
+        :func:`centered_test_kernel`.
+    working_memory : float, optional
+        MiB per block of rows (scikit-learn's setting when None).
+
+    Returns
+    -------
+    K : array (n, n), or ``(K, centerer)`` with ``with_centerer``
+    """
+    if out is None:
+        A = negative_half_power(D, power, squared=squared)
+    else:
+        A = out
+        for rows in row_batches(D.shape[0], 8 * D.shape[1],
+                                resolve_working_memory(working_memory)):
+            A[rows] = negative_half_power(D[rows], power, squared=squared)
+    centerer = training_centerer(A) if with_centerer else None
+    K = double_center_inplace(A, working_memory=working_memory)
+    return (K, centerer) if with_centerer else K
+
+
+def centered_test_kernel(D_test, centerer, power, *, squared=False, out=None,
+                         working_memory=None):
+    """Kernel of new points against the training points, ``-1/2 D_test^p`` centred with
+    the training statistics held by ``centerer`` (from :func:`centered_kernel`), one block
+    of rows at a time (trusted input).
+
+    Parameters
+    ----------
+    D_test : array (m, n)
+        Distances (``squared``: their squares) from new points to the training points.
+    centerer : sklearn.preprocessing.KernelCenterer
+    power : float in (0, 2]
+    squared : bool, default False
+    out : NumPy array (m, n), optional
+        Where to write the result (may be ``D_test`` itself when it is a NumPy array or
+        memmap); a new NumPy array when None.
+    working_memory : float, optional
+
+    Returns
+    -------
+    numpy.ndarray (m, n), float64
+    """
+    m, n = D_test.shape
+    if out is None:
+        out = np.empty((m, n))
+    for rows in row_batches(m, 8 * n, resolve_working_memory(working_memory)):
+        out[rows] = centerer.transform(
+            to_numpy(negative_half_power(D_test[rows], power, squared=squared)), copy=False)
+    return out

@@ -19,19 +19,18 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..backend import to_numpy
 from ..config import resolve_config
 from ..pairwise import distance_matrix
 from ..validation import check_kind, infer_data_range
-from .centering import (check_power, double_center_inplace, negative_half_power,
-                        training_centerer)
+from .centering import centered_kernel, centered_test_kernel, check_power
 from .psd import DEFAULT_PSD_TOL, REPAIRS, repair, spectrum_report, warn_if_indefinite
 
 __all__ = ["ssim_kernel", "SSIMKernel"]
 
 
-def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, backend="auto",
-                working_memory=None, progress=False, **conventions):
+def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
+                return_centerer=False, out=None, backend="auto", working_memory=None,
+                progress=False, **conventions):
     """The SSIM kernel of a set of images: ``K = -1/2 H D^p H``.
 
     Parameters
@@ -51,13 +50,39 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, backend="auto",
         ``p``; 1 is the paper's kernel, 2 classical MDS.
     config : SSIMConfig, optional
         Conventions; keyword overrides (``data_range=255``, ``window="uniform"``, ...).
+    centerer : sklearn.preprocessing.KernelCenterer, optional
+        With ``Y``: the training statistics returned by an earlier
+        ``ssim_kernel(Y, return_centerer=True)``, so that ``Y``'s own ``m x m`` distances
+        are not computed again.
+    return_centerer : bool, default False
+        Without ``Y``: also return the centring statistics of this training kernel (for
+        out-of-sample kernels against ``X`` later).
+    out : array, optional
+        Where to write the kernel, e.g. a ``numpy.memmap`` of shape (n, n) float64 (or
+        (n, m) with ``Y``): distances are computed into it, then turned into the kernel in
+        place one block of rows at a time, so an ``n x n`` kernel larger than RAM works.
     backend, working_memory, progress
-        Passed to :func:`ssimref.distance_matrix`.
+        Passed to :func:`ssimref.distance_matrix`; ``working_memory`` also bounds the
+        blocks of rows centred at a time.
 
     Returns
     -------
-    K : array, shape (n, n) (X's array library) or (n, m) (NumPy), float64
+    K : array, shape (n, n) (X's array library, or ``out``) or (n, m) (NumPy, or ``out``),
+        float64
         For ``Y`` None: exactly symmetric, rows summing to 0, PSD up to round-off.
+    centerer : sklearn.preprocessing.KernelCenterer
+        Only with ``return_centerer``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid images, conventions, ``power`` or ``kind`` (before any work), and for
+        ``centerer`` without ``Y`` or ``return_centerer`` with ``Y``.
+
+    See Also
+    --------
+    SSIMKernel : the same as a scikit-learn transformer.
+    double_center, center_out_of_sample : the same from distance matrices.
 
     References
     ----------
@@ -76,16 +101,25 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, backend="auto",
     power = check_power(power)
     check_kind(kind)
     config = resolve_config(config, **conventions)
+    if Y is None and centerer is not None:
+        raise ValueError("centerer goes with Y (the training images it was fitted on); "
+                         "without Y the kernel is centred with its own statistics")
+    if Y is not None and return_centerer:
+        raise ValueError("return_centerer=True is for training kernels (Y=None); pass the "
+                         "returned centerer back with Y for out-of-sample kernels")
     options = dict(kind=kind, config=config, squared=True, backend=backend,
                    working_memory=working_memory, progress=progress)
     if Y is None:
-        D2 = distance_matrix(X, **options)
-        return double_center_inplace(negative_half_power(D2, power, squared=True))
-    centerer = training_centerer(negative_half_power(distance_matrix(Y, **options), power,
-                                                     squared=True))
-    D2 = distance_matrix(X, Y, **options)
-    return centerer.transform(to_numpy(negative_half_power(D2, power, squared=True)),
-                              copy=False)
+        D2 = distance_matrix(X, out=out, **options)
+        return centered_kernel(D2, power, squared=True, out=D2, with_centerer=return_centerer,
+                               working_memory=working_memory)
+    if centerer is None:
+        _, centerer = centered_kernel(distance_matrix(Y, **options), power, squared=True,
+                                      with_centerer=True, working_memory=working_memory)
+    D2 = distance_matrix(X, Y, out=out, **options)
+    return centered_test_kernel(D2, centerer, power, squared=True,
+                                out=out,
+                                working_memory=working_memory)
 
 
 _CONVENTIONS = ("window", "size", "sigma", "stride", "data_range", "k1", "k2", "covariance")
@@ -225,11 +259,9 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         """
         check_is_fitted(self, "centerer_")
         images = self._images(X, reset=False)
-        D2 = distance_matrix(images, self.X_fit_, kind=self.kind, config=self.config_,
-                             squared=True, backend=self.backend,
-                             working_memory=self.working_memory)
-        K = self.centerer_.transform(negative_half_power(D2, self.power_, squared=True),
-                                     copy=False)
+        K = ssim_kernel(images, self.X_fit_, self.kind, self.power_, self.config_,
+                        centerer=self.centerer_, backend=self.backend,
+                        working_memory=self.working_memory)
         if self.repair_map_ is not None:
             K = K @ self.repair_map_
         return K
@@ -245,11 +277,9 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
                                                 for name in _CONVENTIONS})
         images = self._images(X, reset=True)
         config = infer_data_range(config, [images], names=("X",))
-        D2 = distance_matrix(images, kind=self.kind, config=config, squared=True,
-                             backend=self.backend, working_memory=self.working_memory)
-        A = negative_half_power(D2, power, squared=True)
-        centerer = training_centerer(A)
-        K = double_center_inplace(A)
+        K, centerer = ssim_kernel(images, None, self.kind, power, config,
+                                  return_centerer=True, backend=self.backend,
+                                  working_memory=self.working_memory)
 
         report, right_map = None, None
         if self.check_psd or self.repair is not None:

@@ -1,0 +1,98 @@
+"""Arguments and checks shared by the commands of the ``ssimref`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..backend import ENGINES
+from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
+
+__all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
+           "add_compute_arguments", "config_from_args", "check_npy_output",
+           "check_plot_output", "split_field"]
+
+PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
+           "skimage": SSIMConfig.skimage}
+
+
+def add_image_arguments(parser, name="images", help_text=None):
+    parser.add_argument(name, help=help_text or "a .npy/.npz file, a folder of PNG/JPEG "
+                        "images (sorted by name, same size), or a bundled data set: 'digits' "
+                        "(sklearn's 8x8 digits, data range 16) or 'mnist5k' (5,000 MNIST "
+                        "digits 28x28, uint8; needs the 'data' extra), optionally with "
+                        "':train', ':validation' or ':test' for one part of its fixed split "
+                        "(e.g. mnist5k:test)")
+    parser.add_argument("--color", action="store_true",
+                        help="read folders as RGB (channels last) instead of grayscale")
+    parser.add_argument("--key", help="array name inside a .npz file holding several")
+
+
+def add_config_arguments(parser):
+    """The SSIM conventions as flags; None means 'the preset's / library default'."""
+    group = parser.add_argument_group("SSIM conventions (see ssimref.SSIMConfig)")
+    group.add_argument("--preset", choices=sorted(PRESETS),
+                       help="start from a named convention, then apply the flags below")
+    group.add_argument("--window", choices=WINDOWS)
+    group.add_argument("--size", type=int, help="window side in pixels (default 7)")
+    group.add_argument("--sigma", type=float, help="Gaussian sigma (default 1.5)")
+    group.add_argument("--stride", type=int, help="step between windows (default 1)")
+    group.add_argument("--data-range", type=float, dest="data_range",
+                       help="intensity range L (required for float images)")
+    group.add_argument("--k1", type=float)
+    group.add_argument("--k2", type=float)
+    group.add_argument("--covariance", choices=COVARIANCES)
+
+
+def add_compute_arguments(parser, backend=True, progress=True):
+    """--working-memory (and --backend, --progress) for commands that compute distances."""
+    parser.add_argument("--working-memory", type=float, dest="working_memory",
+                        help="MiB for tiles (scikit-learn's working_memory when omitted)")
+    if backend:
+        parser.add_argument("--backend", default="auto", choices=ENGINES,
+                            help="engine for the pairs: auto (numba on the CPU when "
+                            "installed), reference, numba, or cupy (GPU; the matrix is "
+                            "streamed to the output file tile by tile)")
+    if progress:
+        parser.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
+def split_field(data) -> dict:
+    """``{"split": ...}`` for a sidecar when the images are a bundled data set."""
+    return {} if data.split is None else {"split": data.split}
+
+
+def config_from_args(args, default_data_range=None) -> SSIMConfig:
+    base = PRESETS[args.preset](data_range=None) if args.preset else SSIMConfig()
+    if base.data_range is None and args.data_range is None and default_data_range is not None:
+        base = resolve_config(base, data_range=default_data_range)
+    return resolve_config(base, window=args.window, size=args.size, sigma=args.sigma,
+                          stride=args.stride, data_range=args.data_range, k1=args.k1,
+                          k2=args.k2, covariance=args.covariance)
+
+
+def check_npy_output(path, force):
+    """``path`` (a .npy) and its JSON sidecar, refusing existing ones without force."""
+    path = Path(path)
+    if path.suffix != ".npy":
+        raise ValueError(f"output {path} must end in .npy (NumPy format, no pickles)")
+    sidecar = path.with_suffix(".json")
+    for p in (path, sidecar):
+        if p.exists() and not force:
+            raise FileExistsError(f"{p} exists; pass --force to overwrite it")
+    return path, sidecar
+
+
+def check_plot_output(path, force):
+    if path is None:
+        return None
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"--plot {path} must end in .png")
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    from ..plotting import require_matplotlib
+    try:
+        require_matplotlib("--plot")
+    except ImportError as exc:
+        raise ValueError(str(exc)) from None
+    return path

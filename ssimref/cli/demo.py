@@ -1,0 +1,31 @@
+"""``ssimref demo``: SSIM-kernel SVC on scikit-learn's digits."""
+
+from __future__ import annotations
+
+NAME = "demo"
+HELP = "SSIM-kernel SVC on scikit-learn's digits: tables and plots"
+
+
+def add_parser(sub):
+    p = sub.add_parser(NAME, help=HELP)
+    p.add_argument("-o", "--output", default="ssimref-demo",
+                   help="folder for results.json and the PNG plots (default: "
+                   "./ssimref-demo)")
+    p.add_argument("--seed", type=int, default=0, help="seed of folds, split and noise "
+                   "(default 0)")
+    p.add_argument("--limit", type=int, help="use a stratified subset of this many digits "
+                   "(quick runs; default all 1797)")
+    p.add_argument("--no-plots", action="store_true", dest="no_plots",
+                   help="print the tables only")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--force", action="store_true", help="write into an existing folder")
+    p.set_defaults(func=run)
+
+
+
+def run(args) -> int:
+    from ..demo import run_demo
+
+    run_demo(args.output, force=args.force, seed=args.seed, limit=args.limit,
+             plots=not args.no_plots, progress=args.progress)
+    return 0

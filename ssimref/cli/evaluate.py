@@ -1,0 +1,35 @@
+"""``ssimref evaluate RUN``: the metrics that no training loss grades (Frechet distance
+in a classifier's features, MMD^2 with both kernels and p-values, sharpness, memorisation,
+reconstruction or restoration errors), each with its direction, and a figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NAME = "evaluate"
+HELP = "metrics of a trained run on the held-out test digits, and its figure"
+
+
+def add_parser(sub):
+    p = sub.add_parser(NAME, help=HELP)
+    p.add_argument("run", help="run folder (from 'ssimref train')")
+    p.add_argument("-n", type=int, default=500, help="samples (default 500)")
+    p.add_argument("--permutations", type=int, default=200,
+                   help="relabellings of each MMD permutation test (default 200)")
+    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.add_argument("--force", action="store_true", help="overwrite evaluation.json")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    from ..generative.evaluate import evaluate_run, format_metrics
+    if args.permutations < 1:
+        raise ValueError(f"--permutations must be >= 1, got {args.permutations}")
+    out = evaluate_run(args.run, n=args.n, permutations=args.permutations,
+                       device=args.device, force=args.force)
+    print(f"{out['model']} run {args.run} at step {out['step']} ({out['metrics']['n']} "
+          f"samples against the test digits):")
+    for line in format_metrics(out):
+        print(line)
+    print(f"wrote {Path(args.run) / 'evaluation.json'} and {Path(args.run) / 'figure.png'}")
+    return 0

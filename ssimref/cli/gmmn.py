@@ -1,0 +1,186 @@
+"""``ssimref gmmn``: generative moment-matching networks: train, sample, evaluate, and the
+RBF-versus-SSIM experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+NAME = "gmmn"
+HELP = "generative moment-matching networks: train, sample, evaluate"
+
+_TRAIN_OPTIONS = (  # (flag, TrainConfig field, type, help)
+    ("--dataset", "dataset", str, "training data: digits (sklearn's 8x8 digits) or mnist5k "
+     "(5,000 28x28 MNIST digits)"),
+    ("--kernel", "kernel", str, "rbf: Li et al.'s RBF mixture; ssim: the paper's SSIM "
+     "distance kernel (Eq. (2), power 1)"),
+    ("--space", "space", str, "data: generate pixels; code: generate autoencoder codes"),
+    ("--steps", "steps", int, "generator training steps (default 2000)"),
+    ("--batch", "batch", int, "minibatch size, generated and data (default 100)"),
+    ("--seed", "seed", int, "seed of all randomness of the run (default 0)"),
+    ("--device", "device", str, "cpu (NumPy) or gpu (CuPy)"),
+    ("--loss", "loss", str, "sqrt: sqrt(MMD^2) as Li et al. (default); mmd2: MMD^2"),
+    ("--optimizer", "optimizer", str, "adam (default) or sgd (with momentum 0.9)"),
+    ("--lr", "lr", float, "learning rate (default 1e-3)"),
+    ("--ae-steps", "ae_steps", int, "autoencoder training steps in code space (1500)"),
+    ("--log-every", "log_every", int, "steps between metric lines (10)"),
+    ("--sample-every", "sample_every", int, "steps between sample grids (250)"),
+    ("--checkpoint-every", "checkpoint_every", int, "steps between checkpoints (100)"),
+)
+_CHOICES = {"dataset": ("digits", "mnist5k"), "kernel": ("rbf", "ssim"),
+            "space": ("data", "code"),
+            "device": ("cpu", "gpu"), "loss": ("sqrt", "mmd2"), "optimizer": ("adam", "sgd")}
+
+
+def cmd_gmmn_train(args) -> int:
+    from dataclasses import replace
+    from ..gmmn.train import TrainConfig, train
+
+    given = {field: getattr(args, field) for _, field, _, _ in _TRAIN_OPTIONS
+             if getattr(args, field) is not None}
+    if args.conditional:
+        given["conditional"] = True
+    run_dir = Path(args.output)
+    if args.resume:
+        stored = run_dir / "config.json"
+        if not stored.exists():
+            raise FileNotFoundError(f"--resume: {run_dir} holds no config.json")
+        import json
+        saved = json.loads(stored.read_text())
+        saved.pop("ssimref", None)
+        config = replace(TrainConfig.from_dict(saved), **given)
+    else:
+        config = TrainConfig(**given)
+    summary = train(run_dir, config, resume=args.resume, force=args.force,
+                    progress=not args.no_progress)
+    print(f"trained {run_dir} to step {summary['steps']} (final batch loss "
+          f"{summary['loss'] if summary['loss'] is None else format(summary['loss'], '.4g')}, "
+          f"{summary['seconds']:.1f} s of training); metrics in {run_dir / 'metrics.jsonl'}, "
+          f"grids in {run_dir / 'samples'}")
+    return 0
+
+
+def cmd_gmmn_sample(args) -> int:
+    from ..backend import to_numpy
+    from ..gmmn.grid import save_grid
+    from ..gmmn.train import load_run
+
+    run = load_run(args.run, device=args.device)
+    gmmn = run.gmmn
+    if args.n < 1:
+        raise ValueError(f"-n must be >= 1, got {args.n}")
+    if args.label is not None:
+        if not gmmn.conditional:
+            raise ValueError("--label needs a conditional model (trained with --conditional)")
+        if not 0 <= args.label < gmmn.n_classes:
+            raise ValueError(f"--label must be in 0..{gmmn.n_classes - 1}, got {args.label}")
+        labels = np.full(args.n, args.label)
+    elif gmmn.conditional:  # every label equally often, in order (rows of a 10x10 grid)
+        labels = (np.arange(args.n) * gmmn.n_classes) // args.n
+    else:
+        labels = None
+    seed = run.config.seed if args.seed is None else args.seed
+    rng = np.random.default_rng([seed, 3])
+    images = to_numpy(gmmn.sample_images(gmmn.prior(rng, args.n), run.xp, labels))
+    output = Path(args.output)
+    if output.suffix == ".npy":
+        from ..io import save_npy
+        save_npy(output, images, force=args.force)
+    elif output.suffix == ".png":
+        save_grid(output, images, force=args.force)
+    else:
+        raise ValueError(f"output {output} must end in .png (a grid) or .npy (the images)")
+    what = f" of label {args.label}" if args.label is not None else ""
+    print(f"wrote {output}: {args.n} samples{what} from {args.run} (step "
+          f"{run.meta['step']}, noise seed {seed})")
+    return 0
+
+
+def cmd_gmmn_evaluate(args) -> int:
+    from ..gmmn.evaluate import evaluate_run
+
+    target = Path(args.run) / "evaluation.json"
+    if target.exists() and not args.force:
+        raise FileExistsError(f"{target} exists; pass --force to overwrite it")
+    out = evaluate_run(args.run, n=args.n, parzen_samples=args.parzen_samples,
+                       device=args.device, force=True)
+    for key, value in out.items():
+        print(f"{key:>16}: {value:.6g}" if isinstance(value, float) else
+              f"{key:>16}: {value}")
+    print(f"wrote {target}")
+    return 0
+
+
+def cmd_gmmn_experiment(args) -> int:
+    from ..gmmn.experiment import run_experiment
+
+    seeds = tuple(range(args.seeds))
+    if not seeds:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    from ..gmmn.train import TrainConfig
+    results = run_experiment(args.output, seeds=seeds, steps=args.steps, batch=args.batch,
+                             ae_steps=args.ae_steps, n_eval=args.n,
+                             base=TrainConfig(lr=args.lr),
+                             parzen_samples=args.parzen_samples,
+                             progress=not args.no_progress, force=args.force)
+    from ..gmmn.experiment import format_table
+    print(format_table(results))
+    print(f"wall time {results['wall_seconds']:.0f} s ({results['runs_trained_in_this_call']} "
+          f"of {len(results['runs'])} runs trained in this call, the others only evaluated); "
+          f"wrote {args.output}/results.json, table.md, samples.png")
+    return 0
+
+
+def add_parser(sub):
+    gmmn = sub.add_parser(NAME, help=HELP)
+    commands = gmmn.add_subparsers(dest="gmmn_command", required=True)
+
+    p = commands.add_parser("train", help="train a GMMN (resumable)")
+    for flag, field, kind, text in _TRAIN_OPTIONS:
+        p.add_argument(flag, dest=field, type=kind, choices=_CHOICES.get(field), help=text)
+    p.add_argument("--conditional", action="store_true",
+                   help="condition on the digit label (CMMD, Ren et al. 2016)")
+    p.add_argument("-o", "--output", required=True, help="run folder (runs/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the folder "
+                   "from its last checkpoint (only --steps may change)")
+    p.add_argument("--force", action="store_true", help="start afresh in a non-empty folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_gmmn_train)
+
+    p = commands.add_parser("sample", help="draw samples from a trained run")
+    p.add_argument("run", help="run folder")
+    p.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
+    p.add_argument("-o", "--output", required=True, help="grid .png or images .npy")
+    p.add_argument("--label", type=int, help="digit to generate (conditional models)")
+    p.add_argument("--seed", type=int, help="noise seed (default: the run's seed)")
+    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.add_argument("--force", action="store_true", help="overwrite the output")
+    p.set_defaults(func=cmd_gmmn_sample)
+
+    p = commands.add_parser("evaluate", help="metrics on the held-out digits")
+    p.add_argument("run", help="run folder")
+    p.add_argument("-n", type=int, default=500, help="samples for MMDs, memorisation and "
+                   "classifier (default 500)")
+    p.add_argument("--parzen-samples", type=int, default=2000, dest="parzen_samples",
+                   help="samples for the Parzen density (default 2000)")
+    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.add_argument("--force", action="store_true", help="overwrite evaluation.json")
+    p.set_defaults(func=cmd_gmmn_evaluate)
+
+    p = commands.add_parser("experiment", help="RBF vs SSIM kernels, data vs code space, "
+                            "unconditional and conditional, several seeds")
+    p.add_argument("-o", "--output", default="runs/experiment", help="experiment folder")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per condition (default 3)")
+    p.add_argument("--steps", type=int, default=1000, help="generator steps per run "
+                   "(default 1000: the whole experiment then takes about 18 minutes on a "
+                   "2-core machine)")
+    p.add_argument("--batch", type=int, default=64, help="minibatch size (default 64)")
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of the "
+                   "generators (default 3e-3)")
+    p.add_argument("--ae-steps", type=int, default=1500, dest="ae_steps")
+    p.add_argument("-n", type=int, default=500, help="evaluation samples")
+    p.add_argument("--parzen-samples", type=int, default=2000, dest="parzen_samples")
+    p.add_argument("--force", action="store_true", help="retrain runs that exist")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_gmmn_experiment)

@@ -1,0 +1,53 @@
+"""``ssimref verify``: check another SSIM implementation against the oracle and name the
+convention it differs in."""
+
+from __future__ import annotations
+
+NAME = "verify"
+HELP = "check another SSIM implementation against the oracle"
+
+
+def add_parser(sub):
+    p = sub.add_parser(NAME, help=HELP,
+                       description="Run an SSIM implementation over ssimref's case corpus, "
+                       "compare its mean SSIM with the loop-based oracle under a stated "
+                       "convention, and fit the convention knobs to explain differences. "
+                       "Exit code 0 when every case passes, 1 when some differ, 2 on errors "
+                       "(unknown target, a library that does not import).")
+    p.add_argument("target", nargs="?", default="skimage",
+                   help="skimage, pytorch_msssim, piq, kornia, torchmetrics, or "
+                   "module:function called as fn(x, y, data_range=L) on 2-D float64 arrays "
+                   "and returning mean SSIM")
+    p.add_argument("--convention", help="what the target should compute: a preset "
+                   "(wang2004, ssim.m, skimage, skimage-gaussian, paper, pytorch_msssim, piq, "
+                   "kornia, torchmetrics); default: the library's documented convention, "
+                   "wang2004 for module:function")
+    p.add_argument("--tolerance", type=float, default=1e-6,
+                   help="absolute tolerance on mean SSIM (default 1e-6)")
+    p.add_argument("--cases", help="comma-separated case names (default: all; see "
+                   "--list-cases)")
+    p.add_argument("--list-cases", action="store_true", help="list the case names and exit")
+    p.add_argument("--hide-torchvision", action="store_true",
+                   help="load piq/torchmetrics with a placeholder torchvision when the "
+                   "installed one does not import (their SSIM does not use it)")
+    p.set_defaults(func=run)
+
+
+
+def run(args) -> int:
+    from ..verification.cases import CASE_NAMES
+    from ..verification.conformance import check
+    from ..verification.conventions import PRESETS
+
+    if args.list_cases:
+        for name in CASE_NAMES:
+            print(name)
+        return 0
+    if args.convention is not None and args.convention not in PRESETS:
+        raise ValueError(f"--convention must be one of {sorted(PRESETS)}, got "
+                         f"{args.convention!r}")
+    cases = None if args.cases is None else [c.strip() for c in args.cases.split(",") if c]
+    result = check(args.target, args.convention, cases=cases, tolerance=args.tolerance,
+                   hide_torchvision=args.hide_torchvision)
+    print(result)
+    return 0 if result.passed else 1

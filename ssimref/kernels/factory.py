@@ -1,0 +1,68 @@
+"""Differentiable kernels by name: the one place the Python API and the command line turn a
+name into a kernel object."""
+
+from __future__ import annotations
+
+from .rbf import RBFMixture
+from .ssim_distance import MeanSSIMKernel, SSIMDistanceKernel, SSIMRBFKernel
+
+__all__ = ["KERNEL_NAMES", "make_kernel"]
+
+#: Names :func:`make_kernel` accepts.
+KERNEL_NAMES = ("ssim", "ssim-rbf", "mean-ssim", "rbf")
+
+
+def make_kernel(name, X=None, Y=None, *, kind="eq2", power=1, config=None, scales=(1.0,),
+                working_memory=None, **conventions):
+    """A differentiable kernel (:mod:`ssimref.kernels.protocol`) by name.
+
+    Parameters
+    ----------
+    name : {"ssim", "ssim-rbf", "mean-ssim", "rbf"}
+        "ssim": :class:`SSIMDistanceKernel` ``-1/2 D^power`` (the paper's kernel; its MMD
+        is half the energy distance); "ssim-rbf": :class:`SSIMRBFKernel`
+        ``exp(-gamma D^2)`` with ``gamma = 1 / (2 scales[0] med^2)``, ``med`` the median
+        SSIM distance of the pooled sample; "mean-ssim": :class:`MeanSSIMKernel`; "rbf":
+        :class:`RBFMixture` on flattened pixels with variances ``scales_k med^2``, ``med``
+        the median Euclidean distance of the pooled sample.
+    X, Y : array_like, optional
+        The samples whose pooled median sets the bandwidth ("ssim-rbf", "rbf"; required
+        there).
+    kind : {"eq2", "eq1", "eq1-uncentered"}, default "eq2"
+        SSIM distance of the SSIM kernels.
+    power : {1, 2}, default 1
+        For "ssim".
+    config : SSIMConfig, optional
+        SSIM conventions (keyword overrides as for :func:`ssimref.distance_matrix`).
+    scales : sequence of float > 0, default (1.0,)
+        Median-heuristic scales.
+    working_memory : float, optional
+        MiB for the SSIM kernels' tiles.
+
+    Returns
+    -------
+    Kernel
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or a median-heuristic kernel without ``X``.
+
+    See Also
+    --------
+    ssimref.mmd.mmd2, ssimref.mmd.mmd_test : what the kernels are for.
+    """
+    if name not in KERNEL_NAMES:
+        raise ValueError(f"kernel must be one of {KERNEL_NAMES}, got {name!r}")
+    if name == "ssim":
+        return SSIMDistanceKernel(kind, power, config, working_memory=working_memory,
+                                  **conventions)
+    if name == "mean-ssim":
+        return MeanSSIMKernel(config, working_memory=working_memory, **conventions)
+    if X is None:
+        raise ValueError(f"kernel {name!r} takes its bandwidth from the samples' median "
+                         "distance: pass X (and Y)")
+    if name == "ssim-rbf":
+        return SSIMRBFKernel.from_median(X, Y, kind, config, scale=scales[0],
+                                         working_memory=working_memory, **conventions)
+    return RBFMixture.from_median(X, Y, scales=tuple(scales))
