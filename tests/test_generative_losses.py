@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ssimref import SSIMConfig, distance
+from ssimref.paired import paired_distance
 from ssimref.generative.losses import (LS_CODINGS, ImageDistance, Reconstruction, assignment,
                                        bce_with_logits, brute_force_matching,
                                        gan_discriminator_loss, gan_generator_loss,
@@ -93,7 +94,7 @@ def test_reconstruction_identical_images_give_zero(recon, squared, rng):
         return
     logits = rng.normal(size=(3, 64))
     x = sigmoid(logits, np)
-    term = Reconstruction(recon, SHAPE, SSIM, squared=squared)
+    term = Reconstruction(recon, SHAPE, SSIM, squared=squared, ssim_weight=3.0)
     total, grad, _ = term(logits, x, np)
     assert np.all(total == 0.0) and np.all(grad == 0.0)
 
@@ -103,7 +104,8 @@ def test_reconstruction_identical_images_give_zero(recon, squared, rng):
                           ("ssim-eq1-uncentered", "l2")])
 @pytest.mark.parametrize("squared", [True, False])
 def test_reconstruction_gradient(recon, mix, squared, rng):
-    term = Reconstruction(recon, SHAPE, SSIM, squared=squared, mix=mix, mix_weight=0.7)
+    term = Reconstruction(recon, SHAPE, SSIM, squared=squared, mix=mix, mix_weight=0.7,
+                          calibration_images=rng.random((5, 8, 8)))
     logits, x = rng.normal(size=(3, 64)), rng.random((3, 64))
     w = rng.random(3)
     total, grad, parts = term(logits, x, np)
@@ -113,24 +115,46 @@ def test_reconstruction_gradient(recon, mix, squared, rng):
 
 
 def test_ssim_weight_rule(rng):
-    """Default weight P / W: 64 pixels / 16 window positions = 4 for D^2, 64 / 4 = 16 for
-    D; an explicit weight replaces it."""
+    """Default weight: mean ||m - x||^2 / mean D(m, x)^2 over the calibration images, m
+    their mean image, D from the core ``ssimref.distance`` (D itself when unsquared); an
+    explicit weight replaces it."""
+    images = rng.random((6, 8, 8)) ** 2
+    m = images.mean(axis=0)
+    sq = np.mean([np.sum((m - x) ** 2) for x in images])
+    d = np.array([distance(m, x, "eq2", SSIM) for x in images])
+    squared = Reconstruction("ssim-eq2", SHAPE, SSIM, calibration_images=images)
+    assert squared.ssim_weight == pytest.approx(sq / np.mean(d**2), rel=1e-12)
+    root = Reconstruction("ssim-eq2", SHAPE, SSIM, squared=False, calibration_images=images)
+    assert root.ssim_weight == pytest.approx(sq / np.mean(d), rel=1e-12)
+    # the calibrated term equals the l2 term on average for the mean image
+    logits = np.broadcast_to(np.log(m / (1 - m)).reshape(1, -1), (6, 64))
+    flat = images.reshape(6, -1)
+    assert np.mean(squared(logits, flat, np)[0]) == pytest.approx(sq, rel=1e-9)
     logits, x = rng.normal(size=(2, 64)), rng.random((2, 64))
     p = sigmoid(logits, np)
     d = np.array([distance(a.reshape(SHAPE), b.reshape(SHAPE), "eq2", SSIM)
                   for a, b in zip(p, x)])
-    squared = Reconstruction("ssim-eq2", SHAPE, SSIM)
-    assert squared.ssim_weight == 4.0
-    np.testing.assert_allclose(squared(logits, x, np)[0], 4.0 * d**2, rtol=1e-12)
-    root = Reconstruction("ssim-eq2", SHAPE, SSIM, squared=False)
-    assert root.ssim_weight == 16.0
-    np.testing.assert_allclose(root(logits, x, np)[0], 16.0 * d, rtol=1e-12)
     mixed = Reconstruction("ssim-eq2", SHAPE, SSIM, ssim_weight=2.5, mix="l2", mix_weight=0.5)
     np.testing.assert_allclose(mixed(logits, x, np)[0],
                                2.5 * d**2 + 0.5 * np.sum((p - x) ** 2, axis=1), rtol=1e-12)
-    # 28x28 images with the default 7x7 windows: 784 / 484
-    assert Reconstruction("ssim-eq1", (28, 28), SSIMConfig(data_range=1.0)).ssim_weight == \
-        pytest.approx(784 / 484, rel=1e-15)
+    with pytest.raises(ValueError, match="calibration_images"):
+        Reconstruction("ssim-eq1", SHAPE, SSIM)
+
+
+def test_gan_fidelity_calibration_against_l1():
+    from ssimref.generative.data import load_splits
+    from ssimref.generative.runs import build_model, config_class
+    splits = load_splits("digits")
+    model = build_model("pix2pix", config_class("pix2pix")(fidelity="ssim-eq1", ssim_size=5))
+    m = splits.train.mean(axis=0)
+    l1 = np.mean(np.abs(splits.train - m).mean(axis=(1, 2)))
+    means = np.broadcast_to(m, splits.train.shape)
+    d2 = paired_distance(means, splits.train, "eq1", SSIM, squared=True) / 16
+    assert model.fidelity_scale == pytest.approx(l1 / np.mean(d2), rel=1e-10)
+    plain = build_model("pix2pix", config_class("pix2pix")(fidelity="ssim-eq1", ssim_size=5,
+                                                           fidelity_calibrate=False))
+    assert plain.fidelity_scale == 1.0
+    assert build_model("pix2pix", config_class("pix2pix")(ssim_size=5)).fidelity_scale == 1.0
 
 
 def test_eq1_ignores_window_means(rng):

@@ -141,9 +141,16 @@ class _Autoencoder(GenerativeModel):
         self.recon = Reconstruction(config.recon, splits.image_shape, config.ssim_config(),
                                     squared=config.recon_squared,
                                     ssim_weight=config.ssim_weight or None, mix=config.mix,
-                                    mix_weight=config.mix_weight)
+                                    mix_weight=config.mix_weight,
+                                    calibration_images=splits.train)
 
     conditional = False
+
+    def describe(self):
+        out = super().describe()
+        out["recon"] = repr(self.recon)
+        out["ssim_weight"] = self.recon.ssim_weight
+        return out
 
     def _dtype(self):
         return self.encoder.params["layer0.weight"].dtype

@@ -170,9 +170,8 @@ class ReconOptions:
                         "(ssim-eq1, ssim-eq1-uncentered, ssim-eq2)", choices=RECON_LOSSES)
     recon_squared: bool = option(True, "SSIM reconstruction term D^2 (the sum over windows "
                                  "of squared window distances); false: D")
-    ssim_weight: float = option(0.0, "weight of the SSIM term (0: the per-pixel rule, "
-                                "pixels / window positions for D^2, pixels / "
-                                "sqrt(positions) for D)")
+    ssim_weight: float = option(0.0, "weight of the SSIM term (0: calibrated so that it "
+                                "equals the l2 term for the training mean image)")
     mix: str = option("none", "add this pixel loss to an SSIM reconstruction term",
                       choices=MIX_LOSSES)
     mix_weight: float = option(1.0, "weight of the added pixel loss")

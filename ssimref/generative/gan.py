@@ -21,8 +21,10 @@ Adversarial losses (``adversarial``; formulas in :mod:`ssimref.generative.losses
 least-squares losses of Mao et al. 2017 with coding ``0-1-1`` or ``-1-1-0``.
 
 Fidelity term (``fidelity``, weight ``lambda = fidelity_weight``), added to the generator
-loss as ``lambda mean_i d(G_i, X_i)`` with ``d`` a per-element mean distance
-(:class:`~ssimref.generative.losses.ImageDistance`: ``l1``, ``l2`` or an SSIM distance):
+loss as ``lambda c mean_i d(G_i, X_i)`` with ``d`` a per-element mean distance
+(:class:`~ssimref.generative.losses.ImageDistance`: ``l1``, ``l2`` or an SSIM distance)
+and ``c`` its mean-image calibration against ``l1`` (1 for ``l1``; see
+:mod:`ssimref.generative.losses`; ``fidelity_calibrate=False``: ``c = 1``):
 
 - image-conditional: ``X_i`` is the clean image the corrupted input came from. This is the
   pix2pix L1 term (``lambda = 100``) and the place where the paper's "use the SSIM
@@ -56,7 +58,7 @@ from .config import IMAGE_LOSSES, RunConfig, SSIMOptions, option
 from .data import CORRUPTIONS, check_unit_range, corrupt
 from .losses import (ADVERSARIAL, GENERATOR_LOSSES, LS_CODINGS, ImageDistance,
                      gan_discriminator_loss, gan_generator_loss, ls_discriminator_loss,
-                     ls_generator_loss, matched_fidelity)
+                     ls_generator_loss, matched_fidelity, mean_image_ratio)
 from .metrics import reconstruction_errors, validation_metrics
 from .mlp import MLP
 from .trainer import GenerativeModel, Phase
@@ -90,6 +92,8 @@ class GANConfig(SSIMOptions, RunConfig):
     fidelity_weight: float = option(1.0, "weight lambda of the fidelity term")
     fidelity_squared: bool = option(True, "SSIM fidelity D^2 / positions (false: D / "
                                     "sqrt(positions))")
+    fidelity_calibrate: bool = option(True, "scale l2 and SSIM fidelity to equal l1 for the "
+                                      "training mean image (one lambda for every term)")
     corruption: str = option("mask", "corruption of the inputs (image conditioning)",
                              choices=CORRUPTIONS)
     corruption_size: float = option(0.0, "mask side / noise std / blur sigma (0: 0.5, "
@@ -169,10 +173,14 @@ class GAN(GenerativeModel):
                                             hidden="leaky_relu", output="linear")
         self.networks.update(generator=self.generator, discriminator=self.discriminator)
         self.groups.update(discriminator=("discriminator",), generator=("generator",))
-        self.fidelity = None
+        self.fidelity, self.fidelity_scale = None, 1.0
         if c.fidelity != "none":
             self.fidelity = ImageDistance(c.fidelity, splits.image_shape, c.ssim_config(),
                                           squared=c.fidelity_squared)
+            if c.fidelity_calibrate and c.fidelity != "l1":
+                self.fidelity_scale = mean_image_ratio(
+                    splits.train, ImageDistance("l1", splits.image_shape, c.ssim_config()),
+                    self.fidelity)
         self._corrupted = {}
 
     @property
@@ -190,6 +198,11 @@ class GAN(GenerativeModel):
         onehot = np.zeros((len(labels), self.n_classes))
         onehot[np.arange(len(labels)), np.asarray(labels)] = 1.0
         return self._host(onehot)
+
+    def describe(self):
+        out = super().describe()
+        out["fidelity_scale"] = self.fidelity_scale
+        return out
 
     def corrupted(self, split):
         """The corrupted images ``(n, H, W)`` of a split (image conditioning; cached)."""
@@ -270,7 +283,7 @@ class GAN(GenerativeModel):
         g_fake = g_in[:, :self.pixels]
         losses = {"g_loss": adv}
         if self.fidelity is not None:
-            lam = self.config.fidelity_weight
+            lam = self.config.fidelity_weight * self.fidelity_scale
             if self.conditioning == "image":
                 values, grad = self.fidelity(fake, x, xp)
                 value, grad = float(xp.sum(values)) / n, grad / n
@@ -278,7 +291,7 @@ class GAN(GenerativeModel):
                 labels = batch.get("labels") if self.conditioning == "class" else None
                 value, grad, _ = matched_fidelity(self.fidelity, fake, x, xp, labels)
             g_fake = g_fake + lam * grad
-            losses["fidelity"] = value
+            losses["fidelity"] = value  # the unscaled per-element mean distance
             losses["g_total"] = adv + lam * value
         _, grads = self.generator.backward(g_tape, g_fake, xp)
         return losses, {"generator": grads}

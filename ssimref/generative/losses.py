@@ -15,17 +15,29 @@ the decoder's output for logits ``a`` and ``x`` the target in [0, 1]:
   squared per-window distance (:func:`ssimref.paired_distance_and_grad`);
 - optionally plus ``mix_weight`` times ``l2`` or ``bce``.
 
-**The SSIM weight rule.** ``l2`` and ``bce`` are sums over the ``P = H W`` pixels, i.e.
-``P`` times a per-pixel average. The SSIM term is put on the same footing: ``P`` times the
-average over the ``W`` window positions of the squared window distance, so the default
-weight is ``w = P / W`` for ``D^2`` (and ``w = P / sqrt(W)`` for ``D``, ``P`` times the
-root-mean-square window distance). Both terms are then "pixels times a mean per-element
-error", which keeps the reconstruction on the per-image scale of the ELBO that the KL term
-is weighed against. (28x28 images, 7x7 windows: ``P = 784``, ``W = 484``, ``w = 1.62``.)
+**The SSIM weight rule (mean-image calibration).** A loss term's scale sets how it
+trades against the KL term of a VAE (or against the adversarial term of a GAN), so an
+SSIM term replacing a pixel term must come on that term's scale. ``l2`` is ``P = H W``
+times a per-pixel mean; the obvious analogue, ``P`` times the per-window mean (weight
+``P / W`` with ``W`` window positions), does not match it: per-window SSIM distances of
+a poor reconstruction are near 1 while per-pixel squared errors of mostly black digits
+are near 0.07, so that rule makes the SSIM term about 11 times the l2 term on mnist5k
+(the training mean image as the reconstruction: l2 52.6, SSIM Eq. (2) 918 per image).
+ssimref therefore calibrates: the default weight is
+
+    w = mean_i ||m - x_i||^2 / mean_i D(m, x_i)^2        (D instead of D^2 when unsquared)
+
+over the training images ``x_i``, ``m`` their mean image: the SSIM term equals the l2
+term (the term the paper proposes to replace) for the baseline reconstruction "the
+average digit". The weight is computed once per run from the training split and
+stored in the run folder's ``model.json``; ``ssim_weight`` overrides it.
 
 Image fidelity between matched images (:class:`ImageDistance`, GAN generator terms), a
 per-element mean: ``l1`` ``mean_k |p_k - x_k|``, ``l2`` ``mean_k (p_k - x_k)^2``, SSIM
-``D^2 / W`` (``D / sqrt(W)`` unsquared). :func:`matched_fidelity` pairs each generated image
+``D^2 / W`` (``D / sqrt(W)`` unsquared). By the same calibration, the GAN models scale
+every fidelity distance but ``l1`` so that it equals ``l1`` (pix2pix's term, whose
+``lambda = 100`` is the reference) at the mean-image baseline; one ``lambda`` then
+means the same for every fidelity term. :func:`matched_fidelity` pairs each generated image
 with a real one by an optimal assignment (``scipy.optimize.linear_sum_assignment``) on the
 batch's matrix of the same distance.
 
@@ -57,7 +69,8 @@ from .config import IMAGE_LOSSES, MIX_LOSSES, RECON_LOSSES
 from .mlp import sigmoid
 
 __all__ = ["softplus", "bce_with_logits", "gaussian_kl", "Reconstruction", "ImageDistance",
-           "matched_fidelity", "assignment", "gan_discriminator_loss", "gan_generator_loss",
+           "matched_fidelity", "assignment", "mean_image_ratio", "gan_discriminator_loss",
+           "gan_generator_loss",
            "ls_discriminator_loss", "ls_generator_loss", "LS_CODINGS", "ssim_kind",
            "ADVERSARIAL", "GENERATOR_LOSSES"]
 
@@ -217,6 +230,20 @@ def brute_force_matching(cost, labels=None):
     return best_perm, best
 
 
+def mean_image_ratio(images, numerator, denominator):
+    """``mean_i numerator(m, x_i) / mean_i denominator(m, x_i)`` over ``images``
+    ``(n, H, W)`` with ``m`` their mean image (both :class:`ImageDistance`, computed on the
+    host in float64): the calibration constant of the module docstring."""
+    x = np.asarray(to_numpy(images), dtype=np.float64)
+    x = x.reshape(x.shape[0], -1)
+    m = np.broadcast_to(x.mean(axis=0), x.shape).copy()
+    den = float(np.mean(denominator(m, x, np)[0]))
+    if not den > 0:
+        raise ValueError("the calibration images are all equal (the mean-image distance "
+                         "is 0); give the weight explicitly")
+    return float(np.mean(numerator(m, x, np)[0])) / den
+
+
 class Reconstruction:
     """The reconstruction term of an autoencoder on logits (see the module docstring).
 
@@ -228,14 +255,17 @@ class Reconstruction:
     squared : bool
         SSIM term ``D^2`` (True) or ``D``.
     ssim_weight : float or None
-        Weight ``w`` of the SSIM term; None or 0: the per-pixel rule ``P / W`` (``P /
-        sqrt(W)`` for ``D``).
+        Weight ``w`` of the SSIM term; None or 0: the mean-image calibration on
+        ``calibration_images`` (see the module docstring).
     mix : {"none", "l2", "bce"}
     mix_weight : float
+    calibration_images : array (n, H, W), optional
+        Images of the calibration (the training split); required when ``ssim_weight`` is
+        None or 0 for an SSIM ``recon``.
     """
 
     def __init__(self, recon, image_shape, ssim, squared=True, ssim_weight=None, mix="none",
-                 mix_weight=1.0):
+                 mix_weight=1.0, calibration_images=None):
         if recon not in RECON_LOSSES:
             raise ValueError(f"recon must be one of {RECON_LOSSES}, got {recon!r}")
         if mix not in MIX_LOSSES:
@@ -250,8 +280,19 @@ class Reconstruction:
         if ssim_kind(recon) is not None:
             # the per-element mean times the pixels: P / W (or P / sqrt W) times D^2 (or D)
             self.ssim_distance = ImageDistance(recon, image_shape, ssim, squared)
-            rule = self.pixels * self.ssim_distance.scale
-            self.ssim_weight = float(ssim_weight) if ssim_weight else rule
+            if ssim_weight:
+                self.ssim_weight = float(ssim_weight)
+            elif calibration_images is None:
+                raise ValueError("the SSIM reconstruction term needs ssim_weight > 0 or "
+                                 "calibration_images (the training images) for its "
+                                 "mean-image calibration")
+            else:
+                # w D^2 = sum of squares  <=>  w = P scale * (mean l2 / mean distance),
+                # both ImageDistance values being per-element means
+                ratio = mean_image_ratio(calibration_images,
+                                         ImageDistance("l2", image_shape, ssim),
+                                         self.ssim_distance)
+                self.ssim_weight = self.pixels * self.ssim_distance.scale * ratio
 
     def __repr__(self):
         return (f"Reconstruction({self.recon!r}, ssim_weight={self.ssim_weight:.6g}, "

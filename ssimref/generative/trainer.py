@@ -22,7 +22,9 @@ the gradients of its networks. The trainer does the rest, identically for every 
   (``clip_norm``; off at 0), the learning rate is the group's base rate times the
   schedule's factor for the step (:class:`~ssimref.generative.optim.Schedule`, a pure
   function of the step), and the group's optimiser steps;
-- **files** of the run folder: ``config.json``; ``metrics.jsonl`` (one JSON object per
+- **files** of the run folder: ``config.json``; ``model.json`` (the networks and any
+  weight resolved when the model was built, e.g. a calibrated SSIM weight);
+  ``metrics.jsonl`` (one JSON object per
   logged step: ``phase``, ``step``, the losses, ``seconds``, and the validation metrics
   every ``sample_every`` steps and at step 0); ``samples/step-NNNNNN.png``;
   ``checkpoint.json`` + ``ckpt-*.npz`` (:mod:`~ssimref.generative.checkpoint`: parameters,
@@ -58,7 +60,8 @@ from .optim import Schedule, clip_grad_norm, make_optimizer
 __all__ = ["Phase", "GenerativeModel", "fit", "TrainingInterrupted", "prepare_run_dir",
            "read_config_json", "read_metrics", "OWN_FILES"]
 
-OWN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_JSON, "evaluation.json")
+OWN_FILES = ("config.json", "model.json", "metrics.jsonl", CHECKPOINT_JSON,
+             "evaluation.json", "figure.png")
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,16 @@ class GenerativeModel:
 
     def grid_columns(self):
         return 10
+
+    def describe(self):
+        """What ``model.json`` records: the model, its networks (layers and parameter
+        counts) and any weight resolved when the model was built."""
+        return {"model": self.name,
+                "networks": {name: {"layers": repr(net.layers),
+                                    "parameters": int(sum(int(np.prod(v.shape))
+                                                          for v in net.params.values()))}
+                             for name, net in self.networks.items()},
+                "groups": {k: list(v) for k, v in self.groups.items()}}
 
 
 def _relative(group, net):
@@ -356,6 +369,7 @@ def _fit(model, run_dir, resume, progress, callback, command):
     else:
         metrics_path.write_text("")
     write_config(run_dir, config, model.name)  # (on resume only `steps` can have changed)
+    save_json(run_dir / "model.json", dict(model.describe(), ssimref=__version__), force=True)
     (run_dir / "samples").mkdir(exist_ok=True)
     fixed = model.fixed_inputs(np.random.default_rng([config.seed, 1]))
     clock = time.perf_counter()
