@@ -173,3 +173,24 @@ def test_checkpoint_names_networks_and_optimiser_groups(tmp_path):
                         "optimizer.regularization.v.encoder"}
     assert int(arrays["optimizer.regularization.t"]) == 2
     assert json.loads((tmp_path / "r" / "config.json").read_text())["model"] == "aae"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_gpu_training_matches_cpu(tmp_path, case):
+    """The same code on CuPy: a few steps give the CPU's parameters to round-off."""
+    from .conftest import cupy_with_device
+    if cupy_with_device() is None:
+        pytest.skip("CuPy or a CUDA device missing")
+    from dataclasses import replace
+    name, config = _config(case, steps=4)
+    train(name, tmp_path / "cpu", config)
+    train(name, tmp_path / "gpu", replace(config, device="gpu"))
+    a, meta_a = load_checkpoint(tmp_path / "cpu")
+    b, meta_b = load_checkpoint(tmp_path / "gpu")
+    assert meta_a["rng"] == meta_b["rng"]
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-7, atol=1e-10, err_msg=k)
+    run = load_run(tmp_path / "gpu", device="gpu")
+    assert run.model.sample(3, np.random.default_rng(0),
+                            np.arange(3) if run.model.conditional else None).shape[0] == 3
