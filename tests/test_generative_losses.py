@@ -203,6 +203,17 @@ def test_gaussian_kl_against_monte_carlo():
     assert abs(log_ratio.mean() - value) < 5 * se
 
 
+def test_label_smoothing_is_the_cross_entropy_with_target_09(rng):
+    real, fake = rng.normal(size=(5, 1)), rng.normal(size=(3, 1))
+    loss, g_real, _ = gan_discriminator_loss(real, fake, np, real_target=0.9)
+    D_real, D_fake = 1 / (1 + np.exp(-real)), 1 / (1 + np.exp(-fake))
+    expected = (-np.mean(0.9 * np.log(D_real) + 0.1 * np.log(1 - D_real))
+                - np.mean(np.log(1 - D_fake)))
+    assert loss == pytest.approx(expected, rel=1e-12)
+    assert_grad_close(g_real, numerical_gradient(
+        lambda v: gan_discriminator_loss(v, fake, np, real_target=0.9)[0], real), rel=1e-7)
+
+
 @pytest.mark.parametrize("kind", ["gan", "gan-saturating", "ls-0-1-1", "ls--1-1-0"])
 def test_adversarial_losses_by_formula_and_gradient(kind, rng):
     real, fake = rng.normal(size=(5, 1)) * 2, rng.normal(size=(4, 1)) * 2

@@ -65,6 +65,8 @@ def test_gan_family_gradients(name, fidelity):
 
 @pytest.mark.parametrize("variant", [dict(generator_loss="saturating"),
                                      dict(adversarial="ls", ls_coding="-1-1-0"),
+                                     dict(disc_dropout=0.3, label_smoothing=0.1,
+                                          fidelity="l2"),
                                      pytest.param(dict(fidelity="ssim-eq2",
                                                        fidelity_squared=False),
                                                   marks=pytest.mark.slow),

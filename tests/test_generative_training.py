@@ -8,15 +8,15 @@ classifier's space, against the same model at initialisation (same seed). 300 st
 
 - vae (bce): test l2 0.208 -> 0.039 / 0.040 / 0.040; vae (ssim-eq2): -> 0.022 / 0.023 / 0.024
 - aae (bce): 0.185 -> 0.022 / 0.022 / 0.025; aae (ssim-eq1 + l2): -> 0.025 / 0.026 / 0.027
-- gan: FD 185 -> 122 / 119 / 107 (ratio 0.66 / 0.63 / 0.56)
-- lsgan: FD 185 -> 92 / 98 / 140 (ratio 0.50 / 0.52 / 0.74)
-- cgan: FD 167 -> 116 / 106 / 114 (ratio 0.70 / 0.56 / 0.65)
-- pix2pix (mask, l1): FD 201 -> 14 / 16 / 16
+- gan: FD 170 / 175 / 162 -> 58 / 63 / 82 (ratio 0.34 / 0.36 / 0.51)
+- lsgan (coding -1-1-0): FD 170 / 175 / 162 -> 50 / 64 / 62 (ratio 0.30 / 0.37 / 0.39)
+- cgan: FD 159 / 180 / 152 -> 78 / 67 / 68 (ratio 0.49 / 0.37 / 0.45)
+- pix2pix (mask, l1): FD 201 / 196 / 195 -> 6.0 / 6.8 / 7.0
 
 Asserted: autoencoders at least 3 times lower (the smallest factor seen is 5.2); GANs a
-ratio below 0.8 (the largest seen is 0.74: a GAN after 300 steps is still far from the
-data, and its FD moves non-monotonically, so the margin is loose on purpose); pix2pix at
-least 5 times lower (factor 12 or more seen: restoration is a supervised task).
+ratio below 0.6 (the largest seen is 0.51: a GAN after 300 steps is still far from the
+data and its FD moves non-monotonically, so the margin is loose on purpose); pix2pix at
+least 10 times lower (28 or more seen: restoration is a supervised task).
 """
 
 import numpy as np
@@ -65,9 +65,9 @@ def test_autoencoders_lower_the_held_out_reconstruction_error(tmp_path, name, ex
 @pytest.mark.parametrize("name", ["gan", "lsgan", "cgan"])
 def test_gans_lower_the_frechet_distance(tmp_path, name):
     start, end = _before_after(tmp_path, name)
-    assert _fd(end) < 0.8 * _fd(start)
+    assert _fd(end) < 0.6 * _fd(start)
 
 
 def test_pix2pix_restorations_approach_the_clean_digits(tmp_path):
     start, end = _before_after(tmp_path, "pix2pix")
-    assert _fd(end) < _fd(start) / 5
+    assert _fd(end) < _fd(start) / 10

@@ -15,6 +15,11 @@ Conditioning (``conditioning``):
   (:func:`ssimref.generative.data.corrupt`) to a clean one (``z`` may be empty:
   ``noise_dim = 0``); ``D([c, x])`` judges (input, output) pairs.
 
+Discriminator regularisers (both off by default): dropout after its hidden layers
+(``disc_dropout``, active in both stages, masks drawn from the run's generator) and
+one-sided label smoothing (``label_smoothing = s``: real images' target ``1 - s``;
+Salimans et al. 2016).
+
 Adversarial losses (``adversarial``; formulas in :mod:`ssimref.generative.losses`):
 ``"gan"``, the cross-entropy losses of Goodfellow et al. 2014, with a ``non-saturating``
 (``-log D(G(z))``) or ``saturating`` (``log(1 - D(G(z)))``) generator; ``"ls"``, the
@@ -72,9 +77,13 @@ FIDELITIES = ("none", *IMAGE_LOSSES)
 
 @dataclass(frozen=True)
 class GANConfig(SSIMOptions, RunConfig):
-    """A GAN run (see :class:`GAN`). Defaults: Radford et al.'s Adam settings
-    (lr 2e-4, beta1 0.5), generator ``noise -> 256 -> 256 -> pixels``, discriminator
-    ``pixels -> 256 -> 256 -> 1``."""
+    """A GAN run (see :class:`GAN`). Defaults: generator ``32 -> 128 -> pixels``,
+    discriminator ``pixels -> 128 -> 1``, Adam lr 1e-3 with beta1 0.5 (Radford et al.'s
+    beta1). Measured on mnist5k (2,000 steps, batch 64, FD in the classifier's features):
+    these small networks at lr 1e-3 reach FD 76-102, while 256-256 networks at Radford et
+    al.'s lr 2e-4 collapsed to one image (FD 430-510, in this implementation and in the
+    same networks written in PyTorch), with or without discriminator dropout or label
+    smoothing."""
 
     conditioning: str = option("none", "none, class (one-hot labels into G and D) or image "
                                "(G restores corrupted images)", choices=CONDITIONINGS)
@@ -82,10 +91,14 @@ class GANConfig(SSIMOptions, RunConfig):
                               choices=ADVERSARIAL)
     generator_loss: str = option("non-saturating", "GAN generator loss",
                                  choices=GENERATOR_LOSSES)
-    ls_coding: str = option("0-1-1", "LSGAN coding a-b-c", choices=tuple(LS_CODINGS))
+    ls_coding: str = option("-1-1-0", "LSGAN coding a-b-c", choices=tuple(LS_CODINGS))
     noise_dim: int = option(32, "noise dimension (0 only for image conditioning)")
-    hidden: tuple = option((256, 256), "hidden widths of the generator")
-    disc_hidden: tuple = option((256, 256), "hidden widths of the discriminator")
+    hidden: tuple = option((128,), "hidden widths of the generator")
+    disc_hidden: tuple = option((128,), "hidden widths of the discriminator")
+    disc_dropout: float = option(0.0, "dropout after every hidden layer of the "
+                                 "discriminator (both stages)")
+    label_smoothing: float = option(0.0, "one-sided label smoothing: real images' target "
+                                    "1 - s in the discriminator's cross-entropy")
     fidelity: str = option("none", "generator fidelity term: the distance to the paired "
                            "target (image conditioning) or to the matched real image",
                            choices=FIDELITIES)
@@ -99,7 +112,7 @@ class GANConfig(SSIMOptions, RunConfig):
     corruption_size: float = option(0.0, "mask side / noise std / blur sigma (0: 0.5, "
                                     "0.5, 1.0)")
     corruption_seed: int = option(0, "seed of the corruptions (not the run's seed)")
-    lr: float = option(2e-4, "learning rate")
+    lr: float = option(1e-3, "learning rate")
     beta1: float = option(0.5, "Adam beta1")
     lr_d: float = option(0.0, "learning rate of the discriminator (0: lr)")
 
@@ -115,12 +128,17 @@ class GANConfig(SSIMOptions, RunConfig):
                              f"got {self.noise_dim}")
         if self.fidelity_weight < 0 or self.corruption_size < 0 or self.lr_d < 0:
             raise ValueError("fidelity_weight, corruption_size and lr_d must be >= 0")
+        if not (0 <= self.disc_dropout < 1 and 0 <= self.label_smoothing < 0.5):
+            raise ValueError(f"need 0 <= disc_dropout < 1 and 0 <= label_smoothing < 0.5, "
+                             f"got {self.disc_dropout}, {self.label_smoothing}")
 
 
 @dataclass(frozen=True)
 class LSGANConfig(GANConfig):
     """A least-squares GAN run (Mao et al. 2017): :class:`GANConfig` with
-    ``adversarial="ls"``."""
+    ``adversarial="ls"``. Coding ``-1-1-0`` by default: on mnist5k (2,000 steps, lr 1e-3)
+    it reached FD 85 where ``0-1-1`` let the discriminator win (FD 286; 408-540 at lr
+    5e-4 and 2e-4)."""
 
     adversarial: str = option("ls", "gan: cross-entropy losses; ls: least squares (LSGAN)",
                               choices=ADVERSARIAL)
@@ -137,11 +155,13 @@ class CGANConfig(GANConfig):
 @dataclass(frozen=True)
 class Pix2PixConfig(GANConfig):
     """An image-conditional GAN run (pix2pix-style restoration): deterministic generator
-    (``noise_dim = 0``) and Isola et al.'s L1 term with ``lambda = 100``."""
+    ``pixels -> 256 -> 256 -> pixels`` (``noise_dim = 0``) and Isola et al.'s L1 term with
+    ``lambda = 100``."""
 
     conditioning: str = option("image", "none, class (one-hot labels into G and D) or image "
                                "(G restores corrupted images)", choices=CONDITIONINGS)
     noise_dim: int = option(0, "noise dimension (0 only for image conditioning)")
+    hidden: tuple = option((256, 256), "hidden widths of the generator")
     fidelity: str = option("l1", "generator fidelity term: the distance to the paired "
                            "target (image conditioning) or to the matched real image",
                            choices=FIDELITIES)
@@ -170,7 +190,8 @@ class GAN(GenerativeModel):
         self.generator = MLP.from_sizes([c.noise_dim + self.cond_dim, *c.hidden, d],
                                         hidden="relu", output="sigmoid")
         self.discriminator = MLP.from_sizes([d + self.cond_dim, *c.disc_hidden, 1],
-                                            hidden="leaky_relu", output="linear")
+                                            hidden="leaky_relu", output="linear",
+                                            dropout=c.disc_dropout)
         self.networks.update(generator=self.generator, discriminator=self.discriminator)
         self.groups.update(discriminator=("discriminator",), generator=("generator",))
         self.fidelity, self.fidelity_scale = None, 1.0
@@ -253,7 +274,7 @@ class GAN(GenerativeModel):
         c = self.config
         if c.adversarial == "ls":
             return ls_discriminator_loss(real, fake, c.ls_coding, self.xp)
-        return gan_discriminator_loss(real, fake, self.xp)
+        return gan_discriminator_loss(real, fake, self.xp, 1.0 - c.label_smoothing)
 
     def _g_loss(self, fake):
         c = self.config
@@ -269,7 +290,7 @@ class GAN(GenerativeModel):
         if stage == "discriminator":
             fake = self.generator(self._g_input(n, rng, cond), xp)
             both = xp.concat([self._d_input(x, cond), self._d_input(fake, cond)], axis=0)
-            logits, tape = self.discriminator.forward(both, xp)
+            logits, tape = self.discriminator.forward(both, xp, training=True, rng=rng)
             loss, g_real, g_fake = self._d_loss(logits[:n], logits[n:])
             _, grads = self.discriminator.backward(tape, xp.concat([g_real, g_fake], axis=0),
                                                    xp)
@@ -277,7 +298,8 @@ class GAN(GenerativeModel):
         if stage != "generator":
             raise ValueError(f"unknown GAN stage {stage!r}")
         fake, g_tape = self.generator.forward(self._g_input(n, rng, cond), xp)
-        logits, d_tape = self.discriminator.forward(self._d_input(fake, cond), xp)
+        logits, d_tape = self.discriminator.forward(self._d_input(fake, cond), xp,
+                                                    training=True, rng=rng)
         adv, g_logits = self._g_loss(logits)
         g_in, _ = self.discriminator.backward(d_tape, g_logits, xp, need_params=False)
         g_fake = g_in[:, :self.pixels]

@@ -335,12 +335,17 @@ class Reconstruction:
         return total, grad, parts
 
 
-def gan_discriminator_loss(real, fake, xp):
-    """``mean softplus(-real) + mean softplus(fake)`` on logits ``(n, 1)`` and ``(m, 1)``;
-    returns ``(loss, d/dreal, d/dfake)``."""
+def gan_discriminator_loss(real, fake, xp, real_target=1.0):
+    """``mean [t softplus(-real) + (1 - t) softplus(real)] + mean softplus(fake)`` on
+    logits ``(n, 1)`` and ``(m, 1)``: the cross-entropy with target ``t = real_target``
+    for real images (1; 0.9 is one-sided label smoothing, Salimans et al. 2016) and 0 for
+    generated ones. Returns ``(loss, d/dreal, d/dfake)``."""
     n, m = real.shape[0], fake.shape[0]
-    loss = float(xp.sum(softplus(-real, xp))) / n + float(xp.sum(softplus(fake, xp))) / m
-    return loss, (sigmoid(real, xp) - 1.0) / n, sigmoid(fake, xp) / m
+    t = float(real_target)
+    real_terms = softplus(-real, xp) if t == 1.0 else \
+        t * softplus(-real, xp) + (1.0 - t) * softplus(real, xp)
+    loss = float(xp.sum(real_terms)) / n + float(xp.sum(softplus(fake, xp))) / m
+    return loss, (sigmoid(real, xp) - t) / n, sigmoid(fake, xp) / m
 
 
 def gan_generator_loss(fake, xp, saturating=False):
