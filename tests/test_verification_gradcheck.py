@@ -32,7 +32,7 @@ def window_pair():
 
 def test_right_gradient_of_the_core_eq1_distance_passes(window_pair):
     # One 7x7 uniform window, sample covariance: ssimref's D^2 (eq1) is 1 - s2, which is
-    # ||P(x - y)||^2 / (||Px||^2 + ||Py||^2 + (q - 1) c2) (REFERENCE.md section 1).
+    # ||P(x - y)||^2 / (||Px||^2 + ||Py||^2 + (q - 1) c2) (docs/theory.md).
     x, y = window_pair
     cfg = SSIMConfig(window="uniform", size=7, covariance="sample", data_range=1.0)
     c = 48 * (0.03 * 1.0) ** 2

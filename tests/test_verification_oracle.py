@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 from ssimref import SSIMConfig
 from ssimref.verification import oracle
 from ssimref.verification.cases import corpus
-from ssimref.verification.conformance import evaluate_map
+from ssimref.verification.conformance import evaluate, evaluate_map
 from ssimref.verification.conventions import Convention, PRESETS, downsample_factor
 
 F = Fraction
@@ -121,9 +121,9 @@ def test_downsampling_factor_rules():
 @pytest.mark.parametrize("method", ["ssim.m", "avgpool"])
 @pytest.mark.parametrize("factor", [2, 3])
 def test_evaluator_downsampling_matches_oracle_loops(method, factor):
-    from ssimref.verification.conformance import _downsample
+    from ssimref.verification.conformance.evaluator import downsample
     a = np.random.default_rng(3).integers(0, 9, size=(11, 13, 2)).astype(np.float64)
-    np.testing.assert_allclose(_downsample(a, method, factor),
+    np.testing.assert_allclose(downsample(a, method, factor),
                                np.array(oracle.downsample_image(a.tolist(), method, factor)),
                                rtol=1e-15, atol=1e-15)
 
@@ -175,6 +175,10 @@ def _knob_conventions():
     out += [base.replace(size=5, covariance=c) for c in ("sample", "count")]
     out += [base.replace(size=5, data_range=L) for L in (1.0, "dynamic")]
     out += [base.replace(size=5, luminance="first"), base.replace(size=3, k1=0.05, k2=0.1)]
+    out += [base.replace(size=5, border="same-symmetric", crop=1, covariance="count"),
+            base.replace(size=3, window="uniform", border="same-reflect", crop=1),
+            base.replace(size=3, eps=1e-6), base.replace(size=3, weights="float32"),
+            base.replace(size=3, weights="round3", covariance="sample")]
     return out
 
 
@@ -188,7 +192,7 @@ def _evaluator_cases(names):
 
 
 @pytest.mark.parametrize("case,conv", list(_evaluator_cases(
-    ["random_pair", "odd_size", "multichannel", "narrow_range", "tiny"])))
+    ["random_pair", "odd_size", "multichannel", "narrow_range", "tiny", "black_half_range"])))
 def test_evaluator_matches_loop_oracle(case, conv):
     fast = evaluate_map(case.x, case.y, conv, case.data_range)
     slow = oracle.variant_ssim_map(case.x, case.y, conv, case.data_range)
@@ -315,3 +319,138 @@ def test_cmmd2_float_matches_numpy_formula():
     Lsd = np.array([[rbf(a, b) for b in d] for a in s])
     assert value == pytest.approx(float(np.sum(M * (Lss + Ldd - Lsd - Lsd.T))), rel=1e-9)
     assert value >= 0
+
+
+# ------------------------------------------------- a filter longer than the cropped border
+@pytest.mark.parametrize("name,win_size,sigma", [("odd_size", 7, 1.5), ("random_pair", 5, 1.0),
+                                                 ("multichannel", 7, 1.5)])
+def test_long_filter_with_crop_is_scikit_image_gaussian_weights(name, win_size, sigma):
+    # structural_similarity(gaussian_weights=True, win_size=w) filters with
+    # 2 int(3.5 sigma + 0.5) + 1 taps (scipy.ndimage, mode 'reflect' = NumPy 'symmetric'),
+    # normalises covariances by w^2 / (w^2 - 1) and averages the map cropped by (w - 1) // 2.
+    skimage_metrics = pytest.importorskip("skimage.metrics")
+    case = corpus(names=[name])[0]
+    taps = 2 * int(3.5 * sigma + 0.5) + 1
+    assert taps > win_size
+    conv = Convention(window="gaussian", size=taps, sigma=sigma, covariance="count",
+                      border="same-symmetric", crop=(win_size - 1) // 2)
+    assert conv.count == win_size ** 2
+    expected = skimage_metrics.structural_similarity(
+        case.x, case.y, data_range=case.data_range, gaussian_weights=True, sigma=sigma,
+        win_size=win_size, channel_axis=-1 if case.channels > 1 else None)
+    assert oracle.variant_ssim(case.x, case.y, conv, case.data_range) == \
+        pytest.approx(expected, rel=1e-12, abs=1e-15)
+    # the map is the 'same' map with its border cropped (same covariance factor: population)
+    pop = conv.replace(covariance="population")
+    k = conv.crop
+    full = oracle.variant_ssim_map(case.x, case.y, pop.replace(crop=0), case.data_range)
+    assert full.shape[:2] == case.x.shape[:2]
+    np.testing.assert_array_equal(oracle.variant_ssim_map(case.x, case.y, pop, case.data_range),
+                                  full[k:-k, k:-k])
+
+
+# ------------------------------------------------------------- eps in the denominator
+@pytest.mark.parametrize("conv", [Convention(window="uniform", size=3, eps=1e-12),
+                                  Convention(size=11, eps=1e-12, weights="float32",
+                                             border="same-reflect")])
+def test_eps_on_black_images_closed_form(conv):
+    # kornia: ssim = num1 num2 / (den1 den2 + eps), eps added once to the product of the
+    # two denominators. On two black images num_i = den_i = c_i, so SSIM = c1 c2 / (c1 c2 + eps)
+    # exactly (not c1/(c1 + eps) * c2/(c2 + eps), which would be 1 - 4.4e-8 here).
+    zeros = np.zeros((12, 12))
+    value = oracle.variant_ssim(zeros, zeros, conv, 0.5, exact=True)
+    c1, c2, eps = (F("0.01") / 2) ** 2, (F("0.03") / 2) ** 2, F("1e-12")
+    assert value == c1 * c2 / (c1 * c2 + eps)
+    assert float(value) == pytest.approx(0.9998222538215429, rel=1e-15)
+    assert oracle.variant_ssim(zeros, zeros, conv.replace(eps=0.0), 0.5, exact=True) == 1
+
+
+def test_eps_matches_kornia_on_black_images():
+    torch = pytest.importorskip("torch")
+    kornia_metrics = pytest.importorskip("kornia.metrics")
+    zeros = torch.zeros((1, 1, 12, 12), dtype=torch.float64)
+    value = float(kornia_metrics.ssim(zeros, zeros, 11, max_val=0.5).mean())
+    c1c2 = (0.005 ** 2) * (0.015 ** 2)
+    assert value == pytest.approx(c1c2 / (c1c2 + 1e-12), rel=1e-14)
+    conv = Convention(border="same-reflect", eps=1e-12)
+    assert oracle.variant_ssim(np.zeros((12, 12)), np.zeros((12, 12)), conv, 0.5) == \
+        pytest.approx(value, rel=1e-14)
+
+
+# ---------------------------------------------------- window weights rounded or float32
+def _numpy_gaussian(size, sigma):
+    g = np.exp(-((np.arange(size) - (size - 1) / 2) ** 2) / (2 * sigma ** 2))
+    w = np.outer(g, g)
+    return w / w.sum()
+
+
+def test_rounded_weights_sum_to_one_minus_2e_6():
+    conv = Convention(weights="round6")
+    w = oracle.window_weights(conv, exact=True)
+    expected = np.round(_numpy_gaussian(11, 1.5) * 1e6).astype(np.int64)
+    assert [[v * 10 ** 6 for v in row] for row in w] == expected.tolist()
+    assert oracle.weight_sum(conv, w) == 1 - F(2, 10 ** 6)
+    assert oracle.weight_sum(conv.replace(weights="float64"),
+                             oracle.window_weights(conv.replace(weights="float64"))) == 1
+
+
+def test_float32_weights_are_pytorch_msssims_window():
+    pytest.importorskip("torch")
+    ssim_module = pytest.importorskip("pytorch_msssim.ssim")
+    for size, sigma in [(11, 1.5), (7, 1.5), (9, 1.0)]:
+        conv = Convention(size=size, sigma=sigma, weights="float32")
+        g = ssim_module._fspecial_gauss_1d(size, sigma).ravel().tolist()
+        w = oracle.window_weights(conv, exact=True)
+        assert w == [[F(a) * F(b) for b in g] for a in g]
+    total = sum(F(v) for v in ssim_module._fspecial_gauss_1d(11, 1.5).ravel().tolist())
+    assert float(1 - total) == pytest.approx(3.07e-8, rel=0.01)
+
+
+@pytest.mark.parametrize("weights", ["round6", "round3", "float32"])
+def test_unnormalised_weights_on_flat_images_closed_form(weights):
+    # Flat images a and b, weights summing to S: mu = S a, sum w x^2 - mu^2 = S (1 - S) a^2,
+    # likewise the covariance S (1 - S) a b (what implementations compute from such weights).
+    conv = Convention(size=7, weights=weights)
+    S = oracle.weight_sum(conv, oracle.window_weights(conv, exact=True))
+    assert S != 1
+    a, b, L = F(100), F(150), F(255)
+    c1, c2 = (F("0.01") * L) ** 2, (F("0.03") * L) ** 2
+    expected = ((2 * S * S * a * b + c1) / (S * S * (a * a + b * b) + c1)
+                * (2 * S * (1 - S) * a * b + c2) / (S * (1 - S) * (a * a + b * b) + c2))
+    x, y = np.full((9, 8), 100.0), np.full((9, 8), 150.0)
+    assert oracle.variant_ssim(x, y, conv, 255.0, exact=True) == expected
+    assert evaluate(x, y, conv, 255.0) == pytest.approx(float(expected), rel=1e-13)
+
+
+def test_new_knobs_are_checked():
+    with pytest.raises(ValueError, match="crop"):
+        Convention(crop=2)  # valid windows have no border to crop
+    with pytest.raises(ValueError, match="crop"):
+        Convention(border="same-edge", crop=-1)
+    with pytest.raises(ValueError, match="eps"):
+        Convention(eps=-1e-12)
+    for bad in ("round0", "round16", "float16"):
+        with pytest.raises(ValueError, match="weights"):
+            Convention(weights=bad)
+    with pytest.raises(ValueError, match="crop"):
+        oracle.variant_ssim_map(np.zeros((6, 6)), np.zeros((6, 6)),
+                                Convention(size=3, border="same-edge", crop=3), 1.0)
+
+
+def test_oracle_imports_nothing_from_the_fast_code():
+    # the oracle may use the standard library, NumPy, its own modules and the conventions
+    # record of the verification package, nothing else of ssimref
+    import ast
+    from pathlib import Path
+    allowed = {"__future__", "math", "fractions", "dataclasses", "numpy"}
+    for path in Path(oracle.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert {a.name.split(".")[0] for a in node.names} <= allowed, path
+            elif isinstance(node, ast.ImportFrom):
+                if node.level == 0:
+                    assert node.module.split(".")[0] in allowed, (path, node.module)
+                else:
+                    assert node.level == 1 or (node.level == 2
+                                               and node.module == "conventions"), \
+                        (path, node.module)

@@ -16,8 +16,9 @@ def add_parser(sub):
                        "(unknown target, a library that does not import).")
     p.add_argument("target", nargs="?", default="skimage",
                    help="skimage, pytorch_msssim, piq, kornia, torchmetrics, or "
-                   "module:function called as fn(x, y, data_range=L) on 2-D float64 arrays "
-                   "and returning mean SSIM")
+                   "module:function (module also looked up in the current directory) called "
+                   "as fn(x, y, data_range=L) on each case's own 2-D arrays (uint8 cases as "
+                   "uint8; colour cases channel by channel) and returning mean SSIM")
     p.add_argument("--convention", help="what the target should compute: a preset "
                    "(wang2004, ssim.m, skimage, skimage-gaussian, paper, pytorch_msssim, piq, "
                    "kornia, torchmetrics); default: the library's documented convention, "

@@ -13,6 +13,8 @@ constant_images       two flat images of different levels: zero variance, s2 == 
 constant_vs_texture   a flat image against a texture
 zero_images           both all zero: 0/0 unless c1, c2 > 0 (eps-biased implementations)
 zero_vs_texture       an all-zero image against a texture
+black_half_range      12x12 all-zero images at data range 0.5: SSIM is 1, but an eps added to
+                      the denominator shows (c1 c2 = 5.6e-9)
 saturated             a texture and its contrast-doubled copy clipped at 255
 negated               x against -x: negative pixel values
 inverted              x against 255 - x: perfectly anti-correlated structure
@@ -33,7 +35,10 @@ large_downsampling    385x387 images: the only size in the corpus where ssim.m a
 ====================  ===================================================================
 
 ``corpus()`` returns them in this order; ``corpus(large=False)`` leaves out the 385x387 case
-(too large for the loop-based oracle, so it has no golden values).
+(too large for the loop-based oracle, so it has no golden values). Nothing is built at
+import: :data:`CASE_NAMES` and :data:`DESCRIPTIONS` are static, and each case is built on
+first use (drawing from one seeded generator in corpus order, so that its pixels never
+depend on which cases were asked for) and cached, with read-only arrays.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Case", "corpus", "case", "CASE_NAMES", "LARGE_CASES"]
+__all__ = ["Case", "corpus", "case", "CASE_NAMES", "DESCRIPTIONS", "LARGE_CASES"]
 
 SEED = 20200617
 
@@ -103,87 +108,201 @@ def _smooth(rng, shape):
     return np.round(20 + 215 * img)
 
 
-def _build(large=True):
-    rng = np.random.default_rng(SEED)
-    cases = []
+_BUILDERS = []
 
-    def add(name, description, x, y, data_range=255.0, tolerance=None):
-        cases.append(Case(name, description, x, y, float(data_range), tolerance))
 
-    shape = (24, 24)
-    add("random_pair", "two independent uniform integer textures in 0..255",
-        _texture(rng, shape), _texture(rng, shape))
+def _case(name, description, data_range=255.0, tolerance=None):
+    """Register the builder of a case: ``fn(rng) -> (x, y)``. Cases are built in the order
+    they are registered, all from one generator seeded with :data:`SEED`, so that each
+    case's pixels do not depend on which cases were asked for."""
+    def register(fn):
+        _BUILDERS.append((name, description, float(data_range), tolerance, fn))
+        return fn
+    return register
+
+
+SHAPE = (24, 24)
+
+
+@_case("random_pair", "two independent uniform integer textures in 0..255")
+def _random_pair(rng):
+    return _texture(rng, SHAPE), _texture(rng, SHAPE)
+
+
+@_case("correlated_pair", "a smooth image and a copy with integer noise (+-20), clipped")
+def _correlated_pair(rng):
     smooth = _smooth(rng, (32, 32))
-    add("correlated_pair", "a smooth image and a copy with integer noise (+-20), clipped",
-        smooth, np.clip(smooth + rng.integers(-20, 21, size=smooth.shape), 0, 255))
-    same = _texture(rng, shape)
-    add("identical", "x == y, a texture", same, same.copy())
-    add("constant_images", "flat 100 against flat 150", np.full(shape, 100.0),
-        np.full(shape, 150.0))
-    add("constant_vs_texture", "flat 128 against a texture", np.full(shape, 128.0),
-        _texture(rng, shape))
-    add("zero_images", "both all zero", np.zeros(shape), np.zeros(shape))
-    add("zero_vs_texture", "all zero against a texture", np.zeros(shape),
-        _texture(rng, shape))
-    base = _texture(rng, shape, 0, 200)
-    add("saturated", "a texture and its contrast-doubled copy clipped at 255", base,
-        np.clip(2.0 * base, 0, 255))
-    base = _texture(rng, shape)
-    add("negated", "x against -x (negative pixel values)", base, -base)
-    base = _texture(rng, shape)
-    add("inverted", "x against 255 - x", base, 255.0 - base)
-    add("narrow_range", "textures within 100..140, declared range 255",
-        _texture(rng, shape, 100, 140), _texture(rng, shape, 100, 140))
-    add("unit_range", "float64 textures in [0, 1] (multiples of 1/64), data range 1",
-        _texture(rng, shape, 0, 64) / 64, _texture(rng, shape, 0, 64) / 64, 1.0)
-    add("tiny", "11x11 textures: one 11x11 window", _texture(rng, (11, 11)),
-        _texture(rng, (11, 11)))
-    add("odd_size", "23x17 textures", _texture(rng, (23, 17)), _texture(rng, (23, 17)))
-    base = _smooth(rng, shape)
-    add("large_offset", "1e8 + a smooth image, and 1e8 + a noisy copy; data range 255",
-        1e8 + base, 1e8 + np.clip(base + rng.integers(-10, 11, size=shape), 0, 255))
-    add("uint8_overflow", "uint8 textures in 200..255: x*y and x^2 overflow uint8",
-        _texture(rng, shape, 200, 255).astype(np.uint8),
-        _texture(rng, shape, 200, 255).astype(np.uint8))
-    add("float32_input", "float32 textures in [0, 1] (multiples of 1/255), data range 1",
-        (_texture(rng, shape) / 255).astype(np.float32),
-        (_texture(rng, shape) / 255).astype(np.float32), 1.0, tolerance=1e-5)
-    add("multichannel", "(20, 22, 3) colour textures, channels last",
-        _texture(rng, (20, 22, 3)), _texture(rng, (20, 22, 3)))
+    return smooth, np.clip(smooth + rng.integers(-20, 21, size=smooth.shape), 0, 255)
+
+
+@_case("identical", "x == y, a texture")
+def _identical(rng):
+    same = _texture(rng, SHAPE)
+    return same, same.copy()
+
+
+@_case("constant_images", "flat 100 against flat 150")
+def _constant_images(rng):
+    return np.full(SHAPE, 100.0), np.full(SHAPE, 150.0)
+
+
+@_case("constant_vs_texture", "flat 128 against a texture")
+def _constant_vs_texture(rng):
+    return np.full(SHAPE, 128.0), _texture(rng, SHAPE)
+
+
+@_case("zero_images", "both all zero")
+def _zero_images(rng):
+    return np.zeros(SHAPE), np.zeros(SHAPE)
+
+
+@_case("zero_vs_texture", "all zero against a texture")
+def _zero_vs_texture(rng):
+    return np.zeros(SHAPE), _texture(rng, SHAPE)
+
+
+@_case("black_half_range", "both all zero, data range 0.5: c1 c2 = 5.6e-9, so an eps added "
+       "to the denominator shows (kornia's 1e-12: 0.99982)", data_range=0.5)
+def _black_half_range(rng):
+    return np.zeros((12, 12)), np.zeros((12, 12))
+
+
+@_case("saturated", "a texture and its contrast-doubled copy clipped at 255")
+def _saturated(rng):
+    base = _texture(rng, SHAPE, 0, 200)
+    return base, np.clip(2.0 * base, 0, 255)
+
+
+@_case("negated", "x against -x (negative pixel values)")
+def _negated(rng):
+    base = _texture(rng, SHAPE)
+    return base, -base
+
+
+@_case("inverted", "x against 255 - x")
+def _inverted(rng):
+    base = _texture(rng, SHAPE)
+    return base, 255.0 - base
+
+
+@_case("narrow_range", "textures within 100..140, declared range 255")
+def _narrow_range(rng):
+    return _texture(rng, SHAPE, 100, 140), _texture(rng, SHAPE, 100, 140)
+
+
+@_case("unit_range", "float64 textures in [0, 1] (multiples of 1/64), data range 1",
+       data_range=1.0)
+def _unit_range(rng):
+    return _texture(rng, SHAPE, 0, 64) / 64, _texture(rng, SHAPE, 0, 64) / 64
+
+
+@_case("tiny", "11x11 textures: one 11x11 window")
+def _tiny(rng):
+    return _texture(rng, (11, 11)), _texture(rng, (11, 11))
+
+
+@_case("odd_size", "23x17 textures")
+def _odd_size(rng):
+    return _texture(rng, (23, 17)), _texture(rng, (23, 17))
+
+
+@_case("large_offset", "1e8 + a smooth image, and 1e8 + a noisy copy; data range 255")
+def _large_offset(rng):
+    base = _smooth(rng, SHAPE)
+    return 1e8 + base, 1e8 + np.clip(base + rng.integers(-10, 11, size=SHAPE), 0, 255)
+
+
+@_case("uint8_overflow", "uint8 textures in 200..255: x*y and x^2 overflow uint8")
+def _uint8_overflow(rng):
+    return (_texture(rng, SHAPE, 200, 255).astype(np.uint8),
+            _texture(rng, SHAPE, 200, 255).astype(np.uint8))
+
+
+@_case("float32_input", "float32 textures in [0, 1] (multiples of 1/255), data range 1",
+       data_range=1.0, tolerance=1e-5)
+def _float32_input(rng):
+    return ((_texture(rng, SHAPE) / 255).astype(np.float32),
+            (_texture(rng, SHAPE) / 255).astype(np.float32))
+
+
+@_case("multichannel", "(20, 22, 3) colour textures, channels last")
+def _multichannel(rng):
+    return _texture(rng, (20, 22, 3)), _texture(rng, (20, 22, 3))
+
+
+@_case("non_contiguous", "every 2nd row and 3rd column of 48x60 textures (24x20 views)")
+def _non_contiguous(rng):
     big_x, big_y = _texture(rng, (48, 60)), _texture(rng, (48, 60))
-    add("non_contiguous", "every 2nd row and 3rd column of 48x60 textures (24x20 views)",
-        big_x[::2, ::3], big_y[::2, ::3])
-    add("fortran_order", "column-major 24x24 textures", np.asfortranarray(_texture(rng, shape)),
-        np.asfortranarray(_texture(rng, shape)))
-    if large:
-        big = _smooth(rng, (385, 387))
-        add("large_downsampling", "385x387 smooth image and a noisy copy: ssim.m and piq "
-            "downsample by 2", big,
-            np.clip(big + rng.integers(-30, 31, size=big.shape), 0, 255))
-    return cases
+    return big_x[::2, ::3], big_y[::2, ::3]
+
+
+@_case("fortran_order", "column-major 24x24 textures")
+def _fortran_order(rng):
+    return (np.asfortranarray(_texture(rng, SHAPE)),
+            np.asfortranarray(_texture(rng, SHAPE)))
+
+
+@_case("large_downsampling", "385x387 smooth image and a noisy copy: ssim.m and piq "
+       "downsample by 2")
+def _large_downsampling(rng):
+    big = _smooth(rng, (385, 387))
+    return big, np.clip(big + rng.integers(-30, 31, size=big.shape), 0, 255)
 
 
 LARGE_CASES = ("large_downsampling",)
-CASE_NAMES = tuple(c.name for c in _build(large=True))
+CASE_NAMES = tuple(name for name, *_ in _BUILDERS)
+DESCRIPTIONS = {name: description for name, description, *_ in _BUILDERS}
+"""Each case's one-line description, without building it."""
+
+_built = []  # the cases built so far, in corpus order
+_rng = []  # the generator they were drawn from, once the first case is built
+
+
+def _read_only(a):
+    a.setflags(write=False)
+    return a
+
+
+def _build_up_to(count):
+    """Build the first ``count`` cases (once; later calls reuse them)."""
+    if not _rng:
+        _rng.append(np.random.default_rng(SEED))
+    while len(_built) < count:
+        name, description, data_range, tolerance, fn = _BUILDERS[len(_built)]
+        x, y = fn(_rng[0])
+        _built.append(Case(name, description, _read_only(x), _read_only(y), data_range,
+                           tolerance))
+    return _built[:count]
 
 
 def corpus(large=True, names=None):
-    """The cases, freshly generated (callers may modify them).
+    """The cases, built on first use and cached.
+
+    Their arrays are shared between calls and read-only; copy one (keeping its layout,
+    which is part of some cases) before changing it.
 
     Parameters
     ----------
     large : bool
-        Include the 385x387 downsampling case.
+        Include the 385x387 downsampling case (ignored when ``names`` is given).
     names : sequence of str, optional
         Only these cases, in corpus order.
+
+    Raises
+    ------
+    ValueError
+        For an unknown case name.
     """
-    cases = _build(large=large or (names is not None and any(n in LARGE_CASES for n in names)))
     if names is not None:
+        names = list(names)
         unknown = set(names) - set(CASE_NAMES)
         if unknown:
             raise ValueError(f"unknown case(s) {sorted(unknown)}; known: {list(CASE_NAMES)}")
-        cases = [c for c in cases if c.name in names]
-    return cases
+        last = max((CASE_NAMES.index(n) for n in names), default=-1)
+        return [c for c in _build_up_to(last + 1) if c.name in names]
+    cases = _build_up_to(len(CASE_NAMES)) if large else _build_up_to(
+        len(CASE_NAMES) - len(LARGE_CASES))
+    return [c for c in cases if large or c.name not in LARGE_CASES]
 
 
 def case(name):

@@ -2,10 +2,12 @@
 
 :class:`ssimref.SSIMConfig` holds the conventions ssimref itself computes with (window,
 covariance normalisation, data range, constants, 'valid' windows). Other implementations
-also differ in things ssimref deliberately does not do (REFERENCE.md section 4): padding
-the image so that the SSIM map keeps the image's size, downsampling large images first as
-Wang's later ``ssim.m`` does, taking the data range from the data, or defects such as
-computing the luminance term from one image's mean for both windows. A
+also differ in things ssimref deliberately does not do (docs/conformance.md): padding
+the image so that the SSIM map keeps the image's size, filtering with a window longer than
+the border they crop, downsampling large images first as Wang's later ``ssim.m`` does,
+taking the data range from the data, adding an epsilon to the denominator, window weights
+rounded or held in float32, or defects such as computing the luminance term from one
+image's mean for both windows. A
 :class:`Convention` names all of them, so that :mod:`ssimref.verification.oracle` can
 evaluate SSIM under any of them and :mod:`ssimref.verification.conformance` can fit them.
 
@@ -16,7 +18,9 @@ window, size, sigma
     normalised to sum 1) or "uniform" (``1 / size^2``), ``size`` taps per side.
 covariance
     "sample" (``1 / (1 - sum w^2)``), "population" (1) or "count" (``q / (q - 1)`` whatever the
-    weights: scikit-image's ``use_sample_covariance``). See :class:`ssimref.SSIMConfig`.
+    weights: scikit-image's ``use_sample_covariance``, whose ``q = win_size^2`` counts the
+    pixels of the window it crops by: ``q = (2 crop + 1)^2`` when ``crop > 0``, else
+    ``size^2``). See :class:`ssimref.SSIMConfig`.
 data_range
     ``None``: the range ``L`` the caller passes; a number: that fixed ``L`` whatever is
     passed (a library default such as 1.0 or 255 that overrides the caller); "dynamic":
@@ -29,6 +33,14 @@ border
     NumPy's ``np.pad`` mode name: "reflect" (``d c b | a b c d``, PyTorch's and OpenCV's
     REFLECT_101), "symmetric" (``c b a | a b c d``: scipy.ndimage's "reflect", MATLAB's
     "symmetric"), "constant" (zeros) or "edge" (replicate).
+crop
+    Pixels removed from every side of a 'same' map before the mean (0 for "valid"). With
+    ``size`` (the filter's taps) and ``border`` (its padding) this describes a filter longer
+    than the border that is cropped: scikit-image's ``gaussian_weights=True, win_size=7``
+    filters with 11 taps (``truncate=3.5``, sigma 1.5) under scipy's "reflect" padding
+    (``same-symmetric``) and crops ``(7 - 1) // 2 = 3`` pixels, so its mean includes positions
+    where the filter ran over mirrored pixels. A 'same' map of an odd window cropped by
+    ``size // 2`` is the 'valid' map.
 downsample
     "none"; "ssim.m": Wang's ``ssim.m`` (2009): ``f = max(1, round(min(H, W) / 256))``
     (MATLAB rounds halves away from zero), an ``f x f`` box filter applied with
@@ -39,6 +51,20 @@ luminance
     "own": ``s1 = (2 mu_x mu_y + c1) / (mu_x^2 + mu_y^2 + c1)``. "first": the defect of
     computing the luminance term from image 1's mean for both windows (``mu_y := mu_x``),
     which makes ``s1 == 1`` and SSIM equal to ``s2``.
+eps
+    A number added to the product of the two denominators, as kornia does
+    (``num1 num2 / (den1 den2 + eps)``, default ``eps = 1e-12``): two black images score
+    ``c1 c2 / (c1 c2 + eps)``, 0.99982 at ``L = 0.5``, instead of 1.
+weights
+    "float64": the window weights above, summing to 1. "float32": the 1-D weights ``g`` held
+    in float32 as pytorch-msssim builds them (offsets ``k - r`` and ``exp`` in float32,
+    normalised by their float32 sum), the 2-D weights their products ``g_i g_j``; at
+    11 taps, sigma 1.5 ``g`` sums to ``1 - 3.1e-8``. "round<d>" (``d`` = 1..15): the 2-D weights
+    rounded to ``d`` decimals, as a reference that prints its window does (``round6`` of
+    Gaussian 11, sigma 1.5 sums to ``1 - 2e-6``). Such weights do not sum to 1, and the
+    moments are then what implementations compute from them: ``mu = sum w x``,
+    ``sigma_x^2 = f (sum w x^2 - mu_x^2)`` (likewise ``sigma_xy``), which is
+    ``f (sum w (x - mu_x)^2 + (1 - S) mu_x^2)`` with ``S = sum w``.
 """
 
 from __future__ import annotations
@@ -47,7 +73,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 __all__ = ["Convention", "PRESETS", "BORDERS", "DOWNSAMPLES", "LUMINANCES", "preset",
-           "downsample_factor"]
+           "downsample_factor", "weight_decimals"]
 
 BORDERS = ("valid", "same-reflect", "same-symmetric", "same-constant", "same-edge")
 DOWNSAMPLES = ("none", "ssim.m", "avgpool")
@@ -69,8 +95,11 @@ class Convention:
     k1: float = 0.01
     k2: float = 0.03
     border: str = "valid"
+    crop: int = 0
     downsample: str = "none"
     luminance: str = "own"
+    eps: float = 0.0
+    weights: str = "float64"
 
     def __post_init__(self):
         if self.window not in ("gaussian", "uniform"):
@@ -93,6 +122,16 @@ class Convention:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got "
                                  f"{getattr(self, name)!r}")
+        if isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 0:
+            raise ValueError(f"crop must be an integer >= 0, got {self.crop!r}")
+        if self.crop and self.border == "valid":
+            raise ValueError("crop applies to 'same' maps: pass border='same-<mode>' with "
+                             f"crop={self.crop}, or crop=0 for valid windows")
+        if not (isinstance(self.eps, (int, float)) and 0 <= self.eps < math.inf):
+            raise ValueError(f"eps must be a finite number >= 0, got {self.eps!r}")
+        if self.weights not in ("float64", "float32") and weight_decimals(self.weights) is None:
+            raise ValueError("weights must be 'float64', 'float32' or 'round<d>' with d in "
+                             f"1..15, got {self.weights!r}")
 
     @classmethod
     def from_config(cls, config, **overrides) -> "Convention":
@@ -112,20 +151,30 @@ class Convention:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def count(self) -> int:
+        """``q`` of the "count" covariance ``q / (q - 1)``: the pixels of the window whose
+        border is cropped, ``(2 crop + 1)^2`` when ``crop > 0``, else ``size^2``."""
+        return (2 * self.crop + 1) ** 2 if self.crop else self.size * self.size
+
     def canonical(self) -> "Convention":
         """An equal-valued convention with irrelevant knobs normalised: sigma of a uniform
-        window, and "count" (== "sample") for uniform windows."""
-        c = self
+        window, "count" as "sample" where they are equal (uniform float64 weights of
+        ``count`` pixels), and an eps of 0 as 0.0."""
+        c = replace(self, eps=float(self.eps))
         if c.window == "uniform":
-            c = replace(c, sigma=1.5,
-                        covariance="sample" if c.covariance == "count" else c.covariance)
+            same = c.weights == "float64" and c.count == c.size * c.size
+            c = replace(c, sigma=1.5, covariance="sample" if c.covariance == "count" and same
+                        else c.covariance)
         return c
 
     def describe(self, knob: str | None = None) -> str:
         """A short human description of the whole convention, or of one knob."""
         if knob is None:
             return ", ".join(self.describe(name) for name in _DESCRIBED
-                             if name not in ("sigma",) or self.window == "gaussian")
+                             if getattr(self, name) != _DEFAULT_HIDDEN.get(name, object()))
+        if knob == "filter":
+            return f"{self.describe('window')} filter, {self.describe('border')}"
         value = getattr(self, knob)
         if knob in ("window", "size"):
             text = f"{self.window} {self.size}x{self.size}"
@@ -139,10 +188,27 @@ class Convention:
                 return "data_range max(ptp(x), ptp(y))"
             return f"data_range fixed at {value:g}"
         if knob == "covariance":
+            if value == "count":
+                return f"count covariance (q / (q - 1), q = {self.count})"
             return f"{value} covariance"
         if knob == "border":
-            return "valid windows" if value == "valid" else \
-                f"'same' map, {value[5:]} padding"
+            if value == "valid":
+                return "valid windows"
+            crop = f", cropped by {self.crop} pixels per side" if self.crop else ""
+            return f"'same' map, {value[5:]} padding{crop}"
+        if knob == "crop":
+            return f"map cropped by {value} pixels per side"
+        if knob == "eps":
+            return ("no eps" if value == 0 else
+                    f"eps {value:g} added to the product of the denominators")
+        if knob == "weights":
+            if value == "float64":
+                return "weights summing to 1"
+            total = 1 - math.fsum(self._weight_sum_terms())
+            if value == "float32":
+                return f"weights held in float32 (2-D weights sum to 1 - {total:.2g})"
+            return (f"weights rounded to {weight_decimals(value)} decimals "
+                    f"(summing to 1 - {total:.2g})")
         if knob == "downsample":
             return {"none": "no downsampling", "ssim.m": "ssim.m downsampling",
                     "avgpool": "avg-pool downsampling (piq)"}[value]
@@ -151,9 +217,23 @@ class Convention:
                     "luminance from image 1's mean for both windows (s1 == 1)")
         return f"{knob} {value:g}"
 
+    def _weight_sum_terms(self):
+        from .oracle import window_weights
+        return [w for row in window_weights(self) for w in row]
 
-_DESCRIBED = ("window", "covariance", "data_range", "border", "downsample", "luminance")
+
+_DESCRIBED = ("window", "covariance", "data_range", "border", "downsample", "luminance",
+              "eps", "weights")
+_DEFAULT_HIDDEN = {"eps": 0.0, "weights": "float64"}  # described only when not these
 KNOBS = tuple(f.name for f in fields(Convention))
+
+
+def weight_decimals(weights: str):
+    """``d`` of a "round<d>" weights knob (1..15), or None for any other value."""
+    if isinstance(weights, str) and weights.startswith("round") and weights[5:].isdigit():
+        d = int(weights[5:])
+        return d if 1 <= d <= 15 else None
+    return None
 
 
 def downsample_factor(height: int, width: int, method: str) -> int:
@@ -169,16 +249,17 @@ def downsample_factor(height: int, width: int, method: str) -> int:
 PRESETS = {
     "wang2004": Convention(),
     "ssim.m": Convention(downsample="ssim.m"),
-    "skimage": Convention(window="uniform", size=7, covariance="sample"),
+    "skimage": Convention(window="uniform", size=7, covariance="count"),
     "skimage-gaussian": Convention(window="gaussian", size=11, covariance="count"),
     "paper": Convention(window="gaussian", size=7, covariance="sample"),
     "pytorch_msssim": Convention(),
     "piq": Convention(downsample="avgpool"),
-    "kornia": Convention(border="same-reflect"),
+    "kornia": Convention(border="same-reflect", eps=1e-12),
     "torchmetrics": Convention(border="same-reflect"),
 }
-"""Named conventions: the papers' and the peer libraries' defaults (REFERENCE.md section 4),
-each with the caller's data range. kornia's window size is the adapter's (11)."""
+"""Named conventions: the papers' and the peer libraries' documented defaults
+(docs/conformance.md), each with the caller's data range. kornia's window size is the
+adapter's (11); its eps is its default (1e-12)."""
 
 
 def preset(name: str) -> Convention:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 import types
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ class Peer:
 
     ``channels`` says whether ``fn`` accepts ``(H, W, C)`` images; when False the runner
     calls it per channel and averages. ``native`` says whether ``fn`` receives the case's
-    own dtype (True) or float64 copies (False).
+    own dtype (True: the adapters, plain callables and ``module:function`` targets) or
+    float64 copies of non-float64 cases (False); the report's table shows which.
     """
 
     name: str
@@ -181,15 +183,30 @@ def load_peer(name, hide_torchvision=False) -> Peer:
 
 
 def load_target(spec, hide_torchvision=False):
-    """A library adapter by name, or a ``module:function`` callable (wrapped as a
-    :class:`Peer` with the Wang 2004 convention, float64 2-D inputs)."""
+    """A library adapter by name, or a ``module:function`` callable.
+
+    A ``module:function`` target is wrapped as a :class:`Peer` with the Wang 2004
+    convention, called as ``fn(x, y, data_range=L)`` with each case's own arrays (their
+    dtype and memory layout; colour cases channel by channel). ``module`` is imported as
+    usual, and when it is not found, from the current directory too (which is on
+    ``sys.path`` for that import only).
+
+    Raises
+    ------
+    ValueError
+        For an unknown library name or a missing attribute.
+    PeerUnavailable
+        When the module (or library) cannot be imported.
+    TypeError
+        When the attribute is not callable.
+    """
     if ":" not in spec:
         return load_peer(spec, hide_torchvision)
     module_name, _, attr = spec.partition(":")
     if hide_torchvision:
         hide_broken_torchvision()
     try:
-        module = importlib.import_module(module_name)
+        module = _import_from_here_too(module_name)
     except Exception as exc:
         raise PeerUnavailable(f"cannot import {module_name!r} ({type(exc).__name__}: "
                               f"{exc})") from exc
@@ -202,7 +219,27 @@ def load_target(spec, hide_torchvision=False):
         raise TypeError(f"{spec} is not callable")
     return Peer(spec, fn, PRESETS["wang2004"],
                 _version(module_name.split(".")[0], sys.modules[module_name.split(".")[0]]),
-                note=f"{spec}(x, y, data_range=L) on 2-D float64 arrays")
+                native=True,
+                note=f"{spec}(x, y, data_range=L) on each case's own arrays (colour cases "
+                     "channel by channel)")
+
+
+def _import_from_here_too(name):
+    """``importlib.import_module(name)``, retried with the current directory on sys.path
+    (for this import only) when the module itself is not found."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        missing = (exc.name or "").split(".")[0]
+        if missing != name.split(".")[0] or here in sys.path:
+            raise  # a dependency of the module is missing, or here was searched already
+        sys.path.insert(0, here)
+        try:
+            importlib.invalidate_caches()
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(here)
 
 
 # ------------------------------------------------------------------------ torchvision stub
