@@ -71,3 +71,16 @@ def test_gans_lower_the_frechet_distance(tmp_path, name):
 def test_pix2pix_restorations_approach_the_clean_digits(tmp_path):
     start, end = _before_after(tmp_path, "pix2pix")
     assert _fd(end) < _fd(start) / 10
+
+
+def test_class_conditional_gan_draws_the_asked_digits(tmp_path):
+    """The feature classifier (test accuracy 0.973 on these digits) recognises the label a
+    class-conditional GAN was asked for: 1,000 steps, 256-unit networks, 300 samples.
+    Measured 0.95 / 0.88 / 0.93 for seeds 0 / 1 / 2 (chance: 0.1); asserted >= 0.8."""
+    config = config_class("cgan")(steps=1000, seed=0, hidden=(256,), disc_hidden=(256,),
+                                  sample_every=10**6, checkpoint_every=10**6, log_every=500)
+    train("cgan", tmp_path / "c", config)
+    model = load_run(tmp_path / "c").model
+    labels = np.arange(300) % 10
+    samples = model.sample(300, np.random.default_rng(5), labels)
+    assert load_classifier(SPLITS).accuracy(samples, labels) >= 0.8
