@@ -155,13 +155,16 @@ class CGANConfig(GANConfig):
 @dataclass(frozen=True)
 class Pix2PixConfig(GANConfig):
     """An image-conditional GAN run (pix2pix-style restoration): deterministic generator
-    ``pixels -> 256 -> 256 -> pixels`` (``noise_dim = 0``) and Isola et al.'s L1 term with
-    ``lambda = 100``."""
+    ``pixels -> 256 -> 256 -> pixels`` (``noise_dim = 0``), Isola et al.'s L1 term with
+    ``lambda = 100`` and their Adam lr 2e-4 (on mnist5k, masked digits, 2,000 steps: FD of
+    the restorations 32 and class accuracy 0.71 at lr 2e-4, FD 84 and salt-and-pepper
+    backgrounds at the GAN default 1e-3)."""
 
     conditioning: str = option("image", "none, class (one-hot labels into G and D) or image "
                                "(G restores corrupted images)", choices=CONDITIONINGS)
     noise_dim: int = option(0, "noise dimension (0 only for image conditioning)")
     hidden: tuple = option((256, 256), "hidden widths of the generator")
+    lr: float = option(2e-4, "learning rate")
     fidelity: str = option("l1", "generator fidelity term: the distance to the paired "
                            "target (image conditioning) or to the matched real image",
                            choices=FIDELITIES)
