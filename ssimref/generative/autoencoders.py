@@ -146,6 +146,10 @@ class _Autoencoder(GenerativeModel):
 
     conditional = False
 
+    def prior_draws(self, rng, n):  # pragma: no cover - abstract
+        """``n`` codes ``(n, latent)`` (host) from the model's prior."""
+        raise NotImplementedError
+
     def describe(self):
         out = super().describe()
         out["recon"] = repr(self.recon)
