@@ -22,31 +22,71 @@ the same two methods.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from .backend import is_numpy_array, to_numpy
+from .backend import Array, is_numpy_array, to_numpy
 from .tiling import PairPlan, Tile
 
 __all__ = ["SerialExecutor", "serial", "store"]
 
 
-def store(out, index, block) -> None:
+def store(out: Array, index: Any, block: Array) -> None:
     """``out[index] = block``, copying ``block`` to the host first when ``out`` is a NumPy
-    array (e.g. a memmap) and ``block`` is not."""
+    array (e.g. a memmap) and ``block`` is not.
+
+    Parameters
+    ----------
+    out : Array
+        The output, modified in place.
+    index : Any
+        An index of ``out`` (e.g. a pair of slices).
+    block : Array
+        Values of any array library.
+    """
     out[index] = to_numpy(block) if is_numpy_array(out) and not is_numpy_array(block) \
         else block
 
 
 class SerialExecutor:
-    """Runs a plan's tiles in order, in this process."""
+    """Runs a plan's tiles in order, in this process.
 
-    def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out, *,
-             progress: bool = False, desc: str = "SSIM distances"):
+    See Also
+    --------
+    ssimref.tiling.plan_pairs : the plans it runs.
+    """
+
+    def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Array], out: Array, *,
+             progress: bool = False, desc: str = "SSIM distances") -> Array:
         """Write ``tile_fn(tile)`` into ``out[tile.rows, tile.cols]`` for every tile (and
         its transpose into ``out[tile.cols, tile.rows]`` off the diagonal of a symmetric
-        plan; diagonal blocks come back whole from ``tile_fn``). Returns ``out``."""
+        plan; diagonal blocks come back whole from ``tile_fn``).
+
+        Parameters
+        ----------
+        plan : PairPlan
+        tile_fn : callable
+            ``tile_fn(tile) -> block`` of shape ``tile.shape``.
+        out : Array, shape (plan.n, plan.m)
+            Written in place.
+        progress : bool, default False
+            A tqdm progress bar over pairs.
+        desc : str, default "SSIM distances"
+            The bar's label.
+
+        Returns
+        -------
+        Array
+            ``out``.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            Propagated between tiles (the bar is closed first); so is any exception of
+            ``tile_fn``.
+        """
         with _bar(plan.total_pairs, progress, desc) as bar:
             for tile in plan.tiles():
                 block = tile_fn(tile)
@@ -60,7 +100,23 @@ class SerialExecutor:
                accumulate: Callable[[Tile, Any], None], *, progress: bool = False,
                desc: str = "SSIM pairs") -> None:
         """Call ``accumulate(tile, tile_fn(tile))`` for every tile, in the plan's order
-        (so floating-point sums come out the same on every run)."""
+        (so floating-point sums come out the same on every run).
+
+        Parameters
+        ----------
+        plan : PairPlan
+        tile_fn : callable
+            ``tile_fn(tile) -> result``, the tile's contribution.
+        accumulate : callable
+            ``accumulate(tile, result)`` adds it where it belongs.
+        progress : bool, default False
+        desc : str, default "SSIM pairs"
+
+        Raises
+        ------
+        KeyboardInterrupt
+            Propagated between tiles, as for :meth:`fill`.
+        """
         with _bar(plan.total_pairs, progress, desc) as bar:
             for tile in plan.tiles():
                 accumulate(tile, tile_fn(tile))
@@ -71,5 +127,5 @@ class SerialExecutor:
 serial = SerialExecutor()
 
 
-def _bar(total, enabled, desc):
+def _bar(total: int, enabled: bool, desc: str) -> tqdm:
     return tqdm(total=total, unit="pair", unit_scale=True, disable=not enabled, desc=desc)

@@ -9,18 +9,22 @@ writes it into the output (or, for gradients, adds its contribution).
 
 from __future__ import annotations
 
-from .backend import as_array, float_dtype, namespace
-from .config import resolve_config
-from .engines import choose_engine, get_engine
+from collections.abc import Callable
+from typing import Any
+
+from .backend import Array, ArrayLike, Namespace, as_array, float_dtype, namespace
+from .config import SSIMConfig, resolve_config
+from .kinds import KindName
+from .engines import choose_engine, get_engine, reference
 from .executor import serial
 from .gradients import distance_weight
-from .tiling import plan_pairs, resolve_working_memory, upper_mask
+from .tiling import Tile, plan_pairs, resolve_working_memory, upper_mask
 from .validation import check_kind, check_stacks
 
 __all__ = ["distance_matrix", "distance_matrix_vjp", "pairwise_value_and_vjp"]
 
 
-def _check_out(out, shape, dtype, xp):
+def _check_out(out: Array | None, shape: tuple[int, int], dtype: Any, xp: Namespace) -> Array:
     if out is None:
         return xp.empty(shape, dtype=float_dtype(xp, dtype))
     if tuple(out.shape) != shape:
@@ -37,9 +41,11 @@ def _check_out(out, shape, dtype, xp):
     return out
 
 
-def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=None,
-                    working_memory=None, out=None, progress=False, backend="auto",
-                    **conventions):
+def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2",
+                    config: SSIMConfig | None = None, *, squared: bool = False,
+                    dtype: Any = None, working_memory: float | None = None,
+                    out: Array | None = None, progress: bool = False, backend: str = "auto",
+                    **conventions: Any) -> Array:
     """All-pairs SSIM distances ``D(i, j) = ||D'(x_i, y_j)||_F``.
 
     Parameters
@@ -72,18 +78,43 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
     progress : bool, default False
         Show a tqdm progress bar over pairs.
     backend : {"auto", "reference", "numba", "cupy"}, default "auto"
-        Engine for the pairs (see :func:`ssimref.backend.choose_engine`): "reference" is
+        Engine for the pairs (see :func:`ssimref.engines.choose_engine`): "reference" is
         the array-API code below; "numba" (NumPy inputs, CPU) and "cupy" (CuPy inputs,
         GPU) are fused engines that never form per-pair maps and agree with the
         reference to ``1e-12`` relative on ``D^2`` above an absolute floor of
         ``8 n_windows 2**-53 (f / k2**2 + 1 / k1)`` (docs/engines.md). "auto" picks
         cupy for CuPy inputs, numba for NumPy inputs when Numba is installed, else the
-        reference.
+        reference. The name of an engine plug-in
+        (:func:`ssimref.engines.register_engine`) selects it.
+    **conventions
+        Fields of :class:`SSIMConfig` overriding ``config``.
 
     Returns
     -------
-    array, shape (n, m), or (n, n) when Y is None
+    Array, shape (n, m), or (n, n) when Y is None
         ``out`` when given, else a new array of X's array library.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, invalid conventions, stacks of other dimensions or of
+        different image shapes, empty stacks, NaN or Inf, a window larger than the
+        images, floating-point images without ``data_range``, a non-positive
+        ``working_memory``, an ``out`` of the wrong shape, dtype or read-only, and an
+        unknown or unavailable ``backend`` (or one that cannot run on these arrays).
+    TypeError
+        For stacks of different array libraries, boolean or non-real dtypes, an
+        unsupported ``dtype`` or ``out`` dtype, or an unknown convention keyword.
+    KeyboardInterrupt
+        Propagated between tiles; ``out`` then holds the tiles written so far.
+
+    See Also
+    --------
+    distance_matrix_vjp : its gradient.
+    ssimref.distance : one pair.
+    ssimref.paired_distance : matched pairs.
+    ssimref.kernels.ssim_kernel : the SSIM kernel ``-1/2 H D^p H`` from it.
+    ssimref.engines.choose_engine : how ``backend="auto"`` decides.
 
     Notes
     -----
@@ -113,17 +144,17 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
     engine = get_engine(choose_engine(backend, xp))
     working_memory = resolve_working_memory(working_memory)
     symmetric = Y is None
-    Yw = X if symmetric else Y
+    Yw: Array = X if Y is None else Y
     out = _check_out(out, (X.shape[0], Yw.shape[0]), dtype, xp)
     image_shape = tuple(X.shape[1:])
-    plan = plan_pairs(X.shape[0], None if symmetric else Y.shape[0],
+    plan = plan_pairs(X.shape[0], None if symmetric else Yw.shape[0],
                       bytes_per_pair=engine.bytes_per_pair(image_shape, config),
                       bytes_per_image=engine.bytes_per_image(image_shape, config),
                       max_pairs=engine.max_tile_pairs(image_shape, config),
                       working_memory=working_memory)
     out_dtype = float_dtype(xp, str(out.dtype))
 
-    def tile_block(tile):
+    def tile_block(tile: Tile) -> Array:
         Xa = xp.astype(X[tile.rows, ...], xp.float64)
         Yb = Xa if tile.diagonal else xp.astype(Yw[tile.cols, ...], xp.float64)
         block = engine.squared_block(Xa, Yb, kind, config, upper=tile.diagonal)
@@ -134,16 +165,21 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
     return serial.fill(plan, tile_block, out, progress=progress)
 
 
-def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
-                           working_memory=None, keep_values=False):
+def pairwise_value_and_vjp(
+        X: Array, Y: Array | None, G: Array, kind: str, config: SSIMConfig,
+        cotangent: Callable[[Array, Array], tuple[Array | None, Array]], *,
+        wrt_y: bool = False, working_memory: float | None = None,
+        keep_values: bool = False) -> tuple[Array | None, Array, Array | None]:
     """The one loop behind every all-pairs gradient: a function of the ``S = D^2`` matrix
     and the gradient of ``sum_ij G_ij`` times its cotangent, tile by tile.
 
-    Parameters (trusted: validated by the public callers)
+    Trusted input, validated by the public callers.
+
+    Parameters
     ----------
-    X : array (n, H, W, C), float64
-    Y : array (m, H, W, C), float64, or None for ``Y = X``
-    G : array (n, m), float64
+    X : Array, shape (n, H, W, C), float64
+    Y : Array, shape (m, H, W, C), float64, or None for ``Y = X``
+    G : Array, shape (n, m), float64
         Upstream weights. With ``Y`` None both roles of each image count: ``G + G^T`` is
         applied to each unordered pair once.
     kind, config
@@ -160,14 +196,18 @@ def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
 
     Returns
     -------
-    values : array (n, m) or None
-    dX : array shaped like X
-    dY : array shaped like Y, or None (always None when ``Y`` is None)
+    values : Array, shape (n, m), or None
+    dX : Array, shaped like X
+    dY : Array, shaped like Y, or None (always None when ``Y`` is None)
+
+    See Also
+    --------
+    ssimref.paired.paired_value_and_vjp : the loop over matched pairs.
     """
     xp = namespace(X)
-    engine = get_engine("reference")
+    engine = reference
     symmetric = Y is None
-    Yw = X if symmetric else Y
+    Yw: Array = X if Y is None else Y
     n, m = X.shape[0], Yw.shape[0]
     image_shape = tuple(X.shape[1:])
     plan = plan_pairs(n, None if symmetric else m,
@@ -177,9 +217,9 @@ def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
         G = G + G.T  # each unordered pair once, both roles at once
     values = xp.empty((n, m), dtype=xp.float64) if keep_values else None
     dX = xp.zeros(X.shape, dtype=xp.float64)
-    dY = dX if symmetric else (xp.zeros(Y.shape, dtype=xp.float64) if wrt_y else None)
+    dY = dX if symmetric else (xp.zeros(Yw.shape, dtype=xp.float64) if wrt_y else None)
 
-    def tile_vjp(tile):
+    def tile_vjp(tile: Tile) -> tuple[Array, Array, Array | None]:
         Gt = G[tile.rows, tile.cols]
         if tile.diagonal:
             Gt = upper_mask(Gt, xp)
@@ -187,12 +227,12 @@ def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
                                           config, lambda S: cotangent(S, Gt),
                                           upper=tile.diagonal, wrt_y=dY is not None)
 
-    def accumulate(tile, result):
+    def accumulate(tile: Tile, result: tuple[Array, Array, Array | None]) -> None:
         value, gx, gy = result
         dX[tile.rows, ...] += gx
         if dY is not None:
             dY[tile.cols, ...] += gy
-        if keep_values:
+        if values is not None:
             values[tile.rows, tile.cols] = value
             if symmetric and not tile.diagonal:
                 values[tile.cols, tile.rows] = value.T
@@ -201,8 +241,10 @@ def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
     return values, dX, (None if symmetric else dY)
 
 
-def distance_matrix_vjp(X, Y, G, kind="eq2", config=None, *, squared=False,
-                        working_memory=None, **conventions):
+def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
+                        kind: KindName = "eq2", config: SSIMConfig | None = None, *,
+                        squared: bool = False, working_memory: float | None = None,
+                        **conventions: Any) -> tuple[Array, Array | None]:
     """Gradient of ``sum_ij G_ij D_ij`` (or of ``sum_ij G_ij D_ij^2``) with respect to the
     images, where ``D = distance_matrix(X, Y, kind, config)``.
 
@@ -221,17 +263,21 @@ def distance_matrix_vjp(X, Y, G, kind="eq2", config=None, *, squared=False,
         Differentiate ``sum G_ij D_ij^2`` instead.
     working_memory : float, optional
         MiB for tiles (scikit-learn's setting when None).
+    **conventions
+        Fields of :class:`SSIMConfig` overriding ``config``.
 
     Returns
     -------
-    dX : array shaped like X, float64
-    dY : array shaped like Y, float64, or None when Y is None
+    dX : Array, shaped like X, float64
+    dY : Array, shaped like Y, float64, or None when Y is None
 
     Raises
     ------
     ValueError
         For ``G`` of the wrong shape or with NaN/Inf, a non-positive ``working_memory``,
         and the image errors of :func:`ssimref.distance_matrix`.
+    TypeError
+        As for :func:`ssimref.distance_matrix`.
 
     See Also
     --------

@@ -10,6 +10,8 @@ import pytest
 import ssimref
 from ssimref import cli
 
+from .interrupt import interrupt_after_first_tiles
+
 
 def run(*args):
     return cli.main([str(a) for a in args])
@@ -111,15 +113,16 @@ def test_bad_input_exits_2_with_one_line(args, message, tmp_path, stack_file, ca
     assert not list(tmp_path.glob(".out.npy*"))
 
 
-def test_interrupt_leaves_no_output(stack_file, tmp_path, monkeypatch, capsys):
-    path, _ = stack_file
-
-    def interrupted(*args, out=None, **kwargs):
-        out[0, :] = 1.0  # half-written
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli.distance, "distance_matrix", interrupted)
-    assert run("distance", path, "-o", tmp_path / "D.npy") == 130
+def test_interrupt_leaves_no_output(tmp_path):
+    """Ctrl-C (SIGINT) while the matrix is half-written: exit status 130, and neither the
+    matrix, nor its sidecar, nor the temporary file is left."""
+    X = np.random.default_rng(0).integers(0, 256, (2000, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "X.npy", X)
+    code, err, written = interrupt_after_first_tiles(
+        ["distance", "X.npy", "-o", "D.npy", "--window", "uniform", "--working-memory", "1.5"],
+        tmp_path, "D.npy")
+    assert code == 130 and 0 < written < 1  # interrupted with part of the matrix written
+    assert "interrupted" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy"]
 
 

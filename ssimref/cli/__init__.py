@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from .. import __version__
 from ..generative.trainer import TrainingInterrupted
@@ -21,6 +22,12 @@ COMMANDS = (distance, kernel, mmd, demo, verify, train, sample, evaluate, gmmn)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``ssimref`` with every command of :data:`COMMANDS`.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     parser = argparse.ArgumentParser(
         prog="ssimref", description="SSIM as a first-class distance for kernel methods and "
         "generative models.")
@@ -31,7 +38,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        0 on success; 2 with a one-line message on stderr for bad input (ValueError,
+        TypeError, OSError, ImportError); 130 after Ctrl-C (no output is left); 1 from
+        ``verify`` when an implementation differs.
+
+    Raises
+    ------
+    SystemExit
+        From argparse, for unknown arguments and ``--help``.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

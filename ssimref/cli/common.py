@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import Any
 
 from ..backend import ENGINES
 from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
+from ..io import ImageSet
 
 __all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
            "add_compute_arguments", "config_from_args", "check_npy_output",
            "check_plot_output", "split_field"]
 
+#: The ``--preset`` names and the :class:`SSIMConfig` constructors they stand for.
 PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
            "skimage": SSIMConfig.skimage}
 
 
-def add_image_arguments(parser, name="images", help_text=None):
+def add_image_arguments(parser: argparse.ArgumentParser, name: str = "images",
+                        help_text: str | None = None) -> None:
+    """Add an image-set argument, ``--color`` and ``--key`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    name : str, default "images"
+        The positional argument's name.
+    help_text : str, optional
+        Its help (the forms :func:`ssimref.io.load_images` reads, by default).
+    """
     parser.add_argument(name, help=help_text or "a .npy/.npz file, a folder of PNG/JPEG "
                         "images (sorted by name, same size), or a bundled data set: 'digits' "
                         "(sklearn's 8x8 digits, data range 16) or 'mnist5k' (5,000 MNIST "
@@ -27,8 +42,18 @@ def add_image_arguments(parser, name="images", help_text=None):
     parser.add_argument("--key", help="array name inside a .npz file holding several")
 
 
-def add_config_arguments(parser):
-    """The SSIM conventions as flags; None means 'the preset's / library default'."""
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the SSIM conventions as flags (``--preset``, ``--window``, ...) to ``parser``;
+    a flag left out parses as None, meaning "the preset's or the library's default".
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+
+    See Also
+    --------
+    config_from_args : the config the flags describe.
+    """
     group = parser.add_argument_group("SSIM conventions (see ssimref.SSIMConfig)")
     group.add_argument("--preset", choices=sorted(PRESETS),
                        help="start from a named convention, then apply the flags below")
@@ -43,8 +68,17 @@ def add_config_arguments(parser):
     group.add_argument("--covariance", choices=COVARIANCES)
 
 
-def add_compute_arguments(parser, backend=True, progress=True):
-    """--working-memory (and --backend, --progress) for commands that compute distances."""
+def add_compute_arguments(parser: argparse.ArgumentParser, backend: bool = True,
+                          progress: bool = True) -> None:
+    """Add ``--working-memory`` (and ``--backend``, ``--progress``) to ``parser``, for
+    commands that compute distances.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    backend, progress : bool, default True
+        Add those flags too.
+    """
     parser.add_argument("--working-memory", type=float, dest="working_memory",
                         help="MiB for tiles (scikit-learn's working_memory when omitted)")
     if backend:
@@ -56,12 +90,41 @@ def add_compute_arguments(parser, backend=True, progress=True):
         parser.add_argument("--progress", action="store_true", help="show a progress bar")
 
 
-def split_field(data) -> dict:
-    """``{"split": ...}`` for a sidecar when the images are a bundled data set."""
+def split_field(data: ImageSet) -> dict[str, str]:
+    """The sidecar entry naming the split of a bundled data set.
+
+    Parameters
+    ----------
+    data : ssimref.io.ImageSet
+
+    Returns
+    -------
+    dict
+        ``{"split": data.split}``, or empty for files.
+    """
     return {} if data.split is None else {"split": data.split}
 
 
-def config_from_args(args, default_data_range=None) -> SSIMConfig:
+def config_from_args(args: argparse.Namespace,
+                     default_data_range: float | None = None) -> SSIMConfig:
+    """The :class:`SSIMConfig` the flags of :func:`add_config_arguments` describe.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    default_data_range : float, optional
+        The data range the image source implies (e.g. 16 for the digits), used when
+        neither the preset nor ``--data-range`` sets one.
+
+    Returns
+    -------
+    SSIMConfig
+
+    Raises
+    ------
+    ValueError
+        For conventions :class:`SSIMConfig` refuses.
+    """
     base = PRESETS[args.preset](data_range=None) if args.preset else SSIMConfig()
     if base.data_range is None and args.data_range is None and default_data_range is not None:
         base = resolve_config(base, data_range=default_data_range)
@@ -70,8 +133,27 @@ def config_from_args(args, default_data_range=None) -> SSIMConfig:
                           k2=args.k2, covariance=args.covariance)
 
 
-def check_npy_output(path, force):
-    """``path`` (a .npy) and its JSON sidecar, refusing existing ones without force."""
+def check_npy_output(path: str | Path, force: bool) -> tuple[Path, Path]:
+    """An output ``.npy`` and its JSON sidecar, checked before any work is done.
+
+    Parameters
+    ----------
+    path : str or Path
+    force : bool
+        Allow existing files.
+
+    Returns
+    -------
+    path, sidecar : Path
+        The ``.npy`` and the ``.json`` beside it.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` does not end in ``.npy``.
+    FileExistsError
+        When either file exists and not ``force``.
+    """
     path = Path(path)
     if path.suffix != ".npy":
         raise ValueError(f"output {path} must end in .npy (NumPy format, no pickles)")
@@ -82,7 +164,27 @@ def check_npy_output(path, force):
     return path, sidecar
 
 
-def check_plot_output(path, force):
+def check_plot_output(path: str | Path | None, force: bool) -> Path | None:
+    """A ``--plot`` output, checked before any work is done.
+
+    Parameters
+    ----------
+    path : str or Path or None
+    force : bool
+        Allow an existing file.
+
+    Returns
+    -------
+    Path or None
+        None when no plot was asked for.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` does not end in ``.png``, or matplotlib is missing.
+    FileExistsError
+        When it exists and not ``force``.
+    """
     if path is None:
         return None
     path = Path(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import time
 from dataclasses import asdict
 
@@ -19,7 +21,14 @@ NAME = "distance"
 HELP = "all-pairs SSIM distance matrix of an image set"
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``distance`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     p = sub.add_parser(NAME, help=HELP)
     add_image_arguments(p)
     p.add_argument("-o", "--output", required=True, help="output .npy file (a .json with "
@@ -32,7 +41,25 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref distance`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError, TypeError, OSError, ImportError
+        For bad images, conventions or outputs (the command line prints them and exits
+        with 2); KeyboardInterrupt leaves no output.
+    """
     check_kind(args.kind)
     output, sidecar = check_npy_output(args.output, args.force)
     data = load_images(args.images, color=args.color, key=args.key)

@@ -3,6 +3,8 @@ against it."""
 
 from __future__ import annotations
 
+import argparse
+
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +27,14 @@ NAME = "kernel"
 HELP = "SSIM kernel -1/2 H D^p H of images (and of test images)"
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``kernel`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     p = sub.add_parser(NAME, help=HELP)
     add_image_arguments(p)
     p.add_argument("-o", "--output", required=True, help="output .npy file for the n x n "
@@ -50,7 +59,25 @@ def add_parser(sub):
 
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref kernel`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError, TypeError, OSError, ImportError
+        For bad images, conventions, powers or outputs (the command line prints them and
+        exits with 2); KeyboardInterrupt leaves no output.
+    """
     check_kind(args.kind)
     power = check_power(args.power)
     if (args.test is None) != (args.output_test is None):

@@ -30,10 +30,12 @@ training block ``A`` and applied to the test block, so it is reused here.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
-from ..backend import namespace, to_numpy
+from ..backend import Array, ArrayLike, Namespace, namespace, to_numpy
 from ..tiling import resolve_working_memory, row_batches
 from ..validation import check_matrix
 
@@ -41,8 +43,30 @@ __all__ = ["double_center", "center_out_of_sample", "negative_half_power", "chec
            "double_center_inplace", "training_centerer", "centered_kernel",
            "centered_test_kernel"]
 
-def check_power(power) -> float:
-    """Validate the exponent ``p`` of ``D^p``: a real number in (0, 2]."""
+if TYPE_CHECKING:
+    from sklearn.preprocessing import KernelCenterer
+
+
+def check_power(power: Any) -> float:
+    """Validate the exponent ``p`` of ``D^p``.
+
+    Parameters
+    ----------
+    power : Any
+
+    Returns
+    -------
+    float
+        ``power`` as a float.
+
+    Raises
+    ------
+    TypeError
+        When ``power`` is not a number.
+    ValueError
+        Unless ``0 < power <= 2`` (booleans, NaN and infinities included), where
+        ``-1/2 H D^p H`` is PSD for every SSIM distance.
+    """
     try:
         value = float(power)
     except (TypeError, ValueError):
@@ -54,11 +78,22 @@ def check_power(power) -> float:
     return value
 
 
-def negative_half_power(D, power, *, squared=False):
-    """``-1/2 D^p`` element-wise (trusted input; same array library as ``D``).
+def negative_half_power(D: Array, power: float, *, squared: bool = False) -> Array:
+    """``-1/2 D^p`` element-wise (trusted input).
 
-    With ``squared=True``, ``D`` holds squared distances and ``-1/2 (D)^(p/2)`` is
-    returned: powers of squared distances skip a square root (``p = 2`` is exact).
+    Parameters
+    ----------
+    D : Array
+        Distances (``squared``: their squares).
+    power : float in (0, 2]
+    squared : bool, default False
+        ``D`` holds squared distances and ``-1/2 (D)^(p/2)`` is returned: powers of
+        squared distances skip a square root (``p = 2`` is exact).
+
+    Returns
+    -------
+    Array
+        Same shape and array library as ``D``.
     """
     if squared:
         if power == 2:
@@ -71,16 +106,28 @@ def negative_half_power(D, power, *, squared=False):
     return -0.5 * (D ** power)
 
 
-def double_center_inplace(A, xp=None, *, working_memory=None):
+def double_center_inplace(A: Array, xp: Namespace | None = None, *,
+                          working_memory: float | None = None) -> Array:
     """Replace the symmetric matrix ``A`` by ``H A H`` in place, row block by row block.
 
     ``K_ij = (A_ij + g) - (m_i + m_j)`` with the row means ``m`` and their mean ``g``:
-    every term is symmetric in ``i, j``, so the result is exactly symmetric. Works on
-    NumPy memmaps (one block of rows, within ``working_memory`` MiB, in memory at a
-    time; scikit-learn's setting when None) and on any array-API array that supports
-    slice assignment. Returns ``A``. ``xp``: the namespace of ``A`` (looked up when
-    None). Every entry is computed from its own row's and column's means, so the result
-    does not depend on the block size.
+    every term is symmetric in ``i, j``, so the result is exactly symmetric. Every entry
+    is computed from its own row's and column's means, so the result does not depend on
+    the block size.
+
+    Parameters
+    ----------
+    A : Array, shape (n, n), floating
+        A NumPy memmap, or any array-API array that supports slice assignment.
+    xp : Namespace, optional
+        The namespace of ``A`` (looked up when None).
+    working_memory : float, optional
+        MiB per block of rows in memory at a time (scikit-learn's setting when None).
+
+    Returns
+    -------
+    Array
+        ``A``.
     """
     xp = namespace(A) if xp is None else xp
     n = A.shape[0]
@@ -93,7 +140,7 @@ def double_center_inplace(A, xp=None, *, working_memory=None):
     return A
 
 
-def double_center(D, power=1):
+def double_center(D: ArrayLike, power: float = 1) -> Array:
     """The double-centred kernel ``K = -1/2 H D^p H`` of a distance matrix.
 
     Parameters
@@ -107,9 +154,24 @@ def double_center(D, power=1):
 
     Returns
     -------
-    K : array, shape (n, n), float64
+    K : Array, shape (n, n), float64
         Exactly symmetric; every row and column sums to 0 up to round-off
         (``|sum| <= n * eps * max|K|``), so ``K 1 = 0``.
+
+    Raises
+    ------
+    TypeError
+        For a non-numeric ``power`` or a boolean or non-real ``D``.
+    ValueError
+        For ``power`` outside (0, 2]; a ``D`` that is not a non-empty square matrix,
+        holds NaN, Inf or negative entries, or is asymmetric beyond 1e-10 of its largest
+        entry.
+
+    See Also
+    --------
+    center_out_of_sample : new points against the same training points.
+    ssimref.kernels.ssim_kernel : the same from images.
+    ssimref.distance_matrix : the SSIM distances.
 
     Notes
     -----
@@ -137,7 +199,8 @@ def double_center(D, power=1):
     return centered_kernel(D, power)
 
 
-def center_out_of_sample(D_test, D_train, power=1):
+def center_out_of_sample(D_test: ArrayLike, D_train: ArrayLike,
+                         power: float = 1) -> npt.NDArray[np.float64]:
     """Kernel of new points against the training points, centred with the training
     statistics (Bengio et al. 2004).
 
@@ -157,12 +220,24 @@ def center_out_of_sample(D_test, D_train, power=1):
         For ``D_test = D_train`` this equals ``double_center(D_train, power)`` up to
         round-off.
 
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`double_center`, for either matrix; and a ``D_test`` without one
+        column per training point.
+
+    See Also
+    --------
+    double_center : the training kernel.
+    ssimref.kernels.SSIMKernel : the same inside a scikit-learn pipeline.
+
     Notes
     -----
     Computed by :class:`sklearn.preprocessing.KernelCenterer` fitted on
     ``-1/2 D_train^p``; NumPy arrays (other array libraries are copied to the host).
-    The authors' public code omits the ``- m_i`` term (REFERENCE.md section 4), which
-    shifts every test kernel column by the training column means.
+    The paper's authors' public code omits the ``- m_i`` term (docs/conventions.md,
+    "The paper's authors' code"), which shifts every test kernel column by the training
+    column means.
 
     References
     ----------
@@ -179,17 +254,48 @@ def center_out_of_sample(D_test, D_train, power=1):
     return centered_test_kernel(D_test, centerer, power)
 
 
-def training_centerer(A_train):
-    """A :class:`sklearn.preprocessing.KernelCenterer` fitted on the training block
-    ``A_train = -1/2 D_train^p`` (before centring); its ``transform`` applies the
-    out-of-sample formula of the module docstring to a test block ``-1/2 D_test^p``."""
+def training_centerer(A_train: Array) -> KernelCenterer:
+    """The training statistics of the out-of-sample formula.
+
+    Parameters
+    ----------
+    A_train : Array, shape (n, n)
+        The training block ``-1/2 D_train^p`` before centring (copied to the host).
+
+    Returns
+    -------
+    sklearn.preprocessing.KernelCenterer
+        Fitted on ``A_train``; its ``transform`` applies the out-of-sample formula of the
+        module docstring to a test block ``-1/2 D_test^p``.
+    """
     from sklearn.preprocessing import KernelCenterer
 
     return KernelCenterer().fit(to_numpy(A_train))
 
 
-def centered_kernel(D, power, *, squared=False, out=None, with_centerer=False,
-                    working_memory=None):
+@overload
+def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
+                    with_centerer: Literal[False] = ...,
+                    working_memory: float | None = ...) -> Array: ...
+
+
+@overload
+def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
+                    with_centerer: Literal[True],
+                    working_memory: float | None = ...) -> tuple[Array, KernelCenterer]: ...
+
+
+@overload
+def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
+                    with_centerer: bool,
+                    working_memory: float | None = ...) -> Array | tuple[Array, KernelCenterer]:
+    ...
+
+
+def centered_kernel(D: Array, power: float, *, squared: bool = False,
+                    out: Array | None = None, with_centerer: bool = False,
+                    working_memory: float | None = None,
+                    ) -> Array | tuple[Array, KernelCenterer]:
     """The one pipeline from training distances to the centred kernel ``-1/2 H D^p H``
     (trusted input: validate at the public edge).
 
@@ -214,7 +320,15 @@ def centered_kernel(D, power, *, squared=False, out=None, with_centerer=False,
 
     Returns
     -------
-    K : array (n, n), or ``(K, centerer)`` with ``with_centerer``
+    K : Array, shape (n, n)
+        ``out`` when given.
+    centerer : sklearn.preprocessing.KernelCenterer
+        Only with ``with_centerer``.
+
+    See Also
+    --------
+    centered_test_kernel : the test rows.
+    double_center : the validating public form.
     """
     if out is None:
         A = negative_half_power(D, power, squared=squared)
@@ -228,8 +342,9 @@ def centered_kernel(D, power, *, squared=False, out=None, with_centerer=False,
     return (K, centerer) if with_centerer else K
 
 
-def centered_test_kernel(D_test, centerer, power, *, squared=False, out=None,
-                         working_memory=None):
+def centered_test_kernel(D_test: Array, centerer: KernelCenterer, power: float, *,
+                         squared: bool = False, out: Array | None = None,
+                         working_memory: float | None = None) -> npt.NDArray[np.float64]:
     """Kernel of new points against the training points, ``-1/2 D_test^p`` centred with
     the training statistics held by ``centerer`` (from :func:`centered_kernel`), one block
     of rows at a time (trusted input).
@@ -248,7 +363,13 @@ def centered_test_kernel(D_test, centerer, power, *, squared=False, out=None,
 
     Returns
     -------
-    numpy.ndarray (m, n), float64
+    numpy.ndarray, shape (m, n), float64
+        ``out`` when given.
+
+    See Also
+    --------
+    centered_kernel : the training kernel and its centerer.
+    center_out_of_sample : the validating public form.
     """
     m, n = D_test.shape
     if out is None:

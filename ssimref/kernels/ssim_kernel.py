@@ -12,25 +12,54 @@ any kernel method that accepts a precomputed kernel: ``SVC(kernel="precomputed")
 
 from __future__ import annotations
 
-import math
-import numbers
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
-from ..config import resolve_config
+from ..backend import Array, ArrayLike
+from ..config import SSIMConfig, resolve_config
+from ..kinds import KindName
 from ..pairwise import distance_matrix
 from ..validation import check_kind, infer_data_range
 from .centering import centered_kernel, centered_test_kernel, check_power
+from .image_input import ImageInputMixin
 from .psd import DEFAULT_PSD_TOL, REPAIRS, repair, spectrum_report, warn_if_indefinite
 
 __all__ = ["ssim_kernel", "SSIMKernel"]
 
+if TYPE_CHECKING:
+    from sklearn.preprocessing import KernelCenterer
 
-def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
-                return_centerer=False, out=None, backend="auto", working_memory=None,
-                progress=False, **conventions):
+    from .psd import PSDReport, RepairName
+
+
+@overload
+def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = ..., kind: KindName = ...,
+                power: float = ..., config: SSIMConfig | None = ..., *,
+                centerer: KernelCenterer | None = ..., return_centerer: Literal[False] = ...,
+                out: Array | None = ..., backend: str = ...,
+                working_memory: float | None = ..., progress: bool = ...,
+                **conventions: Any) -> Array: ...
+
+
+@overload
+def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = ..., kind: KindName = ...,
+                power: float = ..., config: SSIMConfig | None = ..., *,
+                centerer: KernelCenterer | None = ..., return_centerer: Literal[True],
+                out: Array | None = ..., backend: str = ...,
+                working_memory: float | None = ..., progress: bool = ...,
+                **conventions: Any) -> tuple[Array, KernelCenterer]: ...
+
+
+def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2",
+                power: float = 1, config: SSIMConfig | None = None, *,
+                centerer: KernelCenterer | None = None, return_centerer: bool = False,
+                out: Array | None = None, backend: str = "auto",
+                working_memory: float | None = None, progress: bool = False,
+                **conventions: Any) -> Array | tuple[Array, KernelCenterer]:
     """The SSIM kernel of a set of images: ``K = -1/2 H D^p H``.
 
     Parameters
@@ -64,10 +93,12 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
     backend, working_memory, progress
         Passed to :func:`ssimref.distance_matrix`; ``working_memory`` also bounds the
         blocks of rows centred at a time.
+    **conventions
+        Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
 
     Returns
     -------
-    K : array, shape (n, n) (X's array library, or ``out``) or (n, m) (NumPy, or ``out``),
+    K : Array, shape (n, n) (X's array library, or ``out``) or (n, m) (NumPy, or ``out``),
         float64
         For ``Y`` None: exactly symmetric, rows summing to 0, PSD up to round-off.
     centerer : sklearn.preprocessing.KernelCenterer
@@ -82,7 +113,8 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
     See Also
     --------
     SSIMKernel : the same as a scikit-learn transformer.
-    double_center, center_out_of_sample : the same from distance matrices.
+    ssimref.kernels.double_center, ssimref.kernels.center_out_of_sample : the same from
+        distance matrices.
 
     References
     ----------
@@ -107,7 +139,7 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
     if Y is not None and return_centerer:
         raise ValueError("return_centerer=True is for training kernels (Y=None); pass the "
                          "returned centerer back with Y for out-of-sample kernels")
-    options = dict(kind=kind, config=config, squared=True, backend=backend,
+    options: dict[str, Any] = dict(kind=kind, config=config, squared=True, backend=backend,
                    working_memory=working_memory, progress=progress)
     if Y is None:
         D2 = distance_matrix(X, out=out, **options)
@@ -122,10 +154,10 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
                                 working_memory=working_memory)
 
 
-_CONVENTIONS = ("window", "size", "sigma", "stride", "data_range", "k1", "k2", "covariance")
 
 
-class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class SSIMKernel(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                 BaseEstimator):
     """Images to SSIM kernel, as a scikit-learn transformer.
 
     ``fit_transform(X_train)`` returns the ``n x n`` kernel ``-1/2 H D^p H`` of the
@@ -135,6 +167,8 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
 
         make_pipeline(SSIMKernel(data_range=16, window="uniform", size=3),
                       SVC(kernel="precomputed"))
+
+    All parameters are keyword-only, as in scikit-learn's estimators.
 
     Parameters
     ----------
@@ -186,6 +220,26 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     n_features_in_ : int
         Values per image, ``H * W * C``.
 
+    Raises
+    ------
+    ValueError, TypeError
+        At ``fit`` (scikit-learn's convention: the constructor only stores its
+        arguments), for an invalid ``kind``, ``power``, ``repair``, ``check_psd``,
+        ``image_shape`` or convention, and the image errors of
+        :func:`ssimref.distance_matrix`.
+
+    See Also
+    --------
+    ssim_kernel : the same as a function.
+    ssimref.kernels.psd_report, ssimref.kernels.repair_psd : what ``check_psd`` and
+        ``repair`` use.
+
+    References
+    ----------
+    Ghojogh, Karray, Crowley, ICIAR 2020, Section 2 (``K = -1/2 H D H``); Bengio et al.,
+    Neural Computation 16(10), 2004 (out-of-sample centring); Chen et al., JMLR 10, 2009,
+    Section 3 (repairs).
+
     Notes
     -----
     ``transform(X_train)`` equals ``fit_transform(X_train)`` up to round-off (the latter
@@ -208,10 +262,23 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     True
     """
 
-    def __init__(self, kind="eq2", power=1, config=None, repair=None, backend="auto", *,
-                 image_shape=None, check_psd=True, working_memory=None, window=None,
-                 size=None, sigma=None, stride=None, data_range=None, k1=None, k2=None,
-                 covariance=None):
+    X_fit_: npt.NDArray[Any]
+    image_shape_: tuple[int, ...]
+    config_: SSIMConfig
+    power_: float
+    centerer_: KernelCenterer
+    psd_report_: PSDReport | None
+    repair_map_: npt.NDArray[np.float64] | None
+    n_features_in_: int
+
+    def __init__(self, *, kind: KindName = "eq2", power: float = 1,
+                 config: SSIMConfig | None = None, repair: RepairName | None = None,
+                 backend: str = "auto", image_shape: tuple[int, ...] | None = None,
+                 check_psd: bool = True, working_memory: float | None = None,
+                 window: str | None = None, size: int | None = None,
+                 sigma: float | None = None, stride: int | None = None,
+                 data_range: float | None = None, k1: float | None = None,
+                 k2: float | None = None, covariance: str | None = None) -> None:
         self.kind = kind
         self.power = power
         self.config = config
@@ -230,7 +297,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         self.covariance = covariance
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: Any = None) -> SSIMKernel:
         """Keep the training images and the centring statistics of their kernel.
 
         Parameters
@@ -241,21 +308,65 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
 
         Returns
         -------
-        self
+        SSIMKernel
+            ``self``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For invalid parameters (see the class) or images.
+
+        Warns
+        -----
+        IndefiniteKernelWarning
+            When the training kernel is indefinite beyond round-off and ``repair`` is
+            None.
         """
         self._fit(X)
         return self
 
-    def fit_transform(self, X, y=None):
-        """Fit, and return the training kernel ``-1/2 H D^p H``, shape (n, n),
-        exactly symmetric (repaired if ``repair`` is set and it was indefinite)."""
+    def fit_transform(self, X: ArrayLike, y: Any = None) -> npt.NDArray[np.float64]:
+        """Fit, and return the training kernel ``-1/2 H D^p H``.
+
+        Parameters
+        ----------
+        X : array_like
+            As for :meth:`fit`.
+        y : ignored
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, n), float64
+            Exactly symmetric (repaired if ``repair`` is set and it was indefinite).
+
+        Raises
+        ------
+        ValueError, TypeError
+            As for :meth:`fit`.
+        """
         return self._fit(X)
 
-    def transform(self, X):
-        """Kernel of new images against the training images, shape (m, n_train).
+    def transform(self, X: ArrayLike) -> npt.NDArray[np.float64]:
+        """Kernel of new images against the training images.
 
-        Centred with the training statistics:
-        ``K(x, x_i) = a(x, x_i) - 1/n sum_j a(x, x_j) - m_i + g``, ``a = -1/2 d^p``.
+        Parameters
+        ----------
+        X : array_like, shape (m, H, W), (m, H, W, C) or (m, H * W [* C])
+            Images of the training images' shape.
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, n_train), float64
+            Centred with the training statistics:
+            ``K(x, x_i) = a(x, x_i) - 1/n sum_j a(x, x_j) - m_i + g``,
+            ``a = -1/2 d^p``; times ``repair_map_`` after a "clip" or "flip" repair.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before :meth:`fit`.
+        ValueError
+            For images of another shape than the training images'.
         """
         check_is_fitted(self, "centerer_")
         images = self._images(X, reset=False)
@@ -266,15 +377,14 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             K = K @ self.repair_map_
         return K
 
-    def _fit(self, X):
+    def _fit(self, X: ArrayLike) -> npt.NDArray[np.float64]:
         power = check_power(self.power)
         check_kind(self.kind)
         if self.repair is not None and self.repair not in REPAIRS:
             raise ValueError(f"repair must be None or one of {REPAIRS}, got {self.repair!r}")
         if not isinstance(self.check_psd, (bool, np.bool_)):
             raise TypeError(f"check_psd must be True or False, got {self.check_psd!r}")
-        config = resolve_config(self.config, **{name: getattr(self, name)
-                                                for name in _CONVENTIONS})
+        config = self._conventions()
         images = self._images(X, reset=True)
         config = infer_data_range(config, [images], names=("X",))
         K, centerer = ssim_kernel(images, None, self.kind, power, config,
@@ -299,55 +409,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         self._n_features_out = K.shape[0]
         return K
 
-    # --------------------------------------------------------------- validation
-    def _images(self, X, reset):
-        """``X`` as a stack ``(n, H, W[, C])``; sets or checks the image shape."""
-        X = check_array(X, allow_nd=True, dtype="numeric")
-        given = self._check_image_shape()
-        if X.ndim == 2:
-            shape = given if reset else (given or self.image_shape_)
-            if shape is None:
-                raise ValueError(
-                    f"X is 2-D, shape {X.shape}: scikit-learn's (n_samples, n_features) "
-                    "layout needs image_shape=(H, W) or (H, W, C) to turn rows into "
-                    "images (e.g. image_shape=(8, 8) for load_digits().data); or pass "
-                    "images of shape (n, H, W[, C])")
-            features = math.prod(shape)
-            expected = features if reset else self.n_features_in_
-            if X.shape[1] != expected:
-                raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                                 f"is expecting {expected} features as input (images of "
-                                 f"shape {tuple(shape)}, flattened)")
-            X = X.reshape((X.shape[0], *shape))
-        elif X.ndim in (3, 4):
-            if given is not None and tuple(X.shape[1:]) != given:
-                raise ValueError(f"X holds images of shape {tuple(X.shape[1:])} but "
-                                 f"image_shape={given}; drop image_shape or make it match")
-        else:
-            raise ValueError(f"X must have shape (n, H, W), (n, H, W, C) or flat "
-                             f"(n, H*W[*C]) with image_shape, got shape {X.shape}")
-        if reset:
-            self.image_shape_ = tuple(X.shape[1:])
-            self.n_features_in_ = math.prod(self.image_shape_)
-        elif tuple(X.shape[1:]) != self.image_shape_:
-            raise ValueError(f"X holds images of shape {tuple(X.shape[1:])}, but "
-                             f"{type(self).__name__} was fitted on images of shape "
-                             f"{self.image_shape_}")
-        return X
-
-    def _check_image_shape(self):
-        shape = self.image_shape
-        if shape is None:
-            return None
-        ok = (isinstance(shape, (tuple, list)) and len(shape) in (2, 3)
-              and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
-                      for v in shape))
-        if not ok:
-            raise ValueError(f"image_shape must be a tuple (H, W) or (H, W, C) of positive "
-                             f"integers, got {shape!r}")
-        return tuple(int(v) for v in shape)
-
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags

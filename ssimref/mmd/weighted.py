@@ -22,10 +22,20 @@ tracemalloc at ``n = m = 20,000``, ``d = 64``.
 
 from __future__ import annotations
 
-from ..executor import serial
-from ..tiling import plan_pairs
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
-__all__ = ["weighted_form", "constant_weights", "matrix_weights", "tile_plan"]
+from ..backend import Array, Namespace
+from ..executor import serial
+from ..tiling import PairPlan, Tile, plan_pairs
+
+if TYPE_CHECKING:
+    from ..kernels.protocol import BoundKernel
+
+__all__ = ["weighted_form", "constant_weights", "matrix_weights", "tile_plan", "WeightTiles"]
+
+#: A weight-tile maker: ``tile(i0, i1, j0, j1)`` is the block ``W[i0:i1, j0:j1]``.
+WeightTiles: TypeAlias = Callable[[int, int, int, int], Array]
 
 _WEIGHT_BYTES = 24  # per pair: the weight tile, its doubled copy and the product W o K
 # Tiles wider than this gain nothing: measured on RBF at n = 4,000 (d = 784), 1,000-wide
@@ -34,16 +44,44 @@ _WEIGHT_BYTES = 24  # per pair: the weight tile, its doubled copy and the produc
 _MAX_SIDE = 1024
 
 
-def tile_plan(ops, n, m, working_memory):
-    """Square tiles of the ``n x m`` block (symmetric when ``m`` is None) for the kernel
-    ``ops``: ``t^2 (bytes_per_pair + 24) <= working_memory``, ``t <= 1024``."""
+def tile_plan(ops: BoundKernel, n: int, m: int | None, working_memory: float) -> PairPlan:
+    """Square tiles of the ``n x m`` block (symmetric when ``m`` is None) for a kernel.
+
+    Parameters
+    ----------
+    ops : BoundKernel
+        The kernel (its ``bytes_per_pair``).
+    n : int
+    m : int or None
+    working_memory : float
+        MiB (resolved).
+
+    Returns
+    -------
+    PairPlan
+        Tiles of side ``t`` with ``t^2 (bytes_per_pair + 24) <= working_memory``,
+        ``t <= 1024``.
+    """
     return plan_pairs(n, m, bytes_per_pair=ops.bytes_per_pair + _WEIGHT_BYTES,
                       working_memory=working_memory, max_side=_MAX_SIDE, square=True)
 
 
-def constant_weights(value, zero_diagonal, xp):
-    """Weight tiles of a constant block, optionally with a zero diagonal (global indices)."""
-    def tile(i0, i1, j0, j1):
+def constant_weights(value: float, zero_diagonal: bool, xp: Namespace) -> WeightTiles:
+    """Weight tiles of a constant block, optionally with a zero diagonal.
+
+    Parameters
+    ----------
+    value : float
+    zero_diagonal : bool
+        Entries with equal global row and column index are 0.
+    xp : Namespace
+
+    Returns
+    -------
+    callable
+        ``tile(i0, i1, j0, j1)``, a float64 array (i1 - i0, j1 - j0).
+    """
+    def tile(i0: int, i1: int, j0: int, j1: int) -> Array:
         W = xp.full((i1 - i0, j1 - j0), value, dtype=xp.float64)
         if zero_diagonal and i0 < j1 and j0 < i1:
             rows = xp.arange(i0, i1)[:, None]
@@ -53,34 +91,62 @@ def constant_weights(value, zero_diagonal, xp):
     return tile
 
 
-def matrix_weights(M, scale=1.0):
-    """Weight tiles cut from a matrix (times ``scale``)."""
-    def tile(i0, i1, j0, j1):
+def matrix_weights(M: Array, scale: float = 1.0) -> WeightTiles:
+    """Weight tiles cut from a matrix.
+
+    Parameters
+    ----------
+    M : Array, shape (n, m)
+    scale : float, default 1.0
+
+    Returns
+    -------
+    callable
+        ``tile(i0, i1, j0, j1) = scale * M[i0:i1, j0:j1]``.
+    """
+    def tile(i0: int, i1: int, j0: int, j1: int) -> Array:
         block = M[i0:i1, j0:j1]
         return block if scale == 1.0 else scale * block
     return tile
 
 
-def _weights(weights, tile):
+def _weights(weights: WeightTiles, tile: Tile) -> Array:
     return weights(tile.rows.start, tile.rows.stop, tile.cols.start, tile.cols.stop)
 
 
-def weighted_form(X, Y, ops, wxx, wxy, wyy, grad, working_memory, xp):
+def weighted_form(X: Array, Y: Array, ops: BoundKernel, wxx: WeightTiles | None,
+                  wxy: WeightTiles | None, wyy: WeightTiles | None, grad: bool,
+                  working_memory: float, xp: Namespace) -> tuple[Array, Array | None]:
     """``L = sum Wxx k(x, x') + 2 sum Wxy k(x, y) + sum Wyy k(y, y')`` and ``dL/dX``.
 
-    Each argument ``w..`` maps global index ranges ``(i0, i1, j0, j1)`` to a weight tile,
-    or is None for a block that does not contribute. ``X`` and ``Y`` are prepared arrays
-    and ``ops`` their bound kernel (:func:`ssimref.kernels.bind_kernel`). Returns
-    ``(L, dX)`` with ``L`` a 0-d array and ``dX`` None unless ``grad``.
+    Parameters
+    ----------
+    X, Y : Array
+        Prepared points (:func:`ssimref.kernels.protocol.bind_kernel`).
+    ops : BoundKernel
+        Their bound kernel.
+    wxx, wxy, wyy : callable or None
+        Weight-tile makers (``(i0, i1, j0, j1)`` in global indices to a tile), or None
+        for a block that does not contribute.
+    grad : bool
+        Also compute ``dL/dX``.
+    working_memory : float
+        MiB for the tiles (resolved).
+    xp : Namespace
+
+    Returns
+    -------
+    L : Array, 0-d, float64
+    dX : Array, shaped like X, or None unless ``grad``
     """
     n, m = X.shape[0], Y.shape[0]
     value = xp.asarray(0.0, dtype=xp.float64)
     dX = xp.zeros(X.shape, dtype=xp.float64) if grad else None
 
-    def symmetric_block(Z, weights, with_grad):
+    def symmetric_block(Z: Array, weights: WeightTiles, with_grad: bool) -> Array:
         total = [xp.asarray(0.0, dtype=xp.float64)]
 
-        def tile_fn(tile):
+        def tile_fn(tile: Tile) -> tuple[Array, Array, Array | None, Array | None]:
             W = _weights(weights, tile)
             Za = Z[tile.rows, ...]
             if tile.diagonal:
@@ -92,11 +158,12 @@ def weighted_form(X, Y, ops, wxx, wxy, wyy, grad, working_memory, xp):
                 return (W,) + tuple(ops.value_and_vjp(Za, Z[tile.cols, ...], 2.0 * W, True))
             return W, ops.gram(Za, Z[tile.cols, ...]), None, None
 
-        def accumulate(tile, result):
+        def accumulate(tile: Tile,
+                       result: tuple[Array, Array, Array | None, Array | None]) -> None:
             W, K, gi, gj = result
-            if gi is not None:
+            if gi is not None and dX is not None:
                 dX[tile.rows, ...] += gi
-            if gj is not None:
+            if gj is not None and dX is not None:
                 dX[tile.cols, ...] += gj
             total[0] = total[0] + (xp.sum(W * K) if tile.diagonal else 2.0 * xp.sum(W * K))
 
@@ -108,16 +175,16 @@ def weighted_form(X, Y, ops, wxx, wxy, wyy, grad, working_memory, xp):
     if wxy is not None:
         cross = [value]
 
-        def cross_tile(tile):
+        def cross_tile(tile: Tile) -> tuple[Array, Array, Array | None]:
             W = _weights(wxy, tile)
             if grad:  # tiles (X_i, Y_j) and (Y_j, X_i) at once
                 K, gi, _ = ops.value_and_vjp(X[tile.rows, ...], Y[tile.cols, ...], 2.0 * W)
                 return W, K, gi
             return W, ops.gram(X[tile.rows, ...], Y[tile.cols, ...]), None
 
-        def add_cross(tile, result):
+        def add_cross(tile: Tile, result: tuple[Array, Array, Array | None]) -> None:
             W, K, gi = result
-            if gi is not None:
+            if gi is not None and dX is not None:
                 dX[tile.rows, ...] += gi
             cross[0] = cross[0] + 2.0 * xp.sum(W * K)
 
