@@ -4,13 +4,21 @@ reconstruction or restoration errors), each with its direction, and a figure."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 NAME = "evaluate"
 HELP = "metrics of a trained run on the held-out test digits, and its figure"
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``evaluate`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     p = sub.add_parser(NAME, help=HELP)
     p.add_argument("run", help="run folder (from 'ssimref train')")
     p.add_argument("-n", type=int, default=500, help="samples (default 500)")
@@ -18,10 +26,28 @@ def add_parser(sub):
                    help="relabellings of each MMD permutation test (default 200)")
     p.add_argument("--device", choices=("cpu", "gpu"))
     p.add_argument("--force", action="store_true", help="overwrite evaluation.json")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=run)
 
 
-def cmd_evaluate(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref evaluate`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError
+        ``--permutations`` below 1, or as for
+        :func:`ssimref.generative.evaluate.evaluate_run`.
+    """
     from ..generative.evaluate import evaluate_run, format_metrics
     if args.permutations < 1:
         raise ValueError(f"--permutations must be >= 1, got {args.permutations}")

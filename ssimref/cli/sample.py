@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,14 @@ NAME = "sample"
 HELP = "samples of a trained run (restorations of corrupted test digits for pix2pix)"
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``sample`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     p = sub.add_parser(NAME, help=HELP)
     p.add_argument("run", help="run folder (from 'ssimref train')")
     p.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
@@ -20,10 +28,30 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, help="noise seed (default: the run's seed)")
     p.add_argument("--device", choices=("cpu", "gpu"))
     p.add_argument("--force", action="store_true", help="overwrite the output")
-    p.set_defaults(func=cmd_sample)
+    p.set_defaults(func=run)
 
 
-def cmd_sample(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref sample`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError
+        An output that is neither .png nor .npy, ``-n`` below 1, ``--label`` for an
+        unconditional model or outside the classes.
+    FileNotFoundError
+        ``RUN`` is not a run folder.
+    """
     from ..generative.grid import save_grid
     from ..generative.runs import load_run
     from ..io import save_npy

@@ -5,10 +5,12 @@ default and help have one source."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, NoReturn
 
 NAME = "train"
 HELP = "train a generative model (vae, aae, gan, lsgan, cgan, pix2pix, gmmn); resumable"
@@ -16,22 +18,29 @@ HELP = "train a generative model (vae, aae, gan, lsgan, cgan, pix2pix, gmmn); re
 _RUN_FLAGS = ("output", "resume", "force", "no_progress", "model", "func", "command")
 
 
-def _one_line_error(parser, message):
+def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     """argparse's error as one line (no usage block), exit status 2."""
     print(f"ssimref: error: {parser.prog}: {message}", file=sys.stderr)
     sys.exit(2)
 
 
-def _flag(name):
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (the models' parsers)."""
+
+    def error(self, message: str) -> NoReturn:
+        _one_line_error(self, message)
+
+
+def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _all_fields():
+def _all_fields() -> dict[str, list[Any]]:
     """``name -> (type, default, metadata, models that have the field)`` over every
     model's config, in a stable order."""
     from ..generative.config import config_fields
     from ..generative.runs import MODELS
-    out = {}
+    out: dict[str, list[Any]] = {}
     for model, spec in MODELS.items():
         for name, kind, default, meta in config_fields(spec.config_class()):
             entry = out.setdefault(name, [kind, default, meta, []])
@@ -39,13 +48,25 @@ def _all_fields():
     return out
 
 
-def _tuple_type(default):
+def _tuple_type(default: tuple) -> type:
     return int if default and all(isinstance(v, int) for v in default) else float
 
 
-def add_config_options(parser, model, fields):
-    """Flags for every config field of ``model`` (with its default and help), and hidden
-    flags for the fields of the other models, so that giving one gets a clear error."""
+def add_config_options(parser: argparse.ArgumentParser, model: str,
+                       fields: dict[str, list[Any]]) -> None:
+    """Add a flag for every config field of ``model`` (with its default and help), and
+    hidden flags for the fields of the other models, so that giving one gets a clear
+    error.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser of ``ssimref train MODEL``.
+    model : str
+        A key of :data:`ssimref.generative.runs.MODELS`.
+    fields : dict
+        ``name -> [type, default, metadata, models]`` over every model's config.
+    """
     from ..generative.config import config_fields
     from ..generative.runs import MODELS
     own = {name: (kind, default, meta)
@@ -53,7 +74,8 @@ def add_config_options(parser, model, fields):
     group = parser.add_argument_group(f"{model} options (defaults from its config)")
     for name, (kind, default, meta, _) in fields.items():
         if name not in own:  # accepted, then refused with a message naming its models
-            options = {"dest": name, "default": None, "help": argparse.SUPPRESS}
+            options: dict[str, Any] = {"dest": name, "default": None,
+                                       "help": argparse.SUPPRESS}
             if kind is bool:
                 parser.add_argument(_flag(name), action=argparse.BooleanOptionalAction,
                                     **options)
@@ -77,17 +99,24 @@ def add_config_options(parser, model, fields):
         group.add_argument(_flag(name), **options)
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``train`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     from ..generative.runs import MODELS
     p = sub.add_parser(NAME, help=HELP, description="Train a generative model. Every run "
                        "folder is resumable: Ctrl-C or SIGTERM stops at a step boundary, "
                        "writes a checkpoint and prints the command that resumes it.")
-    p.error = lambda message: _one_line_error(p, message)
-    models = p.add_subparsers(dest="model", required=True, metavar="MODEL")
+    setattr(p, "error", functools.partial(_one_line_error, p))  # unknown MODEL: one line
+    models = p.add_subparsers(dest="model", required=True, metavar="MODEL",
+                              parser_class=_OneLineParser)
     fields = _all_fields()
     for name, spec in MODELS.items():
         m = models.add_parser(name, help=spec.help, description=spec.help)
-        m.error = lambda message, m=m: _one_line_error(m, message)
         add_config_options(m, name, fields)
         m.add_argument("-o", "--output", required=True, help="run folder (runs/NAME)")
         m.add_argument("--resume", action="store_true", help="continue the run in the "
@@ -95,15 +124,36 @@ def add_parser(sub):
         m.add_argument("--force", action="store_true",
                        help="start afresh in a non-empty run folder")
         m.add_argument("--no-progress", action="store_true", help="no progress bar")
-        m.set_defaults(func=cmd_train, _fields=fields)
+        m.set_defaults(func=run, _fields=fields)
 
 
-def _given(args):
+def _given(args: argparse.Namespace) -> dict[str, Any]:
     return {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
             if k not in _RUN_FLAGS and not k.startswith("_") and v is not None}
 
 
-def cmd_train(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref train MODEL`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0 (an interrupted run raises
+        :class:`ssimref.generative.trainer.TrainingInterrupted`, which the command line
+        reports with status 130).
+
+    Raises
+    ------
+    ValueError
+        An option of another model, or a bad value (as for the model's config).
+    FileNotFoundError
+        ``--resume`` on a folder without ``config.json``.
+    """
     from ..generative.runs import config_class, train
     name = args.model
     cls = config_class(name)
