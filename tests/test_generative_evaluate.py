@@ -110,3 +110,21 @@ def test_evaluated_run_states_every_direction(tmp_path):
     assert (tmp_path / "r" / "figure.png").stat().st_size > 0
     with pytest.raises(FileExistsError, match="--force"):
         evaluate_run(tmp_path / "r", n=60, permutations=20)
+
+
+def test_validation_split_evaluation_for_choices(tmp_path):
+    """Choices (learning rates) are made on the validation split: its own file, no figure,
+    the same metric names, the validation digits as the yardstick."""
+    from ssimref.generative.runs import config_class, train
+    config = config_class("pix2pix")(steps=2, batch=16, hidden=(16,), disc_hidden=(8,),
+                                     ssim_size=5, eval_samples=20)
+    train("pix2pix", tmp_path / "p", config)
+    out = evaluate_run(tmp_path / "p", n=50, permutations=10, split="validation")
+    assert out["settings"]["split"] == "validation"
+    assert (tmp_path / "p" / "evaluation-validation.json").exists()
+    assert not (tmp_path / "p" / "figure.png").exists()
+    assert {"restore_l2", "corrupted_l2", "class_accuracy"} <= set(out["metrics"])
+    test = evaluate_run(tmp_path / "p", n=50, permutations=10)
+    assert test["metrics"]["corrupted_l2"] != out["metrics"]["corrupted_l2"]
+    with pytest.raises(ValueError, match="split"):
+        evaluate_run(tmp_path / "p", split="train", write=False)

@@ -24,8 +24,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-n", type=int, default=500, help="samples (default 500)")
     p.add_argument("--permutations", type=int, default=200,
                    help="relabellings of each MMD permutation test (default 200)")
+    p.add_argument("--split", default="test", choices=("test", "validation"),
+                   help="held-out digits to compare with: test (evaluation.json and "
+                   "figure.png) or validation (evaluation-validation.json; for choices "
+                   "such as learning rates)")
     p.add_argument("--device", choices=("cpu", "gpu"))
-    p.add_argument("--force", action="store_true", help="overwrite evaluation.json")
+    p.add_argument("--force", action="store_true", help="overwrite the evaluation file")
     p.set_defaults(func=run)
 
 
@@ -52,10 +56,14 @@ def run(args: argparse.Namespace) -> int:
     if args.permutations < 1:
         raise ValueError(f"--permutations must be >= 1, got {args.permutations}")
     out = evaluate_run(args.run, n=args.n, permutations=args.permutations,
-                       device=args.device, force=args.force)
+                       device=args.device, force=args.force, split=args.split)
     print(f"{out['model']} run {args.run} at step {out['step']} ({out['metrics']['n']} "
-          f"samples against the test digits):")
+          f"samples against the {args.split} digits):")
     for line in format_metrics(out):
         print(line)
-    print(f"wrote {Path(args.run) / 'evaluation.json'} and {Path(args.run) / 'figure.png'}")
+    if args.split == "test":
+        print(f"wrote {Path(args.run) / 'evaluation.json'} and "
+              f"{Path(args.run) / 'figure.png'}")
+    else:
+        print(f"wrote {Path(args.run) / 'evaluation-validation.json'}")
     return 0

@@ -163,11 +163,14 @@ def _pair_errors(outputs, targets, config, prefix):
             f"{prefix}_mean_ssim": float(1.0 - np.mean(unc))}
 
 
-def evaluate_images(samples, splits, classifier, *, labels=None, permutations=200, seed=0):
+def evaluate_images(samples, splits, classifier, *, labels=None, permutations=200, seed=0,
+                    split="test"):
     """The sample metrics of the module docstring for ``samples`` ``(n, H, W)`` in
-    [0, 1] against the test split; ``labels``: the classes the samples should show."""
+    [0, 1] against the held-out ``split`` (``"test"``, or ``"validation"`` for choices
+    such as learning rates); ``labels``: the classes the samples should show.
+    ``nn_ssim_test`` is then the held-out split's own value."""
     samples = np.asarray(to_numpy(samples), dtype=np.float64)
-    test = np.asarray(splits.test)
+    test = np.asarray(splits.split(split)[0])
     config = evaluation_ssim(splits.image_shape)
     out = {"n": int(len(samples))}
     f_samples, f_test = classifier.features(samples), classifier.features(test)
@@ -191,27 +194,29 @@ def evaluate_images(samples, splits, classifier, *, labels=None, permutations=20
     out["laplacian_ratio"] = float(laplacian_variance(samples).mean() /
                                    laplacian_variance(test).mean())
     out["nn_ssim"] = float(nearest_ssim(samples, splits.train, config).mean())
-    out["nn_ssim_test"] = _nn_ssim_test(splits)
+    out["nn_ssim_test"] = _nn_ssim_heldout(splits, split)
     return out
 
 
-_NN_TEST = {}
+_NN_HELDOUT = {}
 
 
-def _nn_ssim_test(splits):
-    if splits.name not in _NN_TEST:
+def _nn_ssim_heldout(splits, split):
+    key = (splits.name, split)
+    if key not in _NN_HELDOUT:
         config = evaluation_ssim(splits.image_shape)
-        _NN_TEST[splits.name] = float(nearest_ssim(np.asarray(splits.test), splits.train,
-                                                   config).mean())
-    return _NN_TEST[splits.name]
+        _NN_HELDOUT[key] = float(nearest_ssim(np.asarray(splits.split(split)[0]),
+                                              splits.train, config).mean())
+    return _NN_HELDOUT[key]
 
 
-@functools.lru_cache(maxsize=4)
-def reference_metrics(dataset, n=500, permutations=200, seed=0):
-    """The metrics for ``n`` real training digits in place of samples: the yardstick of a
-    table. ``nn_ssim`` is the test digits' value (training digits are their own nearest
-    neighbours) and ``class_accuracy`` the classifier's accuracy on the test digits (it
-    was trained on the training digits)."""
+@functools.lru_cache(maxsize=8)
+def reference_metrics(dataset, n=500, permutations=200, seed=0, split="test"):
+    """The metrics for ``n`` real training digits in place of samples, against the
+    held-out ``split``: the yardstick of a table. ``nn_ssim`` is the held-out digits'
+    value (training digits are their own nearest neighbours) and ``class_accuracy`` the
+    classifier's accuracy on the held-out digits (it was trained on the training
+    digits)."""
     from .data import load_splits
     splits = load_splits(dataset)
     classifier = load_classifier(splits)
@@ -219,15 +224,15 @@ def reference_metrics(dataset, n=500, permutations=200, seed=0):
     idx = rng.choice(len(splits.train), size=min(n, len(splits.train)), replace=False)
     out = evaluate_images(splits.train[idx], splits, classifier,
                           labels=splits.train_labels[idx], permutations=permutations,
-                          seed=seed)
+                          seed=seed, split=split)
     out["nn_ssim"] = out["nn_ssim_test"]  # training digits are their own nearest neighbours
-    # and the classifier was trained on them: its accuracy on the test digits instead
-    out["class_accuracy"] = classifier.accuracy(splits.test, splits.test_labels)
+    # and the classifier was trained on them: its accuracy on held-out digits instead
+    out["class_accuracy"] = classifier.accuracy(*splits.split(split))
     return out
 
 
 def evaluate_run(run_dir, n=500, permutations=200, device=None, write=True, force=False,
-                 figure=True):
+                 figure=True, split="test"):
     """Evaluate the model of a run folder (see the module docstring).
 
     Parameters
@@ -240,9 +245,13 @@ def evaluate_run(run_dir, n=500, permutations=200, device=None, write=True, forc
     device : {"cpu", "gpu"}, optional
         Where the model computes (the run's device when None).
     write : bool
-        Write ``evaluation.json`` (and ``figure.png`` when ``figure``) into the folder.
+        Write ``evaluation.json`` (and ``figure.png`` when ``figure``) into the folder
+        (``evaluation-validation.json`` and no figure for the validation split).
     force : bool
-        Overwrite an existing ``evaluation.json``.
+        Overwrite an existing evaluation file.
+    split : {"test", "validation"}
+        The held-out digits compared with: the test split for reporting, the validation
+        split for choices made before it (learning rates, early stopping).
 
     Returns
     -------
@@ -254,7 +263,10 @@ def evaluate_run(run_dir, n=500, permutations=200, device=None, write=True, forc
 
     from .runs import load_run
     run_dir = Path(run_dir)
-    target = run_dir / "evaluation.json"
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
+    target = run_dir / ("evaluation.json" if split == "test" else
+                        "evaluation-validation.json")
     if write and target.exists() and not force:
         raise FileExistsError(f"{target} exists; pass --force (force=True) to overwrite it")
     if n < 2:
@@ -265,39 +277,43 @@ def evaluate_run(run_dir, n=500, permutations=200, device=None, write=True, forc
     with threadpool_limits(limits=1, user_api="blas"):
         classifier = load_classifier(splits)
         labels = None
-        if getattr(model, "conditioning", None) == "image":
-            n = min(n, len(splits.test))
-            labels = splits.test_labels[:n]
-        elif getattr(model, "conditional", False):
-            labels = np.arange(n) % splits.n_classes
-        samples = np.asarray(model.sample(n, rng, labels if
-                                          getattr(model, "conditional", False) else None))
+        held, held_labels = splits.split(split)
+        held = np.asarray(held)
+        image_conditional = getattr(model, "conditioning", None) == "image"
+        if image_conditional:
+            n = min(n, len(held))
+            labels = held_labels[:n]
+            samples = np.asarray(to_numpy(model.restore(model.corrupted(split)[:n], rng)))
+        else:
+            if getattr(model, "conditional", False):
+                labels = np.arange(n) % splits.n_classes
+            samples = np.asarray(model.sample(n, rng, labels))
         metrics = evaluate_images(samples, splits, classifier, labels=labels,
-                                  permutations=permutations, seed=run.config.seed)
+                                  permutations=permutations, seed=run.config.seed,
+                                  split=split)
         config = evaluation_ssim(splits.image_shape)
-        test = np.asarray(splits.test)
         if hasattr(model, "reconstruct"):
-            recon = np.asarray(to_numpy(model.reconstruct(test)))
-            metrics.update(_pair_errors(recon, test, config, "recon"))
-        if getattr(model, "conditioning", None) == "image":
-            metrics.update(_pair_errors(samples, test[:n], config, "restore"))
-            metrics.update(_pair_errors(model.corrupted("test")[:n], test[:n], config,
+            recon = np.asarray(to_numpy(model.reconstruct(held)))
+            metrics.update(_pair_errors(recon, held, config, "recon"))
+        if image_conditional:
+            metrics.update(_pair_errors(samples, held[:n], config, "restore"))
+            metrics.update(_pair_errors(model.corrupted(split)[:n], held[:n], config,
                                         "corrupted"))
         reference = reference_metrics(splits.name, n=min(n, len(splits.train)),
-                                      permutations=permutations)
+                                      permutations=permutations, split=split)
     out = {"model": run.name, "run": str(run_dir), "step": run.meta["step"],
            "done": bool(run.meta.get("done", False)),
            "train_seconds": run.meta.get("seconds"), "metrics": metrics,
            "directions": {k: DIRECTIONS[k] for k in metrics if k in DIRECTIONS},
            "reference": reference,
-           "settings": {"n": n, "permutations": permutations,
+           "settings": {"n": n, "permutations": permutations, "split": split,
                         "ssim": {"window": config.window, "size": config.size,
                                  "sigma": config.sigma, "covariance": config.covariance,
                                  "data_range": config.data_range},
                         "classifier_test_accuracy": classifier.test_accuracy}}
     if write:
         save_json(target, out, force=True)
-        if figure:
+        if figure and split == "test":
             run_figure(run, run_dir / "figure.png", samples=samples, force=True)
     return out
 
