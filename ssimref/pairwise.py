@@ -15,7 +15,7 @@ from typing import Any
 from .backend import Array, ArrayLike, Namespace, as_array, float_dtype, namespace
 from .config import SSIMConfig, resolve_config
 from .kinds import KindName
-from .engines import check_backend, choose_engine, get_engine
+from .engines import ElementwiseCotangent, check_backend, choose_engine, get_engine
 from .executor import serial
 from .gradients import distance_weight
 from .tiling import Tile, plan_pairs, resolve_working_memory, upper_mask
@@ -169,8 +169,9 @@ def pairwise_value_and_vjp(
         X: Array, Y: Array | None, G: Array, kind: str, config: SSIMConfig,
         cotangent: Callable[[Array, Array], tuple[Array | None, Array]], *,
         wrt_y: bool = False, working_memory: float | None = None,
-        keep_values: bool = False,
-        backend: str = "auto") -> tuple[Array | None, Array, Array | None]:
+        keep_values: bool = False, backend: str = "auto",
+        elementwise: tuple[str, float] | None = None,
+) -> tuple[Array | None, Array, Array | None]:
     """The one loop behind every all-pairs gradient: a function of the ``S = D^2`` matrix
     and the gradient of ``sum_ij G_ij`` times its cotangent, tile by tile.
 
@@ -196,6 +197,10 @@ def pairwise_value_and_vjp(
         Assemble the values into an (n, m) matrix (mirrored when symmetric).
     backend : str, default "auto"
         The engine (:func:`ssimref.engines.choose_engine`, with ``vjp=True``).
+    elementwise : (rule, coef), optional
+        ``cotangent(S, G)`` is elementwise in ``S`` with upstream ``G`` and this rule
+        (:class:`ssimref.engines.ElementwiseCotangent`): engines may then evaluate it in
+        their kernels.
 
     Returns
     -------
@@ -230,15 +235,21 @@ def pairwise_value_and_vjp(
     dX = xp.zeros(X.shape, dtype=xp.float64)
     dY = dX if symmetric else (xp.zeros(Yw.shape, dtype=xp.float64) if wrt_y else None)
 
+    def tile_cotangent(Gt: Array) -> Callable[[Array], tuple[Any, Array]]:
+        if elementwise is None:
+            return lambda S: cotangent(S, Gt)
+        return ElementwiseCotangent(lambda S: cotangent(S, Gt), elementwise[0],
+                                    elementwise[1], Gt)
+
     def tile_vjp(tile: Tile) -> tuple[Array, Array, Array | None]:
         Gt = G[tile.rows, tile.cols]
         Xa = X[tile.rows, ...]
         if tile.diagonal:
             return engine.value_and_vjp_block(Xa, Xa, kind, config,
-                                              lambda S: cotangent(S, upper_mask(Gt, xp)),
+                                              tile_cotangent(upper_mask(Gt, xp)),
                                               upper=True, wrt_y=False)
         return engine.value_and_vjp_block(Xa, Yw[tile.cols, ...], kind, config,
-                                          lambda S: cotangent(S, Gt), upper=False,
+                                          tile_cotangent(Gt), upper=False,
                                           wrt_y=dY is not None)
 
     def accumulate(tile: Tile, result: tuple[Array, Array, Array | None]) -> None:

@@ -491,6 +491,111 @@ def test_cuda_vjp_kernel_compiles_with_nvcc(tmp_path):
                         str(src)], check=True, capture_output=True)
 
 
+
+# ---------------------------------------------------- one pass: S and the VJP together
+RULE_CASES = [  # (rule, coef, h(S), h'(S) with 0 where S = 0 for the root)
+    ("sqrt", -0.5, lambda S: -0.5 * np.sqrt(S),
+     lambda S: np.where(S > 0, -0.25 / np.sqrt(np.where(S > 0, S, 1.0)), 0.0)),
+    ("linear", -0.5, lambda S: -0.5 * S, lambda S: np.full_like(S, -0.5)),
+    ("exp", 0.3, lambda S: np.exp(-0.3 * S), lambda S: -0.3 * np.exp(-0.3 * S)),
+]
+
+
+def _rule_cotangent(rule, coef, G):
+    """The cotangent function as the kernels write it, wrapped with its rule."""
+    from ssimref.engines import ElementwiseCotangent
+    from ssimref.gradients import distance_weight
+
+    def function(S):
+        if rule == "linear":
+            return coef * S, coef * G
+        if rule == "sqrt":
+            D, W = distance_weight(S, coef * G, False, np)
+            return coef * D, W
+        K = np.exp(-coef * S)
+        return K, (-coef) * K * G
+
+    return ElementwiseCotangent(function, rule, coef, G)
+
+
+@needs_numba
+@settings(max_examples=40)
+@given(data=tiles(n_max=4, m_max=36), kind=st.sampled_from(KINDS),
+       case=st.sampled_from(RULE_CASES), mode=st.sampled_from(["dx-dy", "dx-only", "upper"]),
+       near=st.sampled_from([None, 1e-7, 1e-3]))
+def test_numba_one_pass_value_and_vjp_meets_both_contracts(data, kind, case, mode, near):
+    """An ElementwiseCotangent runs the one-pass kernels (window sums kept for the VJP, W
+    formed in the kernel): S within the forward contract of the reference (exactly 0 for
+    identical images), the values h(S), and the gradients the reference VJP of the
+    cotangent of that S, under the VJP contract; near-duplicates (within the floor, sent
+    back through the two-pass VJP after refinement) included."""
+    from ssimref.engines import numba_engine, numba_vjp
+
+    config, X, Y, G = data
+    rule, coef, value_of, slope = case
+    L = config.data_range
+    if near is not None:  # column images close to row images
+        rng = np.random.default_rng(int(abs(G).sum() * 1e6) % 2**32)
+        Y = np.clip(X[rng.integers(0, X.shape[0], Y.shape[0])]
+                    + near * L * rng.normal(size=Y.shape), 0, L)
+    assert numba_vjp.fuses(X.shape[1:], config)
+    upper = mode == "upper"
+    if upper:
+        Y, G = X, np.resize(G, (X.shape[0], X.shape[0]))
+    value, dX, dY = numba_engine.value_and_vjp_block(
+        X, Y, kind, config, _rule_cotangent(rule, coef, np.triu(G, 1) if upper else G),
+        upper=upper, wrt_y=mode == "dx-dy")
+    S_ref = reference_squared(X, Y, kind, config)
+    tol = 2e-12 * S_ref + accuracy_floor(config, X.shape[1:])  # the forward contract
+    if rule == "exp":  # |exp(-c S) - exp(-c S_ref)| <= c |S - S_ref|
+        assert (np.abs(value - value_of(S_ref)) <= coef * tol + 1e-15).all()
+    else:  # S itself from the value
+        S_value = value / coef if rule == "linear" else (value / coef) ** 2
+        assert (np.abs(S_value - S_ref) <= tol).all()
+    S = numba_engine.squared_block(X, Y, kind, config, upper=upper)
+    identical = (X[:, None] == Y[None, :]).all(axis=(2, 3, 4))
+    W = G * slope(S)
+    if upper:
+        Wu = np.triu(W, 1)
+        rX, _ = reference_block(X, X, W, kind, config, upper=True)
+        assert_vjp_contract(dX, rX, config, np.abs(Wu).sum(axis=0) + np.abs(Wu).sum(axis=1))
+        assert dY is None
+        return
+    assert (value[identical] == value_of(np.zeros(1))[0]).all()
+    rX, rY = reference_block(X, Y, W, kind, config, wrt_y=mode == "dx-dy")
+    assert_vjp_contract(dX, rX, config, np.abs(W).sum(axis=1))
+    if mode == "dx-dy":
+        assert_vjp_contract(dY, rY, config, np.abs(W).sum(axis=0))
+    else:
+        assert dY is None
+
+
+@needs_numba
+def test_numba_one_pass_is_the_two_pass_path_and_same_bits_run_to_run(monkeypatch):
+    """On natural patches the one-pass kernels give the two-pass path's values and
+    gradients to rounding, the same bits run to run, and the two-pass path where the
+    store would be too large."""
+    from ssimref.engines import numba_engine, numba_vjp
+
+    config = SSIMConfig(window="gaussian", size=7, sigma=1.5, covariance="sample",
+                        data_range=1.0)
+    P = patches(70, seed=4) / 255.0
+    X, Y = P[:30], P[30:]
+    G = np.random.default_rng(2).normal(size=(30, 40))
+    runs = [numba_engine.value_and_vjp_block(X, Y, "eq2", config,
+                                             _rule_cotangent("sqrt", -0.5, G))
+            for _ in range(2)]
+    for a, b in zip(runs[0], runs[1]):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(numba_vjp, "FUSED_MAX_STORE", 0)
+    assert not numba_vjp.fuses(X.shape[1:], config)
+    two = numba_engine.value_and_vjp_block(X, Y, "eq2", config,
+                                           _rule_cotangent("sqrt", -0.5, G))
+    np.testing.assert_allclose(runs[0][0], two[0], rtol=1e-13)
+    for a, b in zip(runs[0][1:], two[1:]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+
+
 # ============================================================ the public functions
 # distance_matrix_vjp, paired_distance(_and_grad) and the SSIM kernels run on the engine
 # backend= names ("auto" included): on every backend they must compute the engine's VJP of

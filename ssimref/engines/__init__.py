@@ -23,7 +23,10 @@ refused where a gradient is asked for):
 
 ``value_and_vjp_block(Xa, Yb, kind, config, cotangent, *, upper=False, wrt_y=True)``
     The tile's ``S = D^2`` block handed to ``cotangent(S) -> (value, W)``, and the
-    gradients ``dXa = sum_j W_ij dS_ij/dx_i``, ``dYb = sum_i W_ij dS_ij/dy_j``.
+    gradients ``dXa = sum_j W_ij dS_ij/dx_i``, ``dYb = sum_i W_ij dS_ij/dy_j``. A
+    cotangent that is an :class:`ElementwiseCotangent` also states its rule, which an
+    engine may evaluate inside its kernels (the Numba engine computes ``S`` and the VJP
+    in one pass then); calling it is always correct.
 ``paired_value_and_vjp(X, Y, kind, config, cotangent)``
     The same for matched pairs ``(X[i], Y[i])``.
 ``vjp_bytes_per_pair``, ``vjp_bytes_per_image``, ``vjp_max_tile_pairs``
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
     from ..backend import Array, Namespace
     from ..config import SSIMConfig
 
-__all__ = ["ENGINES", "Engine", "choose_engine", "check_backend", "available_engines",
+__all__ = ["ENGINES", "Engine", "ElementwiseCotangent", "choose_engine", "check_backend", "available_engines",
            "get_engine", "register_engine", "unregister_engine", "accuracy_floor",
            "vjp_accuracy_floor", "UNIT_ROUNDOFF", "FORWARD_METHODS", "VJP_METHODS"]
 
@@ -239,6 +242,49 @@ class Engine(Protocol):
         -------
         int
         """
+
+
+class ElementwiseCotangent:
+    """A cotangent function ``S -> (value, W)`` of a value-and-VJP tile that is elementwise
+    in ``S``, with the rule it follows, so that an engine can evaluate ``W`` inside its
+    kernels, pair by pair, once ``S`` is known.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(S) -> (value, W)`` on a whole ``(ta, tb)`` block: what the caller
+        keeps, and the cotangent ``W`` of ``S``. Engines call it (always on the full block,
+        refined near 0 as :meth:`Engine.squared_block` returns it); it is the definition.
+    rule : {"linear", "sqrt", "exp"}
+        ``W = upstream * h'(S)`` with ``h(S) = coef * S``, ``coef * sqrt(S)`` (and ``W = 0``
+        where ``S = 0``, the subgradient of :func:`ssimref.gradients.distance_weight`) or
+        ``exp(-coef * S)``, computed as ``coef * G``, ``(coef * G) / (2 sqrt(S))`` and
+        ``((-coef) * exp(-coef * S)) * G``: the operations, in order, of the kernels'
+        NumPy code, so that an engine evaluating the rule gets the same ``W`` from the
+        same ``S``.
+    coef : float
+    upstream : Array, shape (ta, tb), float64
+        ``G``.
+
+    Notes
+    -----
+    An engine that uses the rule must give the same values and gradients as calling
+    ``function`` on its ``S`` block, to its accuracy contract (docs/engines.md).
+    """
+
+    RULES = ("linear", "sqrt", "exp")
+
+    def __init__(self, function: Callable[[Any], tuple[Any, Any]], rule: str, coef: float,
+                 upstream: Any) -> None:
+        if rule not in self.RULES:
+            raise ValueError(f"rule must be one of {self.RULES}, got {rule!r}")
+        self.function = function
+        self.rule = rule
+        self.coef = float(coef)
+        self.upstream = upstream
+
+    def __call__(self, S: Any) -> tuple[Any, Any]:
+        return self.function(S)
 
 
 def get_engine(name: str) -> Engine:

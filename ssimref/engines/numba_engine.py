@@ -611,6 +611,14 @@ def value_and_vjp_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64]
     """The tile's ``S`` block (:func:`squared_block`), ``cotangent(S)``, and the fused
     VJP of its cotangent (:func:`ssimref.engines.numba_vjp.vjp_block`).
 
+    An :class:`ssimref.engines.ElementwiseCotangent` runs in one pass instead
+    (:func:`ssimref.engines.numba_vjp.fused_value_and_vjp`: each task's window sums serve
+    both ``S`` and the VJP, and ``W`` is formed in the kernel by the rule); the pairs it
+    puts within the accuracy floor of 0 are then refined as :func:`squared_block` refines
+    them, and their cotangents (from ``cotangent`` on the refined block) sent back through
+    :func:`ssimref.engines.numba_vjp.vjp_block`. Images too large for the kernels' store
+    (:func:`ssimref.engines.numba_vjp.fuses`) take the two-pass path.
+
     Parameters
     ----------
     Xa, Yb, kind, config, upper, wrt_y, cotangent
@@ -626,8 +634,25 @@ def value_and_vjp_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64]
     --------
     ssimref.engines.vjp_accuracy_floor : the gradients' accuracy contract.
     """
-    from . import numba_vjp
+    from . import ElementwiseCotangent, numba_vjp
 
+    if isinstance(cotangent, ElementwiseCotangent) and numba_vjp.fuses(Xa.shape[1:], config):
+        floor = accuracy_floor(config, Xa.shape[1:])
+        S, dX, dY = numba_vjp.fused_value_and_vjp(
+            Xa, Yb, cotangent.upstream, cotangent.rule, cotangent.coef, floor, kind, config,
+            upper=upper, wrt_y=wrt_y)
+        near = (S > 0) & (S <= floor)  # W = 0 in the kernel: refine, then send back
+        if near.any():
+            refine_near_zero(S, Xa, Yb, upper, floor, kind, config)
+        value, weight = cotangent(S)
+        if near.any():
+            gx, gy = numba_vjp.vjp_block(Xa, Xa if upper else Yb,
+                                         np.where(near, weight, 0.0), kind, config,
+                                         upper=upper, wrt_y=wrt_y)
+            dX += gx
+            if dY is not None and gy is not None:
+                dY += gy
+        return value, dX, dY
     value, weight = cotangent(squared_block(Xa, Yb, kind, config, upper=upper))
     dX, dY = numba_vjp.vjp_block(Xa, Xa if upper else Yb, weight, kind, config,
                                  upper=upper, wrt_y=wrt_y)

@@ -67,7 +67,8 @@ from .numba_engine import LANES, image_terms
 
 assert LANES == 32, "_lane_tree sums exactly 32 lanes"
 
-__all__ = ["vjp_block", "paired_squared", "paired_vjp", "vjp_bytes_per_pair",
+__all__ = ["vjp_block", "fused_value_and_vjp", "fuses", "RULES", "FUSED_MAX_STORE",
+           "paired_squared", "paired_vjp", "vjp_bytes_per_pair",
            "vjp_bytes_per_image", "VJP_MAX_TILE_PAIRS",
            "CHUNKS_PER_THREAD", "vjp_warm_up"]
 
@@ -126,18 +127,18 @@ def _squared_term(E, m0i, ai, vi, m0j, aj, vj, dsh, e1, e3):
 
 
 @njit(inline="always", **_JIT)
-def _coefficient_row(E, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc, g, c, r0, dsh, wl, e1,
-                     e3, cgout, coff, cstride, rw, rv, cwin, want_rows, want_cols):
+def _coefficient_row(E, eoff, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc, g, c, r0, dsh, wl,
+                     e1, e3, cgout, coff, cstride, rw, rv, cwin, want_rows, want_cols):
     """The coefficients of one window row of a (row image ``i``, column group ``g``) task:
     for each window ``q`` (position ``r0 + q`` of the terms) and lane ``l``, ``cg`` into
     ``cgout[coff + q * cstride, l]``, the row side's ``R``/``V`` terms into ``rw``, ``rv``
-    (to be summed over the lanes), the column side's added into ``cwin``. ``E``
-    (wo, nl): the window sums of ``d0^2`` (times ``scale`` here); ``shi`` and
+    (to be summed over the lanes), the column side's added into ``cwin``. ``E[eoff + q]``
+    (a row of lanes): the window sums of ``d0^2`` (times ``scale`` here); ``shi`` and
     ``shc[g, c]``: the images' shifts. One loop per mode, each without branches, so that
     LLVM vectorises it over the lanes; arrays are indexed in place (no views, whose
     reference counts cost atomic operations)."""
-    wo = E.shape[0]
-    nl = E.shape[1]
+    wo = rw.shape[0]
+    nl = rw.shape[1]
     if want_rows and want_cols:
         for q in range(wo):
             row = r0 + q
@@ -146,7 +147,7 @@ def _coefficient_row(E, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc, g, c, r0, 
             dst = coff + q * cstride
             for l in range(nl):
                 m0j = m0c[g, row, l]
-                cgv, e, u, vv = _coefficients(E[q, l] * scale, m0i, ai, vi, m0j,
+                cgv, e, u, vv = _coefficients(E[eoff + q, l] * scale, m0i, ai, vi, m0j,
                                               ac[g, row, l], vc[g, row, l], dsh[l], wl[l],
                                               e1, e3)
                 cgout[dst, l] = cgv
@@ -161,7 +162,7 @@ def _coefficient_row(E, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc, g, c, r0, 
             dst = coff + q * cstride
             for l in range(nl):
                 m0j = m0c[g, row, l]
-                cgv, e, u, vv = _coefficients(E[q, l] * scale, m0i, ai, vi, m0j,
+                cgv, e, u, vv = _coefficients(E[eoff + q, l] * scale, m0i, ai, vi, m0j,
                                               ac[g, row, l], vc[g, row, l], dsh[l], wl[l],
                                               e1, e3)
                 cgout[dst, l] = cgv
@@ -174,7 +175,7 @@ def _coefficient_row(E, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc, g, c, r0, 
             mui = m0i + shi
             dst = coff + q * cstride
             for l in range(nl):
-                cgv, e, u, vv = _coefficients(E[q, l] * scale, m0i, ai, vi, m0c[g, row, l],
+                cgv, e, u, vv = _coefficients(E[eoff + q, l] * scale, m0i, ai, vi, m0c[g, row, l],
                                               ac[g, row, l], vc[g, row, l], dsh[l], wl[l],
                                               e1, e3)
                 cgout[dst, l] = cgv
@@ -275,13 +276,142 @@ def _spread(win, z0, dst, taps, stride, height, width, channels, hc):
                         dst[r + w, l] += g * (hc[0, w, l] - z0[r + w, l] * hc[1, w, l])
 
 
+# ----------------------------------------------------------------------- fused cotangents
+#: Codes of the elementwise cotangent rules (:class:`ssimref.engines.ElementwiseCotangent`).
+RULES = {"linear": 0, "sqrt": 1, "exp": 2}
+
+#: Largest per-thread store of a task's window sums of ``d0^2`` (bytes) for which the
+#: fused value-and-VJP kernels run (beyond it, the forward block and the VJP run apart).
+FUSED_MAX_STORE = 1 << 21
+
+
+@njit(inline="always", **_JIT)
+def _rule_weight(S, G, rule, coef, floor):
+    """The cotangent of ``S`` for the upstream ``G`` under an elementwise rule (``h(S)``:
+    ``coef S``, ``coef sqrt(S)`` or ``exp(-coef S)``), written as the kernels' NumPy
+    cotangents write it (the same operations in the same order); 0 for ``S <= floor``
+    (those pairs are refined and sent back by the caller)."""
+    if S <= floor:
+        return 0.0
+    if rule == 0:
+        return coef * G
+    if rule == 1:
+        return (coef * G) / (2.0 * np.sqrt(S))
+    return ((-coef) * np.exp(-coef * S)) * G
+
+
+@njit(inline="always", **_JIT)
+def _task_weights(acc, wp, i, g, rule, coef, floor, two_scale, values, wl):
+    """Store a task's ``S`` (``acc``) in ``values[i, g]`` and its weights ``2 scale W``
+    into ``wl``; returns whether any weight is nonzero."""
+    nl = wl.shape[0]
+    nonzero = False
+    for l in range(nl):
+        values[i, g, l] = acc[l]
+        w = _rule_weight(acc[l], wp[i, g, l], rule, coef, floor) * two_scale
+        wl[l] = w
+        nonzero = nonzero or w != 0.0
+    return nonzero
+
+
+@njit(inline="always", **_JIT)
+def _sliding_start(x0r, i, x0c, g, px, width, size, col):
+    """Column sums of ``d0^2`` over the first ``size`` pixel rows into ``col`` (W, nl)."""
+    nl = x0c.shape[2]
+    for w in range(width):
+        for l in range(nl):
+            col[w, l] = 0.0
+        for k in range(size):
+            xv = x0r[i, px + k * width + w]
+            for l in range(nl):
+                d = xv - x0c[g, px + k * width + w, l]
+                col[w, l] += d * d
+
+
+@njit(inline="always", **_JIT)
+def _sliding_row(x0r, i, x0c, g, px, p, width, wo, size, col, s, hs):
+    """Window row ``p`` of a uniform stride-1 window: slide the column sums down one row
+    (``p > 0``), then running sums along the row into ``hs`` (wo, nl)."""
+    nl = x0c.shape[2]
+    if p > 0:
+        rin = px + (p + size - 1) * width
+        rout = px + (p - 1) * width
+        for w in range(width):
+            xa = x0r[i, rin + w]
+            xb = x0r[i, rout + w]
+            for l in range(nl):
+                da = xa - x0c[g, rin + w, l]
+                db = xb - x0c[g, rout + w, l]
+                col[w, l] += da * da - db * db
+    for l in range(nl):
+        s[l] = 0.0
+    for k in range(size - 1):
+        for l in range(nl):
+            s[l] += col[k, l]
+    for q in range(wo):
+        last = q + size - 1
+        for l in range(nl):
+            window = s[l] + col[last, l]
+            s[l] = window - col[q, l]
+            hs[q, l] = window
+
+
+@njit(inline="always", **_JIT)
+def _separable_row(x0r, i, x0c, g, px, top, filled, width, wo, stride, taps, overlap, ring,
+                   ring_flat, offsets, colb, colb2, hsum, hsum2):
+    """The weighted sums of ``d0^2`` over the windows of the window row starting at pixel
+    row ``top`` into ``hsum2`` (wo, nl); overlapping windows square each pixel row once
+    into a ring (``filled``: rows squared so far, returned updated)."""
+    nl = x0c.shape[2]
+    size = taps.shape[0]
+    span = width * nl
+    for idx in range(wo * nl):
+        hsum[idx] = 0.0
+    if overlap:
+        while filled < top + size:
+            r = px + filled * width
+            slot = filled % size
+            for w in range(width):
+                xv = x0r[i, r + w]
+                for l in range(nl):
+                    d = xv - x0c[g, r + w, l]
+                    ring[slot, w, l] = d * d
+            filled += 1
+        for k in range(size):
+            offsets[k] = ((top + k) % size) * span
+        _taps_sum(colb, span, ring_flat, offsets, taps, size)
+        if stride == 1:
+            for k in range(size):
+                offsets[k] = k * nl
+            _taps_sum(hsum, wo * nl, colb, offsets, taps, size)
+        else:
+            for q in range(wo):
+                for k in range(size):
+                    gk = taps[k]
+                    src = q * stride + k
+                    for l in range(nl):
+                        hsum2[q, l] += gk * colb2[src, l]
+    else:
+        for k in range(size):
+            r = px + (top + k) * width
+            for q in range(wo):
+                for kw in range(size):
+                    w = q * stride + kw
+                    xv = x0r[i, r + w]
+                    gk = taps[k] * taps[kw]
+                    for l in range(nl):
+                        d = xv - x0c[g, r + w, l]
+                        hsum2[q, l] += gk * (d * d)
+    return filled
+
+
 # ----------------------------------------------------------------------- tile kernels
 @njit(parallel=True, **_JIT)
 def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_g, starts,
                  height, width, size, scale, e1, e3, want_rows, want_cols,
-                 row_win, row_pix, col_part):
+                 row_win, row_pix, col_part, fused, rule, coef, floor, values):
     """Uniform window, stride 1: running sums for the forward window sums of ``d0^2`` and
-    for both directions of the adjoint of ``cg``."""
+    for both directions of the adjoint of ``cg``. ``fused``: as :func:`_vjp_separable`."""
     channels = shr.shape[1]
     nl = x0c.shape[2]
     ho = height - size + 1
@@ -304,6 +434,8 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
         vrun = np.empty((width, nl))
         cwin = np.zeros((2, channels * npos if want_cols else 0, nl))
         hc = np.empty((2, width, nl))
+        acc = np.empty(nl)
+        efull = np.empty((channels * npos if fused else 0, nl))
         current = -1
         for t in range(starts[chunk], starts[chunk + 1]):
             i = task_i[t]
@@ -314,52 +446,55 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
                             height, width, channels, hc)
                     cwin[:] = 0.0
                 current = g
-            for l in range(nl):
-                wl[l] = wp[i, g, l]
+            if fused:  # first pass: window sums, S and the weights
+                for l in range(nl):
+                    acc[l] = 0.0
+                for c in range(channels):
+                    px = c * height * width
+                    pw = c * npos
+                    for l in range(nl):
+                        dsh[l] = shr[i, c] - shc[g, c, l]
+                    _sliding_start(x0r, i, x0c, g, px, width, size, col)
+                    for p in range(ho):
+                        _sliding_row(x0r, i, x0c, g, px, p, width, wo, size, col, s, hs)
+                        for q in range(wo):
+                            row = pw + p * wo + q
+                            m0i, ai, vi = m0r[i, row], ar[i, row], vr[i, row]
+                            for l in range(nl):
+                                ev = hs[q, l]
+                                efull[row, l] = ev
+                                acc[l] += _squared_term(ev * scale, m0i, ai, vi, m0c[g, row, l],
+                                                        ac[g, row, l], vc[g, row, l], dsh[l],
+                                                        e1, e3)
+                if not _task_weights(acc, wp, i, g, rule, coef, floor, 2.0 * scale, values,
+                                     wl):
+                    continue
+            else:
+                for l in range(nl):
+                    wl[l] = wp[i, g, l]
             for c in range(channels):
                 px = c * height * width
                 pw = c * npos
                 shi = shr[i, c]
                 for l in range(nl):
                     dsh[l] = shi - shc[g, c, l]
-                # column sums of d0^2 over the first `size` rows
-                for w in range(width):
-                    for l in range(nl):
-                        col[w, l] = 0.0
-                    for k in range(size):
-                        xv = x0r[i, px + k * width + w]
-                        for l in range(nl):
-                            d = xv - x0c[g, px + k * width + w, l]
-                            col[w, l] += d * d
+                if not fused:  # column sums of d0^2 over the first `size` rows
+                    _sliding_start(x0r, i, x0c, g, px, width, size, col)
                 ring[:] = 0.0
                 vrun[:] = 0.0
                 for h in range(height):
                     if h < ho:
                         p = h
-                        if p > 0:  # slide the column sums down one row
-                            rin = px + (p + size - 1) * width
-                            rout = px + (p - 1) * width
-                            for w in range(width):
-                                xa = x0r[i, rin + w]
-                                xb = x0r[i, rout + w]
-                                for l in range(nl):
-                                    da = xa - x0c[g, rin + w, l]
-                                    db = xb - x0c[g, rout + w, l]
-                                    col[w, l] += da * da - db * db
-                        for l in range(nl):
-                            s[l] = 0.0
-                        for k in range(size - 1):
-                            for l in range(nl):
-                                s[l] += col[k, l]
-                        for q in range(wo):
-                            last = q + size - 1
-                            for l in range(nl):
-                                window = s[l] + col[last, l]
-                                s[l] = window - col[q, l]
-                                hs[q, l] = window
-                        _coefficient_row(hs, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc,
-                                         g, c, pw + p * wo, dsh, wl, e1, e3, cg, 0, 1, rw,
-                                         rv, cwin, want_rows, want_cols)
+                        if fused:  # the window sums kept by the first pass
+                            E = efull
+                            eoff = pw + p * wo
+                        else:
+                            _sliding_row(x0r, i, x0c, g, px, p, width, wo, size, col, s, hs)
+                            E = hs
+                            eoff = 0
+                        _coefficient_row(E, eoff, scale, m0r, ar, vr, i, shi, m0c, ac, vc,
+                                         shc, g, c, pw + p * wo, dsh, wl, e1, e3, cg, 0, 1,
+                                         rw, rv, cwin, want_rows, want_cols)
                         if want_rows:
                             _lane_tree(rw, wo)
                             _lane_tree(rv, wo)
@@ -417,11 +552,14 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
 @njit(parallel=True, **_JIT)
 def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_g, starts,
                    height, width, taps, stride, scale, e1, e3, want_rows, want_cols,
-                   row_win, row_pix, col_part):
+                   row_win, row_pix, col_part, fused, rule, coef, floor, values):
     """Any window: separable weighted sums for the forward (a ring of squared rows when
     windows overlap, direct sums otherwise) and for the adjoint (a weighted sum over a
     dilated row of ``cg``, then over a ring of the last ``size`` spread rows; for
-    non-overlapping windows each pixel takes its one window's coefficient directly)."""
+    non-overlapping windows each pixel takes its one window's coefficient directly).
+    ``fused``: ``wp`` holds the upstream ``G``; a first pass over each task computes and
+    keeps its window sums, ``S`` (into ``values``) and the weights from the rule
+    (:func:`_rule_weight`); the second pass reads the sums instead of recomputing them."""
     channels = shr.shape[1]
     nl = x0c.shape[2]
     size = taps.shape[0]
@@ -452,6 +590,8 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
         z = np.empty((max(width, wo * size), nl))
         dsh = np.empty(nl)
         wl = np.empty(nl)
+        acc = np.empty(nl)
+        efull = np.empty((channels * npos if fused else 0, nl))
         cwin = np.zeros((2, channels * npos if want_cols else 0, nl))
         hc = np.empty((2, width, nl))
         current = -1
@@ -464,8 +604,34 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
                             height, width, channels, hc)
                     cwin[:] = 0.0
                 current = g
-            for l in range(nl):
-                wl[l] = wp[i, g, l]
+            if fused:  # ---- first pass: window sums, S and the weights
+                for l in range(nl):
+                    acc[l] = 0.0
+                for c in range(channels):
+                    px = c * height * width
+                    pw = c * npos
+                    for l in range(nl):
+                        dsh[l] = shr[i, c] - shc[g, c, l]
+                    filled = 0
+                    for p in range(ho):
+                        filled = _separable_row(x0r, i, x0c, g, px, p * stride, filled,
+                                                width, wo, stride, taps, overlap, ring,
+                                                ring_flat, offsets, colb, colb2, hsum, hsum2)
+                        for q in range(wo):
+                            row = pw + p * wo + q
+                            m0i, ai, vi = m0r[i, row], ar[i, row], vr[i, row]
+                            for l in range(nl):
+                                ev = hsum2[q, l]
+                                efull[row, l] = ev
+                                acc[l] += _squared_term(ev * scale, m0i, ai, vi, m0c[g, row, l],
+                                                        ac[g, row, l], vc[g, row, l], dsh[l],
+                                                        e1, e3)
+                if not _task_weights(acc, wp, i, g, rule, coef, floor, 2.0 * scale, values,
+                                     wl):
+                    continue
+            else:
+                for l in range(nl):
+                    wl[l] = wp[i, g, l]
             for c in range(channels):
                 px = c * height * width
                 pw = c * npos
@@ -475,48 +641,21 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
                 filled = 0
                 for p in range(ho):
                     top = p * stride
-                    # ---- forward: weighted sums of d0^2 over window row p
-                    for idx in range(wo * nl):
-                        hsum[idx] = 0.0
-                    if overlap:
-                        while filled < top + size:
-                            r = px + filled * width
-                            slot = filled % size
-                            for w in range(width):
-                                xv = x0r[i, r + w]
-                                for l in range(nl):
-                                    d = xv - x0c[g, r + w, l]
-                                    ring[slot, w, l] = d * d
-                            filled += 1
-                        for k in range(size):
-                            offsets[k] = ((top + k) % size) * span
-                        _taps_sum(colb, span, ring_flat, offsets, taps, size)
-                        if stride == 1:
-                            for k in range(size):
-                                offsets[k] = k * nl
-                            _taps_sum(hsum, wo * nl, colb, offsets, taps, size)
-                        else:
-                            for q in range(wo):
-                                for k in range(size):
-                                    gk = taps[k]
-                                    src = q * stride + k
-                                    for l in range(nl):
-                                        hsum2[q, l] += gk * colb2[src, l]
+                    # ---- forward: weighted sums of d0^2 over window row p (kept from the
+                    # first pass when fused)
+                    if fused:
+                        E = efull
+                        eoff = pw + p * wo
                     else:
-                        for k in range(size):
-                            r = px + (top + k) * width
-                            for q in range(wo):
-                                for kw in range(size):
-                                    w = q * stride + kw
-                                    xv = x0r[i, r + w]
-                                    gk = taps[k] * taps[kw]
-                                    for l in range(nl):
-                                        d = xv - x0c[g, r + w, l]
-                                        hsum2[q, l] += gk * (d * d)
+                        filled = _separable_row(x0r, i, x0c, g, px, top, filled, width, wo,
+                                                stride, taps, overlap, ring, ring_flat,
+                                                offsets, colb, colb2, hsum, hsum2)
+                        E = hsum2
+                        eoff = 0
                     # ---- coefficients of window row p
-                    _coefficient_row(hsum2, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc, g,
-                                     c, pw + p * wo, dsh, wl, e1, e3, cgd, size - 1, stride,
-                                     rw, rv, cwin, want_rows, want_cols)
+                    _coefficient_row(E, eoff, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc,
+                                     g, c, pw + p * wo, dsh, wl, e1, e3, cgd, size - 1,
+                                     stride, rw, rv, cwin, want_rows, want_cols)
                     if want_rows:
                         _lane_tree(rw, wo)
                         _lane_tree(rv, wo)
@@ -808,16 +947,33 @@ def _rows_to_images(rows, image_shape):
 
 
 def _tile_gradients(row_terms, col_terms, W, config, kind, want_rows, want_cols,
-                    image_shape, tb):
+                    image_shape, tb, fused=None):
     """Run the tile kernel: rows (scalar side), packed columns; returns the row gradients
-    (t_r, H, W, C) and the column gradients (tb, H, W, C), each or None."""
+    (t_r, H, W, C) and the column gradients (tb, H, W, C), each or None, and ``S``
+    (t_r, tb) or None. ``fused``: None (``W`` is the cotangent of ``S``), or
+    ``(rule, coef, floor, upper)``: ``W`` is the upstream of an elementwise rule, every
+    pair is computed (with ``upper``, every pair ``i < j``) and ``S`` returned."""
     height, width, channels = image_shape
     ta = W.shape[0]
     taps, scale = _window_weights(config)
-    wp = _pack_weights(W, scale)
+    if fused is None:
+        wp = _pack_weights(W, scale)
+        tasks = np.any(wp != 0.0, axis=2)
+        rule, coef, floor = 0, 0.0, 0.0
+        values = np.zeros((0, 0, 0))
+    else:
+        rule, coef, floor, upper = fused
+        wp = _pack_weights(W, 0.5)  # the upstream itself (times exactly 1)
+        groups = wp.shape[1]
+        if upper:  # tasks with a column j > i
+            last = np.minimum(ta - 1, np.arange(groups) * LANES + LANES - 1)
+            tasks = last[None, :] > np.arange(ta)[:, None]
+        else:
+            tasks = np.ones((ta, groups), dtype=bool)
+        values = np.zeros((ta, groups, LANES))
     groups = wp.shape[1]
     nchunks = _chunk_count(ta)
-    task_i, task_g, starts = _chunk_tasks(np.any(wp != 0.0, axis=2), nchunks)
+    task_i, task_g, starts = _chunk_tasks(tasks, nchunks)
     ho, wo = config.positions(height, width)
     npos = channels * ho * wo
     depth = channels * height * width
@@ -829,11 +985,12 @@ def _tile_gradients(row_terms, col_terms, W, config, kind, want_rows, want_cols,
         if config.window == "uniform" and config.stride == 1:
             _vjp_sliding(*row_terms, *col_terms, wp, task_i, task_g, starts, height, width,
                          config.size, scale, e1, e3, want_rows, want_cols, row_win, row_pix,
-                         col_part)
+                         col_part, fused is not None, rule, coef, floor, values)
         else:
             _vjp_separable(*row_terms, *col_terms, wp, task_i, task_g, starts, height,
                            width, taps, config.stride, scale, e1, e3, want_rows, want_cols,
-                           row_win, row_pix, col_part)
+                           row_win, row_pix, col_part, fused is not None, rule, coef, floor,
+                           values)
         dX = dY = None
         if want_rows:
             _finish_rows(row_win, row_pix, row_terms[0], taps, config.stride, height, width,
@@ -844,7 +1001,72 @@ def _tile_gradients(row_terms, col_terms, W, config, kind, want_rows, want_cols,
             _reduce_chunks(col_part, out)
             del col_part
             dY = _unpack(out, tb, image_shape)
-    return dX, dY
+    S = None if fused is None else values.reshape(ta, groups * LANES)[:, :tb]
+    return dX, dY, S
+
+
+def fuses(image_shape, config) -> bool:
+    """Whether :func:`fused_value_and_vjp` runs for these images: each thread keeps a
+    task's window sums (``8 LANES C Ho Wo`` bytes), up to :data:`FUSED_MAX_STORE`."""
+    h, w, c = image_shape
+    ho, wo = config.positions(h, w)
+    return 8 * LANES * c * ho * wo <= FUSED_MAX_STORE
+
+
+def fused_value_and_vjp(Xa, Yb, G, rule, coef, floor, kind, config, *, upper=False,
+                        wrt_y=True):
+    """``S = D^2`` of a tile and the gradients of ``sum_ij W_ij S_ij`` for the cotangent
+    ``W`` of an elementwise rule, in one pass per (row, column group): the window sums of
+    ``d0^2`` are computed once, kept for the VJP, and give ``S``, then ``W`` lane by lane.
+
+    Parameters
+    ----------
+    Xa, Yb, kind, config, upper, wrt_y
+        As for :func:`vjp_block` (``Yb`` is ignored when ``upper``).
+    G : ndarray (ta, tb), float64
+        The upstream of the rule (with ``upper``, only ``i < j`` counts).
+    rule : {"linear", "sqrt", "exp"}
+        ``W = G h'(S)`` for ``h(S) = coef S``, ``coef sqrt(S)`` (``W = 0`` at ``S = 0``)
+        or ``exp(-coef S)`` (:class:`ssimref.engines.ElementwiseCotangent`).
+    coef : float
+    floor : float
+        Pairs with ``S <= floor`` get ``W = 0`` here: the caller refines them
+        (:func:`ssimref.engines.reference.refine_near_zero`) and sends their cotangents
+        back through :func:`vjp_block`.
+
+    Returns
+    -------
+    S : ndarray (ta, tb), float64
+        The fused kernels' ``S`` (not refined near 0); with ``upper`` exactly symmetric
+        with a zero diagonal.
+    dX, dY
+        As for :func:`vjp_block`.
+    """
+    image_shape = tuple(Xa.shape[1:])
+    G = np.asarray(G, dtype=np.float64)
+    spec = (RULES[rule], float(coef), float(floor), upper)
+    if upper:
+        rows, cols = image_terms(Xa, config)
+        dX, dY, S = _tile_gradients(rows, cols, np.triu(G, 1), config, kind, True, True,
+                                    image_shape, Xa.shape[0], spec)
+        dX += dY
+        S = np.triu(S, 1)
+        return S + S.T, dX, None
+    if wrt_y:
+        rows, _ = image_terms(Xa, config, packed=False)
+        _, cols = image_terms(Yb, config, rows=False)
+        return _rotate(_tile_gradients(rows, cols, G, config, kind, True, True, image_shape,
+                                       Yb.shape[0], spec))
+    rows, _ = image_terms(Yb, config, packed=False)
+    _, cols = image_terms(Xa, config, rows=False)
+    _, dX, S = _tile_gradients(rows, cols, np.ascontiguousarray(G.T), config, kind, False,
+                               True, image_shape, Xa.shape[0], spec)
+    return np.ascontiguousarray(S.T), dX, None
+
+
+def _rotate(result):
+    dX, dY, S = result
+    return S, dX, dY
 
 
 def vjp_block(Xa, Yb, W, kind, config, *, upper=False, wrt_y=True):
@@ -882,20 +1104,20 @@ def vjp_block(Xa, Yb, W, kind, config, *, upper=False, wrt_y=True):
     if upper:
         W = np.triu(W, 1)
         rows, cols = image_terms(Xa, config)
-        dX, dY = _tile_gradients(rows, cols, W, config, kind, True, True, image_shape,
-                                 Xa.shape[0])
+        dX, dY, _ = _tile_gradients(rows, cols, W, config, kind, True, True, image_shape,
+                                    Xa.shape[0])
         dX += dY
         return dX, None
     if wrt_y:
         rows, _ = image_terms(Xa, config, packed=False)
         _, cols = image_terms(Yb, config, rows=False)
         return _tile_gradients(rows, cols, W, config, kind, True, True, image_shape,
-                               Yb.shape[0])
+                               Yb.shape[0])[:2]
     # X fixed on the lanes: its gradient is lane-wise, and Y needs none
     rows, _ = image_terms(Yb, config, packed=False)
     _, cols = image_terms(Xa, config, rows=False)
-    _, dX = _tile_gradients(rows, cols, np.ascontiguousarray(W.T), config, kind, False,
-                            True, image_shape, Xa.shape[0])
+    _, dX, _ = _tile_gradients(rows, cols, np.ascontiguousarray(W.T), config, kind, False,
+                               True, image_shape, Xa.shape[0])
     return dX, None
 
 

@@ -52,6 +52,11 @@ class _SSIMKernel(Kernel):
         """``(h(S), upstream * h'(S))`` (the second None when upstream is None)."""
         raise NotImplementedError
 
+    def _rule(self, image_shape: tuple[int, ...]) -> tuple[str, float] | None:
+        """``(rule, coef)`` of :meth:`_of_squared` with an upstream, as
+        :class:`ssimref.engines.ElementwiseCotangent` states it (None: no such rule)."""
+        return None
+
     def _conventions(self) -> str:
         config = self.config
         if config.data_range is None:
@@ -105,7 +110,8 @@ class _SSIMKernel(Kernel):
         return pairwise_value_and_vjp(
             X, Y, G, self.kind, self.config,
             lambda S, Gt: self._of_squared(S, Gt, image_shape, xp), wrt_y=wrt_y,
-            working_memory=self._memory(), keep_values=True, backend=self.backend)
+            working_memory=self._memory(), keep_values=True, backend=self.backend,
+            elementwise=self._rule(image_shape))
 
     def _paired_value_and_vjp(self, X: Array, Y: Array,
                               g: Array | None) -> tuple[Array, Array | None, Array | None]:
@@ -213,6 +219,9 @@ class SSIMDistanceKernel(_SSIMKernel):
         """
         return (f"SSIM distance kernel k = -1/2 D^{self.power} (distance-induced, exact for "
                 f"zero-sum MMD weights); {self._conventions()}")
+
+    def _rule(self, image_shape: tuple[int, ...]) -> tuple[str, float] | None:
+        return ("linear", -0.5) if self.power == 2 else ("sqrt", -0.5)
 
     def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
                     xp: Namespace) -> tuple[Array, Array | None]:
@@ -337,6 +346,9 @@ class SSIMRBFKernel(_SSIMKernel):
                      "distance over distinct pairs of the pooled sample")
         return f"{text}; {self._conventions()}"
 
+    def _rule(self, image_shape: tuple[int, ...]) -> tuple[str, float] | None:
+        return ("exp", self.gamma)
+
     def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
                     xp: Namespace) -> tuple[Array, Array | None]:
         K = xp.exp(-self.gamma * S)
@@ -390,6 +402,9 @@ class MeanSSIMKernel(_SSIMKernel):
         h, w, c = image_shape
         ho, wo = self.config.positions(h, w)
         return ho * wo * c
+
+    def _rule(self, image_shape: tuple[int, ...]) -> tuple[str, float] | None:
+        return ("linear", -(1.0 / self._positions(image_shape)))
 
     def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
                     xp: Namespace) -> tuple[Array, Array | None]:
