@@ -86,8 +86,8 @@ class _SSIMKernel(Kernel):
             As for :func:`ssimref.distance_matrix`.
         """
         xp, X4, Y4, config = check_stacks(X, Y, self.config)
-        X4 = xp.astype(X4, xp.float64)
-        Y4 = None if Y4 is None else xp.astype(Y4, xp.float64)
+        X4 = xp.astype(X4, xp.float64, copy=False)  # no copy of float64 input
+        Y4 = None if Y4 is None else xp.astype(Y4, xp.float64, copy=False)
         bound = self
         if config != self.config:
             bound = copy.copy(self)
