@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .backend import Array, ArrayLike, Namespace, as_array, float_dtype, namespace
+from .backend import (Array, ArrayLike, Namespace, as_array, float_dtype, is_numpy_array,
+                      namespace)
 from .config import SSIMConfig, resolve_config
 from .kinds import KindName
 from .engines import ElementwiseCotangent, check_backend, choose_engine, get_engine
-from .executor import serial
+from .executor import HostWriter, serial
 from .gradients import distance_weight
 from .tiling import Tile, plan_pairs, resolve_working_memory, upper_mask
 from .validation import check_kind, check_stacks
@@ -162,7 +163,11 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
             block = xp.sqrt(block)
         return xp.astype(block, out_dtype, copy=False)
 
-    return serial.fill(plan, tile_block, out, progress=progress)
+    writer = None
+    stager = getattr(engine, "host_stager", None)
+    if stager is not None and is_numpy_array(out) and not is_numpy_array(X):
+        writer = HostWriter(out, stager())  # copies and writes overlap the next tiles
+    return serial.fill(plan, tile_block, out, progress=progress, writer=writer)
 
 
 def pairwise_value_and_vjp(

@@ -32,6 +32,15 @@ refused where a gradient is asked for):
 ``vjp_bytes_per_pair``, ``vjp_bytes_per_image``, ``vjp_max_tile_pairs``
     The memory figures and the pair cap of a value-and-VJP tile.
 
+and, optionally, for engines whose blocks live on a device:
+
+``host_stager()``
+    Asynchronous copies of blocks into host staging buffers
+    (:class:`ssimref.executor.Stager`); with it :func:`ssimref.distance_matrix` writes a
+    host ``out`` (e.g. a memmap) from a writer thread while the device computes the next
+    tiles (:class:`ssimref.executor.HostWriter`). Without it, each block is copied
+    synchronously.
+
 Which engine runs is decided here, in :func:`choose_engine`, and nowhere else; engines
 are imported only when chosen, so the package imports without Numba or CuPy. How the
 fused engines work and what accuracy they promise (:func:`accuracy_floor`,

@@ -17,8 +17,11 @@ pair fused with the ratio), written as one CUDA kernel in float64:
 
 Image geometry (H, W, C, window size, stride) is compiled into the kernel as constants;
 CuPy caches compiled kernels on disk. Results are float64 device arrays; the caller
-(:func:`ssimref.distance_matrix`) takes roots, casts, and copies tiles to a host
-``out`` (e.g. a memmap) one tile at a time.
+(:func:`ssimref.distance_matrix`) takes roots and casts on the device, and a host ``out``
+(e.g. a memmap) is written through :func:`host_stager`: each tile is copied once, on a
+stream of its own into pinned staging buffers, while the next tile's kernel runs, and the
+executor's writer thread stores it (and its mirror image) into ``out``
+(:class:`ssimref.executor.HostWriter`).
 
 The kernel source is plain C++ apart from a few CUDA names, so the test-suite also
 compiles it with a host C++ compiler and runs it thread by thread on the CPU
@@ -44,7 +47,11 @@ from .reference import squared_block as reference_squared_block
 __all__ = ["NAME", "squared_block", "bytes_per_pair", "bytes_per_image", "max_tile_pairs",
            "fused_block", "kernel_source", "threads_per_block", "row_arrays", "column_arrays",
            "value_and_vjp_block", "paired_value_and_vjp", "vjp_bytes_per_pair",
-           "vjp_bytes_per_image", "vjp_max_tile_pairs"]
+           "vjp_bytes_per_image", "vjp_max_tile_pairs", "host_stager", "STAGING_DEPTH"]
+
+#: Pinned staging buffers of :func:`host_stager`: tiles in flight between the device and
+#: the writer thread (one being copied, one being written, one spare).
+STAGING_DEPTH = 3
 
 NAME = "cupy"
 _SHARED_BYTES = 48 * 1024  # shared memory a block may use without opting in
@@ -304,6 +311,65 @@ def column_arrays(terms: ImageTerms, cp: Any, ldc: int) -> tuple[Array, ...]:
             a = cp.concatenate([a, cp.broadcast_to(a[-1:], (ldc - t, a.shape[1]))])
         packed.append(cp.ascontiguousarray(a.T))
     return tuple(packed)
+
+
+class _PinnedStager:
+    """CuPy's stager (:class:`ssimref.executor.Stager`): device-to-host copies on a copy stream of
+    their own into pinned buffers (grown to the largest block seen), each copy ordered
+    after the work queued so far on the current stream (an event), so the next tile's
+    kernel runs while it lands."""
+
+    def __init__(self, cp: Any, depth: int) -> None:
+        self.cp = cp
+        self.depth = depth
+        self.stream = cp.cuda.Stream(non_blocking=True)
+        self.buffers: list[Any] = [None] * depth
+
+    def _buffer(self, slot: int, size: int, dtype: Any) -> Any:
+        buf = self.buffers[slot]
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            mem = self.cp.cuda.alloc_pinned_memory(size * np.dtype(dtype).itemsize)
+            buf = np.frombuffer(mem, dtype, size)  # keeps the pinned memory alive
+            self.buffers[slot] = buf
+        return buf
+
+    def stage(self, block: Any, slot: int) -> tuple[Any, Callable[[], None]]:
+        cp = self.cp
+        block = cp.ascontiguousarray(block)
+        host = self._buffer(slot, block.size, block.dtype)[:block.size].reshape(block.shape)
+        ready = cp.cuda.Event()
+        ready.record()  # the current stream: the block's kernel and cast
+        self.stream.wait_event(ready)
+        block.get(stream=self.stream, out=host, blocking=False)
+        done = cp.cuda.Event()
+        done.record(self.stream)
+        kept = [block]  # the device block must outlive its copy
+
+        def wait() -> None:
+            done.synchronize()
+            kept.clear()
+
+        return host, wait
+
+
+def host_stager(cp: Any = None) -> Any:
+    """Asynchronous copies of device tiles into pinned host buffers, on a copy stream of
+    their own, for :class:`ssimref.executor.HostWriter` (which :func:`ssimref.distance_matrix`
+    uses for a host ``out``): the copies and the writes overlap the next tiles' kernels.
+
+    Parameters
+    ----------
+    cp : module, optional
+        CuPy (imported when None); the tests pass a host stand-in.
+
+    Returns
+    -------
+    ssimref.executor.Stager
+        With :data:`STAGING_DEPTH` buffers.
+    """
+    if cp is None:
+        import cupy as cp
+    return _PinnedStager(cp, STAGING_DEPTH)
 
 
 def squared_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
