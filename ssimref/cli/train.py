@@ -33,8 +33,14 @@ def _flag(name: str) -> str:
 
 
 def all_fields() -> dict[str, list[Any]]:
-    """``name -> (type, default, metadata, models that have the field)`` over every
-    model's config, in a stable order."""
+    """Every model's config fields, merged, in a stable order.
+
+    Returns
+    -------
+    dict of str to list
+        ``name -> [type, default, metadata, models that have the field]``; the command
+        line builds one flag per name from it.
+    """
     from ..generative.config import config_fields
     from ..generative.runs import MODELS
     out: dict[str, list[Any]] = {}
@@ -125,8 +131,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The config options of ``args.model`` given on the command line (flags left at None
-    are not); an option of another model is a ValueError naming the models that take it.
+    """The config options of ``args.model`` given on the command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser built with :func:`add_config_options`; ``args._fields`` is
+        :func:`all_fields` (or one model's share of it).
+
+    Returns
+    -------
+    dict of str to object
+        The options given; flags left at None are not given. Lists become tuples.
+
+    Raises
+    ------
+    ValueError
+        If an option of another model was given, naming the models that take it.
     """
     from ..generative.runs import config_class
     given = {k: (tuple(v) if isinstance(v, list) else v) for k in args._fields
