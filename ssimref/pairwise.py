@@ -9,15 +9,18 @@ writes it into the output (or, for gradients, adds its contribution).
 
 from __future__ import annotations
 
-from .backend import as_array, float_dtype, namespace
+import numpy as np
+
+from .backend import arrays_for, as_array, float_dtype, namespace
 from .config import resolve_config
-from .engines import choose_engine, get_engine
-from .executor import serial
+from .engines import ENGINES, choose_engine, get_engine
+from .executor import SerialExecutor, TileTask, get_executor, serial
 from .gradients import distance_weight
-from .tiling import plan_pairs, resolve_working_memory, upper_mask
+from .tiling import chunk_plan, plan_pairs, resolve_working_memory, upper_mask
 from .validation import check_kind, check_stacks
 
-__all__ = ["distance_matrix", "distance_matrix_vjp", "pairwise_value_and_vjp"]
+__all__ = ["distance_matrix", "distance_matrix_vjp", "pairwise_value_and_vjp",
+           "distance_tiles"]
 
 
 def _check_out(out, shape, dtype, xp):
@@ -39,7 +42,7 @@ def _check_out(out, shape, dtype, xp):
 
 def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=None,
                     working_memory=None, out=None, progress=False, backend="auto",
-                    **conventions):
+                    executor=None, **conventions):
     """All-pairs SSIM distances ``D(i, j) = ||D'(x_i, y_j)||_F``.
 
     Parameters
@@ -78,15 +81,28 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
         reference to ``1e-12`` relative on ``D^2`` above an absolute floor of
         ``8 n_windows 2**-53 (f / k2**2 + 1 / k1)`` (docs/engines.md). "auto" picks
         cupy for CuPy inputs, numba for NumPy inputs when Numba is installed, else the
-        reference.
+        reference. Resolved once, in this process: every tile runs on that engine.
+    executor : None, "serial", "dask", dask.distributed.Client or executor, optional
+        Who runs the tiles (:func:`ssimref.executor.get_executor`): this process (None,
+        the default), or a Dask cluster ("dask" for the current default client, or a
+        client): each tile is then one task on a worker, the images are sent once to
+        every worker, and the workers write their blocks straight into ``out``, which
+        must then be a zarr array; the numba engine runs on CPU workers,
+        ``backend="cupy"`` runs the tiles on GPU workers (docs/scale.md).
 
     Returns
     -------
     array, shape (n, m), or (n, n) when Y is None
-        ``out`` when given, else a new array of X's array library.
+        ``out`` when given, else a new array of X's array library; with a Dask executor
+        and no ``out``, a :class:`dask.array.Array` whose chunks are the tiles, computed
+        and held in the workers' memory (``.compute()`` brings it here).
 
     Notes
     -----
+    A zarr ``out`` (with any executor) sets the tiles: they are its chunks, which must be
+    square for a symmetric matrix (``zarr.create_array(path, shape=(n, n), chunks=(t, t),
+    dtype="float64")``); each tile then writes whole chunks.
+
     ``D(i, j)^2 = sum over window positions p (and channels) of d_p(x_i, y_j)^2``; one
     square root per entry. No array of shape ``n x m x positions`` is built at once: pairs
     are processed in tiles that fit ``working_memory``.
@@ -110,28 +126,99 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
     if Y is X:
         Y = None
     xp, X, Y, config = check_stacks(X, Y, config)
-    engine = get_engine(choose_engine(backend, xp))
+    runner = get_executor(executor)
+    distributed = not isinstance(runner, SerialExecutor)
     working_memory = resolve_working_memory(working_memory)
     symmetric = Y is None
-    Yw = X if symmetric else Y
-    out = _check_out(out, (X.shape[0], Yw.shape[0]), dtype, xp)
+    shape = (X.shape[0], (X if symmetric else Y).shape[0])
+    if distributed and out is None:
+        out_dtype = "float64" if dtype is None else str(float_dtype(np, dtype).__name__)
+    else:
+        out = _check_out(out, shape, dtype, xp)
+        out_dtype = str(out.dtype).split(".")[-1]
+    plan, task = distance_tiles(X, Y, kind, config, squared=squared, dtype=out_dtype,
+                                backend=backend, working_memory=working_memory,
+                                tiles=chunk_plan(out, symmetric) if out is not None
+                                else None, distributed=distributed, xp=xp)
+    return runner.fill(plan, task, out, progress=progress)
+
+
+def distance_tiles(X, Y, kind, config, *, squared=False, dtype="float64", backend="auto",
+                   working_memory=None, tiles=None, distributed=False, xp=None):
+    """The tile plan and the tile function of an all-pairs distance matrix (trusted
+    input: validated stacks and config), for an executor (:mod:`ssimref.executor`).
+
+    Parameters
+    ----------
+    X : array (n, H, W, C)
+    Y : array (m, H, W, C) or None
+        None for the symmetric matrix of ``X``.
+    kind, config
+        The distance (config with its data range).
+    squared : bool
+        Blocks of ``D^2`` instead of ``D``.
+    dtype : {"float64", "float32"}
+        dtype of the blocks (every entry accumulated in float64, rounded once).
+    backend : {"auto", "reference", "numba", "cupy"}
+        Resolved here, once: "auto" picks the engine for the arrays of this process
+        (:func:`ssimref.engines.choose_engine`), and every tile runs on that engine,
+        wherever it runs, so that all tiles are the same computation.
+    working_memory : float, optional
+        MiB per tile (resolved).
+    tiles : PairPlan, optional
+        The plan to follow (a stored job's, or the chunks of a zarr ``out``) instead of
+        one sized by ``working_memory``.
+    distributed : bool
+        The tiles run in other processes: an explicit ``backend`` is checked where the
+        tiles run (a client without a GPU can plan for GPU workers), and the tile images
+        are moved to the engine's device there.
+    xp : namespace, optional
+        Of ``X`` (looked up when None).
+
+    Returns
+    -------
+    plan : PairPlan
+    task : TileTask
+        ``task(tile)`` is the tile's block, of the engine's array library.
+    """
+    xp = namespace(X) if xp is None else xp
+    if distributed and backend != "auto":
+        if backend not in ENGINES:
+            choose_engine(backend, xp)  # raises the one message for an unknown name
+        name = backend
+    else:
+        name = choose_engine(backend, xp)
+    engine = get_engine(name)
     image_shape = tuple(X.shape[1:])
-    plan = plan_pairs(X.shape[0], None if symmetric else Y.shape[0],
-                      bytes_per_pair=engine.bytes_per_pair(image_shape, config),
-                      bytes_per_image=engine.bytes_per_image(image_shape, config),
-                      max_pairs=engine.max_tile_pairs(image_shape, config),
-                      working_memory=working_memory)
-    out_dtype = float_dtype(xp, str(out.dtype))
+    if tiles is None:
+        tiles = plan_pairs(X.shape[0], None if Y is None else Y.shape[0],
+                           bytes_per_pair=engine.bytes_per_pair(image_shape, config),
+                           bytes_per_image=engine.bytes_per_image(image_shape, config),
+                           max_pairs=engine.max_tile_pairs(image_shape, config),
+                           working_memory=resolve_working_memory(working_memory))
+    task = TileTask(_distance_tile, (X,) if Y is None else (X, Y),
+                    dict(kind=kind, config=config, squared=bool(squared), dtype=str(dtype),
+                         engine=name, move=distributed))
+    return tiles, task
 
-    def tile_block(tile):
-        Xa = xp.astype(X[tile.rows, ...], xp.float64)
-        Yb = Xa if tile.diagonal else xp.astype(Yw[tile.cols, ...], xp.float64)
-        block = engine.squared_block(Xa, Yb, kind, config, upper=tile.diagonal)
-        if not squared:
-            block = xp.sqrt(block)
-        return xp.astype(block, out_dtype, copy=False)
 
-    return serial.fill(plan, tile_block, out, progress=progress)
+def _distance_tile(tile, X, Y=None, *, kind, config, squared, dtype, engine, move):
+    """One tile's block of ``D`` (or ``D^2``) on ``engine``, in ``dtype``: the tile's
+    images in float64 (moved to the engine's device first when ``move``), the engine's
+    ``D^2`` block, one square root, one rounding."""
+    Xa = X[tile.rows, ...]
+    Yb = None if tile.diagonal else (X if Y is None else Y)[tile.cols, ...]
+    if move:
+        Xa = arrays_for(engine, Xa)
+        Yb = None if Yb is None else arrays_for(engine, Yb)
+    xp = namespace(Xa)
+    choose_engine(engine, xp)  # the engine can run here, on these arrays
+    Xa = xp.astype(Xa, xp.float64)
+    Yb = Xa if tile.diagonal else xp.astype(Yb, xp.float64)
+    block = get_engine(engine).squared_block(Xa, Yb, kind, config, upper=tile.diagonal)
+    if not squared:
+        block = xp.sqrt(block)
+    return xp.astype(block, float_dtype(xp, dtype), copy=False)
 
 
 def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,

@@ -1,0 +1,129 @@
+"""One policy for interrupted work: SIGINT (Ctrl-C) and SIGTERM alike.
+
+- A job stops at a tile (or step) boundary: while a tile is computed, written and
+  recorded, a first signal is only noted; the executor (:mod:`ssimref.executor`) checks
+  for it between tiles with :func:`boundary` and raises :class:`Interrupted` there. A
+  second signal raises at once. Outside such a section a signal raises at once.
+- A resumable job keeps what is complete and says how to resume: it re-raises the
+  interruption with :func:`keep`, naming what it kept; the command line prints the exact
+  command to run again with ``--resume`` (:func:`message`).
+- A partial result never stands under the final name (:mod:`ssimref.io`,
+  :mod:`ssimref.stores`), and a job that is not resumable removes what it started (its
+  temporary files are deleted as the exception passes).
+
+:func:`install` sets the handlers (the command line does, in the main thread); a library
+caller that installs nothing keeps Python's default: Ctrl-C raises
+:class:`KeyboardInterrupt` at once, which every writer here also survives (a tile counts
+as complete only once it is recorded after its write).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import signal
+import threading
+
+__all__ = ["Interrupted", "install", "deferred", "boundary", "keep", "message",
+           "exit_status"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A job stopped by SIGINT or SIGTERM.
+
+    Attributes
+    ----------
+    signal_name : str
+        "SIGINT" or "SIGTERM".
+    kept : str or None
+        What a resumable job kept (e.g. "D.zarr (12 of 40 tiles complete)"), None when
+        nothing was kept.
+    """
+
+    def __init__(self, signal_name: str = "SIGINT", kept: str | None = None):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.kept = kept
+
+
+_state = {"installed": False, "depth": 0, "pending": None, "previous": {}}
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _handler(signum, frame):
+    name = signal.Signals(signum).name
+    if _state["depth"] > 0 and _state["pending"] is None:
+        _state["pending"] = name  # stop at the next tile boundary
+        return
+    _state["pending"] = None
+    raise Interrupted(name)
+
+
+def install() -> bool:
+    """Handle SIGINT and SIGTERM by this policy (main thread only; returns whether the
+    handlers were installed). Idempotent."""
+    if _state["installed"]:
+        return True
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    for sig in _SIGNALS:
+        _state["previous"][sig] = signal.signal(sig, _handler)
+    _state["installed"] = True
+    return True
+
+
+def uninstall() -> None:
+    """Restore the handlers :func:`install` replaced."""
+    if not _state["installed"]:
+        return
+    for sig, previous in _state["previous"].items():
+        signal.signal(sig, previous)
+    _state.update(installed=False, depth=0, pending=None, previous={})
+
+
+@contextlib.contextmanager
+def deferred():
+    """A section (a run over tiles) in which a first signal waits for :func:`boundary`."""
+    _state["depth"] += 1
+    try:
+        yield
+    except BaseException:
+        _state["depth"] -= 1
+        if _state["depth"] == 0:
+            _state["pending"] = None
+        raise
+    _state["depth"] -= 1
+    if _state["depth"] == 0:
+        boundary()  # a signal that came during the last tile stops the job here
+
+
+def boundary() -> None:
+    """Raise :class:`Interrupted` when a signal arrived since the section began (call
+    between tiles)."""
+    pending = _state["pending"]
+    if pending is not None:
+        _state["pending"] = None
+        raise Interrupted(pending)
+
+
+def keep(exc: BaseException, kept: str) -> Interrupted:
+    """The interruption ``exc`` (SIGINT's KeyboardInterrupt or :class:`Interrupted`) as an
+    :class:`Interrupted` that names what a resumable job kept."""
+    return Interrupted(getattr(exc, "signal_name", "SIGINT"), kept)
+
+
+def exit_status(exc: BaseException) -> int:
+    """128 + the signal number: 130 for SIGINT, 143 for SIGTERM."""
+    return 128 + int(getattr(signal, getattr(exc, "signal_name", "SIGINT")))
+
+
+def message(exc: BaseException, argv) -> str:
+    """What the command line prints when ``ssimref *argv`` was interrupted: what was kept
+    and the command that resumes, or that no output was written."""
+    name = getattr(exc, "signal_name", "SIGINT")
+    kept = getattr(exc, "kept", None)
+    if kept is None:
+        return f"ssimref: interrupted ({name}); no output was written"
+    argv = [str(a) for a in argv]
+    command = shlex.join(["ssimref", *argv, *([] if "--resume" in argv else ["--resume"])])
+    return (f"ssimref: interrupted ({name}); kept {kept}; resume with:\n  {command}")
