@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..config import resolve_config
+from ..executor import SerialExecutor, get_executor
 from ..pairwise import distance_matrix
 from ..validation import check_kind, infer_data_range
 from .centering import centered_kernel, centered_test_kernel, check_power
@@ -30,7 +31,7 @@ __all__ = ["ssim_kernel", "SSIMKernel"]
 
 def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
                 return_centerer=False, out=None, backend="auto", working_memory=None,
-                progress=False, **conventions):
+                progress=False, executor=None, **conventions):
     """The SSIM kernel of a set of images: ``K = -1/2 H D^p H``.
 
     Parameters
@@ -63,7 +64,12 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
         place one block of rows at a time, so an ``n x n`` kernel larger than RAM works.
     backend, working_memory, progress
         Passed to :func:`ssimref.distance_matrix`; ``working_memory`` also bounds the
-        blocks of rows centred at a time.
+        blocks of rows and the tiles centred at a time.
+    executor : None, "serial", "dask", dask.distributed.Client or executor, optional
+        Who runs the distance tiles, the row-mean reduction and the centring tiles
+        (:func:`ssimref.executor.get_executor`). With Dask, ``out`` must be a zarr array
+        (the workers compute the distances into it and centre it in place) and, with
+        ``Y``, the training ``centerer`` must be given.
 
     Returns
     -------
@@ -107,19 +113,24 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
     if Y is not None and return_centerer:
         raise ValueError("return_centerer=True is for training kernels (Y=None); pass the "
                          "returned centerer back with Y for out-of-sample kernels")
+    runner = get_executor(executor)
+    if not isinstance(runner, SerialExecutor) and (out is None or (Y is not None
+                                                                   and centerer is None)):
+        raise ValueError("with a Dask executor, ssim_kernel needs out= a zarr array (the "
+                         "workers write the kernel into it) and, with Y, the training "
+                         "centerer= (from ssim_kernel(Y, out=..., return_centerer=True))")
     options = dict(kind=kind, config=config, squared=True, backend=backend,
-                   working_memory=working_memory, progress=progress)
+                   working_memory=working_memory, progress=progress, executor=runner)
+    centring = dict(working_memory=working_memory, executor=runner, progress=progress)
     if Y is None:
         D2 = distance_matrix(X, out=out, **options)
         return centered_kernel(D2, power, squared=True, out=D2, with_centerer=return_centerer,
-                               working_memory=working_memory)
+                               **centring)
     if centerer is None:
         _, centerer = centered_kernel(distance_matrix(Y, **options), power, squared=True,
-                                      with_centerer=True, working_memory=working_memory)
+                                      with_centerer=True, **centring)
     D2 = distance_matrix(X, Y, out=out, **options)
-    return centered_test_kernel(D2, centerer, power, squared=True,
-                                out=out,
-                                working_memory=working_memory)
+    return centered_test_kernel(D2, centerer, power, squared=True, out=out, **centring)
 
 
 _CONVENTIONS = ("window", "size", "sigma", "stride", "data_range", "k1", "k2", "covariance")
