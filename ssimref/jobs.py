@@ -1,0 +1,362 @@
+"""Resumable jobs: an all-pairs distance matrix or an SSIM kernel computed tile by tile
+into a file (``.npy``) or a zarr store (``.zarr``), by this process or a Dask cluster,
+continued after an interruption with ``resume=True``.
+
+Each job is a fixed sequence of steps over one tile plan (:mod:`ssimref.tiling`), run by
+an executor (:mod:`ssimref.executor`) into a store with one record per completed tile
+(:mod:`ssimref.stores`):
+
+- distance matrix: the tiles of ``D`` (or ``D^2``), each tile and its mirror;
+- training kernel ``K = -1/2 H D^p H``: the tiles of ``D^2`` (a working array), the row
+  means of ``-1/2 D^p`` (a reduction over blocks of full rows, stored once computed),
+  then the centred tiles of ``K`` (:mod:`ssimref.kernels.centering`);
+- test kernel (rows of new images against the training set): the tiles of ``D_test^2``,
+  the test rows' means, then the tiles centred with the training statistics.
+
+The store's fingerprint (images, kind, conventions, dtype, squared, engine, power) is
+checked on resume; the tiles are the stored ones (a changed ``working_memory`` does not
+change them), so the result equals an uninterrupted run bit for bit. An interrupted job
+raises :class:`ssimref.interrupt.Interrupted` naming what it kept; a failed one (e.g. a
+Dask worker lost too often) raises :class:`JobError`, also naming it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import interrupt
+from .backend import arrays_for
+from .executor import SerialExecutor, get_executor
+from .io import save_json
+from .kernels.centering import (centerer_from_statistics, centre_test_tiles, centre_tiles,
+                                centring_statistics, test_statistics)
+from .pairwise import distance_tiles
+from .stores import images_fingerprint, is_zarr_path, open_store, require_zarr
+from .validation import check_stacks
+
+__all__ = ["JobResult", "JobError", "distance_job", "kernel_job", "check_output"]
+
+
+class JobError(RuntimeError):
+    """A resumable job that failed (not interrupted); ``kept`` names what it kept."""
+
+    def __init__(self, message: str, kept: str):
+        super().__init__(message)
+        self.kept = kept
+
+
+@dataclass
+class JobResult:
+    """What a job did.
+
+    Attributes
+    ----------
+    path : Path
+        The output.
+    tiles : dict
+        Per array ("squared_distances", "matrix"): ``(computed now, complete before,
+        total)``.
+    engine : str
+        The engine every tile ran on.
+    seconds : float
+    resumed : bool
+        Whether an existing partial job was continued.
+    reports : list
+        The executor's :class:`~ssimref.executor.TileReport` of every tile computed now.
+    meta : dict
+        What the result is (stored in the zarr store's metadata, or the ``.json`` sidecar
+        of a ``.npy``).
+    """
+
+    path: Path
+    tiles: dict = field(default_factory=dict)
+    engine: str = ""
+    seconds: float = 0.0
+    resumed: bool = False
+    reports: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def computed(self) -> int:
+        return sum(c for c, _, _ in self.tiles.values())
+
+
+def check_output(path, *, executor=None, force=False, resume=False) -> Path:
+    """Check an output path before any work: a ``.npy`` or ``.zarr`` in an existing
+    folder; a ``.npy`` only for this process (the workers of a Dask cluster write zarr
+    stores). Existing outputs are judged when the job opens them (resume or force).
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+    """
+    path = Path(path)
+    zarr_out = is_zarr_path(path)
+    if not zarr_out and path.suffix != ".npy":
+        raise ValueError(f"output {path} must end in .npy (NumPy format, no pickles) or "
+                         ".zarr (a zarr store)")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"folder {path.parent} of output {path} does not exist")
+    if not zarr_out and not isinstance(get_executor(executor), SerialExecutor):
+        raise ValueError(f"output {path}: with Dask the workers write the matrix, so it "
+                         "must be a zarr store (-o NAME.zarr)")
+    if zarr_out:
+        require_zarr()
+    return path
+
+
+def _job(what, X, config, kind, engine, **extra):
+    return {"what": what, "kind": kind, "config": asdict(config), "engine": engine,
+            "images": images_fingerprint(X), **extra}
+
+
+def _tiles_of(store, name, plan):
+    """The plan of ``name``: the stored one when the job is resumed."""
+    stored = store.tile_plan(name, plan.symmetric)
+    if stored is None:
+        if hasattr(store, "save_plan"):
+            store.save_plan(name, plan)
+        return plan
+    if (stored.n, stored.m) != (plan.n, plan.m):  # the fingerprint makes this impossible
+        raise ValueError(f"{store.path}: stored {name} is {stored.n} x {stored.m}, not "
+                         f"{plan.n} x {plan.m}; pass --force to start again")
+    return stored
+
+
+def _fill(runner, store, name, plan, dtype, task_or_fn, result, progress, desc):
+    """One step over tiles into array ``name``, recorded; counts what it did."""
+    array = store.matrix(name, plan, dtype)
+    ledger = store.ledger(name, plan)
+    before = len(ledger.completed())
+    try:
+        task_or_fn(array, ledger)
+    finally:
+        reports = list(getattr(runner, "last_run", []))
+        result.reports += reports
+        result.tiles[name] = (len(reports), before, len(plan))
+    return array
+
+
+def _run(store, result, body):
+    """Run ``body()``; an interruption or failure keeps the store and says so."""
+    try:
+        body()
+    except KeyboardInterrupt as exc:
+        raise interrupt.keep(exc, store.kept(_current(result))) from None
+    except (ValueError, TypeError, OSError, ImportError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. a Dask worker lost too often
+        kept = store.kept(_current(result))
+        raise JobError(f"the job failed ({type(exc).__name__}: {exc}); kept {kept}",
+                       kept) from exc
+
+
+def _current(result):
+    return "matrix" if "matrix" in result.tiles else "squared_distances" \
+        if "squared_distances" in result.tiles else "matrix"
+
+
+def _prepare_images(images, config, backend, runner):
+    xp, X, _, config = check_stacks(images, None, config)
+    distributed = not isinstance(runner, SerialExecutor)
+    computed = X if distributed else arrays_for(backend, X)
+    return X, computed, config, distributed
+
+
+def distance_job(images, output, *, kind="eq2", config=None, dtype="float64", squared=False,
+                 backend="auto", working_memory=None, executor=None, resume=False,
+                 force=False, progress=False, describe=None) -> JobResult:
+    """The all-pairs distance matrix of ``images`` into ``output``, resumably.
+
+    Parameters
+    ----------
+    images : array (n, H, W[, C])
+        Host images (NumPy).
+    output : str or Path
+        ``.npy`` (this process; computed under ``.NAME.partial/`` and renamed when
+        complete, with a ``.json`` sidecar) or ``.zarr`` (a store marked complete when
+        done; the array ``matrix``).
+    kind, config, dtype, squared, backend, working_memory, progress
+        As for :func:`ssimref.distance_matrix` (config with its data range).
+    executor : optional
+        :func:`ssimref.executor.get_executor`'s argument (a Dask executor needs a
+        ``.zarr`` output).
+    resume : bool
+        Continue the incomplete job at ``output`` (same fingerprint), computing only the
+        tiles without a record; a missing output starts afresh.
+    force : bool
+        Replace an existing output (or an incomplete job that cannot be resumed).
+    describe : dict, optional
+        Extra fields for the result's metadata (source, split, ...).
+
+    Returns
+    -------
+    JobResult
+
+    Raises
+    ------
+    FileExistsError
+        An existing output without ``force`` (or ``resume`` for an incomplete one).
+    ssimref.stores.StoreError
+        On resume: a foreign, damaged, or differently configured store.
+    ssimref.interrupt.Interrupted
+        On SIGINT/SIGTERM: the completed tiles are kept.
+    JobError
+        When the computation fails (the completed tiles are kept).
+    """
+    start = time.perf_counter()
+    runner = get_executor(executor)
+    path = check_output(output, executor=runner)
+    X, computed, config, distributed = _prepare_images(images, config, backend, runner)
+    dtype = str(np.dtype(dtype))
+    plan, task = distance_tiles(computed, None, kind, config, squared=squared, dtype=dtype,
+                                backend=backend, working_memory=working_memory,
+                                distributed=distributed)
+    engine = task.options["engine"]
+    n = X.shape[0]
+    job = _job("distance", X, config, kind, engine, squared=bool(squared), dtype=dtype,
+               shape=[n, n])
+    store, resumed = open_store(path, job, resume=resume, force=force)
+    meta = {"what": f"SSIM distance matrix D(i, j) = ||D'_ij||_F"
+                    f"{', squared' if squared else ''}, kind {kind}",
+            "shape": [n, n], "dtype": dtype, "kind": kind, "config": asdict(config),
+            "engine": engine, **(describe or {})}
+    result = JobResult(path, engine=engine, resumed=bool(resumed), meta=meta)
+    if resumed == "complete":
+        result.seconds = time.perf_counter() - start
+        return result
+    plan = _tiles_of(store, "matrix", plan)
+
+    def body():
+        _fill(runner, store, "matrix", plan, dtype,
+              lambda out, ledger: runner.fill(plan, task, out, ledger=ledger,
+                                              progress=progress),
+              result, progress, "distances")
+
+    _run(store, result, body)
+    result.seconds = time.perf_counter() - start
+    meta["seconds"] = round(result.seconds, 3)
+    store.finish(meta)
+    if not is_zarr_path(path):
+        save_json(path.with_suffix(".json"), meta, force=True)
+    return result
+
+
+def kernel_job(images, output, *, kind="eq2", config=None, power=1.0, backend="auto",
+               working_memory=None, executor=None, resume=False, force=False,
+               progress=False, describe=None, test_images=None, test_output=None,
+               test_describe=None) -> tuple[JobResult, JobResult | None]:
+    """The SSIM kernel ``-1/2 H D^p H`` of ``images`` into ``output`` (and the kernel of
+    ``test_images`` against them, centred with the training statistics, into
+    ``test_output``), resumably; float64.
+
+    Parameters as for :func:`distance_job`, plus ``power`` (validated), ``test_images``,
+    ``test_output`` and ``test_describe``. The squared distances are a working array of
+    the job (``n x n`` float64 more on disk while it runs), deleted when it completes.
+
+    Returns
+    -------
+    (JobResult, JobResult or None)
+        The training kernel's, and the test kernel's.
+    """
+    start = time.perf_counter()
+    runner = get_executor(executor)
+    path = check_output(output, executor=runner)
+    if test_output is not None:
+        test_path = check_output(test_output, executor=runner)
+    X, computed, config, distributed = _prepare_images(images, config, backend, runner)
+    plan, task = distance_tiles(computed, None, kind, config, squared=True, dtype="float64",
+                                backend=backend, working_memory=working_memory,
+                                distributed=distributed)
+    engine = task.options["engine"]
+    n = X.shape[0]
+    job = _job("kernel", X, config, kind, engine, power=float(power), shape=[n, n])
+    meta = {"what": f"SSIM kernel K = -1/2 H D^{power:g} H, D = SSIM distances of kind "
+                    f"{kind}", "shape": [n, n], "dtype": "float64", "kind": kind,
+            "power": float(power), "config": asdict(config), "engine": engine,
+            **(describe or {})}
+    test = None
+    if test_images is not None:
+        T, test_computed, _, _ = _prepare_images(test_images, config, backend, runner)
+        tplan, ttask = distance_tiles(test_computed, computed, kind, config, squared=True,
+                                      dtype="float64", backend=backend,
+                                      working_memory=working_memory,
+                                      distributed=distributed)
+        m = T.shape[0]
+        test_job = _job("test-kernel", T, config, kind, engine, power=float(power),
+                        shape=[m, n], train_images=job["images"])
+        test = (T, tplan, ttask, test_job)
+    store, resumed = open_store(path, job, resume=resume, force=force)
+    result = JobResult(path, engine=engine, resumed=bool(resumed), meta=meta)
+    options = dict(squared=True, working_memory=working_memory, executor=runner,
+                   progress=progress)
+    stats = {}
+
+    def train():
+        if resumed == "complete":
+            stats["m"] = store.load_vector("row_means")
+            stats["g"] = float(store.load_vector("grand_mean")[0])
+            return
+        tiles = _tiles_of(store, "squared_distances", plan)
+        D2 = _fill(runner, store, "squared_distances", tiles, "float64",
+                   lambda out, ledger: runner.fill(tiles, task, out, ledger=ledger,
+                                                   progress=progress),
+                   result, progress, "distances")
+        if not store.state.get("stats"):
+            m, g = centring_statistics(D2, power, **options)
+            store.save_vector("row_means", m)
+            store.save_vector("grand_mean", np.array([g]))
+            store.set_state(stats=True)
+        stats["m"] = store.load_vector("row_means")
+        stats["g"] = float(store.load_vector("grand_mean")[0])
+        _fill(runner, store, "matrix", tiles, "float64",
+              lambda out, ledger: centre_tiles(D2, stats["m"], stats["g"], power, out,
+                                               plan=tiles, ledger=ledger, **options),
+              result, progress, "centring")
+
+    _run(store, result, train)
+    test_result = None
+    if test is not None:
+        T, tplan, ttask, test_job = test
+        tstore, tresumed = open_store(test_path, test_job, resume=resume, force=force)
+        test_meta = {"what": meta["what"] + ", test rows against the training set, centred "
+                     "with the training statistics (Bengio et al. 2004)",
+                     "shape": [T.shape[0], n], "dtype": "float64", "kind": kind,
+                     "power": float(power), "config": asdict(config), "engine": engine,
+                     "train_kernel": str(path), **(test_describe or {})}
+        test_result = JobResult(test_path, engine=engine, resumed=bool(tresumed),
+                                meta=test_meta)
+        centerer = centerer_from_statistics(stats["m"], stats["g"])
+
+        def run_test():
+            if tresumed == "complete":
+                return
+            tiles = _tiles_of(tstore, "squared_distances", tplan)
+            D2t = _fill(runner, tstore, "squared_distances", tiles, "float64",
+                        lambda out, ledger: runner.fill(tiles, ttask, out, ledger=ledger,
+                                                        progress=progress),
+                        test_result, progress, "test distances")
+            pred_cols = test_statistics(D2t, power, **options)
+            _fill(runner, tstore, "matrix", tiles, "float64",
+                  lambda out, ledger: centre_test_tiles(D2t, centerer, pred_cols, power, out,
+                                                        plan=tiles, ledger=ledger,
+                                                        **options),
+                  test_result, progress, "test centring")
+
+        _run(tstore, test_result, run_test)
+    result.seconds = time.perf_counter() - start
+    meta["seconds"] = round(result.seconds, 3)
+    if resumed != "complete":
+        store.finish(meta, drop=("squared_distances",))
+        if not is_zarr_path(path):
+            save_json(path.with_suffix(".json"), meta, force=True)
+    if test_result is not None and tresumed != "complete":
+        test_result.seconds = result.seconds
+        tstore.finish(test_result.meta, drop=("squared_distances",))
+        if not is_zarr_path(test_path):
+            save_json(test_path.with_suffix(".json"), test_result.meta, force=True)
+    return result, test_result
