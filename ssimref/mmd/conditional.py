@@ -104,7 +104,8 @@ def cmmd_weights(gram, lam):
     return (M + M.T) / 2.0
 
 
-def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, working_memory):
+def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, working_memory,
+          executor=None):
     lam = float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else lam
     if not (isinstance(lam, float) and math.isfinite(lam) and lam > 0):
         raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
@@ -133,7 +134,7 @@ def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, workin
                                  constant_weights(inv, False, xp),
                                  constant_weights(-inv, False, xp),
                                  constant_weights(inv, False, xp), grad, working_memory,
-                                 xp)
+                                 xp, executor)
             value = value + factor * v
             if grad:
                 dXs[start:stop, ...] = factor * g
@@ -156,14 +157,14 @@ def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, workin
                              f"{tuple(gram.shape)}")
         M = xp.asarray(cmmd_weights(gram, lam))
         value, dX = weighted_form(Xw, Yw, ops, matrix_weights(M), matrix_weights(M, -1.0),
-                                  matrix_weights(M), grad, working_memory, xp)
+                                  matrix_weights(M), grad, working_memory, xp, executor)
     if dX is not None and x_shape and tuple(dX.shape) != x_shape:
         dX = xp.reshape(dX, x_shape)
     return float(value), dX
 
 
 def cmmd2(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", lam=1e-3, *,
-          working_memory=None) -> float:
+          working_memory=None, executor=None) -> float:
     """Squared conditional MMD of Ren et al. (2016) between generated and data outputs
     sharing the same conditions.
 
@@ -187,6 +188,9 @@ def cmmd2(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", lam=1e-3,
     working_memory : float, optional
         MiB for the tiles, as for :func:`ssimref.mmd.mmd2`. The general form also holds
         ``M`` (n x n).
+    executor : optional
+        Who runs the tiles, as for :func:`ssimref.mmd.mmd2` (with Dask, ``M`` is sent
+        once to every worker).
 
     Returns
     -------
@@ -195,11 +199,11 @@ def cmmd2(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", lam=1e-3,
         kernel).
     """
     return _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, False,
-                 working_memory)[0]
+                 working_memory, executor)[0]
 
 
 def cmmd2_and_grad(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", lam=1e-3,
-                   *, sqrt=False, working_memory=None):
+                   *, sqrt=False, working_memory=None, executor=None):
     """``CMMD^2`` (or ``CMMD`` with ``sqrt=True``) and its gradient with respect to
     ``Y_gen``.
 
@@ -213,5 +217,5 @@ def cmmd2_and_grad(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", 
     dY_gen : array shaped like Y_gen, float64
     """
     value, dX = _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, True,
-                      working_memory)
+                      working_memory, executor)
     return sqrt_loss(value, dX) if sqrt else (value, dX)

@@ -98,7 +98,7 @@ def check_sizes(estimator, n, m):
             raise ValueError("the linear estimator needs at least 2 points per sample")
 
 
-def _mmd(X, Y, kernel, estimator, grad, working_memory):
+def _mmd(X, Y, kernel, estimator, grad, working_memory, executor=None):
     check_estimator(estimator)
     if Y is None:
         raise ValueError("Y (the data sample) is required")
@@ -111,13 +111,14 @@ def _mmd(X, Y, kernel, estimator, grad, working_memory):
         value, dX = _linear(Xw, Yw, ops, grad, xp)
     else:
         wxx, wxy, wyy = dense_weights(estimator, n, m, xp)
-        value, dX = weighted_form(Xw, Yw, ops, wxx, wxy, wyy, grad, working_memory, xp)
+        value, dX = weighted_form(Xw, Yw, ops, wxx, wxy, wyy, grad, working_memory, xp,
+                                  executor)
     if dX is not None and x_shape and tuple(dX.shape) != x_shape:
         dX = xp.reshape(dX, x_shape)
     return float(value), dX
 
 
-def mmd2(X, Y, kernel, estimator="biased", *, working_memory=None) -> float:
+def mmd2(X, Y, kernel, estimator="biased", *, working_memory=None, executor=None) -> float:
     """Estimate of the squared maximum mean discrepancy between two samples.
 
     Parameters
@@ -136,6 +137,12 @@ def mmd2(X, Y, kernel, estimator="biased", *, working_memory=None) -> float:
     working_memory : float, optional
         MiB for the tiles (scikit-learn's ``working_memory`` when None); see the module
         docstring for the bound.
+    executor : None, "serial", "dask", dask.distributed.Client or executor, optional
+        Who runs the tiles of the dense estimators (:func:`ssimref.executor.get_executor`):
+        this process by default; with Dask each tile is a task on a worker (the samples
+        and the kernel are sent once to every worker) and the tiles' sums come back in
+        the plan's order, so the value is the serial one bit for bit. The linear
+        estimator (O(n)) always runs here.
 
     Returns
     -------
@@ -153,16 +160,17 @@ def mmd2(X, Y, kernel, estimator="biased", *, working_memory=None) -> float:
     >>> mmd2(X, Y, RBFMixture((1.0,))) > 0.5
     True
     """
-    return _mmd(X, Y, kernel, estimator, False, working_memory)[0]
+    return _mmd(X, Y, kernel, estimator, False, working_memory, executor)[0]
 
 
-def mmd2_and_grad(X, Y, kernel, estimator="biased", *, sqrt=False, working_memory=None):
+def mmd2_and_grad(X, Y, kernel, estimator="biased", *, sqrt=False, working_memory=None,
+                  executor=None):
     """``MMD^2`` (or ``MMD``) and its gradient with respect to the first sample.
 
     Parameters
     ----------
-    X, Y, kernel, estimator, working_memory
-        As for :func:`mmd2`. Only ``X`` (the generated sample) is differentiated.
+    X, Y, kernel, estimator, working_memory, executor
+        As for :func:`mmd2` (with Dask, the gradient rows of each tile come back too). Only ``X`` (the generated sample) is differentiated.
     sqrt : bool, default False
         Return ``sqrt(max(L, 0))`` (Li et al.'s GMMN loss with the biased estimator) and its
         gradient ``dL / (2 sqrt(L))``; where ``L <= 0`` (possible for the unbiased
@@ -175,7 +183,7 @@ def mmd2_and_grad(X, Y, kernel, estimator="biased", *, sqrt=False, working_memor
         Exact (hand-derived, no autograd), computed tile by tile with the memory bound of
         the module docstring.
     """
-    value, dX = _mmd(X, Y, kernel, estimator, True, working_memory)
+    value, dX = _mmd(X, Y, kernel, estimator, True, working_memory, executor)
     return sqrt_loss(value, dX) if sqrt else (value, dX)
 
 
