@@ -24,8 +24,8 @@ import shlex
 import signal
 import threading
 
-__all__ = ["Interrupted", "install", "deferred", "boundary", "keep", "message",
-           "exit_status"]
+__all__ = ["Interrupted", "install", "uninstall", "deferred", "boundary", "keep", "message",
+           "exit_status", "resume_command"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -124,6 +124,11 @@ def message(exc: BaseException, argv) -> str:
     kept = getattr(exc, "kept", None)
     if kept is None:
         return f"ssimref: interrupted ({name}); no output was written"
+    return (f"ssimref: interrupted ({name}); kept {kept}; resume with:\n"
+            f"  {resume_command(argv)}")
+
+
+def resume_command(argv) -> str:
+    """``ssimref *argv --resume``, quoted for a POSIX shell."""
     argv = [str(a) for a in argv]
-    command = shlex.join(["ssimref", *argv, *([] if "--resume" in argv else ["--resume"])])
-    return (f"ssimref: interrupted ({name}); kept {kept}; resume with:\n  {command}")
+    return shlex.join(["ssimref", *argv, *([] if "--resume" in argv else ["--resume"])])

@@ -59,7 +59,7 @@ from .tiling import PairPlan
 
 __all__ = ["FORMAT", "images_fingerprint", "ZarrLedger", "FileLedger", "ZarrStore",
            "NpyStore", "open_store", "open_matrix", "StoreError", "is_zarr_path",
-           "require_zarr", "remove_output"]
+           "require_zarr", "remove_output", "annotate_result"]
 
 #: Format name in every store's metadata.
 FORMAT = "ssimref.matrix-store"
@@ -265,7 +265,7 @@ class ZarrStore:
                     if not force:
                         raise
             elif not force:
-                what = cls._describe(path)
+                what = cls.describe(path)
                 raise FileExistsError(f"{path} exists ({what}); pass --resume to continue an "
                                       "incomplete job, or --force (force=True) to replace it")
             remove_output(path)
@@ -277,7 +277,8 @@ class ZarrStore:
         return cls(path, group, _run_id()), False
 
     @classmethod
-    def _describe(cls, path) -> str:
+    def describe(cls, path) -> str:
+        """A short description of what an existing store holds, for messages."""
         try:
             group, meta = cls.read_meta(path, mode="r")
         except (StoreError, ImportError):
@@ -565,6 +566,21 @@ def open_matrix(path):
     group, meta = ZarrStore.read_meta(path, mode="r")
     if not meta.get("complete"):
         raise StoreError(f"{path} is incomplete (an interrupted job, "
-                         f"{ZarrStore._describe(path).split(', ', 1)[-1]}): finish it with "
+                         f"{ZarrStore.describe(path).split(', ', 1)[-1]}): finish it with "
                          "the same command and --resume before reading it")
     return group["matrix"]
+
+
+def annotate_result(path, fields: dict) -> None:
+    """Add ``fields`` to what a completed result records about itself: the ``result``
+    metadata of a zarr store, or the JSON sidecar of a ``.npy``."""
+    if is_zarr_path(path):
+        group, meta = ZarrStore.read_meta(path)
+        meta["result"] = {**meta.get("result", {}), **fields}
+        group.attrs["ssimref"] = meta
+        return
+    sidecar = Path(path).with_suffix(".json")
+    meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
+    tmp.write_text(json.dumps({**meta, **fields}, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, sidecar)

@@ -111,18 +111,6 @@ def test_bad_input_exits_2_with_one_line(args, message, tmp_path, stack_file, ca
     assert not list(tmp_path.glob(".out.npy*"))
 
 
-def test_interrupt_leaves_no_output(stack_file, tmp_path, monkeypatch, capsys):
-    path, _ = stack_file
-
-    def interrupted(*args, out=None, **kwargs):
-        out[0, :] = 1.0  # half-written
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli.distance, "distance_matrix", interrupted)
-    assert run("distance", path, "-o", tmp_path / "D.npy") == 130
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy"]
-
-
 def test_console_entry_point_runs(stack_file, tmp_path):
     path, _ = stack_file
     proc = subprocess.run([sys.executable, "-m", "ssimref", "distance", str(path), "-o",

@@ -3,6 +3,10 @@ calling the library function that does the work.
 
 Every command exits with 0 on success and with 2 and a one-line message on bad input;
 outputs are written atomically and never overwrite an existing file without ``--force``.
+SIGINT and SIGTERM are handled alike (:mod:`ssimref.interrupt`): a job stops at a tile
+boundary; a resumable one (``distance``, ``kernel``) keeps its completed tiles and prints
+the command that resumes it (exit status 130 or 143), the others remove what they
+started.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import __version__
+from .. import __version__, interrupt
+from ..jobs import JobError
 from . import demo, distance, gmmn, kernel, mmd, verify
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -31,15 +36,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    installed = interrupt.install()
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"ssimref: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ssimref: interrupted; no output was written", file=sys.stderr)
-        return 130
+    except JobError as exc:
+        print(f"ssimref: error: {exc}; resume with:\n  {interrupt.resume_command(argv)}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (ssimref.interrupt)
+        print(interrupt.message(exc, argv), file=sys.stderr)
+        return interrupt.exit_status(exc)
+    finally:
+        if installed:
+            interrupt.uninstall()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from ..backend import ENGINES
@@ -9,22 +10,26 @@ from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
 
 __all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
            "add_compute_arguments", "config_from_args", "check_npy_output",
-           "check_plot_output", "split_field"]
+           "check_plot_output", "split_field", "add_job_arguments", "check_matrix_output",
+           "executor_from_args", "describe_run"]
 
 PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
            "skimage": SSIMConfig.skimage}
 
 
 def add_image_arguments(parser, name="images", help_text=None):
-    parser.add_argument(name, help=help_text or "a .npy/.npz file, a folder of PNG/JPEG "
-                        "images (sorted by name, same size), or a bundled data set: 'digits' "
+    parser.add_argument(name, help=help_text or "a .npy/.npz file, a .zarr store (an image "
+                        "array, or a group with one; needs the 'dask' extra), a folder of "
+                        "PNG/JPEG images (sorted by name, same size), or a bundled data set: "
+                        "'digits' "
                         "(sklearn's 8x8 digits, data range 16) or 'mnist5k' (5,000 MNIST "
                         "digits 28x28, uint8; needs the 'data' extra), optionally with "
                         "':train', ':validation' or ':test' for one part of its fixed split "
                         "(e.g. mnist5k:test)")
     parser.add_argument("--color", action="store_true",
                         help="read folders as RGB (channels last) instead of grayscale")
-    parser.add_argument("--key", help="array name inside a .npz file holding several")
+    parser.add_argument("--key", help="array name inside a .npz file or zarr group holding "
+                        "several")
 
 
 def add_config_arguments(parser):
@@ -96,3 +101,82 @@ def check_plot_output(path, force):
     except ImportError as exc:
         raise ValueError(str(exc)) from None
     return path
+
+
+def add_job_arguments(parser):
+    """--dask and --resume, for the commands that write a matrix tile by tile."""
+    parser.add_argument("--dask", metavar="ADDRESS|local[:N]",
+                        help="run the tiles on a Dask cluster, one task per tile, the "
+                        "workers writing straight into the output, which must then be a "
+                        ".zarr store: 'local' starts a LocalCluster in this process with one "
+                        "worker process per CPU ('local:N' for N), 1 thread each; an address "
+                        "(tcp://HOST:8786) joins a running scheduler and its workers "
+                        "(needs the 'dask' extra). Default: this process")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted job at -o: compute only the tiles not "
+                        "yet complete (same images and options, checked; the tiles of the "
+                        "first run are kept, so the result is the uninterrupted one bit for "
+                        "bit); starts afresh when there is nothing to resume")
+
+
+def check_matrix_output(path, *, force, resume, dask, flag="-o"):
+    """A matrix output (``.npy``, or ``.zarr`` needed with ``--dask``) and its JSON
+    sidecar (None for a zarr store, which holds its metadata), checked before any work:
+    existing outputs are refused without ``--force`` (an incomplete job without
+    ``--resume`` or ``--force``)."""
+    from ..stores import NpyStore, ZarrStore, is_zarr_path, require_zarr
+
+    path = Path(path)
+    zarr_out = is_zarr_path(path)
+    if not zarr_out and path.suffix != ".npy":
+        raise ValueError(f"output {flag} {path} must end in .npy (NumPy format, no pickles) "
+                         "or .zarr (a zarr store)")
+    if dask and not zarr_out:
+        raise ValueError(f"output {flag} {path}: with --dask the workers write the matrix, "
+                         "so it must be a zarr store (NAME.zarr)")
+    if zarr_out:
+        try:
+            require_zarr()
+        except ImportError as exc:
+            raise ValueError(f"output {flag} {path}: {exc}") from None
+    if not path.parent.exists():
+        raise FileNotFoundError(f"folder {path.parent} of output {flag} {path} does not "
+                                "exist")
+    sidecar = None if zarr_out else path.with_suffix(".json")
+    if not force:
+        if zarr_out and path.exists() and not resume:
+            raise FileExistsError(f"{path} exists ({ZarrStore.describe(path)}); pass "
+                                  "--resume to continue an incomplete job, or --force to "
+                                  "replace it")
+        for p in (() if zarr_out else (path, sidecar)):
+            if p.exists():
+                raise FileExistsError(f"{p} exists; pass --force to overwrite it")
+        partial = None if zarr_out else NpyStore.partial_folder(path)
+        if partial is not None and partial.exists() and not resume:
+            raise FileExistsError(f"{path} has an incomplete job in {partial}; pass --resume "
+                                  "to continue it, or --force to start again")
+    return path, sidecar
+
+
+@contextlib.contextmanager
+def executor_from_args(args):
+    """None (this process) without ``--dask``; else a Dask executor on the cluster it
+    names, closed on exit."""
+    if getattr(args, "dask", None) is None:
+        yield None
+        return
+    from ..executor_dask import DaskExecutor, parse_dask_spec, start_client
+
+    parse_dask_spec(args.dask)  # a malformed value is an error before anything starts
+    with start_client(args.dask) as client:
+        yield DaskExecutor(client)
+
+
+def describe_run(result, executor) -> str:
+    """``"12 tiles computed (3 already complete) on numba, 2 Dask workers"``."""
+    computed = result.computed
+    before = sum(b for _, b, _ in result.tiles.values())
+    where = "in this process" if executor is None else \
+        f"on {len(executor.client.scheduler_info()['workers'])} Dask workers"
+    done = f"{computed} tiles computed" + (f" ({before} already complete)" if before else "")
+    return f"{done} with the {result.engine} engine {where}"
