@@ -38,7 +38,8 @@ from .pairwise import distance_tiles
 from .stores import images_fingerprint, is_zarr_path, open_store, require_zarr
 from .validation import check_stacks
 
-__all__ = ["JobResult", "JobError", "distance_job", "kernel_job", "check_output"]
+__all__ = ["JobResult", "JobError", "Job", "distance_job", "kernel_job", "check_output",
+           "prepare_distance_job", "prepare_kernel_job"]
 
 
 class JobError(RuntimeError):
@@ -85,7 +86,7 @@ class JobResult:
         return sum(c for c, _, _ in self.tiles.values())
 
 
-def check_output(path, *, executor=None, force=False, resume=False) -> Path:
+def check_output(path, *, distributed=False) -> Path:
     """Check an output path before any work: a ``.npy`` or ``.zarr`` in an existing
     folder; a ``.npy`` only for this process (the workers of a Dask cluster write zarr
     stores). Existing outputs are judged when the job opens them (resume or force).
@@ -101,7 +102,7 @@ def check_output(path, *, executor=None, force=False, resume=False) -> Path:
                          ".zarr (a zarr store)")
     if not path.parent.exists():
         raise FileNotFoundError(f"folder {path.parent} of output {path} does not exist")
-    if not zarr_out and not isinstance(get_executor(executor), SerialExecutor):
+    if not zarr_out and distributed:
         raise ValueError(f"output {path}: with Dask the workers write the matrix, so it "
                          "must be a zarr store (-o NAME.zarr)")
     if zarr_out:
@@ -127,13 +128,13 @@ def _tiles_of(store, name, plan):
     return stored
 
 
-def _fill(runner, store, name, plan, dtype, task_or_fn, result, progress, desc):
+def _fill(runner, store, name, plan, dtype, step, result):
     """One step over tiles into array ``name``, recorded; counts what it did."""
     array = store.matrix(name, plan, dtype)
     ledger = store.ledger(name, plan)
     before = len(ledger.completed())
     try:
-        task_or_fn(array, ledger)
+        step(array, ledger)
     finally:
         reports = list(getattr(runner, "last_run", []))
         result.reports += reports
@@ -160,11 +161,88 @@ def _current(result):
         if "squared_distances" in result.tiles else "matrix"
 
 
-def _prepare_images(images, config, backend, runner):
-    xp, X, _, config = check_stacks(images, None, config)
-    distributed = not isinstance(runner, SerialExecutor)
+def _prepare_images(images, config, backend, distributed):
+    _, X, _, config = check_stacks(images, None, config)
     computed = X if distributed else arrays_for(backend, X)
-    return X, computed, config, distributed
+    return X, computed, config
+
+
+class Job:
+    """A prepared job: its outputs opened and checked (fingerprint, resume or force),
+    nothing computed yet; :meth:`run` computes what is missing and completes the outputs.
+    Made by :func:`prepare_distance_job` and :func:`prepare_kernel_job`."""
+
+    def __init__(self, results, body, finish):
+        self.results = results
+        self._body = body
+        self._finish = finish
+
+    @property
+    def complete(self) -> bool:
+        """Nothing left to compute (every output was complete already)."""
+        return self._body is None
+
+    def run(self, executor=None):
+        """Compute the missing tiles with ``executor`` (:func:`~ssimref.executor.get_executor`'s
+        argument) and complete the outputs. Returns the :class:`JobResult` (a pair for a
+        kernel job)."""
+        runner = get_executor(executor)
+        start = time.perf_counter()
+        if self._body is not None:
+            self._body(runner)
+        for result in self._all():
+            result.seconds = time.perf_counter() - start
+            result.meta["seconds"] = round(result.seconds, 3)
+        self._finish()
+        return self.results
+
+    def _all(self):
+        if isinstance(self.results, tuple):
+            return [r for r in self.results if r is not None]
+        return [self.results]
+
+
+def _complete(store, result, drop=()):
+    store.finish(result.meta, drop=drop)
+    if not is_zarr_path(result.path):
+        save_json(result.path.with_suffix(".json"), result.meta, force=True)
+
+
+def prepare_distance_job(images, output, *, kind="eq2", config=None, dtype="float64",
+                         squared=False, backend="auto", working_memory=None,
+                         distributed=False, resume=False, force=False,
+                         progress=False, describe=None) -> Job:
+    """:func:`distance_job` in two steps: check and open the output now (before a cluster
+    is started), compute with ``Job.run(executor)``. ``distributed``: the tiles will run
+    on a Dask cluster (see :func:`ssimref.pairwise.distance_tiles`)."""
+    path = check_output(output, distributed=distributed)
+    X, computed, config = _prepare_images(images, config, backend, distributed)
+    dtype = str(np.dtype(dtype))
+    plan, task = distance_tiles(computed, None, kind, config, squared=squared, dtype=dtype,
+                                backend=backend, working_memory=working_memory,
+                                distributed=distributed)
+    engine = task.options["engine"]
+    n = X.shape[0]
+    job = _job("distance", X, config, kind, engine, squared=bool(squared), dtype=dtype,
+               shape=[n, n])
+    store, resumed = open_store(path, job, resume=resume, force=force)
+    meta = {"what": f"SSIM distance matrix D(i, j) = ||D'_ij||_F"
+                    f"{', squared' if squared else ''}, kind {kind}",
+            "shape": [n, n], "dtype": dtype, "kind": kind, "config": asdict(config),
+            "engine": engine, **(describe or {})}
+    result = JobResult(path, engine=engine, resumed=bool(resumed), meta=meta)
+    if resumed == "complete":
+        return Job(result, None, lambda: None)
+    plan = _tiles_of(store, "matrix", plan)
+
+    def body(runner):
+        _run(store, result, lambda: _fill(
+            runner, store, "matrix", plan, dtype,
+            lambda out, ledger: runner.fill(plan, task, out, ledger=ledger,
+                                            progress=progress),
+            result))
+
+    return Job(result, body, lambda: _complete(store, result))
 
 
 def distance_job(images, output, *, kind="eq2", config=None, dtype="float64", squared=False,
@@ -208,42 +286,105 @@ def distance_job(images, output, *, kind="eq2", config=None, dtype="float64", sq
     JobError
         When the computation fails (the completed tiles are kept).
     """
-    start = time.perf_counter()
     runner = get_executor(executor)
-    path = check_output(output, executor=runner)
-    X, computed, config, distributed = _prepare_images(images, config, backend, runner)
-    dtype = str(np.dtype(dtype))
-    plan, task = distance_tiles(computed, None, kind, config, squared=squared, dtype=dtype,
+    return prepare_distance_job(
+        images, output, kind=kind, config=config, dtype=dtype, squared=squared,
+        backend=backend, working_memory=working_memory,
+        distributed=not isinstance(runner, SerialExecutor), resume=resume, force=force,
+        progress=progress, describe=describe).run(runner)
+
+
+def prepare_kernel_job(images, output, *, kind="eq2", config=None, power=1.0,
+                       backend="auto", working_memory=None, distributed=False,
+                       resume=False, force=False, progress=False, describe=None,
+                       test_images=None, test_output=None, test_describe=None) -> Job:
+    """:func:`kernel_job` in two steps, as :func:`prepare_distance_job`."""
+    path = check_output(output, distributed=distributed)
+    test_path = None if test_output is None else check_output(test_output,
+                                                               distributed=distributed)
+    X, computed, config = _prepare_images(images, config, backend, distributed)
+    plan, task = distance_tiles(computed, None, kind, config, squared=True, dtype="float64",
                                 backend=backend, working_memory=working_memory,
                                 distributed=distributed)
     engine = task.options["engine"]
     n = X.shape[0]
-    job = _job("distance", X, config, kind, engine, squared=bool(squared), dtype=dtype,
-               shape=[n, n])
+    job = _job("kernel", X, config, kind, engine, power=float(power), shape=[n, n])
+    meta = {"what": f"SSIM kernel K = -1/2 H D^{power:g} H, D = SSIM distances of kind "
+                    f"{kind}", "shape": [n, n], "dtype": "float64", "kind": kind,
+            "power": float(power), "config": asdict(config), "engine": engine,
+            **(describe or {})}
     store, resumed = open_store(path, job, resume=resume, force=force)
-    meta = {"what": f"SSIM distance matrix D(i, j) = ||D'_ij||_F"
-                    f"{', squared' if squared else ''}, kind {kind}",
-            "shape": [n, n], "dtype": dtype, "kind": kind, "config": asdict(config),
-            "engine": engine, **(describe or {})}
     result = JobResult(path, engine=engine, resumed=bool(resumed), meta=meta)
-    if resumed == "complete":
-        result.seconds = time.perf_counter() - start
-        return result
-    plan = _tiles_of(store, "matrix", plan)
+    test = None
+    if test_images is not None:
+        T, test_computed, _ = _prepare_images(test_images, config, backend, distributed)
+        tplan, ttask = distance_tiles(test_computed, computed, kind, config, squared=True,
+                                      dtype="float64", backend=backend,
+                                      working_memory=working_memory,
+                                      distributed=distributed)
+        test_job = _job("test-kernel", T, config, kind, engine, power=float(power),
+                        shape=[T.shape[0], n], train_images=job["images"])
+        tstore, tresumed = open_store(test_path, test_job, resume=resume, force=force)
+        test_meta = {"what": meta["what"] + ", test rows against the training set, centred "
+                     "with the training statistics (Bengio et al. 2004)",
+                     "shape": [T.shape[0], n], "dtype": "float64", "kind": kind,
+                     "power": float(power), "config": asdict(config), "engine": engine,
+                     "train_kernel": str(path), **(test_describe or {})}
+        test = (tplan, ttask, tstore, tresumed,
+                JobResult(test_path, engine=engine, resumed=bool(tresumed), meta=test_meta))
+    options = dict(squared=True, working_memory=working_memory, progress=progress)
 
-    def body():
-        _fill(runner, store, "matrix", plan, dtype,
-              lambda out, ledger: runner.fill(plan, task, out, ledger=ledger,
-                                              progress=progress),
-              result, progress, "distances")
+    def train(runner, stats):
+        if resumed == "complete":
+            stats["m"] = store.load_vector("row_means")
+            stats["g"] = float(store.load_vector("grand_mean")[0])
+            return
+        tiles = _tiles_of(store, "squared_distances", plan)
+        D2 = _fill(runner, store, "squared_distances", tiles, "float64",
+                   lambda out, ledger: runner.fill(tiles, task, out, ledger=ledger,
+                                                   progress=progress), result)
+        if not store.state.get("stats"):
+            m, g = centring_statistics(D2, power, executor=runner, **options)
+            store.save_vector("row_means", m)
+            store.save_vector("grand_mean", np.array([g]))
+            store.set_state(stats=True)
+        stats["m"] = store.load_vector("row_means")
+        stats["g"] = float(store.load_vector("grand_mean")[0])
+        _fill(runner, store, "matrix", tiles, "float64",
+              lambda out, ledger: centre_tiles(D2, stats["m"], stats["g"], power, out,
+                                               plan=tiles, ledger=ledger, executor=runner,
+                                               **options), result)
 
-    _run(store, result, body)
-    result.seconds = time.perf_counter() - start
-    meta["seconds"] = round(result.seconds, 3)
-    store.finish(meta)
-    if not is_zarr_path(path):
-        save_json(path.with_suffix(".json"), meta, force=True)
-    return result
+    def run_test(runner, stats):
+        tplan, ttask, tstore, tresumed, tresult = test
+        if tresumed == "complete":
+            return
+        centerer = centerer_from_statistics(stats["m"], stats["g"])
+        tiles = _tiles_of(tstore, "squared_distances", tplan)
+        D2t = _fill(runner, tstore, "squared_distances", tiles, "float64",
+                    lambda out, ledger: runner.fill(tiles, ttask, out, ledger=ledger,
+                                                    progress=progress), tresult)
+        pred_cols = test_statistics(D2t, power, executor=runner, **options)
+        _fill(runner, tstore, "matrix", tiles, "float64",
+              lambda out, ledger: centre_test_tiles(D2t, centerer, pred_cols, power, out,
+                                                    plan=tiles, ledger=ledger,
+                                                    executor=runner, **options), tresult)
+
+    def body(runner):
+        stats = {}
+        _run(store, result, lambda: train(runner, stats))
+        if test is not None:
+            _run(test[2], test[4], lambda: run_test(runner, stats))
+
+    def finish():
+        if resumed != "complete":
+            _complete(store, result, drop=("squared_distances",))
+        if test is not None and test[3] != "complete":
+            _complete(test[2], test[4], drop=("squared_distances",))
+
+    nothing = resumed == "complete" and (test is None or test[3] == "complete")
+    return Job((result, None if test is None else test[4]), None if nothing else body,
+               finish)
 
 
 def kernel_job(images, output, *, kind="eq2", config=None, power=1.0, backend="auto",
@@ -256,107 +397,18 @@ def kernel_job(images, output, *, kind="eq2", config=None, power=1.0, backend="a
 
     Parameters as for :func:`distance_job`, plus ``power`` (validated), ``test_images``,
     ``test_output`` and ``test_describe``. The squared distances are a working array of
-    the job (``n x n`` float64 more on disk while it runs), deleted when it completes.
+    the job (``n x n`` float64 more on disk while it runs), deleted when it completes;
+    a zarr store keeps the training statistics (arrays ``row_means``, ``grand_mean``).
 
     Returns
     -------
     (JobResult, JobResult or None)
         The training kernel's, and the test kernel's.
     """
-    start = time.perf_counter()
     runner = get_executor(executor)
-    path = check_output(output, executor=runner)
-    if test_output is not None:
-        test_path = check_output(test_output, executor=runner)
-    X, computed, config, distributed = _prepare_images(images, config, backend, runner)
-    plan, task = distance_tiles(computed, None, kind, config, squared=True, dtype="float64",
-                                backend=backend, working_memory=working_memory,
-                                distributed=distributed)
-    engine = task.options["engine"]
-    n = X.shape[0]
-    job = _job("kernel", X, config, kind, engine, power=float(power), shape=[n, n])
-    meta = {"what": f"SSIM kernel K = -1/2 H D^{power:g} H, D = SSIM distances of kind "
-                    f"{kind}", "shape": [n, n], "dtype": "float64", "kind": kind,
-            "power": float(power), "config": asdict(config), "engine": engine,
-            **(describe or {})}
-    test = None
-    if test_images is not None:
-        T, test_computed, _, _ = _prepare_images(test_images, config, backend, runner)
-        tplan, ttask = distance_tiles(test_computed, computed, kind, config, squared=True,
-                                      dtype="float64", backend=backend,
-                                      working_memory=working_memory,
-                                      distributed=distributed)
-        m = T.shape[0]
-        test_job = _job("test-kernel", T, config, kind, engine, power=float(power),
-                        shape=[m, n], train_images=job["images"])
-        test = (T, tplan, ttask, test_job)
-    store, resumed = open_store(path, job, resume=resume, force=force)
-    result = JobResult(path, engine=engine, resumed=bool(resumed), meta=meta)
-    options = dict(squared=True, working_memory=working_memory, executor=runner,
-                   progress=progress)
-    stats = {}
-
-    def train():
-        if resumed == "complete":
-            stats["m"] = store.load_vector("row_means")
-            stats["g"] = float(store.load_vector("grand_mean")[0])
-            return
-        tiles = _tiles_of(store, "squared_distances", plan)
-        D2 = _fill(runner, store, "squared_distances", tiles, "float64",
-                   lambda out, ledger: runner.fill(tiles, task, out, ledger=ledger,
-                                                   progress=progress),
-                   result, progress, "distances")
-        if not store.state.get("stats"):
-            m, g = centring_statistics(D2, power, **options)
-            store.save_vector("row_means", m)
-            store.save_vector("grand_mean", np.array([g]))
-            store.set_state(stats=True)
-        stats["m"] = store.load_vector("row_means")
-        stats["g"] = float(store.load_vector("grand_mean")[0])
-        _fill(runner, store, "matrix", tiles, "float64",
-              lambda out, ledger: centre_tiles(D2, stats["m"], stats["g"], power, out,
-                                               plan=tiles, ledger=ledger, **options),
-              result, progress, "centring")
-
-    _run(store, result, train)
-    test_result = None
-    if test is not None:
-        T, tplan, ttask, test_job = test
-        tstore, tresumed = open_store(test_path, test_job, resume=resume, force=force)
-        test_meta = {"what": meta["what"] + ", test rows against the training set, centred "
-                     "with the training statistics (Bengio et al. 2004)",
-                     "shape": [T.shape[0], n], "dtype": "float64", "kind": kind,
-                     "power": float(power), "config": asdict(config), "engine": engine,
-                     "train_kernel": str(path), **(test_describe or {})}
-        test_result = JobResult(test_path, engine=engine, resumed=bool(tresumed),
-                                meta=test_meta)
-        centerer = centerer_from_statistics(stats["m"], stats["g"])
-
-        def run_test():
-            if tresumed == "complete":
-                return
-            tiles = _tiles_of(tstore, "squared_distances", tplan)
-            D2t = _fill(runner, tstore, "squared_distances", tiles, "float64",
-                        lambda out, ledger: runner.fill(tiles, ttask, out, ledger=ledger,
-                                                        progress=progress),
-                        test_result, progress, "test distances")
-            pred_cols = test_statistics(D2t, power, **options)
-            _fill(runner, tstore, "matrix", tiles, "float64",
-                  lambda out, ledger: centre_test_tiles(D2t, centerer, pred_cols, power, out,
-                                                        plan=tiles, ledger=ledger,
-                                                        **options),
-                  test_result, progress, "test centring")
-
-        _run(tstore, test_result, run_test)
-    result.seconds = time.perf_counter() - start
-    meta["seconds"] = round(result.seconds, 3)
-    if resumed != "complete":
-        store.finish(meta, drop=("squared_distances",))
-        if not is_zarr_path(path):
-            save_json(path.with_suffix(".json"), meta, force=True)
-    if test_result is not None and tresumed != "complete":
-        test_result.seconds = result.seconds
-        tstore.finish(test_result.meta, drop=("squared_distances",))
-        if not is_zarr_path(test_path):
-            save_json(test_path.with_suffix(".json"), test_result.meta, force=True)
-    return result, test_result
+    return prepare_kernel_job(
+        images, output, kind=kind, config=config, power=power, backend=backend,
+        working_memory=working_memory, distributed=not isinstance(runner, SerialExecutor),
+        resume=resume, force=force, progress=progress, describe=describe,
+        test_images=test_images, test_output=test_output,
+        test_describe=test_describe).run(runner)

@@ -206,7 +206,8 @@ def require_zarr():
 def _tile_count(path, ledger_array) -> str:
     try:
         values = np.asarray(ledger_array[...])
-        return f"{int(np.count_nonzero(values[..., 0]))} of {values.shape[0] * values.shape[1]}"
+        total = dict(ledger_array.attrs).get("tiles", values.shape[0] * values.shape[1])
+        return f"{int(np.count_nonzero(values[..., 0]))} of {total}"
     except Exception:  # noqa: BLE001 - only for a message
         return "?"
 
@@ -339,7 +340,8 @@ class ZarrStore:
                                  f"{shape}: the store is damaged; pass --force to start again")
         else:
             array = self.group.create_array(key, shape=shape, chunks=(1, 1, _RECORD),
-                                            dtype="int64", fill_value=0)
+                                            dtype="int64", fill_value=0,
+                                            attributes={"tiles": len(plan)})
         ledger = ZarrLedger(array, self.run)
         try:
             ledger.completed()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import __version__
 from ..io import load_images
-from ..jobs import distance_job
+from ..jobs import prepare_distance_job
 from ..validation import KINDS, check_kind, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
                      add_job_arguments, check_matrix_output, config_from_args, describe_run,
@@ -38,13 +38,17 @@ def run(args) -> int:
     config = infer_data_range(config_from_args(args, data.data_range), [data.images],
                               names=("IMAGES",))
     n = data.images.shape[0]
+    job = prepare_distance_job(
+        data.images, output, kind=args.kind, config=config, dtype=args.dtype,
+        backend=args.backend, working_memory=args.working_memory,
+        distributed=args.dask is not None, resume=args.resume, force=args.force,
+        progress=args.progress, describe={"source": data.source, **split_field(data),
+                                          "backend": args.backend, "ssimref": __version__})
+    if job.complete:
+        print(f"{output} is complete already; nothing to resume")
+        return 0
     with executor_from_args(args) as executor:
-        result = distance_job(
-            data.images, output, kind=args.kind, config=config, dtype=args.dtype,
-            backend=args.backend, working_memory=args.working_memory, executor=executor,
-            resume=args.resume, force=args.force, progress=args.progress,
-            describe={"source": data.source, **split_field(data), "backend": args.backend,
-                      "ssimref": __version__})
+        result = job.run(executor)
         how = describe_run(result, executor)
     written = f"{output}" + ("" if sidecar is None else f" and {sidecar.name}")
     print(f"wrote {written} ({n} x {n} {args.dtype}, {args.kind} distances of {data.source}; "

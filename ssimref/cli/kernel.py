@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import __version__
 from ..io import load_images
-from ..jobs import kernel_job
+from ..jobs import prepare_kernel_job
 from ..kernels.centering import check_power
 from ..kernels.psd import DEFAULT_PSD_TOL, spectrum_report
 from ..stores import annotate_result, open_matrix
@@ -83,16 +83,20 @@ def run(args) -> int:
     n = data.images.shape[0]
     memory = resolve_working_memory(args.working_memory, "--working-memory")
     common = {"backend": args.backend, "ssimref": __version__}
+    job = prepare_kernel_job(
+        data.images, output, kind=args.kind, config=config, power=power,
+        backend=args.backend, working_memory=memory, distributed=args.dask is not None,
+        resume=args.resume, force=args.force, progress=args.progress,
+        describe={"source": data.source, **split_field(data), **common},
+        test_images=None if test is None else test.images, test_output=output_test,
+        test_describe=None if test is None else {
+            "source": test.source, **split_field(test), "train_source": data.source,
+            **common})
+    if job.complete:
+        print(f"{output} is complete already; nothing to resume")
+        return 0
     with executor_from_args(args) as executor:
-        result, test_result = kernel_job(
-            data.images, output, kind=args.kind, config=config, power=power,
-            backend=args.backend, working_memory=memory, executor=executor,
-            resume=args.resume, force=args.force, progress=args.progress,
-            describe={"source": data.source, **split_field(data), **common},
-            test_images=None if test is None else test.images, test_output=output_test,
-            test_describe=None if test is None else {
-                "source": test.source, **split_field(test), "train_source": data.source,
-                **common})
+        result, test_result = job.run(executor)
         how = describe_run(result, executor)
     what = result.meta["what"]
     written = f"{output}" + ("" if sidecar is None else f" and {sidecar.name}")
