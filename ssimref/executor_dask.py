@@ -136,26 +136,32 @@ class DaskExecutor:
         futures = (self.client.scatter(data, broadcast=True, hash=False) if data else [])
         return function, futures, options
 
-    def _run(self, futures, progress_tiles, progress, desc, on_result):
-        """Wait for ``futures`` (name -> future) as they complete, calling
+    def _run(self, futures, progress_tiles, progress, desc, on_result, release=True):
+        """Wait for ``futures`` (name -> future, emptied as they complete) calling
         ``on_result(name, result)``; stop at a tile boundary on SIGINT/SIGTERM; cancel
         what is left on any exit."""
         from distributed import as_completed
 
         names = {future.key: name for name, future in futures.items()}
-        pending = set(futures.values())
+        stream = as_completed(list(futures.values()))
         try:
             with progress_bar(sum(progress_tiles.values()), progress, desc) as bar, \
                     interrupt.deferred():
-                for future in as_completed(list(pending)):
-                    pending.discard(future)
+                for future in stream:
                     name = names[future.key]
                     on_result(name, future.result())
+                    # forget a finished task, so that Dask never recomputes it when the
+                    # worker holding its (tiny) result is lost
+                    del futures[name]
+                    if release:
+                        future.release()
                     bar.update(progress_tiles[name])
                     interrupt.boundary()
         finally:
-            if pending:
-                self.client.cancel(list(pending))
+            stream.clear()
+            if futures:
+                self.client.cancel(list(futures.values()))
+                futures.clear()
 
     # --------------------------------------------------------------------- fill
     def fill(self, plan: PairPlan, tile_fn, out, *, ledger=None, progress: bool = False,
@@ -230,7 +236,7 @@ class DaskExecutor:
             futures[name] = by_index[index] = self.client.submit(
                 _block_task, function, tile, options, *data, key=name, pure=False)
             pairs[name] = tile.pairs
-        self._run(futures, pairs, progress, desc, lambda name, block: None)
+        self._run(futures, pairs, progress, desc, lambda name, block: None, release=False)
         self.last_run = []
         dtype = np.dtype(self.client.submit(_describe_dtype,
                                             next(iter(by_index.values()))).result())
