@@ -287,3 +287,19 @@ def test_a_killed_worker_stops_the_job_and_resume_computes_only_the_missing_tile
     for i, j in done:  # the first run's records are untouched
         np.testing.assert_array_equal(after[i, j], before[i, j])
     np.testing.assert_array_equal(open_matrix(path)[...], expected)
+
+
+def test_nothing_imports_dask_or_zarr_unless_used(tmp_path):
+    """The package, the command line and serial computations (into .npy outputs too)
+    import neither Dask nor zarr."""
+    code = ("import sys, numpy as np, ssimref, ssimref.cli, ssimref.jobs, ssimref.mmd\n"
+            "X = np.arange(4 * 64, dtype=np.uint8).reshape(4, 8, 8)\n"
+            "ssimref.distance_matrix(X, window='uniform', size=3)\n"
+            "ssimref.jobs.distance_job(X, sys.argv[1], config=ssimref.SSIMConfig("
+            "window='uniform', size=3, data_range=255))\n"
+            "loaded = sorted(m for m in ('dask', 'distributed', 'zarr') if m in sys.modules)\n"
+            "assert not loaded, loaded\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "D.npy")],
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
