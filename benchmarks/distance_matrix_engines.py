@@ -1,6 +1,6 @@
 """All-pairs SSIM distances with the fused Numba engine against the plain NumPy approach
-(REFERENCE.md section 5), pytorch-msssim on batched pairs, a scikit-image loop and the
-reference backend, all measured in the same run.
+(docs/conventions.md, "Baselines"), pytorch-msssim on batched pairs, a scikit-image loop
+and the reference backend, all measured in the same run.
 
 Run:  python benchmarks/distance_matrix_engines.py [--repeat 5] [--quick] [--no-write]
 Writes the "engines" section of BENCHMARKS.md.
@@ -50,12 +50,13 @@ def cell(values):
 
 # --------------------------------------------------------------------------- baselines
 def plain_numpy_squared(X, config, block_bytes=4 * 2**20):
-    """REFERENCE.md section 5, carried here as the baseline: per window position the
-    matrix of centred patches of all images; a batched GEMM gives the covariances of all
-    pairs at a batch of positions, then s1, s2 and 2 - s1 - s2 element-wise over the
-    (positions, n, n) intermediate (uniform window, kind eq2). Made reasonably fast: the
-    intermediate is produced in blocks of (positions, rows) of about 4 MiB so that the
-    element-wise pass runs in cache, in place. Returns D^2 (n, n)."""
+    """The plain NumPy approach of docs/conventions.md ("Baselines"), carried here as the
+    baseline: per window position the matrix of centred patches of all images; a
+    batched GEMM gives the covariances of all pairs at a batch of positions, then s1, s2
+    and 2 - s1 - s2 element-wise over the (positions, n, n) intermediate (uniform window,
+    kind eq2). Made reasonably fast: the intermediate is produced in blocks of
+    (positions, rows) of about 4 MiB so that the element-wise pass runs in cache, in
+    place. Returns D^2 (n, n)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
     n = X.shape[0]
@@ -326,8 +327,8 @@ def main(argv=None):
                  "ssimref")
     rows = [
         f"| W1: uniform 7x7, 28x28, n = {n} | numba | {cell(w1)} | >= 2,000,000 |",
-        f"| W1 | plain NumPy (REFERENCE.md 5), n = {n} | {cell(numpy_rates)} | numba "
-        f"{ratio('w1', 'numpy')} (>= 15x) |",
+        f"| W1 | plain NumPy (docs/conventions.md, Baselines), n = {n} | "
+        f"{cell(numpy_rates)} | numba {ratio('w1', 'numpy')} (>= 15x) |",
         f"| W1 | pytorch-msssim, float32, {batch} | "
         + (f"{cell(torch_rates)} | numba {ratio('w1', 'torch')} (>= 15x) |"
            if torch_rates else "not installed | - |"),
@@ -383,7 +384,8 @@ def main(argv=None):
         "|---|---|---|---|",
         *rows,
         "",
-        "REFERENCE.md section 5 lists 105,000 pairs/s for pytorch-msssim on this machine; "
+        "docs/conventions.md (Baselines) lists 105,000 pairs/s for pytorch-msssim measured "
+        "earlier on this machine; "
         f"this torch build reaches {med['torch']:,.0f} here. Against 105,000 the numba "
         f"engine's W1 median is {med['w1'] / 105_000:.0f}x." if torch_rates else "",
         f"Numba JIT compile time (reported apart from the figures above, which follow a "

@@ -1,21 +1,29 @@
 """SSIM conventions, made explicit.
 
 Every number this library computes depends on a handful of conventions that SSIM
-implementations choose differently (REFERENCE.md section 4): the window's shape, size and
-sigma, the stride between windows, the data range that sets the stabilising constants, and
-the normalisation of the local (co)variances. :class:`SSIMConfig` holds all of them; every
-public function takes ``config=None`` plus the same field names as keyword overrides.
+implementations choose differently (docs/conventions.md, "Matching other libraries"): the
+window's shape, size and sigma, the stride between windows, the data range that sets the
+stabilising constants, and the normalisation of the local (co)variances.
+:class:`SSIMConfig` holds all of them; every public function takes ``config=None`` plus the
+same field names as keyword overrides.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from typing import Any, Literal, TypeAlias
 
-__all__ = ["SSIMConfig", "resolve_config", "WINDOWS", "COVARIANCES"]
+__all__ = ["SSIMConfig", "resolve_config", "WINDOWS", "COVARIANCES", "WindowName",
+           "CovarianceName"]
 
-WINDOWS = ("gaussian", "uniform")
-COVARIANCES = ("sample", "population", "count")
+#: Window shapes (the ``window`` field).
+WindowName: TypeAlias = Literal["gaussian", "uniform"]
+#: Covariance normalisations (the ``covariance`` field).
+CovarianceName: TypeAlias = Literal["sample", "population", "count"]
+
+WINDOWS: tuple[WindowName, ...] = ("gaussian", "uniform")
+COVARIANCES: tuple[CovarianceName, ...] = ("sample", "population", "count")
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,18 @@ class SSIMConfig:
         - "count": ``q / (q - 1)`` whatever the weights: scikit-image's
           ``use_sample_covariance=True``, which for Gaussian weights differs from "sample".
 
+    Raises
+    ------
+    ValueError
+        For an unknown ``window`` or ``covariance``, a ``size`` below 2 (or even, for a
+        Gaussian window), a ``stride`` below 1, or a ``sigma``, ``k1``, ``k2`` or
+        ``data_range`` that is not a finite number > 0; the message names the field.
+
+    See Also
+    --------
+    resolve_config : merge keyword overrides into a config.
+    describe : the conventions in words.
+
     Notes
     -----
     The presets :meth:`paper`, :meth:`wang2004` and :meth:`skimage` name the conventions
@@ -68,44 +88,110 @@ class SSIMConfig:
     index", IEEE TIP 21(4), 2012.
     """
 
-    window: str = "gaussian"
+    window: WindowName = "gaussian"
     size: int = 7
     sigma: float = 1.5
     stride: int = 1
     data_range: float | None = None
     k1: float = 0.01
     k2: float = 0.03
-    covariance: str = "sample"
+    covariance: CovarianceName = "sample"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_config(self)
 
     # ----------------------------------------------------------------- presets
     @classmethod
-    def paper(cls, data_range=None, **overrides):
+    def paper(cls, data_range: float | None = None, **overrides: Any) -> SSIMConfig:
         """The paper's convention: sample covariance ``1/(q-1)``, library defaults
-        otherwise (7x7 Gaussian window, sigma 1.5, stride 1)."""
+        otherwise (7x7 Gaussian window, sigma 1.5, stride 1).
+
+        Parameters
+        ----------
+        data_range : float, optional
+            ``L``; None infers it from integer images.
+        **overrides
+            Other fields.
+
+        Returns
+        -------
+        SSIMConfig
+
+        Raises
+        ------
+        ValueError, TypeError
+            As for :class:`SSIMConfig` (an unknown field is a TypeError).
+
+        References
+        ----------
+        Ghojogh, Karray, Crowley, ICIAR 2020, Section 2; Brunet, Vrscay, Wang, IEEE TIP
+        21(4), 2012 (the ``1/(q-1)`` normalisation).
+        """
         return cls(data_range=data_range, covariance="sample", **overrides)
 
     @classmethod
-    def wang2004(cls, data_range=255, **overrides):
+    def wang2004(cls, data_range: float | None = 255, **overrides: Any) -> SSIMConfig:
         """Wang et al. 2004 (``ssim_index.m``): 11x11 Gaussian, sigma 1.5, population
-        covariance, 'valid' windows, ``L = 255`` unless given."""
-        base = dict(window="gaussian", size=11, sigma=1.5, covariance="population",
-                    data_range=data_range)
+        covariance, 'valid' windows, ``L = 255`` unless given.
+
+        Parameters
+        ----------
+        data_range : float or None, default 255
+        **overrides
+            Other fields.
+
+        Returns
+        -------
+        SSIMConfig
+
+        Raises
+        ------
+        ValueError, TypeError
+            As for :class:`SSIMConfig`.
+
+        References
+        ----------
+        Wang, Bovik, Sheikh, Simoncelli, IEEE TIP 13(4), 2004, Section III (the
+        11x11 Gaussian window, sigma 1.5).
+        """
+        base: dict[str, Any] = dict(window="gaussian", size=11, sigma=1.5,
+                                    covariance="population", data_range=data_range)
         base.update(overrides)
         return cls(**base)
 
     @classmethod
-    def skimage(cls, data_range=None, gaussian_weights=False, **overrides):
+    def skimage(cls, data_range: float | None = None, gaussian_weights: bool = False,
+                **overrides: Any) -> SSIMConfig:
         """scikit-image ``structural_similarity`` defaults, restricted to its interior.
 
-        ``gaussian_weights=False``: 7x7 uniform window with sample covariance ``q/(q-1)``.
-        ``gaussian_weights=True``: its 11-tap Gaussian (sigma 1.5, truncate 3.5), still
-        normalised by ``q/(q-1)`` (covariance "count"). scikit-image filters with
-        reflected borders and crops ``(win_size-1)/2`` pixels before averaging, so its
-        mean SSIM equals ours with 'valid' windows.
+        scikit-image filters with reflected borders and crops ``(win_size-1)/2`` pixels
+        before averaging, so its mean SSIM equals ours with 'valid' windows.
+
+        Parameters
+        ----------
+        data_range : float, optional
+            ``L`` (scikit-image requires it for float images).
+        gaussian_weights : bool, default False
+            False: 7x7 uniform window with sample covariance ``q/(q-1)``. True: its 11-tap
+            Gaussian (sigma 1.5, truncate 3.5), still normalised by ``q/(q-1)``
+            (covariance "count").
+        **overrides
+            Other fields.
+
+        Returns
+        -------
+        SSIMConfig
+
+        Raises
+        ------
+        ValueError, TypeError
+            As for :class:`SSIMConfig`.
+
+        See Also
+        --------
+        wang2004, paper : the other presets (docs/conventions.md compares them).
         """
+        base: dict[str, Any]
         if gaussian_weights:
             base = dict(window="gaussian", size=11, sigma=1.5, covariance="count")
         else:
@@ -121,7 +207,14 @@ class SSIMConfig:
         return self.size * self.size
 
     def taps(self) -> tuple[float, ...]:
-        """The 1-D window weights ``g`` (sum 1); the 2-D window is ``g g^T``."""
+        """The 1-D window weights ``g`` (sum 1); the 2-D window is ``g g^T``.
+
+        Returns
+        -------
+        tuple of float, length ``size``
+            ``1/size`` each for "uniform"; the normalised Gaussian
+            ``exp(-(k - r)^2 / (2 sigma^2))``, ``r = (size - 1)/2``, for "gaussian".
+        """
         if self.window == "uniform":
             return (1.0 / self.size,) * self.size
         r = (self.size - 1) / 2.0
@@ -130,7 +223,14 @@ class SSIMConfig:
         return tuple(v / total for v in g)
 
     def covariance_factor(self) -> float:
-        """The factor applied to weighted (co)variance sums (see ``covariance``)."""
+        """The factor ``f`` applied to weighted (co)variance sums (see ``covariance``).
+
+        Returns
+        -------
+        float
+            1 ("population"); ``q/(q-1)`` ("count", or a uniform window);
+            ``1 / (1 - sum_k w_k^2)`` ("sample" with Gaussian weights).
+        """
         if self.covariance == "population":
             return 1.0
         q = self.q
@@ -140,14 +240,36 @@ class SSIMConfig:
         return 1.0 / (1.0 - sum_w2)
 
     def constants(self, data_range: float | None = None) -> tuple[float, float]:
-        """``(c1, c2)`` for ``data_range`` (this config's when not given)."""
+        """The stabilising constants ``(c1, c2) = ((k1 L)^2, (k2 L)^2)``.
+
+        Parameters
+        ----------
+        data_range : float, optional
+            ``L``; this config's when None.
+
+        Returns
+        -------
+        tuple of float
+
+        Raises
+        ------
+        ValueError
+            When neither ``data_range`` nor the config's is set.
+        """
         L = self.data_range if data_range is None else data_range
         if L is None:
             raise ValueError("data_range is not set; pass data_range=... (e.g. 255 or 1.0)")
         return (self.k1 * L) ** 2, (self.k2 * L) ** 2
 
     def describe(self) -> str:
-        """The conventions in one line of words (for messages, sidecars and reports)."""
+        """The conventions in one line of words (for messages, sidecars and reports).
+
+        Returns
+        -------
+        str
+            E.g. ``"window gaussian 7x7 sigma 1.5, stride 1, covariance sample,
+            data_range 255, k1 0.01, k2 0.03"``.
+        """
         window = (f"{self.window} {self.size}x{self.size}"
                   + (f" sigma {self.sigma:g}" if self.window == "gaussian" else ""))
         data_range = "inferred" if self.data_range is None else f"{self.data_range:g}"
@@ -155,7 +277,18 @@ class SSIMConfig:
                 f"data_range {data_range}, k1 {self.k1:g}, k2 {self.k2:g}")
 
     def positions(self, height: int, width: int) -> tuple[int, int]:
-        """Number of valid window positions along each axis of an image."""
+        """Number of valid window positions along each axis of an image.
+
+        Parameters
+        ----------
+        height, width : int
+            Image size in pixels.
+
+        Returns
+        -------
+        tuple of int
+            ``((height - size) // stride + 1, (width - size) // stride + 1)``.
+        """
         return ((height - self.size) // self.stride + 1,
                 (width - self.size) // self.stride + 1)
 
@@ -183,7 +316,7 @@ def _check_config(cfg: SSIMConfig) -> None:
                              "(the intensity range of the images, e.g. 255 or 1.0)")
 
 
-def _is_real(value) -> bool:
+def _is_real(value: Any) -> bool:
     try:
         float(value)
     except (TypeError, ValueError):
@@ -194,14 +327,29 @@ def _is_real(value) -> bool:
 _FIELDS = tuple(f.name for f in fields(SSIMConfig))
 
 
-def resolve_config(config: SSIMConfig | None = None, **overrides) -> SSIMConfig:
+def resolve_config(config: SSIMConfig | None = None, **overrides: Any) -> SSIMConfig:
     """Merge keyword overrides (``None`` means "not given") into ``config``.
+
+    Parameters
+    ----------
+    config : SSIMConfig, optional
+        The base conventions; ``SSIMConfig()`` when None.
+    **overrides
+        Fields of :class:`SSIMConfig`; None values are ignored. Integral floats for
+        ``size`` and ``stride`` become ints, numbers for the float fields floats.
+
+    Returns
+    -------
+    SSIMConfig
+        ``config`` itself when nothing is overridden, else a new config.
 
     Raises
     ------
     TypeError
         For a keyword that is not a field of :class:`SSIMConfig`, or a ``config`` that is
         not an :class:`SSIMConfig`.
+    ValueError
+        For an override that :class:`SSIMConfig` refuses.
     """
     if config is None:
         config = SSIMConfig()

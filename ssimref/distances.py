@@ -16,15 +16,19 @@ square root of a sum of squares, never squares of per-window roots.
 
 from __future__ import annotations
 
-from .config import resolve_config
-from .kinds import get_kind
+from typing import Any
+
+from .backend import Array, ArrayLike, Namespace
+from .config import SSIMConfig, resolve_config
+from .kinds import KindName, get_kind
 from .similarity import pair_defects
 from .validation import check_images, check_kind
 
 __all__ = ["distance_map", "distance"]
 
 
-def _squared_map(x, y, kind, config, dtype):
+def _squared_map(x: ArrayLike, y: ArrayLike, kind: str, config: SSIMConfig,
+                 dtype: Any) -> tuple[Namespace, Array]:
     check_kind(kind)
     xp, x, y, config, squeeze = check_images(x, y, config, dtype)
     t1, t2 = pair_defects(x, y, config, xp)
@@ -32,7 +36,9 @@ def _squared_map(x, y, kind, config, dtype):
     return xp, (sq[..., 0] if squeeze else sq)
 
 
-def distance_map(x, y, kind="eq2", config=None, *, dtype=None, **conventions):
+def distance_map(x: ArrayLike, y: ArrayLike, kind: KindName = "eq2",
+                 config: SSIMConfig | None = None, *, dtype: Any = None,
+                 **conventions: Any) -> Array:
     """The paper's distance map ``D'``: one SSIM distance per window position.
 
     Parameters
@@ -45,11 +51,25 @@ def distance_map(x, y, kind="eq2", config=None, *, dtype=None, **conventions):
         Conventions; keyword overrides as in :func:`ssimref.ssim_components`.
     dtype : {None, "float64", "float32"}
         Working and output precision; float64 when None.
+    **conventions
+        Fields of :class:`SSIMConfig` overriding ``config``.
 
     Returns
     -------
-    array, shape (Ho, Wo) or (Ho, Wo, C)
-        Non-negative; exactly 0 for identical images.
+    Array, shape (Ho, Wo) or (Ho, Wo, C)
+        Non-negative; exactly 0 for identical images. Same array library as ``x``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``; and the errors of :func:`ssimref.ssim_components`.
+    TypeError
+        As for :func:`ssimref.ssim_components`.
+
+    See Also
+    --------
+    distance : its Frobenius norm.
+    ssimref.ssim_components : the factors ``s1``, ``s2`` the distances are built from.
 
     References
     ----------
@@ -60,8 +80,9 @@ def distance_map(x, y, kind="eq2", config=None, *, dtype=None, **conventions):
     return xp.sqrt(sq)
 
 
-def distance(x, y, kind="eq2", config=None, *, squared=False, dtype=None,
-             **conventions) -> float:
+def distance(x: ArrayLike, y: ArrayLike, kind: KindName = "eq2",
+             config: SSIMConfig | None = None, *, squared: bool = False, dtype: Any = None,
+             **conventions: Any) -> float:
     """SSIM distance of two images: the Frobenius norm of :func:`distance_map`.
 
     ``D(x, y) = sqrt(sum_p d_p(x, y)^2)`` over window positions ``p`` (and channels), with
@@ -79,6 +100,21 @@ def distance(x, y, kind="eq2", config=None, *, squared=False, dtype=None,
     -------
     float
         Non-negative; exactly 0 for identical images.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`distance_map`.
+
+    See Also
+    --------
+    distance_map : the per-window distances.
+    ssimref.distance_matrix : all pairs of two stacks.
+    ssimref.paired_distance : matched pairs of two stacks.
+
+    References
+    ----------
+    Ghojogh, Karray, Crowley, ICIAR 2020, Section 2 (``D(i, j) := ||D'_ij||_F``).
     """
     xp, sq = _squared_map(x, y, kind, resolve_config(config, **conventions), dtype)
     total = float(xp.sum(sq))

@@ -45,18 +45,19 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from array_api_compat import is_array_api_obj
 from tqdm.auto import tqdm
 
 from . import interrupt
-from .backend import is_numpy_array, to_numpy
+from .backend import Array, is_numpy_array, to_numpy
 from .tiling import PairPlan, Tile
 
 __all__ = ["SerialExecutor", "serial", "store", "TileTask", "TileReport", "fill_tile",
-           "get_executor", "EXECUTORS", "progress_bar"]
+           "get_executor", "EXECUTORS", "progress_bar", "Ledger", "Executor"]
 
 #: Names accepted by ``executor=`` arguments (besides executor objects and Dask clients).
 EXECUTORS = ("serial", "dask")
@@ -81,36 +82,127 @@ class TileTask:
     data: tuple = ()
     options: dict = field(default_factory=dict)
 
-    def __call__(self, tile: Tile):
+    def __call__(self, tile: Tile) -> Any:
         return self.function(tile, *self.data, **self.options)
 
 
 class TileReport(NamedTuple):
-    """What an executor learns of one computed tile (a few bytes, never the block)."""
+    """What an executor learns of one computed tile (a few bytes, never the block):
+    its index in the plan's grid, the seconds it took where it ran, and where (a Dask
+    worker's address, or ``pid N``)."""
 
     index: tuple[int, int]
     seconds: float
     worker: str
 
 
-def _host_output(out) -> bool:
+class Ledger(Protocol):
+    """Records of completed tiles (:mod:`ssimref.stores`): what an executor reads before
+    a run and writes after each tile's block is written."""
+
+    def completed(self) -> set[tuple[int, int]]:
+        """The indices of the tiles recorded as complete.
+
+        Returns
+        -------
+        set of (int, int)
+        """
+
+    def mark(self, index: tuple[int, int], report: TileReport | None = None) -> None:
+        """Record tile ``index`` as complete (after its block is written).
+
+        Parameters
+        ----------
+        index : (int, int)
+        report : TileReport, optional
+        """
+
+    def close(self) -> None:
+        """Write what is pending."""
+
+
+class Executor(Protocol):
+    """The executor interface (module docstring)."""
+
+    last_run: list[TileReport]
+
+    def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out: Any, *,
+             ledger: Ledger | None = None, progress: bool = False,
+             desc: str = "SSIM distances") -> Any:
+        """Write every tile not complete in ``ledger`` into ``out``.
+
+        Parameters
+        ----------
+        plan, tile_fn, out, ledger, progress, desc
+            As for :meth:`SerialExecutor.fill`.
+
+        Returns
+        -------
+        ``out`` (or the executor's own result when ``out`` is None)
+        """
+
+    def reduce(self, plan: PairPlan, tile_fn: Callable[[Tile], Any],
+               accumulate: Callable[[Tile, Any], None], *, progress: bool = False,
+               desc: str = "SSIM pairs") -> None:
+        """``accumulate(tile, tile_fn(tile))`` for every tile, in the plan's order.
+
+        Parameters
+        ----------
+        plan, tile_fn, accumulate, progress, desc
+            As for :meth:`SerialExecutor.reduce`.
+        """
+
+
+def _host_output(out: Any) -> bool:
     """Whether ``out`` lives in host memory: a NumPy array, or an array-like store that is
     no array library's array (zarr)."""
     return is_numpy_array(out) or not is_array_api_obj(out)
 
 
-def store(out, index, block) -> None:
+def store(out: Array, index: Any, block: Array) -> None:
     """``out[index] = block``, copying ``block`` to the host first when ``out`` lives on
-    the host (a NumPy array, a memmap, a zarr array) and ``block`` does not."""
+    the host (a NumPy array, a memmap, a zarr array) and ``block`` does not.
+
+    Parameters
+    ----------
+    out : Array or zarr.Array
+        The output, modified in place.
+    index : Any
+        An index of ``out`` (e.g. a pair of slices).
+    block : Array
+        Values of any array library.
+    """
     out[index] = to_numpy(block) if _host_output(out) and not is_numpy_array(block) \
         else block
 
 
-def fill_tile(tile_fn, tile: Tile, out, symmetric: bool, index, ledger=None,
+def fill_tile(tile_fn: Callable[[Tile], Any], tile: Tile, out: Any, symmetric: bool,
+              index: tuple[int, int], ledger: Ledger | None = None,
               worker: str | None = None) -> TileReport:
     """Compute one tile, write it (and its mirror off the diagonal of a symmetric plan)
     into ``out``, then record it in ``ledger``: the one sequence every executor runs for a
-    tile, wherever it runs. Returns its :class:`TileReport`."""
+    tile, wherever it runs.
+
+    Parameters
+    ----------
+    tile_fn : callable or TileTask
+        ``tile_fn(tile) -> block`` of shape ``tile.shape``.
+    tile : Tile
+    out : Array or zarr.Array
+        Written in place.
+    symmetric : bool
+        The plan is symmetric: off the diagonal, ``block.T`` goes to the mirror too.
+    index : (int, int)
+        The tile's index (:meth:`ssimref.tiling.PairPlan.index`).
+    ledger : Ledger, optional
+        Where the tile is recorded, after its writes.
+    worker : str, optional
+        Where it runs (default ``pid N``).
+
+    Returns
+    -------
+    TileReport
+    """
     start = time.perf_counter()
     block = tile_fn(tile)
     store(out, (tile.rows, tile.cols), block)
@@ -124,21 +216,63 @@ def fill_tile(tile_fn, tile: Tile, out, symmetric: bool, index, ledger=None,
 
 
 class SerialExecutor:
-    """Runs a plan's tiles in order, in this process."""
+    """Runs a plan's tiles in order, in this process.
 
-    def __init__(self):
+    Attributes
+    ----------
+    last_run : list of TileReport
+        One report per tile computed by the last call.
+
+    See Also
+    --------
+    ssimref.tiling.plan_pairs : the plans it runs.
+    ssimref.executor_dask.DaskExecutor : the same interface on a Dask cluster.
+    """
+
+    def __init__(self) -> None:
         self.last_run: list[TileReport] = []
 
-    def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out, *, ledger=None,
-             progress: bool = False, desc: str = "SSIM distances"):
+    def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out: Any, *,
+             ledger: Ledger | None = None, progress: bool = False,
+             desc: str = "SSIM distances") -> Any:
         """Write ``tile_fn(tile)`` into ``out[tile.rows, tile.cols]`` for every tile (and
         its transpose into ``out[tile.cols, tile.rows]`` off the diagonal of a symmetric
         plan; diagonal blocks come back whole from ``tile_fn``), skipping the tiles
-        ``ledger`` holds as complete and recording each one written. Returns ``out``."""
+        ``ledger`` holds as complete and recording each one written.
+
+        Parameters
+        ----------
+        plan : PairPlan
+        tile_fn : callable or TileTask
+            ``tile_fn(tile) -> block`` of shape ``tile.shape``.
+        out : Array or zarr.Array, shape (plan.n, plan.m)
+            Written in place.
+        ledger : Ledger, optional
+            Records of completed tiles (:mod:`ssimref.stores`): recorded tiles are
+            skipped, each tile written is recorded; pending records are written on any
+            exit.
+        progress : bool, default False
+            A tqdm progress bar over pairs.
+        desc : str, default "SSIM distances"
+            The bar's label.
+
+        Returns
+        -------
+        Array
+            ``out``.
+
+        Raises
+        ------
+        ssimref.interrupt.Interrupted
+            On SIGINT/SIGTERM (with :func:`ssimref.interrupt.install`), at the next tile
+            boundary; a KeyboardInterrupt or any exception of ``tile_fn`` propagates too
+            (the bar is closed and pending records are written first).
+        """
         done = ledger.completed() if ledger is not None else set()
         reports: list[TileReport] = []
         try:
-            with progress_bar(plan.total_pairs, progress, desc) as bar, interrupt.deferred():
+            with progress_bar(plan.total_pairs, progress, desc) as bar, \
+                    interrupt.deferred():
                 for tile in plan.tiles():
                     index = plan.index(tile)
                     if index not in done:
@@ -156,10 +290,27 @@ class SerialExecutor:
                accumulate: Callable[[Tile, Any], None], *, progress: bool = False,
                desc: str = "SSIM pairs") -> None:
         """Call ``accumulate(tile, tile_fn(tile))`` for every tile, in the plan's order
-        (so floating-point sums come out the same on every run)."""
+        (so floating-point sums come out the same on every run).
+
+        Parameters
+        ----------
+        plan : PairPlan
+        tile_fn : callable or TileTask
+            ``tile_fn(tile) -> result``, the tile's contribution.
+        accumulate : callable
+            ``accumulate(tile, result)`` adds it where it belongs.
+        progress : bool, default False
+        desc : str, default "SSIM pairs"
+
+        Raises
+        ------
+        ssimref.interrupt.Interrupted
+            At a tile boundary, as for :meth:`fill`.
+        """
         reports: list[TileReport] = []
         try:
-            with progress_bar(plan.total_pairs, progress, desc) as bar, interrupt.deferred():
+            with progress_bar(plan.total_pairs, progress, desc) as bar, \
+                    interrupt.deferred():
                 for tile in plan.tiles():
                     start = time.perf_counter()
                     accumulate(tile, tile_fn(tile))
@@ -175,7 +326,7 @@ class SerialExecutor:
 serial = SerialExecutor()
 
 
-def get_executor(executor=None):
+def get_executor(executor: Any = None) -> Any:
     """The executor an ``executor=`` argument names.
 
     Parameters
@@ -185,6 +336,10 @@ def get_executor(executor=None):
         :class:`~ssimref.executor_dask.DaskExecutor` on the current default Dask client
         (``distributed.default_client()``). A Dask client: a DaskExecutor on it. Any
         object with ``fill`` and ``reduce`` methods is returned as it is.
+
+    Returns
+    -------
+    SerialExecutor, DaskExecutor or the executor given
 
     Raises
     ------
@@ -212,6 +367,20 @@ def get_executor(executor=None):
                     f"{type(executor).__name__}")
 
 
-def progress_bar(total, enabled, desc):
-    """The executors' progress bar over pairs (tqdm; disabled unless ``enabled``)."""
+def progress_bar(total: int, enabled: bool, desc: str) -> tqdm:
+    """The executors' progress bar over pairs.
+
+    Parameters
+    ----------
+    total : int
+        Pairs.
+    enabled : bool
+        Shown at all.
+    desc : str
+        Its label.
+
+    Returns
+    -------
+    tqdm.tqdm
+    """
     return tqdm(total=total, unit="pair", unit_scale=True, disable=not enabled, desc=desc)

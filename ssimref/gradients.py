@@ -25,6 +25,10 @@ is smooth and its gradient there is exactly 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from .backend import Array, Namespace
+from .config import SSIMConfig
 from .kinds import get_kind
 from .moments import difference_moments, shifted_moments, window_sums_transpose
 from .similarity import defects
@@ -32,7 +36,7 @@ from .similarity import defects
 __all__ = ["PairForward", "distance_weight"]
 
 
-def _reduce_to(g, shape, xp):
+def _reduce_to(g: Array, shape: tuple[int, ...], xp: Namespace) -> Array:
     """Sum ``g`` over the leading axes where ``shape`` has length 1 (undo broadcasting)."""
     axes = tuple(i for i, (a, b) in enumerate(zip(g.shape, shape)) if b == 1 and a != 1)
     return xp.sum(g, axis=axes, keepdims=True) if axes else g
@@ -44,15 +48,32 @@ class PairForward:
 
     Parameters
     ----------
-    x, y : arrays (..., H, W, C), float64, leading axes broadcastable (trusted)
+    x, y : Array, shape (..., H, W, C), float64
+        Leading axes broadcastable (trusted input).
+    kind : {"eq1", "eq1-uncentered", "eq2"}
+    config : SSIMConfig
+        With its data range set.
+    xp : Namespace
 
     Attributes
     ----------
-    S : array, broadcast leading shape
+    S : Array, the broadcast leading shape
         Sum over windows and channels of the squared per-window distance.
+
+    See Also
+    --------
+    distance_weight : the cotangent of ``S`` for ``D`` or ``D^2``.
+    ssimref.distance_matrix_vjp, ssimref.paired_distance_and_grad : the public gradients.
+
+    References
+    ----------
+    The derivation is the module docstring; it differentiates Wang et al., IEEE TIP 13(4),
+    2004, Eqs. (14)-(16) (weighted local statistics) through the distances of Ghojogh,
+    Karray, Crowley, ICIAR 2020, Eqs. (1) and (2).
     """
 
-    def __init__(self, x, y, kind, config, xp):
+    def __init__(self, x: Array, y: Array, kind: str, config: SSIMConfig,
+                 xp: Namespace) -> None:
         self.xp, self.config, self.kind = xp, config, kind
         self.x_shape, self.y_shape = tuple(x.shape), tuple(y.shape)
         c1, c2 = config.constants()
@@ -68,14 +89,26 @@ class PairForward:
         self.inv_b = 1.0 / (self.x[2] + self.y[2] + c2)
         self.S = xp.sum(get_kind(kind).squared(self.t1, self.t2), axis=(-3, -2, -1))
 
-    def vjp(self, weight, wrt_y=True):
-        """Gradients ``(gx, gy)`` of ``sum(weight * S)``, shaped like ``x`` and ``y``
-        (``gy`` is None when ``wrt_y`` is false: callers that hold ``y`` fixed skip it)."""
+    def vjp(self, weight: Array, wrt_y: bool = True) -> tuple[Array, Array | None]:
+        """Gradients ``(gx, gy)`` of ``sum(weight * S)``.
+
+        Parameters
+        ----------
+        weight : Array, shaped like ``S``
+            The cotangent of ``S``.
+        wrt_y : bool, default True
+            Also compute ``gy`` (callers that hold ``y`` fixed skip it).
+
+        Returns
+        -------
+        gx : Array, shaped like ``x``
+        gy : Array, shaped like ``y``, or None without ``wrt_y``
+        """
         xp, config = self.xp, self.config
         height, width = self.x_shape[-3], self.x_shape[-2]
         taps, stride, f = config.taps(), config.stride, config.covariance_factor()
 
-        def pixels(moments, g_mu, g_var):
+        def pixels(moments: Sequence[Array], g_mu: Array, g_var: Array) -> Array:
             z0, m0 = moments[0], moments[1]
             spread = window_sums_transpose(g_mu - (2.0 * f) * g_var * m0, taps, stride,
                                            height, width, xp)
@@ -102,9 +135,27 @@ class PairForward:
         return gx, gy
 
 
-def distance_weight(S, upstream, squared, xp):
-    """Cotangent of ``S`` from the cotangent of ``S`` (squared) or of ``D = sqrt(S)``,
-    with the subgradient 0 where ``D = 0``. Returns ``(value, weight)``."""
+def distance_weight(S: Array, upstream: Array, squared: bool,
+                    xp: Namespace) -> tuple[Array, Array]:
+    """The value and the cotangent of ``S = D^2`` for a loss on ``D^2`` or on ``D``.
+
+    Parameters
+    ----------
+    S : Array
+        Squared distances.
+    upstream : Array, broadcastable to ``S``
+        The cotangent of ``S`` (``squared``) or of ``D = sqrt(S)``.
+    squared : bool
+    xp : Namespace
+
+    Returns
+    -------
+    value : Array
+        ``S`` (``squared``) or ``D``.
+    weight : Array
+        The cotangent of ``S``: ``upstream``, or ``upstream / (2 D)`` with the
+        subgradient 0 where ``D = 0``.
+    """
     if squared:
         return S, upstream
     D = xp.sqrt(S)

@@ -19,10 +19,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+
+from .backend import ArrayLike
 
 __all__ = ["ImageSet", "load_images", "atomic_path", "save_npy", "write_npy", "save_json"]
 
@@ -35,19 +40,33 @@ DATASET_SOURCES = ("digits", "mnist5k")
 
 @dataclass
 class ImageSet:
-    """Images ``(n, H, W[, C])``, optional labels, and the data range the source implies
-    (``None`` when it must come from the dtype or the user); ``split`` is the part of a
-    bundled data set's fixed split ("all", "train", "validation", "test"), None for
-    files."""
+    """An image set read by :func:`load_images`.
 
-    images: np.ndarray
-    labels: np.ndarray | None = None
+    Attributes
+    ----------
+    images : numpy.ndarray, shape (n, H, W) or (n, H, W, C)
+        In the file's dtype (uint8 or uint16 for PNG/JPEG folders).
+    labels : numpy.ndarray, shape (n,), or None
+        Labels of a data set, or the ``labels`` array of an ``.npz``.
+    data_range : float or None
+        The data range the source implies; None when it must come from the dtype or the
+        user.
+    source : str
+        Where the images came from, for sidecars and messages.
+    split : str or None
+        The part of a bundled data set's fixed split ("all", "train", "validation",
+        "test"); None for files.
+    """
+
+    images: npt.NDArray[Any]
+    labels: npt.NDArray[Any] | None = None
     data_range: float | None = None
     source: str = ""
     split: str | None = None
 
 
-def load_images(source, *, color=False, key=None) -> ImageSet:
+def load_images(source: str | os.PathLike[str], *, color: bool = False,
+                key: str | None = None) -> ImageSet:
     """Load an image set from ``source`` (see the module docstring).
 
     Parameters
@@ -177,9 +196,29 @@ def _load_folder(path: Path, color: bool) -> ImageSet:
 
 
 @contextlib.contextmanager
-def atomic_path(path, force=False):
+def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success, delete
-    it on any error or interrupt. Refuses an existing ``path`` unless ``force``."""
+    it on any error or interrupt.
+
+    Parameters
+    ----------
+    path : str or Path
+        The final name.
+    force : bool, default False
+        Allow replacing an existing ``path``.
+
+    Yields
+    ------
+    Path
+        ``.NAME.PID.tmp`` in the same folder (so the rename is atomic).
+
+    Raises
+    ------
+    FileExistsError
+        When ``path`` exists and not ``force``.
+    FileNotFoundError
+        When the folder of ``path`` does not exist.
+    """
     path = Path(path)
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force (force=True) to overwrite it")
@@ -194,17 +233,52 @@ def atomic_path(path, force=False):
             tmp.unlink()
 
 
-def save_npy(path, array, force=False):
-    """Write ``array`` as ``.npy`` atomically (no pickles)."""
+def save_npy(path: str | os.PathLike[str], array: ArrayLike, force: bool = False) -> None:
+    """Write ``array`` as ``.npy`` atomically (no pickles).
+
+    Parameters
+    ----------
+    path : str or Path
+    array : array_like
+        Converted with :func:`numpy.asarray`; object arrays are refused.
+    force : bool, default False
+        Overwrite an existing file.
+
+    Raises
+    ------
+    FileExistsError, FileNotFoundError
+        As for :func:`atomic_path`.
+    ValueError
+        For an object array (pickles are never written).
+    """
     with atomic_path(path, force) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, np.asarray(array), allow_pickle=False)
 
 
-def write_npy(path, shape, dtype, fill, *, force=False):
+def write_npy(path: str | os.PathLike[str], shape: tuple[int, ...], dtype: npt.DTypeLike,
+              fill: Callable[[np.memmap], Any], *, force: bool = False) -> None:
     """Compute an array straight into a ``.npy`` memmap under a temporary name, then
-    rename it onto ``path``: ``fill(out)`` writes the values. An error or interrupt inside
-    ``fill`` leaves no file behind; an existing ``path`` is refused unless ``force``."""
+    rename it onto ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+    shape : tuple of int
+    dtype : dtype
+    fill : callable
+        ``fill(out)`` writes the values into the memmap ``out``.
+    force : bool, default False
+        Overwrite an existing file.
+
+    Raises
+    ------
+    FileExistsError, FileNotFoundError
+        As for :func:`atomic_path`.
+    Exception
+        Whatever ``fill`` raises (KeyboardInterrupt included), after the temporary file
+        is deleted: an error or interrupt inside ``fill`` leaves no file behind.
+    """
     with atomic_path(path, force) as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
         fill(out)
@@ -212,7 +286,23 @@ def write_npy(path, shape, dtype, fill, *, force=False):
         del out
 
 
-def save_json(path, obj, force=False):
-    """Write ``obj`` as JSON atomically."""
+def save_json(path: str | os.PathLike[str], obj: Any, force: bool = False) -> None:
+    """Write ``obj`` as JSON atomically (indented, keys sorted, a final newline).
+
+    Parameters
+    ----------
+    path : str or Path
+    obj : Any
+        JSON-serialisable.
+    force : bool, default False
+        Overwrite an existing file.
+
+    Raises
+    ------
+    FileExistsError, FileNotFoundError
+        As for :func:`atomic_path`.
+    TypeError
+        For an object JSON cannot encode.
+    """
     with atomic_path(path, force) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -33,7 +33,7 @@ from .backend import arrays_for
 from .executor import SerialExecutor, get_executor
 from .io import save_json
 from .kernels.centering import (centerer_from_statistics, centre_test_tiles, centre_tiles,
-                                centring_statistics, test_statistics)
+                                centring_statistics, out_of_sample_statistics)
 from .pairwise import distance_tiles
 from .stores import images_fingerprint, is_zarr_path, open_store, require_zarr
 from .validation import check_stacks
@@ -364,7 +364,7 @@ def prepare_kernel_job(images, output, *, kind="eq2", config=None, power=1.0,
         D2t = _fill(runner, tstore, "squared_distances", tiles, "float64",
                     lambda out, ledger: runner.fill(tiles, ttask, out, ledger=ledger,
                                                     progress=progress), tresult)
-        pred_cols = test_statistics(D2t, power, executor=runner, **options)
+        pred_cols = out_of_sample_statistics(D2t, power, executor=runner, **options)
         _fill(runner, tstore, "matrix", tiles, "float64",
               lambda out, ledger: centre_test_tiles(D2t, centerer, pred_cols, power, out,
                                                     plan=tiles, ledger=ledger,

@@ -16,25 +16,34 @@ distances are small and most sensitive.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from .backend import Array, Namespace
 from .config import SSIMConfig
 
 __all__ = ["window_sums", "window_sums_transpose", "shifted_moments", "difference_moments",
            "image_moments"]
 
 
-def window_sums(a, taps, stride):
+def window_sums(a: Array, taps: Sequence[float], stride: int) -> Array:
     """``sum_ij g_i g_j a[.., p*stride + i, r*stride + j, :]`` at every valid position.
 
     Parameters
     ----------
-    a : array (..., H, W, C)
+    a : Array, shape (..., H, W, C)
     taps : sequence of float
         1-D window weights ``g`` (the 2-D window is their outer product).
     stride : int
+        Step between window positions, >= 1.
 
     Returns
     -------
-    array (..., Ho, Wo, C) with ``Ho = (H - len(taps)) // stride + 1`` (likewise ``Wo``).
+    Array, shape (..., Ho, Wo, C)
+        ``Ho = (H - len(taps)) // stride + 1`` (likewise ``Wo``); ``a``'s dtype.
+
+    See Also
+    --------
+    window_sums_transpose : its adjoint.
     """
     size = len(taps)
     ho = (a.shape[-3] - size) // stride + 1
@@ -43,7 +52,7 @@ def window_sums(a, taps, stride):
     span_w = stride * (wo - 1) + 1
     uniform = all(t == taps[0] for t in taps)
 
-    def weighted(k, rows):
+    def weighted(k: int, rows: bool) -> Array:
         part = a[..., k:k + span_h:stride, :, :] if rows else b[..., :, k:k + span_w:stride, :]
         return part if uniform else taps[k] * part
 
@@ -58,7 +67,8 @@ def window_sums(a, taps, stride):
     return out
 
 
-def window_sums_transpose(g, taps, stride, height, width, xp):
+def window_sums_transpose(g: Array, taps: Sequence[float], stride: int, height: int,
+                          width: int, xp: Namespace) -> Array:
     """The adjoint of :func:`window_sums`: spread each window's value back onto its pixels.
 
     ``out[.., i, j, :] = sum over positions (p, r) covering (i, j) of
@@ -67,13 +77,22 @@ def window_sums_transpose(g, taps, stride, height, width, xp):
 
     Parameters
     ----------
-    g : array (..., Ho, Wo, C)
+    g : Array, shape (..., Ho, Wo, C)
+    taps : sequence of float
+        The 1-D window weights.
+    stride : int
     height, width : int
         Image size ``H, W`` the windows were taken from.
+    xp : Namespace
+        The namespace of ``g`` (its arrays must support slice assignment).
 
     Returns
     -------
-    array (..., H, W, C)
+    Array, shape (..., H, W, C)
+
+    See Also
+    --------
+    window_sums
     """
     size = len(taps)
     ho, wo = g.shape[-3], g.shape[-2]
@@ -89,10 +108,18 @@ def window_sums_transpose(g, taps, stride, height, width, xp):
     return out
 
 
-def shifted_moments(a, config: SSIMConfig, xp):
+def shifted_moments(a: Array, config: SSIMConfig,
+                    xp: Namespace) -> tuple[Array, Array, Array, Array]:
     """Local moments of ``a``, computed on ``a`` shifted by its global mean (per image and
     channel), which removes the cancellation a large common offset causes in
     ``E[a^2] - E[a]^2``.
+
+    Parameters
+    ----------
+    a : Array, shape (..., H, W, C), floating
+    config : SSIMConfig
+        Window, stride and covariance factor.
+    xp : Namespace
 
     Returns
     -------
@@ -112,7 +139,8 @@ def shifted_moments(a, config: SSIMConfig, xp):
     return a0, m0, var * config.covariance_factor(), shift
 
 
-def difference_moments(d, config: SSIMConfig, xp):
+def difference_moments(d: Array, config: SSIMConfig,
+                       xp: Namespace) -> tuple[Array, Array, Array, Array, Array]:
     """Local moments of difference images ``d = x - y``, exactly 0 where they agree.
 
     Like :func:`shifted_moments` (the shift by the mean of ``d`` keeps
@@ -121,6 +149,12 @@ def difference_moments(d, config: SSIMConfig, xp):
     and variance are set to exactly 0: after the shift round-off would leave about
     ``eps * shift^2`` there, and images that agree on every window must be at distance
     exactly 0.
+
+    Parameters
+    ----------
+    d : Array, shape (..., H, W, C), floating
+    config : SSIMConfig
+    xp : Namespace
 
     Returns
     -------
@@ -137,16 +171,18 @@ def difference_moments(d, config: SSIMConfig, xp):
     return d0, m0, var, shift, agree
 
 
-def image_moments(a, config: SSIMConfig, xp):
+def image_moments(a: Array, config: SSIMConfig, xp: Namespace) -> tuple[Array, Array]:
     """Local mean and (normalised) variance of each image.
 
     Parameters
     ----------
-    a : array (..., H, W, C)
+    a : Array, shape (..., H, W, C), floating
+    config : SSIMConfig
+    xp : Namespace
 
     Returns
     -------
-    mu, var : arrays (..., Ho, Wo, C)
+    mu, var : Array, shape (..., Ho, Wo, C)
         ``mu = sum_k w_k a_k``; ``var = f * sum_k w_k (a_k - mu)^2`` with ``f`` the
         config's covariance factor.
     """

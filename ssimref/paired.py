@@ -9,9 +9,13 @@ functions give that primitive, batched; the gradient follows :mod:`ssimref.gradi
 
 from __future__ import annotations
 
-from .backend import as_array, namespace
-from .config import resolve_config
-from .engines import get_engine
+from collections.abc import Callable
+from typing import Any
+
+from .backend import Array, ArrayLike, Namespace, as_array, namespace
+from .config import SSIMConfig, resolve_config
+from .kinds import KindName
+from .engines import reference
 from .gradients import distance_weight
 from .tiling import resolve_working_memory, row_batches
 from .validation import check_kind, check_stacks
@@ -19,18 +23,42 @@ from .validation import check_kind, check_stacks
 __all__ = ["paired_distance", "paired_distance_and_grad", "paired_value_and_vjp"]
 
 
-def paired_value_and_vjp(X, Y, kind, config, cotangent, *, grad, working_memory=None):
+def paired_value_and_vjp(
+        X: Array, Y: Array, kind: str, config: SSIMConfig,
+        cotangent: Callable[[Array, slice], tuple[Array, Array | None]], *, grad: bool,
+        working_memory: float | None = None) -> tuple[Array, Array | None, Array | None]:
     """The one loop over matched pairs ``(X[i], Y[i])``, in row batches that fit
     ``working_memory``.
 
-    Trusted inputs: stacks (n, H, W, C) of one array library (converted to float64 batch
-    by batch), ``config`` with its data range. ``cotangent(S, rows) -> (value, w)`` maps a
-    batch's ``S = D^2`` and its row slice to the values kept and the cotangent ``w`` of
-    ``S`` (None without ``grad``). Returns ``(values (n,), dX, dY)`` with the gradients of
-    ``sum_i w_i S_i`` (None without ``grad``).
+    Trusted input, validated by the public callers.
+
+    Parameters
+    ----------
+    X, Y : Array, shape (n, H, W, C)
+        One array library; converted to float64 batch by batch.
+    kind : {"eq1", "eq1-uncentered", "eq2"}
+    config : SSIMConfig
+        With its data range set.
+    cotangent : callable
+        ``cotangent(S, rows) -> (value, w)`` maps a batch's ``S = D^2`` and its row slice
+        to the values kept and the cotangent ``w`` of ``S`` (None without ``grad``).
+    grad : bool
+        Compute the gradients.
+    working_memory : float, optional
+        MiB per batch (scikit-learn's setting when None).
+
+    Returns
+    -------
+    values : Array, shape (n,), float64
+    dX, dY : Array, shaped like X and Y, or None without ``grad``
+        The gradients of ``sum_i w_i S_i``.
+
+    See Also
+    --------
+    ssimref.pairwise.pairwise_value_and_vjp : the loop over all pairs.
     """
     xp = namespace(X)
-    engine = get_engine("reference")
+    engine = reference
     image_shape = tuple(X.shape[1:])
     n = X.shape[0]
     per_pair = (engine.vjp_bytes_per_pair(image_shape, config) if grad
@@ -42,12 +70,13 @@ def paired_value_and_vjp(X, Y, kind, config, cotangent, *, grad, working_memory=
         values[rows], gx, gy = engine.paired_value_and_vjp(
             xp.astype(X[rows, ...], xp.float64), xp.astype(Y[rows, ...], xp.float64), kind,
             config, lambda S: cotangent(S, rows))
-        if grad:
+        if dX is not None and dY is not None:
             dX[rows, ...], dY[rows, ...] = gx, gy
     return values, dX, dY
 
 
-def _prepare(X, Y, kind, config, conventions):
+def _prepare(X: ArrayLike, Y: ArrayLike, kind: str, config: SSIMConfig | None,
+             conventions: dict[str, Any]) -> tuple[Namespace, Array, Array, SSIMConfig, bool]:
     config = resolve_config(config, **conventions)
     check_kind(kind)
     squeeze = as_array(X).ndim == 3
@@ -58,8 +87,9 @@ def _prepare(X, Y, kind, config, conventions):
     return xp, X, Y, config, squeeze
 
 
-def paired_distance(X, Y, kind="eq2", config=None, *, squared=False, working_memory=None,
-                    **conventions):
+def paired_distance(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
+                    config: SSIMConfig | None = None, *, squared: bool = False,
+                    working_memory: float | None = None, **conventions: Any) -> Array:
     """SSIM distance of each matched pair ``(X[i], Y[i])``.
 
     Parameters
@@ -73,11 +103,31 @@ def paired_distance(X, Y, kind="eq2", config=None, *, squared=False, working_mem
         Return ``D^2`` instead of ``D``.
     working_memory : float, optional
         MiB per chunk of pairs (scikit-learn's setting when None).
+    **conventions
+        Fields of :class:`SSIMConfig` overriding ``config``.
 
     Returns
     -------
-    array, shape (n,), float64
+    Array, shape (n,), float64
         ``D(X[i], Y[i])``, equal to ``ssimref.distance(X[i], Y[i], kind, config)``.
+
+    Raises
+    ------
+    ValueError
+        For stacks of different lengths; and the errors of
+        :func:`ssimref.distance_matrix`.
+    TypeError
+        As for :func:`ssimref.distance_matrix`.
+
+    See Also
+    --------
+    paired_distance_and_grad : with the gradient.
+    ssimref.distance : one pair.
+
+    References
+    ----------
+    Ghojogh, Karray, Crowley, ICIAR 2020, Sections 4 and 5 (the SSIM distance as the loss
+    of VAEs, AAEs, GANs and LSGANs).
     """
     xp, X, Y, config, _ = _prepare(X, Y, kind, config, conventions)
     values, _, _ = paired_value_and_vjp(
@@ -86,8 +136,11 @@ def paired_distance(X, Y, kind="eq2", config=None, *, squared=False, working_mem
     return values
 
 
-def paired_distance_and_grad(X, Y, kind="eq2", config=None, *, squared=False, weights=None,
-                             working_memory=None, **conventions):
+def paired_distance_and_grad(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
+                             config: SSIMConfig | None = None, *, squared: bool = False,
+                             weights: ArrayLike | None = None,
+                             working_memory: float | None = None,
+                             **conventions: Any) -> tuple[Array, Array, Array]:
     """Distances of matched pairs and the gradient of their (weighted) sum.
 
     Parameters
@@ -100,26 +153,41 @@ def paired_distance_and_grad(X, Y, kind="eq2", config=None, *, squared=False, we
 
     Returns
     -------
-    values : array (n,)
+    values : Array, shape (n,)
         As :func:`paired_distance`.
-    dX, dY : arrays shaped like X and Y, float64
+    dX, dY : Array, shaped like X and Y, float64
         ``d(sum_i weights_i value_i) / dX`` and ``/ dY``. Exact; 0 for a pair whose
         distance is 0 (identical images: a subgradient of ``D``; the gradient of ``D^2``).
+
+    Raises
+    ------
+    ValueError
+        For ``weights`` of the wrong shape or with NaN or Inf; and the errors of
+        :func:`paired_distance`.
+    TypeError
+        As for :func:`paired_distance`.
+
+    See Also
+    --------
+    paired_distance : the values alone.
+    ssimref.distance_matrix_vjp : the gradient over all pairs.
+    ssimref.gradients : the derivation.
     """
     xp, X, Y, config, squeeze = _prepare(X, Y, kind, config, conventions)
     working_memory = resolve_working_memory(working_memory)
     n = X.shape[0]
     if weights is None:
-        weights = xp.ones((n,), dtype=xp.float64)
+        w = xp.ones((n,), dtype=xp.float64)
     else:
-        weights = xp.astype(xp.asarray(weights), xp.float64)
-        if tuple(weights.shape) != (n,):
-            raise ValueError(f"weights must have shape ({n},), got {tuple(weights.shape)}")
-        if not bool(xp.all(xp.isfinite(weights))):
+        w = xp.astype(xp.asarray(weights), xp.float64)
+        if tuple(w.shape) != (n,):
+            raise ValueError(f"weights must have shape ({n},), got {tuple(w.shape)}")
+        if not bool(xp.all(xp.isfinite(w))):
             raise ValueError("weights contains NaN or Inf")
     values, dX, dY = paired_value_and_vjp(
-        X, Y, kind, config, lambda S, rows: distance_weight(S, weights[rows], squared, xp),
+        X, Y, kind, config, lambda S, rows: distance_weight(S, w[rows], squared, xp),
         grad=True, working_memory=working_memory)
+    assert dX is not None and dY is not None  # grad=True
     if squeeze:
         dX, dY = dX[..., 0], dY[..., 0]
     return values, dX, dY

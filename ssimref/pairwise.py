@@ -9,21 +9,26 @@ writes it into the output (or, for gradients, adds its contribution).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-from .backend import arrays_for, as_array, float_dtype, namespace
-from .config import resolve_config
-from .engines import ENGINES, choose_engine, get_engine
+from .backend import (Array, ArrayLike, Namespace, arrays_for, as_array, float_dtype,
+                      namespace)
+from .config import SSIMConfig, resolve_config
+from .kinds import KindName
+from .engines import ENGINES, choose_engine, get_engine, reference
 from .executor import SerialExecutor, TileTask, get_executor, serial
 from .gradients import distance_weight
-from .tiling import chunk_plan, plan_pairs, resolve_working_memory, upper_mask
+from .tiling import PairPlan, Tile, chunk_plan, plan_pairs, resolve_working_memory, upper_mask
 from .validation import check_kind, check_stacks
 
 __all__ = ["distance_matrix", "distance_matrix_vjp", "pairwise_value_and_vjp",
            "distance_tiles"]
 
 
-def _check_out(out, shape, dtype, xp):
+def _check_out(out: Array | None, shape: tuple[int, int], dtype: Any, xp: Namespace) -> Array:
     if out is None:
         return xp.empty(shape, dtype=float_dtype(xp, dtype))
     if tuple(out.shape) != shape:
@@ -40,9 +45,11 @@ def _check_out(out, shape, dtype, xp):
     return out
 
 
-def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=None,
-                    working_memory=None, out=None, progress=False, backend="auto",
-                    executor=None, **conventions):
+def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2",
+                    config: SSIMConfig | None = None, *, squared: bool = False,
+                    dtype: Any = None, working_memory: float | None = None,
+                    out: Array | None = None, progress: bool = False, backend: str = "auto",
+                    executor: Any = None, **conventions: Any) -> Array:
     """All-pairs SSIM distances ``D(i, j) = ||D'(x_i, y_j)||_F``.
 
     Parameters
@@ -75,13 +82,15 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
     progress : bool, default False
         Show a tqdm progress bar over pairs.
     backend : {"auto", "reference", "numba", "cupy"}, default "auto"
-        Engine for the pairs (see :func:`ssimref.backend.choose_engine`): "reference" is
+        Engine for the pairs (see :func:`ssimref.engines.choose_engine`): "reference" is
         the array-API code below; "numba" (NumPy inputs, CPU) and "cupy" (CuPy inputs,
         GPU) are fused engines that never form per-pair maps and agree with the
         reference to ``1e-12`` relative on ``D^2`` above an absolute floor of
         ``8 n_windows 2**-53 (f / k2**2 + 1 / k1)`` (docs/engines.md). "auto" picks
         cupy for CuPy inputs, numba for NumPy inputs when Numba is installed, else the
-        reference. Resolved once, in this process: every tile runs on that engine.
+        reference. The name of an engine plug-in
+        (:func:`ssimref.engines.register_engine`) selects it. Resolved once, in this
+        process: every tile runs on that engine.
     executor : None, "serial", "dask", dask.distributed.Client or executor, optional
         Who runs the tiles (:func:`ssimref.executor.get_executor`): this process (None,
         the default), or a Dask cluster ("dask" for the current default client, or a
@@ -89,20 +98,42 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
         every worker, and the workers write their blocks straight into ``out``, which
         must then be a zarr array; the numba engine runs on CPU workers,
         ``backend="cupy"`` runs the tiles on GPU workers (docs/scale.md).
+    **conventions
+        Fields of :class:`SSIMConfig` overriding ``config``.
 
     Returns
     -------
-    array, shape (n, m), or (n, n) when Y is None
+    Array, shape (n, m), or (n, n) when Y is None
         ``out`` when given, else a new array of X's array library; with a Dask executor
         and no ``out``, a :class:`dask.array.Array` whose chunks are the tiles, computed
         and held in the workers' memory (``.compute()`` brings it here).
 
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, invalid conventions, stacks of other dimensions or of
+        different image shapes, empty stacks, NaN or Inf, a window larger than the
+        images, floating-point images without ``data_range``, a non-positive
+        ``working_memory``, an ``out`` of the wrong shape, dtype or read-only (or, with a
+        Dask executor, not a zarr array with the tiles as chunks), and an unknown or
+        unavailable ``backend`` (or one that cannot run on these arrays).
+    TypeError
+        For stacks of different array libraries, boolean or non-real dtypes, an
+        unsupported ``dtype`` or ``out`` dtype, or an unknown convention keyword.
+    KeyboardInterrupt
+        Propagated between tiles; ``out`` then holds the tiles written so far.
+
+    See Also
+    --------
+    distance_tiles : the plan and the tile function, for executors and resumable jobs.
+    distance_matrix_vjp : its gradient.
+    ssimref.distance : one pair.
+    ssimref.paired_distance : matched pairs.
+    ssimref.kernels.ssim_kernel : the SSIM kernel ``-1/2 H D^p H`` from it.
+    ssimref.engines.choose_engine : how ``backend="auto"`` decides.
+
     Notes
     -----
-    A zarr ``out`` (with any executor) sets the tiles: they are its chunks, which must be
-    square for a symmetric matrix (``zarr.create_array(path, shape=(n, n), chunks=(t, t),
-    dtype="float64")``); each tile then writes whole chunks.
-
     ``D(i, j)^2 = sum over window positions p (and channels) of d_p(x_i, y_j)^2``; one
     square root per entry. No array of shape ``n x m x positions`` is built at once: pairs
     are processed in tiles that fit ``working_memory``.
@@ -130,7 +161,7 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
     distributed = not isinstance(runner, SerialExecutor)
     working_memory = resolve_working_memory(working_memory)
     symmetric = Y is None
-    shape = (X.shape[0], (X if symmetric else Y).shape[0])
+    shape = (X.shape[0], (X if Y is None else Y).shape[0])
     if distributed and out is None:
         out_dtype = "float64" if dtype is None else str(float_dtype(np, dtype).__name__)
     else:
@@ -138,53 +169,62 @@ def distance_matrix(X, Y=None, kind="eq2", config=None, *, squared=False, dtype=
         out_dtype = str(out.dtype).split(".")[-1]
     plan, task = distance_tiles(X, Y, kind, config, squared=squared, dtype=out_dtype,
                                 backend=backend, working_memory=working_memory,
-                                tiles=chunk_plan(out, symmetric) if out is not None
-                                else None, distributed=distributed, xp=xp)
+                                tiles=None if out is None else chunk_plan(out, symmetric),
+                                distributed=distributed, xp=xp)
     return runner.fill(plan, task, out, progress=progress)
 
 
-def distance_tiles(X, Y, kind, config, *, squared=False, dtype="float64", backend="auto",
-                   working_memory=None, tiles=None, distributed=False, xp=None):
-    """The tile plan and the tile function of an all-pairs distance matrix (trusted
-    input: validated stacks and config), for an executor (:mod:`ssimref.executor`).
+def distance_tiles(X: Array, Y: Array | None, kind: str, config: SSIMConfig, *,
+                   squared: bool = False, dtype: str = "float64", backend: str = "auto",
+                   working_memory: float | None = None, tiles: PairPlan | None = None,
+                   distributed: bool = False,
+                   xp: Namespace | None = None) -> tuple[PairPlan, TileTask]:
+    """The tile plan and the tile function of an all-pairs distance matrix, for an
+    executor (:mod:`ssimref.executor`). Trusted input: validated stacks and config.
 
     Parameters
     ----------
-    X : array (n, H, W, C)
-    Y : array (m, H, W, C) or None
+    X : Array, shape (n, H, W, C)
+    Y : Array, shape (m, H, W, C), or None
         None for the symmetric matrix of ``X``.
-    kind, config
-        The distance (config with its data range).
-    squared : bool
+    kind : str
+    config : SSIMConfig
+        With its data range.
+    squared : bool, default False
         Blocks of ``D^2`` instead of ``D``.
     dtype : {"float64", "float32"}
         dtype of the blocks (every entry accumulated in float64, rounded once).
-    backend : {"auto", "reference", "numba", "cupy"}
+    backend : str, default "auto"
         Resolved here, once: "auto" picks the engine for the arrays of this process
         (:func:`ssimref.engines.choose_engine`), and every tile runs on that engine,
         wherever it runs, so that all tiles are the same computation.
     working_memory : float, optional
-        MiB per tile (resolved).
+        MiB per tile.
     tiles : PairPlan, optional
         The plan to follow (a stored job's, or the chunks of a zarr ``out``) instead of
         one sized by ``working_memory``.
-    distributed : bool
-        The tiles run in other processes: an explicit ``backend`` is checked where the
-        tiles run (a client without a GPU can plan for GPU workers), and the tile images
-        are moved to the engine's device there.
-    xp : namespace, optional
+    distributed : bool, default False
+        The tiles run in other processes: an explicit built-in ``backend`` is checked
+        where the tiles run (a client without a GPU can plan for GPU workers), the tile
+        images are moved to the engine's device there, and an engine plug-in travels
+        with the tiles.
+    xp : Namespace, optional
         Of ``X`` (looked up when None).
 
     Returns
     -------
     plan : PairPlan
     task : TileTask
-        ``task(tile)`` is the tile's block, of the engine's array library.
+        ``task(tile)`` is the tile's block, of the engine's array library;
+        ``task.options["engine"]`` the engine's name.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``backend``, or one that cannot run here (not distributed).
     """
     xp = namespace(X) if xp is None else xp
-    if distributed and backend != "auto":
-        if backend not in ENGINES:
-            choose_engine(backend, xp)  # raises the one message for an unknown name
+    if distributed and backend in ENGINES and backend != "auto":
         name = backend
     else:
         name = choose_engine(backend, xp)
@@ -196,13 +236,16 @@ def distance_tiles(X, Y, kind, config, *, squared=False, dtype="float64", backen
                            bytes_per_image=engine.bytes_per_image(image_shape, config),
                            max_pairs=engine.max_tile_pairs(image_shape, config),
                            working_memory=resolve_working_memory(working_memory))
+    plugin = engine if distributed and name not in ENGINES else None
     task = TileTask(_distance_tile, (X,) if Y is None else (X, Y),
                     dict(kind=kind, config=config, squared=bool(squared), dtype=str(dtype),
-                         engine=name, move=distributed))
+                         engine=name, move=distributed, plugin=plugin))
     return tiles, task
 
 
-def _distance_tile(tile, X, Y=None, *, kind, config, squared, dtype, engine, move):
+def _distance_tile(tile: Tile, X: Array, Y: Array | None = None, *, kind: str,
+                   config: SSIMConfig, squared: bool, dtype: str, engine: str, move: bool,
+                   plugin: Any = None) -> Array:
     """One tile's block of ``D`` (or ``D^2``) on ``engine``, in ``dtype``: the tile's
     images in float64 (moved to the engine's device first when ``move``), the engine's
     ``D^2`` block, one square root, one rounding."""
@@ -212,25 +255,32 @@ def _distance_tile(tile, X, Y=None, *, kind, config, squared, dtype, engine, mov
         Xa = arrays_for(engine, Xa)
         Yb = None if Yb is None else arrays_for(engine, Yb)
     xp = namespace(Xa)
-    choose_engine(engine, xp)  # the engine can run here, on these arrays
+    if plugin is None:
+        choose_engine(engine, xp)  # the engine can run here, on these arrays
     Xa = xp.astype(Xa, xp.float64)
-    Yb = Xa if tile.diagonal else xp.astype(Yb, xp.float64)
-    block = get_engine(engine).squared_block(Xa, Yb, kind, config, upper=tile.diagonal)
+    Yb = Xa if Yb is None else xp.astype(Yb, xp.float64)
+    block = (plugin or get_engine(engine)).squared_block(Xa, Yb, kind, config,
+                                                         upper=tile.diagonal)
     if not squared:
         block = xp.sqrt(block)
     return xp.astype(block, float_dtype(xp, dtype), copy=False)
 
 
-def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
-                           working_memory=None, keep_values=False):
+def pairwise_value_and_vjp(
+        X: Array, Y: Array | None, G: Array, kind: str, config: SSIMConfig,
+        cotangent: Callable[[Array, Array], tuple[Array | None, Array]], *,
+        wrt_y: bool = False, working_memory: float | None = None,
+        keep_values: bool = False) -> tuple[Array | None, Array, Array | None]:
     """The one loop behind every all-pairs gradient: a function of the ``S = D^2`` matrix
     and the gradient of ``sum_ij G_ij`` times its cotangent, tile by tile.
 
-    Parameters (trusted: validated by the public callers)
+    Trusted input, validated by the public callers.
+
+    Parameters
     ----------
-    X : array (n, H, W, C), float64
-    Y : array (m, H, W, C), float64, or None for ``Y = X``
-    G : array (n, m), float64
+    X : Array, shape (n, H, W, C), float64
+    Y : Array, shape (m, H, W, C), float64, or None for ``Y = X``
+    G : Array, shape (n, m), float64
         Upstream weights. With ``Y`` None both roles of each image count: ``G + G^T`` is
         applied to each unordered pair once.
     kind, config
@@ -247,14 +297,18 @@ def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
 
     Returns
     -------
-    values : array (n, m) or None
-    dX : array shaped like X
-    dY : array shaped like Y, or None (always None when ``Y`` is None)
+    values : Array, shape (n, m), or None
+    dX : Array, shaped like X
+    dY : Array, shaped like Y, or None (always None when ``Y`` is None)
+
+    See Also
+    --------
+    ssimref.paired.paired_value_and_vjp : the loop over matched pairs.
     """
     xp = namespace(X)
-    engine = get_engine("reference")
+    engine = reference
     symmetric = Y is None
-    Yw = X if symmetric else Y
+    Yw: Array = X if Y is None else Y
     n, m = X.shape[0], Yw.shape[0]
     image_shape = tuple(X.shape[1:])
     plan = plan_pairs(n, None if symmetric else m,
@@ -264,9 +318,9 @@ def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
         G = G + G.T  # each unordered pair once, both roles at once
     values = xp.empty((n, m), dtype=xp.float64) if keep_values else None
     dX = xp.zeros(X.shape, dtype=xp.float64)
-    dY = dX if symmetric else (xp.zeros(Y.shape, dtype=xp.float64) if wrt_y else None)
+    dY = dX if symmetric else (xp.zeros(Yw.shape, dtype=xp.float64) if wrt_y else None)
 
-    def tile_vjp(tile):
+    def tile_vjp(tile: Tile) -> tuple[Array, Array, Array | None]:
         Gt = G[tile.rows, tile.cols]
         if tile.diagonal:
             Gt = upper_mask(Gt, xp)
@@ -274,12 +328,12 @@ def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
                                           config, lambda S: cotangent(S, Gt),
                                           upper=tile.diagonal, wrt_y=dY is not None)
 
-    def accumulate(tile, result):
+    def accumulate(tile: Tile, result: tuple[Array, Array, Array | None]) -> None:
         value, gx, gy = result
         dX[tile.rows, ...] += gx
         if dY is not None:
             dY[tile.cols, ...] += gy
-        if keep_values:
+        if values is not None:
             values[tile.rows, tile.cols] = value
             if symmetric and not tile.diagonal:
                 values[tile.cols, tile.rows] = value.T
@@ -288,8 +342,10 @@ def pairwise_value_and_vjp(X, Y, G, kind, config, cotangent, *, wrt_y=False,
     return values, dX, (None if symmetric else dY)
 
 
-def distance_matrix_vjp(X, Y, G, kind="eq2", config=None, *, squared=False,
-                        working_memory=None, **conventions):
+def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
+                        kind: KindName = "eq2", config: SSIMConfig | None = None, *,
+                        squared: bool = False, working_memory: float | None = None,
+                        **conventions: Any) -> tuple[Array, Array | None]:
     """Gradient of ``sum_ij G_ij D_ij`` (or of ``sum_ij G_ij D_ij^2``) with respect to the
     images, where ``D = distance_matrix(X, Y, kind, config)``.
 
@@ -308,17 +364,21 @@ def distance_matrix_vjp(X, Y, G, kind="eq2", config=None, *, squared=False,
         Differentiate ``sum G_ij D_ij^2`` instead.
     working_memory : float, optional
         MiB for tiles (scikit-learn's setting when None).
+    **conventions
+        Fields of :class:`SSIMConfig` overriding ``config``.
 
     Returns
     -------
-    dX : array shaped like X, float64
-    dY : array shaped like Y, float64, or None when Y is None
+    dX : Array, shaped like X, float64
+    dY : Array, shaped like Y, float64, or None when Y is None
 
     Raises
     ------
     ValueError
         For ``G`` of the wrong shape or with NaN/Inf, a non-positive ``working_memory``,
         and the image errors of :func:`ssimref.distance_matrix`.
+    TypeError
+        As for :func:`ssimref.distance_matrix`.
 
     See Also
     --------

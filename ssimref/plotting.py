@@ -6,9 +6,18 @@ state or display is touched, and written atomically (:func:`ssimref.io.atomic_pa
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from .backend import ArrayLike
 from .io import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+PathLike = str | os.PathLike[str]
 
 __all__ = ["have_matplotlib", "require_matplotlib", "save_kernel_heatmap",
            "save_embedding_plot"]
@@ -19,7 +28,12 @@ MAX_HEATMAP_SIDE = 2000
 
 
 def have_matplotlib() -> bool:
-    """Whether matplotlib can be imported."""
+    """Whether matplotlib can be imported.
+
+    Returns
+    -------
+    bool
+    """
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -27,14 +41,25 @@ def have_matplotlib() -> bool:
     return True
 
 
-def require_matplotlib(what="plots"):
-    """Raise an ImportError with the install hint when matplotlib is missing."""
+def require_matplotlib(what: str = "plots") -> None:
+    """Refuse to go on without matplotlib.
+
+    Parameters
+    ----------
+    what : str, default "plots"
+        What needs it, for the message.
+
+    Raises
+    ------
+    ImportError
+        When matplotlib is missing; the message names the ``plot`` extra.
+    """
     if not have_matplotlib():
         raise ImportError(f"{what} need matplotlib; install the 'plot' extra "
                           "(pip install 'ssimref[plot]')")
 
 
-def _figure(width, height):
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -43,25 +68,40 @@ def _figure(width, height):
     return figure
 
 
-def _save(figure, path, force):
+def _save(figure: Figure, path: PathLike, force: bool) -> None:
     with atomic_path(path, force) as tmp:
         figure.savefig(tmp, format="png", bbox_inches="tight")
 
 
-def save_kernel_heatmap(K, path, *, title="", order=None, force=False):
+def save_kernel_heatmap(K: ArrayLike, path: PathLike, *, title: str = "",
+                        order: ArrayLike | None = None, force: bool = False) -> None:
     """Draw a kernel matrix as a heatmap PNG.
+
+    Colours are symmetric about 0 and scaled to the 99.5th percentile of ``|K|``; at most
+    ``MAX_HEATMAP_SIDE`` rows and columns are drawn (a regular subsample beyond).
 
     Parameters
     ----------
-    K : array_like, shape (n, m)
-        Kernel values (a NumPy memmap is read only at the drawn rows and columns).
+    K : NumPy array or memmap, shape (n, m)
+        Kernel values (a memmap is read only at the drawn rows and columns).
     path : str or Path
         Output ``.png``.
-    title : str
-    order : array of int, optional
+    title : str, default ""
+    order : array_like of int, optional
         Row/column order for a square ``K`` (e.g. indices sorted by class label).
-    force : bool
+    force : bool, default False
         Overwrite an existing file.
+
+    Raises
+    ------
+    ImportError
+        Without matplotlib.
+    FileExistsError, FileNotFoundError
+        As for :func:`ssimref.io.atomic_path`.
+
+    See Also
+    --------
+    save_embedding_plot
     """
     require_matplotlib("heatmaps")
     n, m = K.shape
@@ -83,16 +123,32 @@ def save_kernel_heatmap(K, path, *, title="", order=None, force=False):
     _save(figure, path, force)
 
 
-def save_embedding_plot(Z, labels, path, *, title="", force=False):
+def save_embedding_plot(Z: ArrayLike, labels: ArrayLike | None, path: PathLike, *,
+                        title: str = "", force: bool = False) -> None:
     """Scatter plot of a 2-D embedding coloured by label, as PNG.
 
     Parameters
     ----------
     Z : array_like, shape (n, 2)
-    labels : array_like of int, shape (n,), optional
+        Points (e.g. a KernelPCA embedding).
+    labels : array_like, shape (n,), or None
+        One colour and legend entry per distinct label; one colour for all when None.
     path : str or Path
-    title : str
-    force : bool
+        Output ``.png``.
+    title : str, default ""
+    force : bool, default False
+        Overwrite an existing file.
+
+    Raises
+    ------
+    ImportError
+        Without matplotlib.
+    FileExistsError, FileNotFoundError
+        As for :func:`ssimref.io.atomic_path`.
+
+    See Also
+    --------
+    save_kernel_heatmap
     """
     require_matplotlib("embedding plots")
     Z = np.asarray(Z, dtype=np.float64)

@@ -1,6 +1,6 @@
 """SSIM and its two factors, s1 (luminance) and s2 (contrast-structure).
 
-For windows ``x``, ``y`` of one position (REFERENCE.md section 1)::
+For windows ``x``, ``y`` of one position (docs/conventions.md, "The quantities")::
 
     s1 = (2 mu_x mu_y + c1) / (mu_x^2 + mu_y^2 + c1)
     s2 = (2 sigma_xy + c2) / (sigma_x^2 + sigma_y^2 + c2)
@@ -17,24 +17,55 @@ which are the squared SSIM distances themselves (Eq. (1) exact is ``sqrt(t2)``, 
 
 from __future__ import annotations
 
-from .backend import namespace
-from .config import resolve_config
+from typing import Any
+
+from .backend import Array, ArrayLike, Namespace, namespace
+from .config import SSIMConfig, resolve_config
 from .moments import difference_moments, image_moments
 from .validation import check_images
 
 __all__ = ["ssim_components", "ssim_map", "ssim"]
 
 
-def defects(mu_x, var_x, mu_y, var_y, mean_d, var_d, c1, c2):
+def defects(mu_x: Array, var_x: Array, mu_y: Array, var_y: Array, mean_d: Array,
+            var_d: Array, c1: float, c2: float) -> tuple[Array, Array]:
     """``(t1, t2) = (1 - s1, 1 - s2)`` from local moments of the images and of their
-    difference (see the module docstring). Broadcasts like its arguments."""
+    difference (see the module docstring).
+
+    Parameters
+    ----------
+    mu_x, var_x, mu_y, var_y : Array
+        Local means and normalised variances of the two images.
+    mean_d, var_d : Array
+        Local mean and normalised variance of their difference ``x - y``.
+    c1, c2 : float
+        The stabilising constants.
+
+    Returns
+    -------
+    t1, t2 : Array
+        Broadcast like the arguments.
+    """
     t1 = (mean_d * mean_d) / (mu_x * mu_x + mu_y * mu_y + c1)
     t2 = var_d / (var_x + var_y + c2)
     return t1, t2
 
 
-def pair_defects(x, y, config, xp):
-    """``(t1, t2)`` maps ``(..., Ho, Wo, C)`` for images ``(..., H, W, C)`` (trusted)."""
+def pair_defects(x: Array, y: Array, config: SSIMConfig,
+                 xp: Namespace) -> tuple[Array, Array]:
+    """The defect maps ``(t1, t2)`` of images (trusted input).
+
+    Parameters
+    ----------
+    x, y : Array, shape (..., H, W, C), floating; leading axes broadcastable
+    config : SSIMConfig
+        With its data range set.
+    xp : Namespace
+
+    Returns
+    -------
+    t1, t2 : Array, shape (..., Ho, Wo, C)
+    """
     mu_x, var_x = image_moments(x, config, xp)
     mu_y, var_y = image_moments(y, config, xp)
     _, m0, var_d, shift, _ = difference_moments(x - y, config, xp)
@@ -43,11 +74,12 @@ def pair_defects(x, y, config, xp):
     return defects(mu_x, var_x, mu_y, var_y, mean_d, var_d, c1, c2)
 
 
-def _squeeze(a, squeeze):
+def _squeeze(a: Array, squeeze: bool) -> Array:
     return a[..., 0] if squeeze else a
 
 
-def ssim_components(x, y, config=None, *, dtype=None, **conventions):
+def ssim_components(x: ArrayLike, y: ArrayLike, config: SSIMConfig | None = None, *,
+                    dtype: Any = None, **conventions: Any) -> tuple[Array, Array]:
     """The luminance and contrast-structure maps ``s1`` and ``s2`` of two images.
 
     Parameters
@@ -68,7 +100,22 @@ def ssim_components(x, y, config=None, *, dtype=None, **conventions):
     -------
     s1, s2 : arrays, shape (Ho, Wo) or (Ho, Wo, C)
         One value per valid window position, ``Ho = (H - size) // stride + 1``. Both lie
-        in ``[-1, 1]``; they are 1 for identical windows.
+        in ``[-1, 1]``; they are 1 for identical windows. Same array library as ``x``.
+
+    Raises
+    ------
+    TypeError
+        For images of different array libraries, boolean or non-real dtypes, an
+        unsupported ``dtype``, or an unknown convention keyword.
+    ValueError
+        For images of different shapes or other dimensions, empty images, NaN or Inf, a
+        window larger than the images, an invalid convention, or floating-point images
+        without ``data_range``.
+
+    See Also
+    --------
+    ssim_map : their product.
+    ssimref.distance_map : the paper's distances built from them.
 
     Notes
     -----
@@ -87,11 +134,33 @@ def ssim_components(x, y, config=None, *, dtype=None, **conventions):
     return _squeeze(1.0 - t1, squeeze), _squeeze(1.0 - t2, squeeze)
 
 
-def ssim_map(x, y, config=None, *, dtype=None, **conventions):
+def ssim_map(x: ArrayLike, y: ArrayLike, config: SSIMConfig | None = None, *,
+             dtype: Any = None, **conventions: Any) -> Array:
     """The SSIM map ``s1 * s2``, one value per valid window position (and channel).
 
-    Parameters and conventions as for :func:`ssim_components`; returns an array of shape
-    (Ho, Wo) or (Ho, Wo, C).
+    Parameters
+    ----------
+    x, y, config, dtype, **conventions
+        As for :func:`ssim_components`.
+
+    Returns
+    -------
+    Array, shape (Ho, Wo) or (Ho, Wo, C)
+        Values in ``[-1, 1]``; 1 for identical windows.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`ssim_components`.
+
+    See Also
+    --------
+    ssim : its mean.
+    ssim_components : the two factors.
+
+    References
+    ----------
+    Wang et al., IEEE TIP 13(4), 2004, Eq. (13) (with ``C3 = C2 / 2``).
     """
     config = resolve_config(config, **conventions)
     xp, x, y, config, squeeze = check_images(x, y, config, dtype)
@@ -99,13 +168,34 @@ def ssim_map(x, y, config=None, *, dtype=None, **conventions):
     return _squeeze((1.0 - t1) * (1.0 - t2), squeeze)
 
 
-def ssim(x, y, config=None, *, dtype=None, **conventions) -> float:
+def ssim(x: ArrayLike, y: ArrayLike, config: SSIMConfig | None = None, *,
+         dtype: Any = None, **conventions: Any) -> float:
     """Mean SSIM of two images: the mean of :func:`ssim_map` over window positions and
     channels (scikit-image's convention for multichannel images).
+
+    Parameters
+    ----------
+    x, y, config, dtype, **conventions
+        As for :func:`ssim_components`.
 
     Returns
     -------
     float
+        In ``[-1, 1]``; 1 for identical images.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`ssim_components`.
+
+    See Also
+    --------
+    ssim_map : the map it averages.
+    ssimref.kernels.mean_ssim_kernel : mean SSIM of every pair of two stacks.
+
+    References
+    ----------
+    Wang et al., IEEE TIP 13(4), 2004, Eq. (17) (the mean SSIM index).
     """
     s = ssim_map(x, y, config, dtype=dtype, **conventions)
     return float(namespace(s).mean(s))

@@ -24,8 +24,10 @@ Row batches follow scikit-learn's rule (that of ``pairwise_distances_chunked``, 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+
+from .backend import Array, Namespace
 
 __all__ = ["MIB", "default_working_memory", "resolve_working_memory", "Tile", "PairPlan",
            "plan_pairs", "rows_per_batch", "row_batches", "upper_mask", "chunk_plan"]
@@ -35,16 +37,37 @@ MIB = 2**20
 
 
 def default_working_memory() -> float:
-    """scikit-learn's ``working_memory`` setting in MiB (1024 unless changed with
-    ``sklearn.set_config`` or ``sklearn.config_context``)."""
+    """scikit-learn's ``working_memory`` setting in MiB.
+
+    Returns
+    -------
+    float
+        1024 unless changed with ``sklearn.set_config`` or ``sklearn.config_context``.
+
+    See Also
+    --------
+    resolve_working_memory
+    """
     from sklearn import get_config
 
     return float(get_config()["working_memory"])
 
 
-def resolve_working_memory(working_memory, name: str = "working_memory") -> float:
+def resolve_working_memory(working_memory: float | None,
+                           name: str = "working_memory") -> float:
     """The memory budget in MiB: ``working_memory`` itself, or scikit-learn's setting when
     it is None.
+
+    Parameters
+    ----------
+    working_memory : float or None
+        MiB.
+    name : str, default "working_memory"
+        The argument's name, for the message.
+
+    Returns
+    -------
+    float
 
     Raises
     ------
@@ -68,8 +91,13 @@ def resolve_working_memory(working_memory, name: str = "working_memory") -> floa
 class Tile:
     """A rectangle of pairs: rows ``rows`` of X against columns ``cols`` of Y.
 
-    ``diagonal`` marks a tile on the diagonal of a symmetric plan (``rows == cols``),
-    where only the pairs ``i < j`` are computed.
+    Attributes
+    ----------
+    rows, cols : slice
+        Half-open index ranges with ``start`` and ``stop`` set, step None.
+    diagonal : bool, default False
+        A tile on the diagonal of a symmetric plan (``rows == cols``), where only the
+        pairs ``i < j`` are computed.
     """
 
     rows: slice
@@ -78,6 +106,7 @@ class Tile:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of the tile."""
         return self.rows.stop - self.rows.start, self.cols.stop - self.cols.start
 
     @property
@@ -91,8 +120,19 @@ class Tile:
 class PairPlan:
     """Tiles of ``n x m`` pairs, ``tile_rows x tile_cols`` each (smaller at the edges).
 
-    ``symmetric`` plans (``Y = X``, ``m = n``, square tiles) hold only the tiles on and
-    above the diagonal.
+    Attributes
+    ----------
+    n, m : int
+        Row and column images.
+    tile_rows, tile_cols : int
+        Tile size, >= 1.
+    symmetric : bool, default False
+        ``Y = X`` (``m = n``, square tiles): only the tiles on and above the diagonal.
+
+    See Also
+    --------
+    plan_pairs : the plan for a memory budget.
+    ssimref.executor.SerialExecutor : runs a plan.
     """
 
     n: int
@@ -102,7 +142,12 @@ class PairPlan:
     symmetric: bool = False
 
     def tiles(self) -> Iterator[Tile]:
-        """The tiles in row-major order."""
+        """The tiles in row-major order.
+
+        Yields
+        ------
+        Tile
+        """
         for i in range(0, self.n, self.tile_rows):
             rows = slice(i, min(i + self.tile_rows, self.n))
             for j in range(i if self.symmetric else 0, self.m, self.tile_cols):
@@ -138,7 +183,7 @@ def _largest_side(budget: int, per_pair: int, per_image: int) -> int:
     side = int((math.sqrt(per_image * per_image + per_pair * budget) - per_image) / per_pair)
     side = max(1, side)
 
-    def fits(s):
+    def fits(s: int) -> bool:
         return s * s * per_pair + 2 * s * per_image <= budget
 
     while fits(side + 1):
@@ -173,9 +218,14 @@ def plan_pairs(n: int, m: int | None = None, *, bytes_per_pair: int, working_mem
     Returns
     -------
     PairPlan
+
+    See Also
+    --------
+    row_batches : the budget for computations over rows.
     """
     symmetric = m is None
-    m = n if symmetric else m
+    if m is None:
+        m = n
     budget = int(working_memory * MIB)
     side = _largest_side(budget, bytes_per_pair, bytes_per_image)
     if max_pairs is not None:
@@ -192,8 +242,23 @@ def plan_pairs(n: int, m: int | None = None, *, bytes_per_pair: int, working_mem
 
 
 def rows_per_batch(row_bytes: int, working_memory: float, max_rows: int | None = None) -> int:
-    """Rows of ``row_bytes`` bytes each that fit ``working_memory`` MiB, at least one and
-    at most ``max_rows``: the rule of scikit-learn's ``pairwise_distances_chunked``."""
+    """Rows of ``row_bytes`` bytes each that fit ``working_memory`` MiB: the rule of
+    scikit-learn's ``pairwise_distances_chunked``.
+
+    Parameters
+    ----------
+    row_bytes : int
+        Bytes one row holds.
+    working_memory : float
+        MiB (resolved).
+    max_rows : int, optional
+        Upper bound.
+
+    Returns
+    -------
+    int
+        ``floor(working_memory MiB / row_bytes)``, at least 1 and at most ``max_rows``.
+    """
     rows = int(working_memory * MIB) // max(1, int(row_bytes))
     if max_rows is not None:
         rows = min(rows, max_rows)
@@ -202,16 +267,40 @@ def rows_per_batch(row_bytes: int, working_memory: float, max_rows: int | None =
 
 def row_batches(n: int, row_bytes: int, working_memory: float,
                 max_rows: int | None = None) -> list[slice]:
-    """Consecutive batches of rows within ``working_memory`` MiB (:func:`rows_per_batch`
-    rows each, the last one shorter): scikit-learn's :func:`~sklearn.utils.gen_batches`."""
+    """Consecutive batches of rows within ``working_memory`` MiB.
+
+    Parameters
+    ----------
+    n : int
+        Rows.
+    row_bytes, working_memory, max_rows
+        As for :func:`rows_per_batch`.
+
+    Returns
+    -------
+    list of slice
+        :func:`rows_per_batch` rows each, the last one shorter, cut by scikit-learn's
+        :func:`~sklearn.utils.gen_batches`.
+    """
     from sklearn.utils import gen_batches
 
     return list(gen_batches(n, rows_per_batch(row_bytes, working_memory, max_rows)))
 
 
-def upper_mask(block, xp):
+def upper_mask(block: Array, xp: Namespace) -> Array:
     """``block`` with its diagonal and lower triangle set to 0: on a diagonal tile only
-    the pairs ``i < j`` count (each unordered pair once)."""
+    the pairs ``i < j`` count (each unordered pair once).
+
+    Parameters
+    ----------
+    block : Array, shape (r, c)
+    xp : Namespace
+
+    Returns
+    -------
+    Array, shape (r, c)
+        A new array.
+    """
     rows = xp.arange(block.shape[0])[:, None]
     cols = xp.arange(block.shape[1])[None, :]
     return xp.where(rows < cols, block, xp.zeros_like(block))

@@ -7,17 +7,34 @@ Every failure is a ``ValueError`` or ``TypeError`` that names the argument and t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
-from .backend import as_array, float_dtype, namespace
+from .backend import Array, ArrayLike, Namespace, as_array, float_dtype, namespace
 from .config import SSIMConfig
-
 from .kinds import KIND_NAMES as KINDS
+from .kinds import KindName
 
 __all__ = ["check_images", "check_stacks", "check_kind", "check_matrix", "check_dtype",
            "check_positive", "infer_data_range", "KINDS"]
 
 
-def check_kind(kind: str) -> str:
+def check_kind(kind: str) -> KindName:
+    """``kind`` itself when it names a distance kind.
+
+    Parameters
+    ----------
+    kind : str
+
+    Returns
+    -------
+    {"eq1", "eq1-uncentered", "eq2"}
+
+    Raises
+    ------
+    ValueError
+        For any other value; the message says what each kind is.
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}: 'eq1' is the paper's "
                          "Eq. (1) on centred windows, 'eq1-uncentered' its approximation "
@@ -25,8 +42,23 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def check_dtype(a, name, xp):
-    """Refuse booleans and non-real dtypes (trusted ``xp``), naming ``name``."""
+def check_dtype(a: Array, name: str, xp: Namespace) -> None:
+    """Refuse booleans and non-real dtypes.
+
+    Parameters
+    ----------
+    a : Array
+    name : str
+        The argument's name, for the message.
+    xp : Namespace
+        The namespace of ``a`` (trusted).
+
+    Raises
+    ------
+    TypeError
+        For a boolean dtype, or one that is neither integer nor real floating (complex,
+        object, strings).
+    """
     dtype = a.dtype
     try:
         if xp.isdtype(dtype, "bool"):
@@ -41,8 +73,24 @@ def check_dtype(a, name, xp):
                     f"{dtype}; complex, object and string arrays are not images")
 
 
-def check_positive(value, name) -> float:
-    """``value`` as a float, refusing anything but a finite real number > 0."""
+def check_positive(value: Any, name: str) -> float:
+    """``value`` as a float, refusing anything but a finite real number > 0.
+
+    Parameters
+    ----------
+    value : Any
+    name : str
+        The argument's name, for the message.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        For booleans, strings, non-numbers, NaN, infinities and numbers <= 0.
+    """
     try:
         ok = (not isinstance(value, (bool, str)) and math.isfinite(float(value))
               and float(value) > 0)
@@ -53,7 +101,7 @@ def check_positive(value, name) -> float:
     return float(value)
 
 
-def _check_values(a, name, xp):
+def _check_values(a: Array, name: str, xp: Namespace) -> None:
     if math.prod(a.shape) == 0:
         raise ValueError(f"{name} is empty (shape {tuple(a.shape)}); images need at least "
                          "one window of pixels")
@@ -62,9 +110,33 @@ def _check_values(a, name, xp):
                          "drop those pixels first")
 
 
-def infer_data_range(config: SSIMConfig, arrays, names=("x", "y"), xp=None) -> SSIMConfig:
+def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
+                     names: Sequence[str] = ("x", "y"),
+                     xp: Namespace | None = None) -> SSIMConfig:
     """``config`` with its data range set: as given, else from the arrays' shared integer
-    dtype (``iinfo.max - iinfo.min``). Floating-point arrays require an explicit range."""
+    dtype (``iinfo.max - iinfo.min``: 255 for uint8, 65535 for uint16).
+
+    Parameters
+    ----------
+    config : SSIMConfig
+    arrays : sequence of array_like
+        The images the config will be used on.
+    names : sequence of str, default ("x", "y")
+        Their argument names, for messages.
+    xp : Namespace, optional
+        Their namespace (looked up, and the arrays converted, when None).
+
+    Returns
+    -------
+    SSIMConfig
+        ``config`` itself when its ``data_range`` is set.
+
+    Raises
+    ------
+    ValueError
+        For floating-point arrays without a data range (the message suggests values), or
+        integer arrays of different dtypes.
+    """
     if xp is None:
         arrays = [as_array(a) for a in arrays]
         xp = namespace(*arrays)
@@ -83,14 +155,15 @@ def infer_data_range(config: SSIMConfig, arrays, names=("x", "y"), xp=None) -> S
     return SSIMConfig(**{**config.__dict__, "data_range": float(info.max - info.min)})
 
 
-def _check_window_fits(config: SSIMConfig, shape, name):
+def _check_window_fits(config: SSIMConfig, shape: tuple[int, int], name: str) -> None:
     h, w = shape
     if config.size > h or config.size > w:
         raise ValueError(f"size={config.size} is larger than the images of {name} "
                          f"({h}x{w} pixels); use size <= {min(h, w)} or larger images")
 
 
-def _prepare(arrays, names, ndims, config, dtype):
+def _prepare(arrays: Sequence[ArrayLike], names: Sequence[str], ndims: tuple[int, int],
+             config: SSIMConfig, dtype: Any) -> tuple[Namespace, list[Array], SSIMConfig, Any]:
     arrays = [as_array(a) for a in arrays]
     xp = namespace(*arrays)
     for a, name in zip(arrays, names):
@@ -108,12 +181,38 @@ _SHAPES = {(2, 3): "(H, W) or (H, W, C) with channels last",
            (3, 4): "(n, H, W) or (n, H, W, C) with channels last"}
 
 
-def check_images(x, y, config: SSIMConfig, dtype=None, names=("x", "y")):
+def check_images(x: ArrayLike, y: ArrayLike, config: SSIMConfig, dtype: Any = None,
+                 names: tuple[str, str] = ("x", "y"),
+                 ) -> tuple[Namespace, Array, Array, SSIMConfig, bool]:
     """Validate two images of the same shape.
 
-    Returns ``(xp, x, y, config, squeeze)``: the namespace, both images as
-    ``(H, W, C)`` arrays of the working dtype, the config with its data range set, and
-    whether the input was 2-D (outputs then drop the channel axis).
+    Parameters
+    ----------
+    x, y : array_like, shape (H, W) or (H, W, C)
+    config : SSIMConfig
+    dtype : {None, "float64", "float32"}
+        Working precision (float64 when None).
+    names : tuple of str, default ("x", "y")
+        The arguments' names, for messages.
+
+    Returns
+    -------
+    xp : Namespace
+    x, y : Array, shape (H, W, C)
+        Both images in the working dtype.
+    config : SSIMConfig
+        With its data range set.
+    squeeze : bool
+        Whether the input was 2-D (outputs then drop the channel axis).
+
+    Raises
+    ------
+    TypeError
+        For arrays of different libraries, boolean or non-real dtypes, or an unsupported
+        ``dtype``.
+    ValueError
+        For other dimensions, different shapes, empty images, NaN or Inf, a window larger
+        than the images, or a missing data range (:func:`infer_data_range`).
     """
     xp, (x, y), config, work = _prepare((x, y), names, (2, 3), config, dtype)
     if tuple(x.shape) != tuple(y.shape):
@@ -125,11 +224,32 @@ def check_images(x, y, config: SSIMConfig, dtype=None, names=("x", "y")):
     return xp, x, y, config, squeeze
 
 
-def check_stacks(X, Y, config: SSIMConfig, names=("X", "Y")):
+def check_stacks(X: ArrayLike, Y: ArrayLike | None, config: SSIMConfig,
+                 names: tuple[str, str] = ("X", "Y"),
+                 ) -> tuple[Namespace, Array, Array | None, SSIMConfig]:
     """Validate one or two stacks of images ``(n, H, W[, C])`` of matching image shape.
 
-    Returns ``(xp, X, Y, config)`` with stacks as ``(n, H, W, C)`` arrays in their own
-    dtype (converted tile by tile by the caller; ``Y`` is ``None`` when not given).
+    Parameters
+    ----------
+    X : array_like, shape (n, H, W) or (n, H, W, C)
+    Y : array_like, shape (m, H, W) or (m, H, W, C), or None
+    config : SSIMConfig
+    names : tuple of str, default ("X", "Y")
+        The arguments' names, for messages.
+
+    Returns
+    -------
+    xp : Namespace
+    X : Array, shape (n, H, W, C)
+        In its own dtype (converted tile by tile by the caller).
+    Y : Array, shape (m, H, W, C), or None when not given
+    config : SSIMConfig
+        With its data range set.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`check_images`, for stacks.
     """
     given = [X] if Y is None else [X, Y]
     xp, arrays, config, _ = _prepare(given, names[:len(given)], (3, 4), config, None)
@@ -141,18 +261,42 @@ def check_stacks(X, Y, config: SSIMConfig, names=("X", "Y")):
     return xp, arrays[0], (arrays[1] if len(arrays) == 2 else None), config
 
 
-def _as_channels_last(a, xp, work):
+def _as_channels_last(a: Array, xp: Namespace, work: Any) -> Array:
     a = xp.astype(a, work)
     return xp.expand_dims(a, axis=-1) if a.ndim == 2 else a
 
 
-def check_matrix(M, name="D", *, square=True, symmetric=False, nonnegative=False,
-                 symmetry_rtol=1e-10):
+def check_matrix(M: ArrayLike, name: str = "D", *, square: bool = True,
+                 symmetric: bool = False, nonnegative: bool = False,
+                 symmetry_rtol: float = 1e-10) -> tuple[Namespace, Array]:
     """Validate a real matrix (distances or a kernel).
 
-    Returns ``(xp, M)`` with ``M`` converted to the namespace's float64. A ``symmetric``
-    matrix whose asymmetry is within ``symmetry_rtol`` of its largest entry is returned
-    exactly symmetrised, ``(M + M^T) / 2``; a larger asymmetry is an error.
+    Parameters
+    ----------
+    M : array_like, shape (n, m)
+    name : str, default "D"
+        The argument's name, for messages.
+    square : bool, default True
+        Require ``n == m``.
+    symmetric : bool, default False
+        Require symmetry within ``symmetry_rtol`` of the largest entry.
+    nonnegative : bool, default False
+        Refuse negative entries (distances).
+    symmetry_rtol : float, default 1e-10
+
+    Returns
+    -------
+    xp : Namespace
+    M : Array, float64
+        A ``symmetric`` matrix comes back exactly symmetrised, ``(M + M^T) / 2``.
+
+    Raises
+    ------
+    TypeError
+        For boolean or non-real dtypes.
+    ValueError
+        For another number of dimensions, an empty or non-square matrix, NaN or Inf,
+        negative entries (``nonnegative``), or an asymmetry beyond ``symmetry_rtol``.
     """
     M = as_array(M)
     xp = namespace(M)

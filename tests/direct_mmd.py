@@ -1,4 +1,4 @@
-"""Direct O(n^2) MMD/CMMD formulas of REFERENCE.md section 3 (NumPy only), independent
+"""Direct O(n^2) MMD/CMMD formulas of docs/mmd.md (NumPy only), independent
 of the library's tiled weighted form: the GMMN tests check the models' losses with them."""
 
 import numpy as np

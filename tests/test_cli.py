@@ -10,6 +10,8 @@ import pytest
 import ssimref
 from ssimref import cli
 
+from .interrupt import interrupt_after_first_tiles
+
 
 def run(*args):
     return cli.main([str(a) for a in args])
@@ -109,6 +111,22 @@ def test_bad_input_exits_2_with_one_line(args, message, tmp_path, stack_file, ca
     assert err.startswith("ssimref: error:") and err.count("\n") == 1 and message in err
     assert not (tmp_path / "out.npy").exists()
     assert not list(tmp_path.glob(".out.npy*"))
+
+
+def test_interrupt_keeps_the_completed_tiles_and_says_how_to_resume(tmp_path):
+    """Ctrl-C (SIGINT) while the matrix is half-written: exit status 130, the message
+    names what was kept and the command that resumes; neither the matrix nor its sidecar
+    stands under its name, and the partial job is beside it (tests/test_resume.py
+    resumes such jobs)."""
+    X = np.random.default_rng(0).integers(0, 256, (2000, 28, 28), dtype=np.uint8)
+    np.save(tmp_path / "X.npy", X)
+    code, err, written = interrupt_after_first_tiles(
+        ["distance", "X.npy", "-o", "D.npy", "--window", "uniform", "--working-memory", "1.5"],
+        tmp_path, "D.npy")
+    assert code == 130 and 0 < written < 1  # interrupted with part of the matrix written
+    assert "interrupted (SIGINT); kept" in err and "resume with:" in err
+    assert err.strip().endswith("--resume")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".D.npy.partial", "X.npy"]
 
 
 def test_console_entry_point_runs(stack_file, tmp_path):

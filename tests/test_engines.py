@@ -32,10 +32,12 @@ from ssimref.engines import accuracy_floor
 from ssimref import SSIMConfig, distance_matrix
 from ssimref.backend import available_engines, choose_engine
 from ssimref.engines import get_engine
+from ssimref.engines import reference as reference_engine
 from ssimref.engines.reference import squared_block as reference_block
 from ssimref.tiling import plan_pairs
 
 from .conftest import cupy_with_device
+from .interrupt import interrupt_after_first_tiles
 from .strategies import KINDS, configs, image_shapes, images
 
 U = 2.0**-53
@@ -364,33 +366,71 @@ def test_out_memmap_and_progress(backend, dtype, tmp_path, capsys):
 
 # ---------------------------------------------------------------------------- Ctrl-C
 @pytest.mark.parametrize("backend", ["reference", pytest.param("numba", marks=needs_numba)])
-def test_interrupt_leaves_no_output_and_no_temporary_file(backend, tmp_path, monkeypatch,
-                                                           capsys):
-    """A KeyboardInterrupt raised after the first tiles are written (as Ctrl-C would)
-    leaves neither the matrix, nor its sidecar, nor the temporary memmap."""
-    from ssimref import cli, executor
-
-    np.save(tmp_path / "X.npy", natural_patches(40))
-    calls = {"n": 0}
-    real_store = executor.store
-
-    def write_then_interrupt(*args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_store(*args)
-
-    monkeypatch.setattr(executor, "store", write_then_interrupt)
-    target = tmp_path / "D.npy"
-    code = cli.main(["distance", str(tmp_path / "X.npy"), "-o", str(target),
-                     "--window", "uniform", "--working-memory", "1.5",
-                     "--backend", backend])
-    assert code == 130 and calls["n"] == 3
-    assert "interrupted" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy"]
+def test_interrupt_leaves_no_output_and_no_temporary_file(backend, tmp_path):
+    """SIGINT (Ctrl-C) after the first tiles are written leaves neither the matrix nor
+    its sidecar under their names; the completed tiles are kept to resume."""
+    np.save(tmp_path / "X.npy", natural_patches(2000))
+    code, err, written = interrupt_after_first_tiles(
+        ["distance", "X.npy", "-o", "D.npy", "--window", "uniform", "--working-memory", "1.5",
+         "--backend", backend], tmp_path, "D.npy")
+    assert code == 130 and 0 < written < 1  # interrupted with part of the matrix written
+    assert "interrupted (SIGINT); kept" in err and "resume with:" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".D.npy.partial", "X.npy"]
 
 
 # --------------------------------------------------------------------- engine choice
+def test_a_registered_engine_is_chosen_by_name_only():
+    """A plug-in engine computes distance_matrix's tiles when named, never for "auto",
+    and leaves no trace once unregistered."""
+    from ssimref.engines import register_engine, unregister_engine
+
+    class Scaled:
+        NAME = "test-twice-reference"
+        bytes_per_pair = staticmethod(reference_engine.bytes_per_pair)
+        bytes_per_image = staticmethod(reference_engine.bytes_per_image)
+        max_tile_pairs = staticmethod(reference_engine.max_tile_pairs)
+
+        @staticmethod
+        def squared_block(Xa, Yb, kind, config, *, upper=False):
+            return 4.0 * reference_block(Xa, Yb, kind, config, upper=upper)
+
+    X = natural_patches(7, size=12)
+    config = SSIMConfig(window="uniform", size=5)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        distance_matrix(X, config=config, backend=Scaled.NAME)
+    register_engine(Scaled)
+    try:
+        with pytest.raises(ValueError, match="registered"):
+            register_engine(Scaled)
+        assert choose_engine("auto", np) in ("numba", "reference")
+        D = distance_matrix(X, config=config, backend=Scaled.NAME)
+        np.testing.assert_array_equal(D, 2.0 * distance_matrix(X, config=config,
+                                                               backend="reference"))
+    finally:
+        unregister_engine(Scaled.NAME)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        choose_engine(Scaled.NAME, np)
+
+
+def test_register_engine_refuses_incomplete_or_builtin_engines():
+    from ssimref.engines import register_engine
+
+    class Incomplete:
+        NAME = "test-incomplete"
+
+        @staticmethod
+        def squared_block(Xa, Yb, kind, config, *, upper=False):
+            return None
+
+    with pytest.raises(TypeError, match="bytes_per_pair"):
+        register_engine(Incomplete)
+    reference_named = type("Clash", (), {"NAME": "numba", **{
+        k: staticmethod(getattr(reference_engine, k)) for k in
+        ("squared_block", "bytes_per_pair", "bytes_per_image", "max_tile_pairs")}})
+    with pytest.raises(ValueError, match="other than"):
+        register_engine(reference_named)
+
+
 def test_available_engines_and_auto_choice():
     import array_api_strict
 

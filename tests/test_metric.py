@@ -1,4 +1,5 @@
-"""Metric properties, negative type and quasi-convexity (REFERENCE.md section 2).
+"""Metric properties, negative type and quasi-convexity (docs/theory.md, sections 3, 4
+and 10).
 
 D is a Hilbertian (pseudo)metric for every kind: 1 - s1, 1 - s2 and 1 - s1 s2 are halves
 of squared feature-space distances because s1, s2 and s1 s2 are positive-definite kernels

@@ -41,7 +41,7 @@ def direct_mmd(X, Y, estimator):
 
 
 def pooled_weights(n, m, estimator):
-    """The pooled weight matrix W of REFERENCE.md section 3, built densely."""
+    """The pooled weight matrix W of docs/mmd.md ("One weighted form"), built densely."""
     N = n + m
     if estimator == "biased":
         s = np.r_[np.full(n, 1 / n), np.full(m, -1 / m)]
@@ -71,7 +71,7 @@ def test_values_against_direct_formulas(estimator, n, m, rng):
     X, Y = rng.normal(size=(n, 3)) + 5.0, rng.normal(size=(m, 3)) + 5.3
     value = mmd2(X, Y, RBF, estimator)
     assert value == pytest.approx(direct_mmd(X, Y, estimator), rel=1e-11, abs=1e-14)
-    # the weighted form of REFERENCE.md section 3 over the pooled sample
+    # the weighted form of docs/mmd.md over the pooled sample
     Z = np.vstack([X, Y])
     W = pooled_weights(n, m, estimator)
     np.testing.assert_allclose(W.sum(axis=0), 0.0, atol=1e-15)  # zero row/column sums

@@ -1,6 +1,5 @@
 """SSIMKernel as a scikit-learn transformer, and ssim_kernel."""
 
-import importlib
 import inspect
 import pickle
 import warnings
@@ -18,10 +17,8 @@ from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from ssimref import SSIMConfig, distance_matrix
+from ssimref.engines import register_engine, unregister_engine
 from ssimref.kernels import IndefiniteKernelWarning, SSIMKernel, double_center, ssim_kernel
-
-# the package attribute ``ssim_kernel`` is the function; the module is in sys.modules
-kernel_module = importlib.import_module("ssimref.kernels.ssim_kernel")
 
 DIGITS = dict(data_range=16, window="uniform", size=3)
 
@@ -162,6 +159,14 @@ def test_clone_get_params_set_params(images):
         kernel(kind="eq2", power=2, config=SSIMConfig(stride=2), size=5).fit_transform(images))
 
 
+def test_parameters_are_keyword_only():
+    """Like scikit-learn's estimators, SSIMKernel takes every parameter by keyword."""
+    params = list(inspect.signature(SSIMKernel).parameters.values())
+    assert params and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params)
+    with pytest.raises(TypeError, match="positional"):
+        SSIMKernel("eq1")
+
+
 def test_config_fields_override_the_config(images):
     via_config = SSIMKernel(config=SSIMConfig(window="uniform", size=5, data_range=1.0))
     via_fields = SSIMKernel(config=SSIMConfig(size=7), window="uniform", size=5,
@@ -268,21 +273,41 @@ def _square_corners():
     return X
 
 
-def _fake_distance_matrix(X, Y=None, **kw):
-    """Squared distances of a non-Hilbertian metric (squared L1 distance squared)."""
-    Y = X if Y is None else Y
-    l1 = np.abs(X[:, None, 0, :] - Y[None, :, 0, :]).sum(-1)
-    return (l1 ** 2) ** 2
+class SquaredL1Engine:
+    """An engine plug-in (ssimref.engines.register_engine) whose squared "distances" are
+    those of a non-Hilbertian metric: the squared L1 distance between the images' first
+    rows, squared."""
+
+    NAME = "test-squared-l1"
+
+    @staticmethod
+    def squared_block(Xa, Yb, kind, config, *, upper=False):
+        l1 = np.abs(Xa[:, None, 0, :, 0] - Yb[None, :, 0, :, 0]).sum(-1)
+        return (l1 ** 2) ** 2
+
+    @staticmethod
+    def bytes_per_pair(image_shape, config):
+        return 64
+
+    @staticmethod
+    def bytes_per_image(image_shape, config):
+        return 0
+
+    @staticmethod
+    def max_tile_pairs(image_shape, config):
+        return 1 << 20
 
 
 @pytest.fixture
-def indefinite(monkeypatch):
-    monkeypatch.setattr(kernel_module, "distance_matrix", _fake_distance_matrix)
-    return _square_corners()
+def indefinite():
+    register_engine(SquaredL1Engine)
+    yield _square_corners()
+    unregister_engine(SquaredL1Engine.NAME)
 
 
 def test_indefinite_training_kernel_warns(indefinite):
-    est = SSIMKernel(power=2, data_range=1.0, window="uniform", size=2)
+    est = SSIMKernel(power=2, backend=SquaredL1Engine.NAME, data_range=1.0, window="uniform",
+                     size=2)
     with pytest.warns(IndefiniteKernelWarning, match="indefinite"):
         est.fit(indefinite)
     assert est.psd_report_.verdict == "indefinite"
@@ -291,7 +316,8 @@ def test_indefinite_training_kernel_warns(indefinite):
 
 @pytest.mark.parametrize("method", ["clip", "flip", "shift"])
 def test_repair_in_the_transformer(indefinite, method):
-    est = SSIMKernel(power=2, repair=method, data_range=1.0, window="uniform", size=2)
+    est = SSIMKernel(power=2, repair=method, backend=SquaredL1Engine.NAME, data_range=1.0,
+                     window="uniform", size=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error", IndefiniteKernelWarning)
         K = est.fit_transform(indefinite)

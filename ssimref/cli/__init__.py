@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from .. import __version__, interrupt
 from ..jobs import JobError
@@ -25,6 +26,12 @@ COMMANDS = (distance, kernel, mmd, demo, verify, gmmn)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``ssimref`` with every command of :data:`COMMANDS`.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     parser = argparse.ArgumentParser(
         prog="ssimref", description="SSIM as a first-class distance for kernel methods and "
         "generative models.")
@@ -35,7 +42,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        0 on success; 2 with a one-line message on stderr for bad input (ValueError,
+        TypeError, OSError, ImportError); 1 when a resumable job failed (its completed
+        tiles are kept; the command that resumes it is printed); 130 after SIGINT and
+        143 after SIGTERM (a resumable job keeps its completed tiles and prints the
+        command that resumes it; other commands leave no output); 1 from ``verify``
+        when an implementation differs.
+
+    Raises
+    ------
+    SystemExit
+        From argparse, for unknown arguments and ``--help``.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     installed = interrupt.install()

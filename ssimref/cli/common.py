@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..backend import ENGINES
 from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
+from ..io import ImageSet
 
 __all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
            "add_compute_arguments", "config_from_args", "check_npy_output",
            "check_plot_output", "split_field", "add_job_arguments", "check_matrix_output",
            "executor_from_args", "describe_run"]
 
+#: The ``--preset`` names and the :class:`SSIMConfig` constructors they stand for.
 PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
            "skimage": SSIMConfig.skimage}
 
 
-def add_image_arguments(parser, name="images", help_text=None):
+def add_image_arguments(parser: argparse.ArgumentParser, name: str = "images",
+                        help_text: str | None = None) -> None:
+    """Add an image-set argument, ``--color`` and ``--key`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    name : str, default "images"
+        The positional argument's name.
+    help_text : str, optional
+        Its help (the forms :func:`ssimref.io.load_images` reads, by default).
+    """
     parser.add_argument(name, help=help_text or "a .npy/.npz file, a .zarr store (an image "
                         "array, or a group with one; needs the 'dask' extra), a folder of "
                         "PNG/JPEG images (sorted by name, same size), or a bundled data set: "
@@ -32,8 +48,18 @@ def add_image_arguments(parser, name="images", help_text=None):
                         "several")
 
 
-def add_config_arguments(parser):
-    """The SSIM conventions as flags; None means 'the preset's / library default'."""
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the SSIM conventions as flags (``--preset``, ``--window``, ...) to ``parser``;
+    a flag left out parses as None, meaning "the preset's or the library's default".
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+
+    See Also
+    --------
+    config_from_args : the config the flags describe.
+    """
     group = parser.add_argument_group("SSIM conventions (see ssimref.SSIMConfig)")
     group.add_argument("--preset", choices=sorted(PRESETS),
                        help="start from a named convention, then apply the flags below")
@@ -48,8 +74,17 @@ def add_config_arguments(parser):
     group.add_argument("--covariance", choices=COVARIANCES)
 
 
-def add_compute_arguments(parser, backend=True, progress=True):
-    """--working-memory (and --backend, --progress) for commands that compute distances."""
+def add_compute_arguments(parser: argparse.ArgumentParser, backend: bool = True,
+                          progress: bool = True) -> None:
+    """Add ``--working-memory`` (and ``--backend``, ``--progress``) to ``parser``, for
+    commands that compute distances.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    backend, progress : bool, default True
+        Add those flags too.
+    """
     parser.add_argument("--working-memory", type=float, dest="working_memory",
                         help="MiB for tiles (scikit-learn's working_memory when omitted)")
     if backend:
@@ -61,12 +96,41 @@ def add_compute_arguments(parser, backend=True, progress=True):
         parser.add_argument("--progress", action="store_true", help="show a progress bar")
 
 
-def split_field(data) -> dict:
-    """``{"split": ...}`` for a sidecar when the images are a bundled data set."""
+def split_field(data: ImageSet) -> dict[str, str]:
+    """The sidecar entry naming the split of a bundled data set.
+
+    Parameters
+    ----------
+    data : ssimref.io.ImageSet
+
+    Returns
+    -------
+    dict
+        ``{"split": data.split}``, or empty for files.
+    """
     return {} if data.split is None else {"split": data.split}
 
 
-def config_from_args(args, default_data_range=None) -> SSIMConfig:
+def config_from_args(args: argparse.Namespace,
+                     default_data_range: float | None = None) -> SSIMConfig:
+    """The :class:`SSIMConfig` the flags of :func:`add_config_arguments` describe.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    default_data_range : float, optional
+        The data range the image source implies (e.g. 16 for the digits), used when
+        neither the preset nor ``--data-range`` sets one.
+
+    Returns
+    -------
+    SSIMConfig
+
+    Raises
+    ------
+    ValueError
+        For conventions :class:`SSIMConfig` refuses.
+    """
     base = PRESETS[args.preset](data_range=None) if args.preset else SSIMConfig()
     if base.data_range is None and args.data_range is None and default_data_range is not None:
         base = resolve_config(base, data_range=default_data_range)
@@ -75,8 +139,27 @@ def config_from_args(args, default_data_range=None) -> SSIMConfig:
                           k2=args.k2, covariance=args.covariance)
 
 
-def check_npy_output(path, force):
-    """``path`` (a .npy) and its JSON sidecar, refusing existing ones without force."""
+def check_npy_output(path: str | Path, force: bool) -> tuple[Path, Path]:
+    """An output ``.npy`` and its JSON sidecar, checked before any work is done.
+
+    Parameters
+    ----------
+    path : str or Path
+    force : bool
+        Allow existing files.
+
+    Returns
+    -------
+    path, sidecar : Path
+        The ``.npy`` and the ``.json`` beside it.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` does not end in ``.npy``.
+    FileExistsError
+        When either file exists and not ``force``.
+    """
     path = Path(path)
     if path.suffix != ".npy":
         raise ValueError(f"output {path} must end in .npy (NumPy format, no pickles)")
@@ -87,7 +170,27 @@ def check_npy_output(path, force):
     return path, sidecar
 
 
-def check_plot_output(path, force):
+def check_plot_output(path: str | Path | None, force: bool) -> Path | None:
+    """A ``--plot`` output, checked before any work is done.
+
+    Parameters
+    ----------
+    path : str or Path or None
+    force : bool
+        Allow an existing file.
+
+    Returns
+    -------
+    Path or None
+        None when no plot was asked for.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` does not end in ``.png``, or matplotlib is missing.
+    FileExistsError
+        When it exists and not ``force``.
+    """
     if path is None:
         return None
     path = Path(path)
@@ -103,8 +206,13 @@ def check_plot_output(path, force):
     return path
 
 
-def add_job_arguments(parser):
-    """--dask and --resume, for the commands that write a matrix tile by tile."""
+def add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--dask`` and ``--resume``, for the commands that write a matrix tile by tile.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
     parser.add_argument("--dask", metavar="ADDRESS|local[:N]",
                         help="run the tiles on a Dask cluster, one task per tile, the "
                         "workers writing straight into the output, which must then be a "
@@ -119,11 +227,38 @@ def add_job_arguments(parser):
                         "bit); starts afresh when there is nothing to resume")
 
 
-def check_matrix_output(path, *, force, resume, dask, flag="-o"):
+def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bool,
+                        flag: str = "-o") -> tuple[Path, Path | None]:
     """A matrix output (``.npy``, or ``.zarr`` needed with ``--dask``) and its JSON
-    sidecar (None for a zarr store, which holds its metadata), checked before any work:
-    existing outputs are refused without ``--force`` (an incomplete job without
-    ``--resume`` or ``--force``)."""
+    sidecar, checked before any work.
+
+    Parameters
+    ----------
+    path : str or Path
+    force : bool
+        ``--force``: existing outputs may be replaced.
+    resume : bool
+        ``--resume``: an incomplete job there may be continued.
+    dask : bool
+        ``--dask`` was given (the workers write: a zarr store is needed).
+    flag : str, default "-o"
+        The option's name, for messages.
+
+    Returns
+    -------
+    (Path, Path or None)
+        The output and its sidecar (None for a zarr store, which holds its metadata).
+
+    Raises
+    ------
+    ValueError
+        For another suffix, a ``.npy`` with ``--dask``, or a zarr store without zarr 3.
+    FileNotFoundError
+        When the folder does not exist.
+    FileExistsError
+        For existing outputs without ``--force`` (an incomplete job without ``--resume``
+        or ``--force``).
+    """
     from ..stores import NpyStore, ZarrStore, is_zarr_path, require_zarr
 
     path = Path(path)
@@ -159,9 +294,20 @@ def check_matrix_output(path, *, force, resume, dask, flag="-o"):
 
 
 @contextlib.contextmanager
-def executor_from_args(args):
-    """None (this process) without ``--dask``; else a Dask executor on the cluster it
-    names, closed on exit."""
+def executor_from_args(args: argparse.Namespace) -> Iterator[Any]:
+    """The executor ``--dask`` names, as a context.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``dask`` (None or the option's value).
+
+    Yields
+    ------
+    None or DaskExecutor
+        None (this process) without ``--dask``; else a Dask executor on the cluster it
+        names, closed (a local cluster shut down) on exit.
+    """
     if getattr(args, "dask", None) is None:
         yield None
         return
@@ -172,8 +318,20 @@ def executor_from_args(args):
         yield DaskExecutor(client)
 
 
-def describe_run(result, executor) -> str:
-    """``"12 tiles computed (3 already complete) on numba, 2 Dask workers"``."""
+def describe_run(result: Any, executor: Any) -> str:
+    """A summary of what a job computed and where.
+
+    Parameters
+    ----------
+    result : ssimref.jobs.JobResult
+    executor : None or DaskExecutor
+
+    Returns
+    -------
+    str
+        E.g. "12 tiles computed (3 already complete) with the numba engine on 2 Dask
+        workers".
+    """
     computed = result.computed
     before = sum(b for _, b, _ in result.tiles.values())
     where = "in this process" if executor is None else \

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "demo"
 HELP = "SSIM-kernel SVC on scikit-learn's digits: tables and plots"
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``demo`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     p = sub.add_parser(NAME, help=HELP)
     p.add_argument("-o", "--output", default="ssimref-demo",
                    help="folder for results.json and the PNG plots (default: "
@@ -23,7 +32,24 @@ def add_parser(sub):
 
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref demo`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError, OSError
+        As for :func:`ssimref.demo.run_demo`.
+    """
     from ..demo import run_demo
 
     run_demo(args.output, force=args.force, seed=args.seed, limit=args.limit,

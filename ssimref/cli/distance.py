@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from .. import __version__
 from ..io import load_images
 from ..jobs import prepare_distance_job
@@ -14,7 +16,14 @@ NAME = "distance"
 HELP = "all-pairs SSIM distance matrix of an image set"
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``distance`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     p = sub.add_parser(NAME, help=HELP)
     add_image_arguments(p)
     p.add_argument("-o", "--output", required=True, help="output: a .npy file (a .json with "
@@ -30,7 +39,30 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref distance`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError, TypeError, OSError, ImportError
+        For bad images, conventions or outputs (the command line prints them and exits
+        with 2).
+    ssimref.interrupt.Interrupted
+        On SIGINT/SIGTERM: the completed tiles are kept (the command line prints how to
+        resume).
+    ssimref.jobs.JobError
+        When the computation fails; the completed tiles are kept.
+    """
     check_kind(args.kind)
     output, sidecar = check_matrix_output(args.output, force=args.force, resume=args.resume,
                                           dask=args.dask is not None)

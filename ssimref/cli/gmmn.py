@@ -3,6 +3,7 @@ RBF-versus-SSIM experiment."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,29 @@ _CHOICES = {"dataset": ("digits",), "kernel": ("rbf", "ssim"), "space": ("data",
             "device": ("cpu", "gpu"), "loss": ("sqrt", "mmd2"), "optimizer": ("adam", "sgd")}
 
 
-def cmd_gmmn_train(args) -> int:
+def cmd_gmmn_train(args: argparse.Namespace) -> int:
+    """``ssimref gmmn train``: train a GMMN into the run folder ``args.output``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError, OSError
+        For bad arguments, folders or files (the command line prints them and exits with
+        2).
+
+    See Also
+    --------
+    ssimref.gmmn.train.train
+    """
     from dataclasses import replace
     from ..gmmn.train import TrainConfig, train
 
@@ -59,7 +82,29 @@ def cmd_gmmn_train(args) -> int:
     return 0
 
 
-def cmd_gmmn_sample(args) -> int:
+def cmd_gmmn_sample(args: argparse.Namespace) -> int:
+    """``ssimref gmmn sample``: draw samples from a trained run into a grid PNG or an .npy file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError, OSError
+        For bad arguments, folders or files (the command line prints them and exits with
+        2).
+
+    See Also
+    --------
+    ssimref.gmmn.train.load_run
+    """
     from ..backend import to_numpy
     from ..gmmn.grid import save_grid
     from ..gmmn.train import load_run
@@ -95,7 +140,29 @@ def cmd_gmmn_sample(args) -> int:
     return 0
 
 
-def cmd_gmmn_evaluate(args) -> int:
+def cmd_gmmn_evaluate(args: argparse.Namespace) -> int:
+    """``ssimref gmmn evaluate``: evaluate a run and write its ``evaluation.json``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError, OSError
+        For bad arguments, folders or files (the command line prints them and exits with
+        2).
+
+    See Also
+    --------
+    ssimref.gmmn.evaluate.evaluate_run
+    """
     from ..gmmn.evaluate import evaluate_run
 
     target = Path(args.run) / "evaluation.json"
@@ -110,7 +177,29 @@ def cmd_gmmn_evaluate(args) -> int:
     return 0
 
 
-def cmd_gmmn_experiment(args) -> int:
+def cmd_gmmn_experiment(args: argparse.Namespace) -> int:
+    """``ssimref gmmn experiment``: train and evaluate the RBF-versus-SSIM experiment.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError, OSError
+        For bad arguments, folders or files (the command line prints them and exits with
+        2).
+
+    See Also
+    --------
+    ssimref.gmmn.experiment.run_experiment
+    """
     from ..gmmn.experiment import run_experiment
 
     seeds = tuple(range(args.seeds))
@@ -130,7 +219,15 @@ def cmd_gmmn_experiment(args) -> int:
     return 0
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``gmmn`` command and its subcommands to the subcommands ``sub`` of
+    ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     gmmn = sub.add_parser(NAME, help=HELP)
     commands = gmmn.add_subparsers(dest="gmmn_command", required=True)
 

@@ -3,6 +3,7 @@ against it."""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,7 +25,14 @@ NAME = "kernel"
 HELP = "SSIM kernel -1/2 H D^p H of images (and of test images)"
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``kernel`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     p = sub.add_parser(NAME, help=HELP)
     add_image_arguments(p)
     p.add_argument("-o", "--output", required=True, help="output for the n x n training "
@@ -51,7 +59,30 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref kernel`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError, TypeError, OSError, ImportError
+        For bad images, conventions, powers or outputs (the command line prints them and
+        exits with 2).
+    ssimref.interrupt.Interrupted
+        On SIGINT/SIGTERM: the completed tiles are kept (the command line prints how to
+        resume).
+    ssimref.jobs.JobError
+        When the computation fails; the completed tiles are kept.
+    """
     check_kind(args.kind)
     power = check_power(args.power)
     if (args.test is None) != (args.output_test is None):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,7 +19,14 @@ NAME = "mmd"
 HELP = "MMD^2 between two image sets, with a permutation p-value"
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``mmd`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     p = sub.add_parser(NAME, help=HELP)
     add_image_arguments(p, "a", "first image set (as for 'distance': .npy/.npz, a folder, "
                         "or a data set such as 'digits' or 'mnist5k:test')")
@@ -45,7 +54,25 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref mmd`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0.
+
+    Raises
+    ------
+    ValueError, TypeError, OSError, ImportError
+        For bad images, kernels, estimators or outputs (the command line prints them and
+        exits with 2).
+    """
     from ..mmd import mmd2, mmd_test
     check_kind(args.kind)
     if args.json:

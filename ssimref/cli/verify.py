@@ -3,11 +3,20 @@ convention it differs in."""
 
 from __future__ import annotations
 
+import argparse
+
 NAME = "verify"
 HELP = "check another SSIM implementation against the oracle"
 
 
-def add_parser(sub):
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``verify`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
     p = sub.add_parser(NAME, help=HELP,
                        description="Run an SSIM implementation over ssimref's case corpus, "
                        "compare its mean SSIM with the loop-based oracle under a stated "
@@ -35,7 +44,24 @@ def add_parser(sub):
 
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref verify`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0 when every case passes, 1 when some differ.
+
+    Raises
+    ------
+    ValueError, ImportError
+        For an unknown convention or target, or a library that does not import.
+    """
     from ..verification.cases import CASE_NAMES
     from ..verification.conformance import check
     from ..verification.conventions import PRESETS

@@ -28,13 +28,15 @@ compiles it with a host C++ compiler and runs it thread by thread on the CPU
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
+from ..backend import Array, namespace
+from ..config import SSIMConfig
 from . import accuracy_floor
-from ..backend import namespace
 from ..kinds import get_kind
-from .precompute import image_terms
+from .precompute import ImageTerms, image_terms
 from .reference import refine_near_zero, symmetrise_upper
 from .reference import squared_block as reference_squared_block
 
@@ -155,40 +157,97 @@ extern "C" __global__ void ssim_pair_distances(
 """
 
 
-def kernel_source(height, width, channels, size, stride):
-    """The CUDA source for one image geometry (also compiled on the host by the tests)."""
+def kernel_source(height: int, width: int, channels: int, size: int, stride: int) -> str:
+    """The CUDA source for one image geometry (also compiled on the host by the tests).
+
+    Parameters
+    ----------
+    height, width, channels : int
+        The image shape.
+    size, stride : int
+        The window side and the step between windows.
+
+    Returns
+    -------
+    str
+        The kernel with the geometry as ``#define`` constants.
+    """
     ho = (height - size) // stride + 1
     wo = (width - size) // stride + 1
     defines = dict(H=height, W=width, C=channels, SIZE=size, STRIDE=stride, HO=ho, WO=wo)
     return "".join(f"#define {k} {v}\n" for k, v in defines.items()) + _KERNEL
 
 
-def threads_per_block(width) -> int:
+def threads_per_block(width: int) -> int:
     """Threads per block: 128, fewer for wide images so that the column sums
-    (``8 * width`` bytes per thread) fit the shared memory of a block."""
+    (``8 * width`` bytes per thread) fit the shared memory of a block.
+
+    Parameters
+    ----------
+    width : int
+        Image width in pixels.
+
+    Returns
+    -------
+    int
+        A multiple of 32, at most 128 (below 32, or 0, for images too wide to fit).
+    """
     fit = _SHARED_BYTES // (8 * width)
     return int(min(128, fit - fit % 32))
 
 
-def max_tile_pairs(image_shape, config) -> int:
-    """8192 x 8192 pairs: 512 MiB of float64 per tile, copied to the host tile by tile."""
+def max_tile_pairs(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """8192 x 8192 pairs: 512 MiB of float64 per tile, copied to the host tile by tile.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(H, W, C)``.
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+        ``2**26``.
+    """
     return 1 << 26
 
 
-def bytes_per_pair(image_shape, config) -> int:
-    """Device bytes per pair of a tile: the float64 block and the caller's copies."""
+def bytes_per_pair(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """Device bytes per pair of a tile: the float64 block and the caller's copies.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
     return 8 * 4
 
 
-def bytes_per_image(image_shape, config) -> int:
-    """Device bytes of one image's per-image terms while a tile is prepared."""
+def bytes_per_image(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """Device bytes of one image's per-image terms while a tile is prepared.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
     h, w, c = image_shape
     ho, wo = config.positions(h, w)
     return 8 * (4 * h * w * c + 10 * ho * wo * c)
 
 
 @functools.lru_cache(maxsize=32)
-def _kernel(height, width, channels, size, stride, sliding):
+def _kernel(height: int, width: int, channels: int, size: int, stride: int,
+            sliding: bool) -> Any:
     import cupy
 
     source = f"#define SLIDING {int(sliding)}\n" + kernel_source(height, width, channels,
@@ -196,14 +255,44 @@ def _kernel(height, width, channels, size, stride, sliding):
     return cupy.RawKernel(source, KERNEL_NAME)
 
 
-def row_arrays(terms, cp):
+def row_arrays(terms: ImageTerms, cp: Any) -> tuple[Array, ...]:
+    """The per-image terms in the row layout: ``(x0, m0, a, v, shift)``, each a
+    contiguous CuPy array with one row per image.
+
+    Parameters
+    ----------
+    terms : ImageTerms
+        Of CuPy arrays.
+    cp : module
+        CuPy.
+
+    Returns
+    -------
+    tuple of cupy.ndarray
+    """
     t = terms.x0.shape[0]
     return tuple(cp.ascontiguousarray(a.reshape(t, -1))
                  for a in (terms.x0, terms.m0, terms.a, terms.v, terms.shift))
 
 
-def column_arrays(terms, cp, ldc):
-    """Image index last (fastest), padded to ``ldc`` images with copies of the last."""
+def column_arrays(terms: ImageTerms, cp: Any, ldc: int) -> tuple[Array, ...]:
+    """The per-image terms in the column layout: image index last (fastest), padded to
+    ``ldc`` images with copies of the last.
+
+    Parameters
+    ----------
+    terms : ImageTerms
+        Of CuPy arrays.
+    cp : module
+        CuPy.
+    ldc : int
+        Padded number of images, at least the number of images.
+
+    Returns
+    -------
+    tuple of cupy.ndarray
+        ``(x0, m0, a, v, shift)``, each of shape (values per image, ldc).
+    """
     t = terms.x0.shape[0]
     packed = []
     for a in (terms.x0, terms.m0, terms.a, terms.v, terms.shift):
@@ -214,19 +303,51 @@ def column_arrays(terms, cp, ldc):
     return tuple(packed)
 
 
-def squared_block(Xa, Yb, kind, config, *, upper=False):
-    """``D^2`` for all pairs of two float64 CuPy tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``:
-    a CuPy array (ta, tb). With ``upper`` (``Xa is Yb``) each unordered pair is computed
-    once and mirrored: the block is exactly symmetric with a zero diagonal. Pairs that
-    :func:`fused_block` puts within the accuracy floor of 0 are recomputed by the
-    reference engine."""
+def squared_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
+                  upper: bool = False) -> Array:
+    """``D^2`` for all pairs of two float64 CuPy tiles.
+
+    Parameters
+    ----------
+    Xa : cupy.ndarray, shape (ta, H, W, C), float64
+    Yb : cupy.ndarray, shape (tb, H, W, C), float64
+    kind : {"eq1", "eq1-uncentered", "eq2"}
+    config : SSIMConfig
+        With its data range set.
+    upper : bool, default False
+        ``Xa is Yb``: each unordered pair is computed once and mirrored, so the block is
+        exactly symmetric with a zero diagonal.
+
+    Returns
+    -------
+    cupy.ndarray, shape (ta, tb), float64
+        Within the accuracy contract of docs/engines.md; pairs that :func:`fused_block`
+        puts within the accuracy floor of 0 are recomputed by the reference engine.
+
+    See Also
+    --------
+    ssimref.engines.accuracy_floor : the contract's absolute term.
+    """
     block = fused_block(Xa, Yb, kind, config, upper=upper)
     return refine_near_zero(block, Xa, Yb, upper, accuracy_floor(config, Xa.shape[1:]),
                             kind, config)
 
 
-def fused_block(Xa, Yb, kind, config, *, upper=False):
-    """The CUDA kernel's ``D^2`` block alone, without the refinement near 0."""
+def fused_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
+                upper: bool = False) -> Array:
+    """The CUDA kernel's ``D^2`` block alone, without the refinement near 0.
+
+    Parameters
+    ----------
+    Xa, Yb, kind, config, upper
+        As for :func:`squared_block`.
+
+    Returns
+    -------
+    cupy.ndarray, shape (ta, tb), float64
+        The reference engine's block when a row of column sums per thread does not fit
+        the shared memory of a block (very wide images).
+    """
     import cupy as cp
 
     ta, height, width, channels = Xa.shape

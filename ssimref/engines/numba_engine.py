@@ -41,10 +41,14 @@ in the accuracy contract (docs/engines.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
+import numpy.typing as npt
 from numba import njit, prange
 
+from ..config import SSIMConfig
 from . import accuracy_floor
 from ..kinds import KINDS, get_kind
 from .reference import refine_near_zero
@@ -65,7 +69,8 @@ _EQ1, _EQ2, _EQ1_UNCENTERED = (KINDS[name].code for name in ("eq1", "eq2", "eq1-
 LANES = 32
 
 # contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
-_JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
+_JIT: dict[str, Any] = dict(cache=True, error_model="numpy", boundscheck=False,
+                            fastmath={"contract"})
 
 
 @njit(inline="always", **_JIT)
@@ -382,7 +387,7 @@ def _image_terms(X, taps, stride, scale, f, half_c1, half_c2, rows, packed):
                             vr[img, row] = v
 
 
-def _weights(config):
+def _weights(config: SSIMConfig) -> tuple[npt.NDArray[np.float64], float]:
     """1-D taps and the factor applied after the 2-D sum: ones and ``1/size^2`` for a
     uniform window (sum, then scale, as the reference does), the Gaussian taps and 1."""
     taps = config.taps()
@@ -391,11 +396,28 @@ def _weights(config):
     return np.asarray(taps, dtype=np.float64), 1.0
 
 
-def image_terms(X, config, rows=True, packed=True):
-    """Per-image terms of a float64 stack (t, H, W, C): ``(rows, packed)``, each a tuple
-    (x0, m0, a, v, shift) or None when not asked for. Row layout: x0 (t, C*H*W), m0, a, v
-    (t, C*Ho*Wo), shift (t, C). Packed layout: a leading group axis and the image index
-    last in groups of LANES, image ``i`` at ``[i // LANES, ..., i % LANES]``."""
+Terms = tuple[npt.NDArray[np.float64], ...]
+
+
+def image_terms(X: npt.NDArray[np.float64], config: SSIMConfig, rows: bool = True,
+                packed: bool = True) -> tuple[Terms | None, Terms | None]:
+    """Per-image terms of a float64 stack, in the row and the packed layout.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (t, H, W, C), float64
+    config : SSIMConfig
+        With its data range set.
+    rows, packed : bool, default True
+        Which layouts to compute.
+
+    Returns
+    -------
+    rows, packed : tuple of numpy.ndarray, or None when not asked for
+        Each ``(x0, m0, a, v, shift)``. Row layout: x0 (t, C*H*W), m0, a, v
+        (t, C*Ho*Wo), shift (t, C). Packed layout: a leading group axis and the image
+        index last in groups of LANES, image ``i`` at ``[i // LANES, ..., i % LANES]``.
+    """
     t, height, width, channels = X.shape
     ho, wo = config.positions(height, width)
     depths = (channels * height * width, channels * ho * wo, channels * ho * wo,
@@ -412,7 +434,8 @@ def image_terms(X, config, rows=True, packed=True):
     return (row_arrays if rows else None), (packed_arrays if packed else None)
 
 
-def _tasks(rows, groups, upper):
+def _tasks(rows: int, groups: int,
+           upper: bool) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """(row, group) pairs to compute, group-major: a thread's consecutive tasks share one
     group of column images, whose terms then stay in cache while the row images stream
     past (1.3x faster for 64x64 images, whose groups take 3.6 MB); with ``upper`` only
@@ -425,22 +448,54 @@ def _tasks(rows, groups, upper):
     return i, jb
 
 
-def bytes_per_pair(image_shape, config) -> int:
+def bytes_per_pair(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
     """Working bytes per pair of a tile: the float64 block and the copies the caller
-    makes of it (mirror, root, cast)."""
+    makes of it (mirror, root, cast).
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(H, W, C)``.
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
     return 8 * 4
 
 
-def bytes_per_image(image_shape, config) -> int:
+def bytes_per_image(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
     """float64 bytes per image of a tile: its copy in float64 (made by the caller) and its
-    packed terms (shifted image, local mean, a, v, global mean)."""
+    packed terms (shifted image, local mean, a, v, global mean).
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
     h, w, c = image_shape
     ho, wo = config.positions(h, w)
     return 8 * (2 * h * w * c + 3 * ho * wo * c + c)
 
 
-def max_tile_pairs(image_shape, config) -> int:
-    """About two seconds of work at W1 speed: progress and Ctrl-C stay responsive."""
+def max_tile_pairs(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """About two seconds of work at W1 speed: progress and Ctrl-C stay responsive.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+        ``2**22``.
+    """
     return 1 << 22
 
 
@@ -462,26 +517,58 @@ def _mirror_upper(out, block):
             out[i, i] = 0.0
 
 
-def squared_block(Xa, Yb, kind, config, *, upper=False):
-    """``D^2`` for all pairs of two float64 tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``:
-    an array (ta, tb). With ``upper`` (``Xa is Yb``) each unordered pair is computed once
-    and mirrored: the block is exactly symmetric with a zero diagonal. Pairs that
-    :func:`fused_block` puts within the accuracy floor of 0 are recomputed by the
-    reference engine (:func:`ssimref.engines.reference.refine_near_zero`)."""
+def squared_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
+                  config: SSIMConfig, *, upper: bool = False) -> npt.NDArray[np.float64]:
+    """``D^2`` for all pairs of two float64 tiles.
+
+    Parameters
+    ----------
+    Xa : numpy.ndarray, shape (ta, H, W, C), float64
+    Yb : numpy.ndarray, shape (tb, H, W, C), float64
+    kind : {"eq1", "eq1-uncentered", "eq2"}
+    config : SSIMConfig
+        With its data range set.
+    upper : bool, default False
+        ``Xa is Yb``: each unordered pair is computed once and mirrored, so the block is
+        exactly symmetric with a zero diagonal.
+
+    Returns
+    -------
+    numpy.ndarray, shape (ta, tb), float64
+        Within the accuracy contract of docs/engines.md; pairs that :func:`fused_block`
+        puts within the accuracy floor of 0 are recomputed by the reference engine
+        (:func:`ssimref.engines.reference.refine_near_zero`).
+
+    See Also
+    --------
+    ssimref.engines.accuracy_floor : the contract's absolute term.
+    """
     block = fused_block(Xa, Yb, kind, config, upper=upper)
     return refine_near_zero(block, Xa, Yb, upper, accuracy_floor(config, Xa.shape[1:]),
                             kind, config)
 
 
-def fused_block(Xa, Yb, kind, config, *, upper=False):
+def fused_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
+                config: SSIMConfig, *, upper: bool = False) -> npt.NDArray[np.float64]:
     """The fused kernels' ``D^2`` block alone, without the refinement near 0 (what the
-    accuracy contract of docs/engines.md bounds)."""
+    accuracy contract of docs/engines.md bounds).
+
+    Parameters
+    ----------
+    Xa, Yb, kind, config, upper
+        As for :func:`squared_block`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (ta, tb), float64
+    """
     ta, height, width, _ = Xa.shape
     if Yb is Xa:
         rows, cols = image_terms(Xa, config)
     else:
         rows, _ = image_terms(Xa, config, packed=False)
         _, cols = image_terms(Yb, config, rows=False)
+    assert rows is not None and cols is not None
     task_i, task_j = _tasks(ta, cols[0].shape[0], upper)
     out = np.zeros((ta, Yb.shape[0]))
     if task_i.size == 0:
@@ -502,9 +589,14 @@ def fused_block(Xa, Yb, kind, config, *, upper=False):
     return out
 
 
-def warm_up():
-    """Compile every kernel (or load it from Numba's on-disk cache), on tiny inputs;
-    returns the seconds it took."""
+def warm_up() -> float:
+    """Compile every kernel (or load it from Numba's on-disk cache), on tiny inputs.
+
+    Returns
+    -------
+    float
+        The seconds it took.
+    """
     import time
 
     from ..config import SSIMConfig

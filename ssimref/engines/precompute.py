@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..backend import Array, Namespace
+from ..config import SSIMConfig
 from ..moments import image_moments, window_sums
 
 __all__ = ["ImageTerms", "image_terms"]
@@ -40,15 +42,27 @@ class ImageTerms(NamedTuple):
     v : (t, C, Ho, Wo)     (var + c2/2) / f with var the local variance
     """
 
-    x0: object
-    shift: object
-    m0: object
-    a: object
-    v: object
+    x0: Array
+    shift: Array
+    m0: Array
+    a: Array
+    v: Array
 
 
-def image_terms(A, config, xp) -> ImageTerms:
-    """:class:`ImageTerms` of a float64 stack ``A`` of shape (t, H, W, C) (trusted)."""
+def image_terms(A: Array, config: SSIMConfig, xp: Namespace) -> ImageTerms:
+    """The per-image terms of a stack (trusted input).
+
+    Parameters
+    ----------
+    A : Array, shape (t, H, W, C), float64
+    config : SSIMConfig
+        With its data range set.
+    xp : Namespace
+
+    Returns
+    -------
+    ImageTerms
+    """
     shift = xp.mean(A, axis=(-3, -2), keepdims=True)  # the shift image_moments applies
     x0 = A - shift
     m0 = window_sums(x0, config.taps(), config.stride)
@@ -58,7 +72,7 @@ def image_terms(A, config, xp) -> ImageTerms:
     a = mu * mu + 0.5 * c1
     v = (var + 0.5 * c2) / f
 
-    def channel_major(arr):
+    def channel_major(arr: Array) -> Array:
         return xp.permute_dims(arr, (0, 3, 1, 2))
 
     return ImageTerms(channel_major(x0), shift[:, 0, 0, :], channel_major(m0),

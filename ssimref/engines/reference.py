@@ -14,7 +14,11 @@ within their accuracy floor of 0.
 
 from __future__ import annotations
 
-from ..backend import namespace, to_numpy
+from collections.abc import Callable
+from typing import Any
+
+from ..backend import Array, Namespace, namespace, to_numpy
+from ..config import SSIMConfig
 from ..gradients import PairForward
 from ..kinds import get_kind
 from ..similarity import pair_defects
@@ -31,34 +35,89 @@ NAME = "reference"
 _FAST_TILE_BYTES = 32 * 2**20
 
 
-def bytes_per_pair(image_shape, config) -> int:
+def bytes_per_pair(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
     """Peak float64 bytes one pair of a tile holds: the difference image, its shifted copy
-    and square, the row-filtered intermediates and the per-window moments and defects."""
+    and square, the row-filtered intermediates and the per-window moments and defects.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(H, W, C)``.
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
     h, w, c = image_shape
     ho, wo = config.positions(h, w)
     return 8 * (4 * h * w * c + 3 * ho * w * c + 12 * ho * wo * c)
 
 
-def bytes_per_image(image_shape, config) -> int:
+def bytes_per_image(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
     """Per-image terms are recomputed per pair here, so an image costs nothing apart from
-    its pairs."""
+    its pairs.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+        0.
+    """
     return 0
 
 
-def max_tile_pairs(image_shape, config) -> int:
-    """Pairs in a 32 MiB tile: larger tiles fall out of cache and run slower."""
+def max_tile_pairs(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """Pairs in a 32 MiB tile: larger tiles fall out of cache and run slower.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
     return max(1, _FAST_TILE_BYTES // bytes_per_pair(image_shape, config))
 
 
-def vjp_bytes_per_pair(image_shape, config) -> int:
+def vjp_bytes_per_pair(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
     """A value-and-VJP tile keeps the forward moments for the backward pass and builds
-    pixel gradients: about three forward tiles."""
+    pixel gradients: about three forward tiles.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+        ``3 * bytes_per_pair(image_shape, config)``.
+    """
     return 3 * bytes_per_pair(image_shape, config)
 
 
-def symmetrise_upper(block, xp):
+def symmetrise_upper(block: Array, xp: Namespace) -> Array:
     """The square ``block`` with its strict upper triangle mirrored below the diagonal and
-    a zero diagonal: exactly symmetric, each unordered pair taken from one computation."""
+    a zero diagonal: exactly symmetric, each unordered pair taken from one computation.
+
+    Parameters
+    ----------
+    block : Array, shape (t, t)
+    xp : Namespace
+
+    Returns
+    -------
+    Array, shape (t, t)
+        A new array.
+    """
     side = block.shape[0]
     rows = xp.arange(side)[:, None]
     cols = xp.arange(side)[None, :]
@@ -66,21 +125,57 @@ def symmetrise_upper(block, xp):
     return xp.where(rows == cols, xp.zeros_like(block), block)
 
 
-def squared_block(Xa, Yb, kind, config, *, upper=False):
-    """``D^2`` of every pair of two float64 tiles ``(ta, H, W, C)``, ``(tb, H, W, C)``:
-    an array (ta, tb); with ``upper`` (``Xa is Yb``) exactly symmetric with a zero
-    diagonal."""
+def squared_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
+                  upper: bool = False) -> Array:
+    """``D^2`` of every pair of two float64 tiles.
+
+    Parameters
+    ----------
+    Xa : Array, shape (ta, H, W, C), float64
+    Yb : Array, shape (tb, H, W, C), float64
+        Same library as ``Xa``.
+    kind : {"eq1", "eq1-uncentered", "eq2"}
+    config : SSIMConfig
+        With its data range set.
+    upper : bool, default False
+        ``Xa is Yb`` (a diagonal tile): the block is exactly symmetric with a zero
+        diagonal.
+
+    Returns
+    -------
+    Array, shape (ta, tb), float64
+
+    See Also
+    --------
+    ssimref.engines.Engine : the protocol.
+    """
     xp = namespace(Xa)
     t1, t2 = pair_defects(Xa[:, None, ...], Yb[None, :, ...], config, xp)
     block = xp.sum(get_kind(kind).squared(t1, t2), axis=(-3, -2, -1))
     return symmetrise_upper(block, xp) if upper else block
 
 
-def refine_near_zero(block, Xa, Yb, upper, floor, kind, config):
+def refine_near_zero(block: Array, Xa: Array, Yb: Array, upper: bool, floor: float,
+                     kind: str, config: SSIMConfig) -> Array:
     """Recompute with this engine the pairs a fused engine put within its accuracy floor
     of 0 (docs/engines.md): there the fused engine's absolute error is largest relative
     to the value, and the reference is exactly 0 for images that agree on every window.
-    Such pairs are rare (near-duplicates), so this costs nothing on ordinary data."""
+    Such pairs are rare (near-duplicates), so this costs nothing on ordinary data.
+
+    Parameters
+    ----------
+    block : Array, shape (ta, tb)
+        The fused engine's ``D^2`` block, modified in place.
+    Xa, Yb, kind, config, upper
+        As for :func:`squared_block`.
+    floor : float
+        :func:`ssimref.engines.accuracy_floor`.
+
+    Returns
+    -------
+    Array
+        ``block``.
+    """
     near = to_numpy((block > 0) & (block <= floor))
     if not near.any():
         return block
@@ -94,16 +189,34 @@ def refine_near_zero(block, Xa, Yb, upper, floor, kind, config):
     return block
 
 
-def value_and_vjp_block(Xa, Yb, kind, config, cotangent, *, upper=False, wrt_y=True):
+def value_and_vjp_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig,
+                        cotangent: Callable[[Array], tuple[Any, Array]], *,
+                        upper: bool = False,
+                        wrt_y: bool = True) -> tuple[Any, Array, Array | None]:
     """One forward pass over the pairs of a tile and the backward pass of a function of
     it.
 
-    ``cotangent(S)`` receives the tile's ``S = D^2`` block (symmetrised with a zero
-    diagonal when ``upper``) and returns ``(value, W)``: whatever the caller keeps, and the
-    cotangent ``W`` (ta, tb) of ``S``. Returns ``(value, dXa, dYb)`` with
-    ``dXa[i] = sum_j W_ij dS_ij/dx_i`` and ``dYb[j] = sum_i W_ij dS_ij/dy_j`` (None unless
-    ``wrt_y`` or ``upper``; for a diagonal tile both are gradients with respect to the
-    same stack, kept apart so that callers add them in a fixed order).
+    Parameters
+    ----------
+    Xa, Yb, kind, config, upper
+        As for :func:`squared_block`.
+    cotangent : callable
+        ``cotangent(S)`` receives the tile's ``S = D^2`` block (symmetrised with a zero
+        diagonal when ``upper``) and returns ``(value, W)``: whatever the caller keeps,
+        and the cotangent ``W`` (ta, tb) of ``S``.
+    wrt_y : bool, default True
+        Also return ``dYb``.
+
+    Returns
+    -------
+    value : Any
+        The first item of ``cotangent(S)``.
+    dXa : Array, shaped like Xa
+        ``dXa[i] = sum_j W_ij dS_ij/dx_i``.
+    dYb : Array, shaped like Yb, or None
+        ``dYb[j] = sum_i W_ij dS_ij/dy_j``; None unless ``wrt_y`` or ``upper`` (for a
+        diagonal tile both are gradients with respect to the same stack, kept apart so
+        that callers add them in a fixed order).
     """
     xp = namespace(Xa)
     forward = PairForward(Xa[:, None, ...], Yb[None, :, ...], kind, config, xp)
@@ -113,10 +226,27 @@ def value_and_vjp_block(Xa, Yb, kind, config, cotangent, *, upper=False, wrt_y=T
     return value, gx[:, 0, ...], (None if gy is None else gy[0, ...])
 
 
-def paired_value_and_vjp(X, Y, kind, config, cotangent):
-    """Matched pairs ``(X[i], Y[i])``: ``cotangent(S)`` gets their ``S = D^2`` (n,) and
-    returns ``(value, w)``; returns ``(value, dX, dY)``, the gradients of
-    ``sum_i w_i S_i`` (both None when ``w`` is None)."""
+def paired_value_and_vjp(
+        X: Array, Y: Array, kind: str, config: SSIMConfig,
+        cotangent: Callable[[Array], tuple[Any, Array | None]],
+) -> tuple[Any, Array | None, Array | None]:
+    """Values and gradients over matched pairs ``(X[i], Y[i])``.
+
+    Parameters
+    ----------
+    X, Y : Array, shape (n, H, W, C), float64
+    kind, config
+        As for :func:`squared_block`.
+    cotangent : callable
+        ``cotangent(S)`` gets the pairs' ``S = D^2`` (n,) and returns ``(value, w)``.
+
+    Returns
+    -------
+    value : Any
+        The first item of ``cotangent(S)``.
+    dX, dY : Array, shaped like X and Y, or None
+        The gradients of ``sum_i w_i S_i`` (both None when ``w`` is None).
+    """
     forward = PairForward(X, Y, kind, config, namespace(X))
     value, weight = cotangent(forward.S)
     if weight is None:

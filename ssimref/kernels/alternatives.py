@@ -10,16 +10,17 @@ kernel, so the mean over windows is one too.
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from ..backend import as_array
-from ..config import resolve_config
+from ..backend import Array, ArrayLike, as_array
+from ..config import SSIMConfig, resolve_config
 from ..pairwise import distance_matrix
 from ..validation import check_matrix
 
 __all__ = ["ssim_rbf_kernel", "mean_ssim_kernel", "median_heuristic"]
 
 
-def median_heuristic(D) -> float:
+def median_heuristic(D: ArrayLike) -> float:
     """Bandwidth ``sigma`` = the median of the pairwise distances.
 
     Parameters
@@ -41,12 +42,21 @@ def median_heuristic(D) -> float:
     ``gamma = 1 / (2 sigma^2)`` in :func:`ssim_rbf_kernel` (Gretton et al., JMLR 2012;
     hyppo). Libraries that instead write ``exp(-D^2 / sigma^2)`` with the same median
     (alibi-detect) use a bandwidth ``sqrt(2)`` times narrower in these units
-    (REFERENCE.md section 3).
+    (docs/mmd.md, "Median heuristic").
 
     Raises
     ------
     ValueError
-        When the median is 0 (more than half the pairs are identical images).
+        When the median is 0 (more than half the pairs are identical images), for a
+        square ``D`` of fewer than 2 points, and for a ``D`` that is empty, holds NaN,
+        Inf or negative entries.
+    TypeError
+        For a boolean or non-real ``D``.
+
+    See Also
+    --------
+    ssim_rbf_kernel : uses it when ``gamma`` is None.
+    ssimref.kernels.RBFMixture.from_median : the same convention on pixels.
 
     Examples
     --------
@@ -75,7 +85,7 @@ def median_heuristic(D) -> float:
     return sigma
 
 
-def ssim_rbf_kernel(D, gamma=None):
+def ssim_rbf_kernel(D: ArrayLike, gamma: float | None = None) -> Array:
     """Gaussian kernel of an SSIM distance matrix, ``exp(-gamma D^2)``.
 
     Parameters
@@ -89,10 +99,24 @@ def ssim_rbf_kernel(D, gamma=None):
 
     Returns
     -------
-    array, shape (n, m), float64
+    Array, shape (n, m), float64
         Entries in ``(0, 1]``, 1 where ``D`` is 0. Positive definite for a square ``D``
         of SSIM distances (``D^2`` is conditionally negative definite; Schoenberg,
         Trans. AMS 44, 1938).
+
+    Raises
+    ------
+    TypeError
+        For a non-numeric ``gamma``, or a boolean or non-real ``D``.
+    ValueError
+        For a ``gamma`` that is not a finite number > 0; a ``D`` that is empty, holds
+        NaN, Inf or negative entries; and the errors of :func:`median_heuristic` when
+        ``gamma`` is None.
+
+    See Also
+    --------
+    ssimref.kernels.SSIMRBFKernel : the same kernel, differentiable, from images.
+    mean_ssim_kernel : the other alternative.
 
     Examples
     --------
@@ -115,8 +139,10 @@ def ssim_rbf_kernel(D, gamma=None):
     return xp.exp(-gamma * (D * D))
 
 
-def mean_ssim_kernel(X, Y=None, config=None, *, backend="auto", working_memory=None,
-                     progress=False, **conventions):
+def mean_ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None,
+                     config: SSIMConfig | None = None, *, backend: str = "auto",
+                     working_memory: float | None = None, progress: bool = False,
+                     **conventions: Any) -> Array:
     """Gram matrix of mean SSIM: ``S_ij = mean over windows (and channels) of
     SSIM(x_i, y_j)``.
 
@@ -132,10 +158,20 @@ def mean_ssim_kernel(X, Y=None, config=None, *, backend="auto", working_memory=N
 
     Returns
     -------
-    S : array, shape (n, m) or (n, n), float64
+    S : Array, shape (n, m) or (n, n), float64
         Values in ``[-1, 1]``; :func:`ssimref.ssim` of each pair. Positive definite
         (not centred; ``1/2 H S H`` equals the classical-MDS kernel of the
         Eq. (1)-uncentred distance).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`ssimref.distance_matrix`.
+
+    See Also
+    --------
+    ssimref.ssim : one pair.
+    ssimref.kernels.MeanSSIMKernel : the same kernel, differentiable.
 
     Notes
     -----

@@ -30,24 +30,48 @@ training block ``A`` and applied to the test block, so it is reused here.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from array_api_compat import is_array_api_obj
 
-from ..backend import is_numpy_array, namespace, to_numpy
+from ..backend import Array, ArrayLike, Namespace, is_numpy_array, namespace, to_numpy
 from ..executor import TileTask, get_executor
-from ..tiling import (PairPlan, chunk_plan, plan_pairs, resolve_working_memory, row_batches,
-                      rows_per_batch)
+from ..tiling import (PairPlan, Tile, chunk_plan, plan_pairs, resolve_working_memory,
+                      row_batches, rows_per_batch)
 from ..validation import check_matrix
 
 __all__ = ["double_center", "center_out_of_sample", "negative_half_power", "check_power",
            "double_center_inplace", "training_centerer", "centered_kernel",
            "centered_test_kernel", "centerer_from_statistics", "centring_statistics",
-           "centre_tiles", "test_statistics", "centre_test_tiles"]
+           "centre_tiles", "out_of_sample_statistics", "centre_test_tiles"]
 
-def check_power(power) -> float:
-    """Validate the exponent ``p`` of ``D^p``: a real number in (0, 2]."""
+if TYPE_CHECKING:
+    from sklearn.preprocessing import KernelCenterer
+
+
+def check_power(power: Any) -> float:
+    """Validate the exponent ``p`` of ``D^p``.
+
+    Parameters
+    ----------
+    power : Any
+
+    Returns
+    -------
+    float
+        ``power`` as a float.
+
+    Raises
+    ------
+    TypeError
+        When ``power`` is not a number.
+    ValueError
+        Unless ``0 < power <= 2`` (booleans, NaN and infinities included), where
+        ``-1/2 H D^p H`` is PSD for every SSIM distance.
+    """
     try:
         value = float(power)
     except (TypeError, ValueError):
@@ -59,11 +83,22 @@ def check_power(power) -> float:
     return value
 
 
-def negative_half_power(D, power, *, squared=False):
-    """``-1/2 D^p`` element-wise (trusted input; same array library as ``D``).
+def negative_half_power(D: Array, power: float, *, squared: bool = False) -> Array:
+    """``-1/2 D^p`` element-wise (trusted input).
 
-    With ``squared=True``, ``D`` holds squared distances and ``-1/2 (D)^(p/2)`` is
-    returned: powers of squared distances skip a square root (``p = 2`` is exact).
+    Parameters
+    ----------
+    D : Array
+        Distances (``squared``: their squares).
+    power : float in (0, 2]
+    squared : bool, default False
+        ``D`` holds squared distances and ``-1/2 (D)^(p/2)`` is returned: powers of
+        squared distances skip a square root (``p = 2`` is exact).
+
+    Returns
+    -------
+    Array
+        Same shape and array library as ``D``.
     """
     if squared:
         if power == 2:
@@ -76,16 +111,28 @@ def negative_half_power(D, power, *, squared=False):
     return -0.5 * (D ** power)
 
 
-def double_center_inplace(A, xp=None, *, working_memory=None):
+def double_center_inplace(A: Array, xp: Namespace | None = None, *,
+                          working_memory: float | None = None) -> Array:
     """Replace the symmetric matrix ``A`` by ``H A H`` in place, row block by row block.
 
     ``K_ij = (A_ij + g) - (m_i + m_j)`` with the row means ``m`` and their mean ``g``:
-    every term is symmetric in ``i, j``, so the result is exactly symmetric. Works on
-    NumPy memmaps (one block of rows, within ``working_memory`` MiB, in memory at a
-    time; scikit-learn's setting when None) and on any array-API array that supports
-    slice assignment. Returns ``A``. ``xp``: the namespace of ``A`` (looked up when
-    None). Every entry is computed from its own row's and column's means, so the result
-    does not depend on the block size.
+    every term is symmetric in ``i, j``, so the result is exactly symmetric. Every entry
+    is computed from its own row's and column's means, so the result does not depend on
+    the block size.
+
+    Parameters
+    ----------
+    A : Array, shape (n, n), floating
+        A NumPy memmap, or any array-API array that supports slice assignment.
+    xp : Namespace, optional
+        The namespace of ``A`` (looked up when None).
+    working_memory : float, optional
+        MiB per block of rows in memory at a time (scikit-learn's setting when None).
+
+    Returns
+    -------
+    Array
+        ``A``.
     """
     xp = namespace(A) if xp is None else xp
     n = A.shape[0]
@@ -98,7 +145,7 @@ def double_center_inplace(A, xp=None, *, working_memory=None):
     return A
 
 
-def double_center(D, power=1):
+def double_center(D: ArrayLike, power: float = 1) -> Array:
     """The double-centred kernel ``K = -1/2 H D^p H`` of a distance matrix.
 
     Parameters
@@ -112,9 +159,24 @@ def double_center(D, power=1):
 
     Returns
     -------
-    K : array, shape (n, n), float64
+    K : Array, shape (n, n), float64
         Exactly symmetric; every row and column sums to 0 up to round-off
         (``|sum| <= n * eps * max|K|``), so ``K 1 = 0``.
+
+    Raises
+    ------
+    TypeError
+        For a non-numeric ``power`` or a boolean or non-real ``D``.
+    ValueError
+        For ``power`` outside (0, 2]; a ``D`` that is not a non-empty square matrix,
+        holds NaN, Inf or negative entries, or is asymmetric beyond 1e-10 of its largest
+        entry.
+
+    See Also
+    --------
+    center_out_of_sample : new points against the same training points.
+    ssimref.kernels.ssim_kernel : the same from images.
+    ssimref.distance_matrix : the SSIM distances.
 
     Notes
     -----
@@ -142,7 +204,8 @@ def double_center(D, power=1):
     return centered_kernel(D, power)
 
 
-def center_out_of_sample(D_test, D_train, power=1):
+def center_out_of_sample(D_test: ArrayLike, D_train: ArrayLike,
+                         power: float = 1) -> npt.NDArray[np.float64]:
     """Kernel of new points against the training points, centred with the training
     statistics (Bengio et al. 2004).
 
@@ -162,12 +225,24 @@ def center_out_of_sample(D_test, D_train, power=1):
         For ``D_test = D_train`` this equals ``double_center(D_train, power)`` up to
         round-off.
 
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`double_center`, for either matrix; and a ``D_test`` without one
+        column per training point.
+
+    See Also
+    --------
+    double_center : the training kernel.
+    ssimref.kernels.SSIMKernel : the same inside a scikit-learn pipeline.
+
     Notes
     -----
     Computed by :class:`sklearn.preprocessing.KernelCenterer` fitted on
     ``-1/2 D_train^p``; NumPy arrays (other array libraries are copied to the host).
-    The authors' public code omits the ``- m_i`` term (REFERENCE.md section 4), which
-    shifts every test kernel column by the training column means.
+    The paper's authors' public code omits the ``- m_i`` term (docs/conventions.md,
+    "The paper's authors' code"), which shifts every test kernel column by the training
+    column means.
 
     References
     ----------
@@ -184,20 +259,44 @@ def center_out_of_sample(D_test, D_train, power=1):
     return centered_test_kernel(D_test, centerer, power)
 
 
-def training_centerer(A_train):
-    """A :class:`sklearn.preprocessing.KernelCenterer` fitted on the training block
-    ``A_train = -1/2 D_train^p`` (before centring); its ``transform`` applies the
-    out-of-sample formula of the module docstring to a test block ``-1/2 D_test^p``."""
+def training_centerer(A_train: Array) -> KernelCenterer:
+    """The training statistics of the out-of-sample formula.
+
+    Parameters
+    ----------
+    A_train : Array, shape (n, n)
+        The training block ``-1/2 D_train^p`` before centring (copied to the host).
+
+    Returns
+    -------
+    sklearn.preprocessing.KernelCenterer
+        Fitted on ``A_train``; its ``transform`` applies the out-of-sample formula of the
+        module docstring to a test block ``-1/2 D_test^p``.
+    """
     from sklearn.preprocessing import KernelCenterer
 
     return KernelCenterer().fit(to_numpy(A_train))
 
 
-def centerer_from_statistics(row_means, grand_mean):
-    """A fitted :class:`sklearn.preprocessing.KernelCenterer` holding the training
-    statistics ``m`` (row means of ``A = -1/2 D^p``, which are its column means: ``A`` is
-    symmetric) and ``g`` (their mean), as :func:`centring_statistics` computes them tile
-    by tile; equivalent to :func:`training_centerer` on ``A`` without ``A`` in memory."""
+def centerer_from_statistics(row_means: Array, grand_mean: float) -> KernelCenterer:
+    """A fitted :class:`sklearn.preprocessing.KernelCenterer` holding training statistics.
+
+    Equivalent to :func:`training_centerer` on ``A = -1/2 D^p`` without ``A`` in memory:
+    ``m`` holds the row means of ``A``, which are its column means (``A`` is symmetric),
+    as :func:`centring_statistics` computes them tile by tile.
+
+    Parameters
+    ----------
+    row_means : Array, shape (n,)
+        ``m``.
+    grand_mean : float
+        ``g``, the mean of ``m``.
+
+    Returns
+    -------
+    sklearn.preprocessing.KernelCenterer
+        With ``K_fit_rows_ = m`` (NumPy) and ``K_fit_all_ = g``.
+    """
     from sklearn.preprocessing import KernelCenterer
 
     m = np.asarray(to_numpy(row_means), dtype=np.float64)
@@ -211,25 +310,27 @@ def centerer_from_statistics(row_means, grand_mean):
 # Tile functions of the centring pipeline (module level, so that an executor can ship them
 # to other processes; see ssimref.executor.TileTask). ``D`` may be any array that slices
 # into an array: NumPy, a memmap, CuPy, a zarr array (read chunk by chunk).
-def _row_means_tile(tile, D, *, power, squared):
+def _row_means_tile(tile: Tile, D: Array, *, power: float, squared: bool) -> Array:
     """Row means of ``A = -1/2 D^p`` over one block of full rows."""
     A = negative_half_power(D[tile.rows, :], power, squared=squared)
     return namespace(A).mean(A, axis=1)
 
 
-def _row_sums_over_n_tile(tile, D, *, power, squared):
+def _row_sums_over_n_tile(tile: Tile, D: Array, *, power: float, squared: bool) -> Array:
     """``sum_j A_ij / n`` over one block of full rows: sklearn's ``K_pred_cols``."""
     A = negative_half_power(D[tile.rows, :], power, squared=squared)
     return namespace(A).sum(A, axis=1) / A.shape[1]
 
 
-def _centre_tile(tile, D, m, *, g, power, squared):
+def _centre_tile(tile: Tile, D: Array, m: Array, *, g: float, power: float,
+                 squared: bool) -> Array:
     """``K = (A + g) - (m_i + m_j)`` on one tile (exactly symmetric in ``i, j``)."""
     A = negative_half_power(D[tile.rows, tile.cols], power, squared=squared)
     return (A + g) - (m[tile.rows, None] + m[None, tile.cols])
 
 
-def _centre_test_tile(tile, D, fit_rows, pred_cols, *, fit_all, power, squared):
+def _centre_test_tile(tile: Tile, D: Array, fit_rows: Array, pred_cols: Array, *,
+                      fit_all: float, power: float, squared: bool) -> Array:
     """``K = ((a - m_j) - a_i.) + g`` on one tile of test rows: the operations of
     :meth:`sklearn.preprocessing.KernelCenterer.transform`, in its order."""
     K = negative_half_power(D[tile.rows, tile.cols], power, squared=squared)
@@ -238,30 +339,32 @@ def _centre_test_tile(tile, D, fit_rows, pred_cols, *, fit_all, power, squared):
     return K + fit_all
 
 
-def _row_plan(n, m, working_memory):
+def _row_plan(n: int, m: int, working_memory: float | None) -> PairPlan:
     """Blocks of full rows: a row and its temporary result within ``working_memory``."""
     rows = rows_per_batch(2 * 8 * m, resolve_working_memory(working_memory))
     return PairPlan(n, m, min(rows, n), m, False)
 
 
-def _reduce_rows(D, tile_fn, working_memory, executor, progress, desc):
+def _reduce_rows(D: Array, tile_fn: TileTask, working_memory: float | None, executor: Any,
+                 progress: bool, desc: str) -> Array:
     n, m = D.shape
-    parts = []
+    parts: list[Array] = []
     get_executor(executor).reduce(_row_plan(n, m, working_memory), tile_fn,
                                   lambda tile, part: parts.append(part), progress=progress,
                                   desc=desc)
     return namespace(*parts[:1]).concat(parts) if parts else np.empty(0)
 
 
-def centring_statistics(D, power, *, squared=False, working_memory=None, executor=None,
-                        progress=False):
+def centring_statistics(D: Array, power: float, *, squared: bool = False,
+                        working_memory: float | None = None, executor: Any = None,
+                        progress: bool = False) -> tuple[Array, float]:
     """The training statistics of ``K = -1/2 H D^p H``: the row means ``m`` of
     ``A = -1/2 D^p`` and their mean ``g``, as a reduction over blocks of full rows run by
     an executor (trusted input).
 
     Parameters
     ----------
-    D : array (n, n)
+    D : Array, shape (n, n)
         Symmetric distances (``squared``: their squares): NumPy, a memmap, CuPy, or a
         zarr array (read block by block, by the workers with a Dask executor).
     power : float in (0, 2]
@@ -275,7 +378,7 @@ def centring_statistics(D, power, *, squared=False, working_memory=None, executo
 
     Returns
     -------
-    m : array (n,), float64
+    m : Array, shape (n,), float64
     g : float
     """
     m = _reduce_rows(D, TileTask(_row_means_tile, (D,), dict(power=power, squared=squared)),
@@ -283,15 +386,38 @@ def centring_statistics(D, power, *, squared=False, working_memory=None, executo
     return m, float(namespace(m).mean(m))
 
 
-def centre_tiles(D, m, g, power, out, *, squared=False, plan=None, working_memory=None,
-                 executor=None, ledger=None, progress=False):
+def centre_tiles(D: Array, m: Array, g: float, power: float, out: Array, *,
+                 squared: bool = False, plan: PairPlan | None = None,
+                 working_memory: float | None = None, executor: Any = None,
+                 ledger: Any = None, progress: bool = False) -> Array:
     """Write ``K = (A + g) - (m_i + m_j)``, ``A = -1/2 D^p``, into ``out`` tile by tile,
-    each tile and its mirror (trusted input; ``out`` may be ``D`` itself: each tile reads
-    only its own block of ``D``, on or above the diagonal, before it is overwritten).
+    each tile and its mirror (trusted input).
 
-    ``plan``: the tiles (symmetric); by default ``out``'s chunks (a zarr array), else
-    square tiles within ``working_memory``. ``ledger``: records of completed tiles
-    (:mod:`ssimref.stores`). Returns ``out``.
+    Parameters
+    ----------
+    D : Array, shape (n, n)
+        As for :func:`centring_statistics`.
+    m, g
+        The statistics (:func:`centring_statistics`).
+    power : float in (0, 2]
+    out : Array, shape (n, n)
+        May be ``D`` itself: each tile reads only its own block of ``D``, on or above the
+        diagonal, before it is overwritten.
+    squared : bool, default False
+    plan : PairPlan, optional
+        The tiles (symmetric); by default ``out``'s chunks (a zarr array), else square
+        tiles within ``working_memory``.
+    working_memory : float, optional
+    executor : optional
+        Who runs the tiles (:func:`ssimref.executor.get_executor`).
+    ledger : optional
+        Records of completed tiles (:mod:`ssimref.stores`).
+    progress : bool, default False
+
+    Returns
+    -------
+    Array
+        ``out``.
     """
     n = D.shape[0]
     if plan is None:
@@ -303,20 +429,60 @@ def centre_tiles(D, m, g, power, out, *, squared=False, plan=None, working_memor
                                        desc="centring")
 
 
-def test_statistics(D_test, power, *, squared=False, working_memory=None, executor=None,
-                    progress=False):
+def out_of_sample_statistics(D_test: Array, power: float, *, squared: bool = False,
+                    working_memory: float | None = None, executor: Any = None,
+                    progress: bool = False) -> Array:
     """``sum_j A_ij / n`` for every test row of ``A = -1/2 D_test^p`` (scikit-learn's
-    ``K_pred_cols``), as a reduction over blocks of full rows (trusted input)."""
+    ``K_pred_cols``), as a reduction over blocks of full rows (trusted input).
+
+    Parameters
+    ----------
+    D_test : Array, shape (m, n)
+    power : float in (0, 2]
+    squared : bool, default False
+    working_memory : float, optional
+    executor : optional
+    progress : bool, default False
+
+    Returns
+    -------
+    Array, shape (m,), float64
+    """
     return _reduce_rows(D_test, TileTask(_row_sums_over_n_tile, (D_test,),
                                          dict(power=power, squared=squared)),
                         working_memory, executor, progress, "test row means")
 
 
-def centre_test_tiles(D_test, centerer, pred_cols, power, out, *, squared=False, plan=None,
-                      working_memory=None, executor=None, ledger=None, progress=False):
+def centre_test_tiles(D_test: Array, centerer: KernelCenterer, pred_cols: Array,
+                      power: float, out: Array, *, squared: bool = False,
+                      plan: PairPlan | None = None, working_memory: float | None = None,
+                      executor: Any = None, ledger: Any = None,
+                      progress: bool = False) -> Array:
     """Write the test kernel centred with the training statistics of ``centerer`` into
-    ``out``, tile by tile (trusted input; ``out`` may be ``D_test`` itself). Returns
-    ``out``."""
+    ``out``, tile by tile (trusted input).
+
+    Parameters
+    ----------
+    D_test : Array, shape (m, n)
+    centerer : sklearn.preprocessing.KernelCenterer
+        The training statistics.
+    pred_cols : Array, shape (m,)
+        :func:`out_of_sample_statistics` of ``D_test``.
+    power : float in (0, 2]
+    out : Array, shape (m, n)
+        May be ``D_test`` itself.
+    squared : bool, default False
+    plan : PairPlan, optional
+        The tiles; by default ``out``'s chunks, else within ``working_memory``.
+    working_memory : float, optional
+    executor, ledger, progress
+        As for :func:`centre_tiles`.
+
+    Returns
+    -------
+    Array
+        ``out``: ``K_ij = ((a_ij - m_j) - 1/n sum_k a_ik) + g``.
+    """
     m, n = D_test.shape
     if plan is None:
         plan = chunk_plan(out, False) or plan_pairs(
@@ -331,8 +497,32 @@ def centre_test_tiles(D_test, centerer, pred_cols, power, out, *, squared=False,
                                        desc="centring")
 
 
-def centered_kernel(D, power, *, squared=False, out=None, with_centerer=False,
-                    working_memory=None, executor=None, progress=False):
+@overload
+def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
+                    with_centerer: Literal[False] = ...,
+                    working_memory: float | None = ..., executor: Any = ...,
+                    progress: bool = ...) -> Array: ...
+
+
+@overload
+def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
+                    with_centerer: Literal[True],
+                    working_memory: float | None = ..., executor: Any = ...,
+                    progress: bool = ...) -> tuple[Array, KernelCenterer]: ...
+
+
+@overload
+def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
+                    with_centerer: bool,
+                    working_memory: float | None = ..., executor: Any = ...,
+                    progress: bool = ...) -> Array | tuple[Array, KernelCenterer]:
+    ...
+
+
+def centered_kernel(D: Array, power: float, *, squared: bool = False,
+                    out: Array | None = None, with_centerer: bool = False,
+                    working_memory: float | None = None, executor: Any = None,
+                    progress: bool = False) -> Array | tuple[Array, KernelCenterer]:
     """The one pipeline from training distances to the centred kernel ``-1/2 H D^p H``
     (trusted input: validate at the public edge).
 
@@ -362,7 +552,15 @@ def centered_kernel(D, power, *, squared=False, out=None, with_centerer=False,
 
     Returns
     -------
-    K : array (n, n), or ``(K, centerer)`` with ``with_centerer``
+    K : Array, shape (n, n)
+        ``out`` when given.
+    centerer : sklearn.preprocessing.KernelCenterer
+        Only with ``with_centerer``.
+
+    See Also
+    --------
+    centered_test_kernel : the test rows.
+    double_center : the validating public form.
 
     Notes
     -----
@@ -382,8 +580,10 @@ def centered_kernel(D, power, *, squared=False, out=None, with_centerer=False,
     return (K, centerer_from_statistics(m, g)) if with_centerer else K
 
 
-def centered_test_kernel(D_test, centerer, power, *, squared=False, out=None,
-                         working_memory=None, executor=None, progress=False):
+def centered_test_kernel(D_test: Array, centerer: KernelCenterer, power: float, *,
+                         squared: bool = False, out: Array | None = None,
+                         working_memory: float | None = None, executor: Any = None,
+                         progress: bool = False) -> Array:
     """Kernel of new points against the training points, ``-1/2 D_test^p`` centred with
     the training statistics held by ``centerer`` (from :func:`centered_kernel`), tile by
     tile (trusted input).
@@ -405,15 +605,21 @@ def centered_test_kernel(D_test, centerer, power, *, squared=False, out=None,
 
     Returns
     -------
-    array (m, n), float64
-        ``K_ij = ((a_ij - m_j) - 1/n sum_k a_ik) + g``, the operations of
+    Array, shape (m, n), float64
+        ``out`` when given (else a new NumPy array): ``K_ij = ((a_ij - m_j) -
+        1/n sum_k a_ik) + g``, the operations of
         :meth:`sklearn.preprocessing.KernelCenterer.transform` in its order.
+
+    See Also
+    --------
+    centered_kernel : the training kernel and its centerer.
+    center_out_of_sample : the validating public form.
     """
     D_host = D_test if not is_array_api_obj(D_test) or is_numpy_array(D_test) \
         else to_numpy(D_test)
     if out is None:
         out = np.empty(tuple(D_host.shape))
-    pred_cols = test_statistics(D_host, power, squared=squared,
+    pred_cols = out_of_sample_statistics(D_host, power, squared=squared,
                                 working_memory=working_memory, executor=executor,
                                 progress=progress)
     return centre_test_tiles(D_host, centerer, pred_cols, power, out, squared=squared,

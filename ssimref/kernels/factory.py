@@ -3,17 +3,28 @@ name into a kernel object."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, Literal, TypeAlias
+
+from ..backend import ArrayLike
+from ..config import SSIMConfig
+from ..kinds import KindName
+from .protocol import Kernel
 from .rbf import RBFMixture
 from .ssim_distance import MeanSSIMKernel, SSIMDistanceKernel, SSIMRBFKernel
 
-__all__ = ["KERNEL_NAMES", "make_kernel"]
+__all__ = ["KERNEL_NAMES", "KernelName", "make_kernel"]
 
+#: The kernel names.
+KernelName: TypeAlias = Literal["ssim", "ssim-rbf", "mean-ssim", "rbf"]
 #: Names :func:`make_kernel` accepts.
-KERNEL_NAMES = ("ssim", "ssim-rbf", "mean-ssim", "rbf")
+KERNEL_NAMES: tuple[KernelName, ...] = ("ssim", "ssim-rbf", "mean-ssim", "rbf")
 
 
-def make_kernel(name, X=None, Y=None, *, kind="eq2", power=1, config=None, scales=(1.0,),
-                working_memory=None, **conventions):
+def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | None = None, *,
+                kind: KindName = "eq2", power: int = 1, config: SSIMConfig | None = None,
+                scales: Sequence[float] = (1.0,), working_memory: float | None = None,
+                **conventions: Any) -> Kernel:
     """A differentiable kernel (:mod:`ssimref.kernels.protocol`) by name.
 
     Parameters
@@ -39,6 +50,9 @@ def make_kernel(name, X=None, Y=None, *, kind="eq2", power=1, config=None, scale
     working_memory : float, optional
         MiB for the SSIM kernels' tiles.
 
+    **conventions
+        Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
+
     Returns
     -------
     Kernel
@@ -46,7 +60,11 @@ def make_kernel(name, X=None, Y=None, *, kind="eq2", power=1, config=None, scale
     Raises
     ------
     ValueError
-        For an unknown name, or a median-heuristic kernel without ``X``.
+        For an unknown name, a median-heuristic kernel without ``X``, and the errors of
+        the kernel's constructor (invalid ``kind``, ``power``, conventions or scales, a
+        median of 0).
+    TypeError
+        For an unknown convention keyword.
 
     See Also
     --------

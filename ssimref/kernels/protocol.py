@@ -34,12 +34,14 @@ image stacks ``(n, H, W)`` or ``(n, H, W, C)`` as :func:`ssimref.distance_matrix
 
 from __future__ import annotations
 
-from ..backend import as_array, namespace
+from typing import Any, Literal, overload
+
+from ..backend import Array, ArrayLike, Namespace, as_array, namespace
 
 __all__ = ["Kernel", "bind_kernel", "BoundKernel"]
 
 
-def _check_matrix(G, shape, name, xp):
+def _check_matrix(G: ArrayLike, shape: tuple[int, ...], name: str, xp: Namespace) -> Array:
     G = xp.asarray(G)
     if tuple(G.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(G.shape)}")
@@ -49,9 +51,11 @@ def _check_matrix(G, shape, name, xp):
     return G
 
 
-def _restore(d, shape, xp):
+def _restore(d: Array | None, shape: tuple[int, ...] | None, xp: Namespace) -> Array | None:
     """A gradient computed in the working layout, reshaped like the caller's input."""
-    return d if d is None or tuple(d.shape) == tuple(shape) else xp.reshape(d, shape)
+    if d is None or shape is None or tuple(d.shape) == tuple(shape):
+        return d
+    return xp.reshape(d, shape)
 
 
 class Kernel:
@@ -67,27 +71,108 @@ class Kernel:
     bytes_per_pair : int
         Peak working bytes per ``(i, j)`` pair of a block handed to ``value_and_vjp``;
         callers that tile (:mod:`ssimref.gmmn`) size their blocks with it.
+
+    See Also
+    --------
+    bind_kernel : validate once, then call the trusted operations.
+    ssimref.mmd.mmd2, ssimref.mmd.cmmd2, ssimref.mmd.mmd_test : what kernels are for.
     """
 
     bytes_per_pair = 64
 
-    def prepare(self, X, Y=None):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def prepare(self, X: ArrayLike,
+                Y: ArrayLike | None = None) -> tuple[Array, Array | None, Kernel]:
+        """Validate ``X`` (and ``Y``) once and return them in the kernel's working layout.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, ...)
+        Y : array_like, shape (m, ...), optional
+
+        Returns
+        -------
+        X, Y : Array, float64
+            ``Y`` None when not given.
+        kernel : Kernel
+            This kernel, or a copy with its conventions resolved for these data (e.g. the
+            SSIM data range inferred from integer images).
+
+        Raises
+        ------
+        ValueError, TypeError
+            For invalid points (each kernel states which).
+        """
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def describe(self) -> str:
+        """The kernel and its conventions in words (for reports and sidecars).
+
+        Returns
+        -------
+        str
+        """
         return repr(self)
 
     # -- public, validating
-    def gram(self, X, Y=None):
-        """Kernel matrix ``K_ij = k(x_i, y_j)``, shape (n, m) (or (n, n) when Y is None)."""
+    def gram(self, X: ArrayLike, Y: ArrayLike | None = None) -> Array:
+        """Kernel matrix ``K_ij = k(x_i, y_j)``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, ...)
+        Y : array_like, shape (m, ...), optional
+            ``Y = X`` when None.
+
+        Returns
+        -------
+        Array, shape (n, m) (or (n, n) when Y is None), float64
+
+        Raises
+        ------
+        ValueError, TypeError
+            As for :meth:`prepare`.
+        """
         Xw, Yw, kernel = self.prepare(X, Y)
         return kernel._gram(Xw, Yw)
 
-    def value_and_vjp(self, X, Y, G, wrt_y=False):
-        """``K`` and the gradient of ``sum_ij G_ij K_ij``.
+    @overload
+    def value_and_vjp(self, X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
+                      wrt_y: Literal[False] = ...) -> tuple[Array, Array]: ...
 
-        Returns ``(K, dX)``, or ``(K, dX, dY)`` when ``wrt_y``. With ``Y=None`` both roles
-        of each point are in ``dX`` and ``wrt_y`` must be False.
+    @overload
+    def value_and_vjp(self, X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
+                      wrt_y: Literal[True]) -> tuple[Array, Array, Array]: ...
+
+    @overload
+    def value_and_vjp(self, X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
+                      wrt_y: bool) -> tuple[Array, ...]: ...
+
+    def value_and_vjp(self, X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
+                      wrt_y: bool = False) -> tuple[Array, ...]:
+        """``K`` and the gradient of ``sum_ij G_ij K_ij``, in one pass.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, ...)
+        Y : array_like, shape (m, ...), or None
+            None: ``Y = X``, and both roles of each point are in ``dX``.
+        G : array_like, shape (n, m)
+            The cotangent of ``K``.
+        wrt_y : bool, default False
+            Also return ``dY`` (needs an explicit ``Y``).
+
+        Returns
+        -------
+        K : Array, shape (n, m)
+        dX : Array, shaped like X
+        dY : Array, shaped like Y
+            Only with ``wrt_y``.
+
+        Raises
+        ------
+        ValueError
+            For ``wrt_y`` with ``Y=None``, ``G`` of the wrong shape or with NaN or Inf;
+            and the errors of :meth:`prepare`.
         """
         if wrt_y and Y is None:
             raise ValueError("wrt_y=True needs an explicit Y; with Y=None the gradient "
@@ -102,19 +187,79 @@ class Kernel:
         dX = _restore(dX, x_shape, xp)
         return (K, dX, _restore(dY, y_shape, xp)) if wrt_y else (K, dX)
 
-    def gram_vjp(self, X, Y, G, wrt_y=False):
-        """Gradient of ``sum_ij G_ij k(x_i, y_j)``: ``dX`` shaped like X, or ``(dX, dY)``
-        when ``wrt_y``. ``Y=None``: ``Y = X``, both roles counted in ``dX``."""
+    @overload
+    def gram_vjp(self, X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
+                 wrt_y: Literal[False] = ...) -> Array: ...
+
+    @overload
+    def gram_vjp(self, X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
+                 wrt_y: Literal[True]) -> tuple[Array, Array]: ...
+
+    @overload
+    def gram_vjp(self, X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
+                 wrt_y: bool) -> Array | tuple[Array, Array]: ...
+
+    def gram_vjp(self, X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
+                 wrt_y: bool = False) -> Array | tuple[Array, Array]:
+        """Gradient of ``sum_ij G_ij k(x_i, y_j)``.
+
+        Parameters
+        ----------
+        X, Y, G, wrt_y
+            As for :meth:`value_and_vjp`.
+
+        Returns
+        -------
+        Array or tuple of Array
+            ``dX`` shaped like X, or ``(dX, dY)`` when ``wrt_y``. ``Y=None``: ``Y = X``,
+            both roles counted in ``dX``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            As for :meth:`value_and_vjp`.
+        """
         out = self.value_and_vjp(X, Y, G, wrt_y)
         return out[1:] if wrt_y else out[1]
 
-    def paired(self, X, Y):
-        """``k(x_i, y_i)`` for matched rows, shape (n,)."""
+    def paired(self, X: ArrayLike, Y: ArrayLike) -> Array:
+        """``k(x_i, y_i)`` for matched rows.
+
+        Parameters
+        ----------
+        X, Y : array_like, shape (n, ...)
+
+        Returns
+        -------
+        Array, shape (n,), float64
+
+        Raises
+        ------
+        ValueError
+            For ``X`` and ``Y`` with different numbers of rows; and the errors of
+            :meth:`prepare`.
+        """
         Xw, Yw, kernel = self._prepare_pairs(X, Y)
         return kernel._paired_value_and_vjp(Xw, Yw, None)[0]
 
-    def paired_vjp(self, X, Y, g):
-        """Gradients ``(dX, dY)`` of ``sum_i g_i k(x_i, y_i)``, shaped like X and Y."""
+    def paired_vjp(self, X: ArrayLike, Y: ArrayLike, g: ArrayLike) -> tuple[Array, Array]:
+        """Gradients of ``sum_i g_i k(x_i, y_i)`` over matched rows.
+
+        Parameters
+        ----------
+        X, Y : array_like, shape (n, ...)
+        g : array_like, shape (n,)
+
+        Returns
+        -------
+        dX, dY : Array, shaped like X and Y
+
+        Raises
+        ------
+        ValueError
+            For ``g`` of the wrong shape or with NaN or Inf; and the errors of
+            :meth:`paired`.
+        """
         x_shape, y_shape = tuple(as_array(X).shape), tuple(as_array(Y).shape)
         Xw, Yw, kernel = self._prepare_pairs(X, Y)
         xp = namespace(Xw)
@@ -122,7 +267,7 @@ class Kernel:
         _, dX, dY = kernel._paired_value_and_vjp(Xw, Yw, g)
         return _restore(dX, x_shape, xp), _restore(dY, y_shape, xp)
 
-    def _prepare_pairs(self, X, Y):
+    def _prepare_pairs(self, X: ArrayLike, Y: ArrayLike) -> tuple[Array, Array, Kernel]:
         Xw, Yw, kernel = self.prepare(X, Y)
         if Yw is None or Xw.shape[0] != Yw.shape[0]:
             raise ValueError("paired kernels need X and Y with the same number of rows "
@@ -130,13 +275,15 @@ class Kernel:
         return Xw, Yw, kernel
 
     # -- trusted defaults (slow; built-ins override)
-    def _gram(self, X, Y):  # pragma: no cover - abstract
+    def _gram(self, X: Array, Y: Array | None) -> Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _value_and_vjp(self, X, Y, G, wrt_y):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _value_and_vjp(self, X: Array, Y: Array | None, G: Array,
+                       wrt_y: bool) -> tuple[Array, Array, Array | None]:
+        raise NotImplementedError  # pragma: no cover - abstract
 
-    def _paired_value_and_vjp(self, X, Y, g):
+    def _paired_value_and_vjp(self, X: Array, Y: Array,
+                              g: Array | None) -> tuple[Array, Array | None, Array | None]:
         """Default: one 1 x 1 block per pair. Returns ``(values, dX, dY)`` (gradients
         None when ``g`` is None)."""
         xp = namespace(X)
@@ -145,7 +292,7 @@ class Kernel:
         dX = None if g is None else xp.zeros(X.shape, dtype=xp.float64)
         dY = None if g is None else xp.zeros(Y.shape, dtype=xp.float64)
         for i in range(n):
-            if g is None:
+            if g is None or dX is None or dY is None:
                 values[i] = self._gram(X[i:i + 1, ...], Y[i:i + 1, ...])[0, 0]
                 continue
             K, gx, gy = self._value_and_vjp(X[i:i + 1, ...], Y[i:i + 1, ...],
@@ -157,24 +304,62 @@ class Kernel:
 
 class BoundKernel:
     """The trusted operations of a prepared kernel, for callers that loop over tiles.
-    Built-in kernels use their unvalidated internals; other objects their public methods."""
+    Built-in kernels use their unvalidated internals; other objects their public methods.
 
-    def __init__(self, kernel):
+    Parameters
+    ----------
+    kernel : Kernel or an object with the protocol's methods
+        Prepared (:func:`bind_kernel`).
+
+    Attributes
+    ----------
+    kernel : Any
+    trusted : bool
+        Whether ``kernel`` is a :class:`Kernel` (its unvalidated internals are used).
+    bytes_per_pair : int
+        The kernel's, 64 when it states none.
+    """
+
+    def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
         self.trusted = isinstance(kernel, Kernel)
         self.bytes_per_pair = int(getattr(kernel, "bytes_per_pair", 64))
 
-    def _gram(self, X, Y):  # for the 1 x 1 fallback of paired_value_and_vjp
+    def _gram(self, X: Array, Y: Array | None) -> Array:  # for the 1 x 1 paired fallback
         return self.gram(X, Y)
 
-    def _value_and_vjp(self, X, Y, G, wrt_y):
+    def _value_and_vjp(self, X: Array, Y: Array | None, G: Array,
+                       wrt_y: bool) -> tuple[Array, Array, Array | None]:
         return self.value_and_vjp(X, Y, G, wrt_y)
 
-    def gram(self, X, Y):
+    def gram(self, X: Array, Y: Array | None) -> Array:
+        """The kernel matrix of prepared arrays (``Y = X`` when None).
+
+        Parameters
+        ----------
+        X : Array, shape (n, ...)
+        Y : Array, shape (m, ...), or None
+
+        Returns
+        -------
+        Array, shape (n, m)
+        """
         return self.kernel._gram(X, Y) if self.trusted else self.kernel.gram(X, Y)
 
-    def value_and_vjp(self, X, Y, G, wrt_y=False):
-        """Always ``(K, dX, dY)``, ``dY`` None unless ``wrt_y``."""
+    def value_and_vjp(self, X: Array, Y: Array | None, G: Array,
+                      wrt_y: bool = False) -> tuple[Array, Array, Array | None]:
+        """The kernel matrix and the gradient of ``sum_ij G_ij K_ij`` of prepared arrays.
+
+        Parameters
+        ----------
+        X, Y, G, wrt_y
+            As for :meth:`Kernel.value_and_vjp`.
+
+        Returns
+        -------
+        K, dX : Array
+        dY : Array, or None unless ``wrt_y``
+        """
         k = self.kernel
         if self.trusted:
             return k._value_and_vjp(X, Y, G, wrt_y)
@@ -185,12 +370,28 @@ class BoundKernel:
             out = (k.gram(X, Y),) + (tuple(grads) if wrt_y else (grads,))
         return (out[0], out[1], out[2] if wrt_y else None)
 
-    def paired_value_and_vjp(self, X, Y, g):
+    def paired_value_and_vjp(self, X: Array, Y: Array,
+                             g: Array | None) -> tuple[Array, Array | None, Array | None]:
+        """Values over matched rows of prepared arrays, and the gradients of
+        ``sum_i g_i k(x_i, y_i)``.
+
+        Parameters
+        ----------
+        X, Y : Array, shape (n, ...)
+        g : Array, shape (n,), or None
+            None: values only.
+
+        Returns
+        -------
+        values : Array, shape (n,)
+        dX, dY : Array, shaped like X and Y, or None when ``g`` is None
+        """
         k = self.kernel
         if self.trusted:
             return k._paired_value_and_vjp(X, Y, g)
         if not hasattr(k, "paired"):  # 1 x 1 blocks through gram and gram_vjp
-            return Kernel._paired_value_and_vjp(self, X, Y, g)
+            # duck-typed: BoundKernel has the _gram and _value_and_vjp the default uses
+            return Kernel._paired_value_and_vjp(self, X, Y, g)  # type: ignore[arg-type]
         values = k.paired(X, Y)
         if g is None:
             return values, None, None
@@ -198,13 +399,32 @@ class BoundKernel:
         return values, dX, dY
 
 
-def bind_kernel(kernel, X, Y=None):
+def bind_kernel(kernel: Any, X: ArrayLike, Y: ArrayLike | None = None,
+                ) -> tuple[Namespace, Array, Array | None, BoundKernel]:
     """Validate ``X`` (and ``Y``) once for ``kernel``.
 
-    Returns ``(xp, X, Y, ops)``: the array namespace, the prepared float64 arrays (``Y``
-    None when not given) and an object whose ``gram``, ``value_and_vjp`` (always
-    ``(K, dX, dY)``) and ``paired_value_and_vjp`` work on prepared arrays without
-    re-validating. Objects without ``prepare`` get their inputs as float64 arrays.
+    Parameters
+    ----------
+    kernel : Kernel or an object with the protocol's methods
+    X : array_like, shape (n, ...)
+    Y : array_like, shape (m, ...), optional
+
+    Returns
+    -------
+    xp : Namespace
+    X, Y : Array, float64
+        Prepared (``Y`` None when not given). Objects without ``prepare`` get their
+        inputs as float64 arrays.
+    ops : BoundKernel
+        Its ``gram``, ``value_and_vjp`` (always ``(K, dX, dY)``) and
+        ``paired_value_and_vjp`` work on prepared arrays without re-validating.
+
+    Raises
+    ------
+    TypeError
+        When ``kernel`` lacks ``gram`` and both ``gram_vjp`` and ``value_and_vjp``.
+    ValueError
+        The kernel's errors for invalid points.
     """
     if not (hasattr(kernel, "gram") and (hasattr(kernel, "gram_vjp")
                                          or hasattr(kernel, "value_and_vjp"))):

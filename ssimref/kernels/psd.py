@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
 
-from ..backend import namespace
+from ..backend import Array, ArrayLike, Namespace, namespace
 from ..validation import check_matrix
 
 __all__ = ["PSDReport", "psd_report", "repair_psd", "IndefiniteKernelWarning",
-           "REPAIRS", "DEFAULT_PSD_TOL"]
+           "REPAIRS", "RepairName", "DEFAULT_PSD_TOL"]
 
-REPAIRS = ("clip", "flip", "shift")
+#: The repair methods.
+RepairName: TypeAlias = Literal["clip", "flip", "shift"]
+REPAIRS: tuple[RepairName, ...] = ("clip", "flip", "shift")
 
 #: Default tolerance: eigenvalues down to ``-DEFAULT_PSD_TOL * max |eigenvalue|`` are
 #: round-off (double-precision eigensolvers err by about ``n * eps * ||K||``).
@@ -33,7 +36,28 @@ class IndefiniteKernelWarning(UserWarning):
 
 @dataclass(frozen=True)
 class PSDReport:
-    """Spectrum summary of a symmetric matrix (see :func:`psd_report`)."""
+    """Spectrum summary of a symmetric matrix (see :func:`psd_report`).
+
+    Attributes
+    ----------
+    n : int
+        Side of the matrix.
+    min_eigenvalue, max_eigenvalue : float
+        The extreme eigenvalues.
+    relative_min : float
+        Smallest eigenvalue divided by the largest eigenvalue magnitude (0 for a zero
+        matrix).
+    negative_mass : float
+        ``sum |negative eigenvalues| / sum |eigenvalues|`` (0 for PSD, 1/2 for a
+        spectrum symmetric about 0).
+    tol : float
+        The round-off allowance used.
+    verdict : {"psd", "psd within round-off", "indefinite"}
+
+    See Also
+    --------
+    psd_report : how it is computed.
+    """
 
     n: int
     min_eigenvalue: float
@@ -55,13 +79,30 @@ class PSDReport:
                 f"tolerance {self.tol:g}")
 
 
-def spectrum_report(K, tol=DEFAULT_PSD_TOL, xp=None) -> PSDReport:
-    """:class:`PSDReport` of a symmetric float64 ``K`` (trusted input)."""
+def spectrum_report(K: Array, tol: float = DEFAULT_PSD_TOL,
+                    xp: Namespace | None = None) -> PSDReport:
+    """:class:`PSDReport` of a symmetric float64 ``K`` (trusted input).
+
+    Parameters
+    ----------
+    K : Array, shape (n, n), float64, symmetric
+    tol : float, default 1e-9
+    xp : Namespace, optional
+        The namespace of ``K`` (looked up when None).
+
+    Returns
+    -------
+    PSDReport
+
+    See Also
+    --------
+    psd_report : the validating public form.
+    """
     xp = namespace(K) if xp is None else xp
     return _report(xp.linalg.eigvalsh(K), K.shape[0], tol, xp)
 
 
-def _report(lam, n, tol, xp) -> PSDReport:
+def _report(lam: Array, n: int, tol: float, xp: Namespace) -> PSDReport:
     lo, hi = float(xp.min(lam)), float(xp.max(lam))
     scale = max(abs(lo), abs(hi))
     absolute = float(xp.sum(xp.abs(lam)))
@@ -78,7 +119,7 @@ def _report(lam, n, tol, xp) -> PSDReport:
                      verdict=verdict)
 
 
-def psd_report(K, tol=DEFAULT_PSD_TOL) -> PSDReport:
+def psd_report(K: ArrayLike, tol: float = DEFAULT_PSD_TOL) -> PSDReport:
     """How positive semidefinite is a symmetric matrix?
 
     Parameters
@@ -99,6 +140,19 @@ def psd_report(K, tol=DEFAULT_PSD_TOL) -> PSDReport:
         whose spectrum is symmetric about 0); ``verdict`` one of "psd" (no negative
         eigenvalue), "psd within round-off" (``relative_min >= -tol``), "indefinite".
 
+    Raises
+    ------
+    TypeError
+        For a non-numeric ``tol``, or a boolean or non-real ``K``.
+    ValueError
+        For a negative or non-finite ``tol``; a ``K`` that is not a non-empty square
+        matrix, holds NaN or Inf, or is asymmetric beyond 1e-10 of its largest entry.
+
+    See Also
+    --------
+    repair_psd : make an indefinite matrix PSD.
+    PSDReport : the fields.
+
     Examples
     --------
     >>> import numpy as np
@@ -114,7 +168,7 @@ def psd_report(K, tol=DEFAULT_PSD_TOL) -> PSDReport:
     return spectrum_report(K, tol, xp)
 
 
-def _check_tol(tol) -> float:
+def _check_tol(tol: Any) -> float:
     try:
         value = float(tol)
     except (TypeError, ValueError):
@@ -124,7 +178,7 @@ def _check_tol(tol) -> float:
     return value
 
 
-def _check_method(method) -> str:
+def _check_method(method: Any) -> RepairName:
     if method not in REPAIRS:
         raise ValueError(f"method must be one of {REPAIRS}, got {method!r}: 'clip' sets "
                          "negative eigenvalues to 0, 'flip' takes their absolute values, "
@@ -132,14 +186,35 @@ def _check_method(method) -> str:
     return method
 
 
-def repair(K, method, xp=None):
-    """``(K_psd, right_map)`` for a symmetric float64 ``K`` (trusted input).
+def repair(K: Array, method: str, xp: Namespace | None = None) -> tuple[Array, Array | None]:
+    """A PSD version of a symmetric float64 ``K`` and the map of its test rows (trusted
+    input).
 
-    ``right_map`` is the matrix ``P`` that maps a row of test-against-training kernel
-    values ``k`` to ``k @ P`` consistently with the repaired training kernel
-    (``K @ P == K_psd``): ``U diag(1[lambda >= 0]) U^T`` for "clip",
-    ``U diag(sign lambda) U^T`` for "flip", and ``None`` (identity) for "shift", which
-    only changes the diagonal, i.e. self-similarities (Chen et al. 2009, Section 3).
+    Parameters
+    ----------
+    K : Array, shape (n, n), float64, symmetric
+    method : {"clip", "flip", "shift"}
+    xp : Namespace, optional
+        The namespace of ``K`` (looked up when None).
+
+    Returns
+    -------
+    K_psd : Array, shape (n, n)
+        Exactly symmetric.
+    right_map : Array, shape (n, n), or None
+        The matrix ``P`` that maps a row of test-against-training kernel values ``k`` to
+        ``k @ P`` consistently with the repaired training kernel (``K @ P == K_psd``):
+        ``U diag(1[lambda >= 0]) U^T`` for "clip", ``U diag(sign lambda) U^T`` for
+        "flip", and ``None`` (identity) for "shift", which only changes the diagonal,
+        i.e. self-similarities.
+
+    See Also
+    --------
+    repair_psd : the validating public form.
+
+    References
+    ----------
+    Chen, Garcia, Gupta, Rahimi, Cazzanti, JMLR 10, 2009, Section 3.
     """
     xp = namespace(K) if xp is None else xp
     if method == "shift":
@@ -160,7 +235,7 @@ def repair(K, method, xp=None):
     return (K_psd + K_psd.T) / 2.0, (right_map + right_map.T) / 2.0
 
 
-def repair_psd(K, method="clip"):
+def repair_psd(K: ArrayLike, method: RepairName = "clip") -> Array:
     """The nearest-in-spirit positive semidefinite version of a symmetric matrix.
 
     Parameters
@@ -178,10 +253,22 @@ def repair_psd(K, method="clip"):
 
     Returns
     -------
-    array, shape (n, n), float64
+    Array, shape (n, n), float64
         Exactly symmetric; its smallest eigenvalue is ``>= 0`` up to round-off. A PSD
         ``K`` comes back unchanged by "shift", and changed only at round-off level by
         "clip" and "flip".
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``method``; and the matrix errors of :func:`psd_report`.
+    TypeError
+        As for :func:`psd_report`.
+
+    See Also
+    --------
+    psd_report : diagnose first.
+    ssimref.kernels.SSIMKernel : applies a repair to training and test rows consistently.
 
     References
     ----------
@@ -201,8 +288,22 @@ def repair_psd(K, method="clip"):
     return repair(K, method, xp)[0]
 
 
-def warn_if_indefinite(report: PSDReport, what="kernel matrix", stacklevel=3):
-    """Issue :class:`IndefiniteKernelWarning` when ``report`` says "indefinite"."""
+def warn_if_indefinite(report: PSDReport, what: str = "kernel matrix",
+                       stacklevel: int = 3) -> None:
+    """Issue :class:`IndefiniteKernelWarning` when ``report`` says "indefinite".
+
+    Parameters
+    ----------
+    report : PSDReport
+    what : str, default "kernel matrix"
+        What the matrix is, for the message.
+    stacklevel : int, default 3
+        As for :func:`warnings.warn`.
+
+    Warns
+    -----
+    IndefiniteKernelWarning
+    """
     if not report.is_psd:
         warnings.warn(f"the {what} is indefinite beyond round-off ({report}); SSIM "
                       "kernels are PSD in exact arithmetic, so check the distances fed in "

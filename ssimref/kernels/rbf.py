@@ -5,15 +5,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-from ..backend import as_array, namespace, to_numpy
+from ..backend import Array, ArrayLike, Namespace, as_array, namespace, to_numpy
 from ..validation import check_dtype, check_positive
 from .protocol import Kernel
 
 __all__ = ["RBFMixture"]
 
 
-def _points(a, name):
+def _points(a: ArrayLike, name: str) -> Array:
     """Validate a point set and return it as a float64 (n, d) array."""
     a = as_array(a)
     xp = namespace(a)
@@ -30,7 +31,8 @@ def _points(a, name):
     return a
 
 
-def _squared_euclidean(X, Y, xp):
+def _squared_euclidean(X: Array, Y: Array | None,
+                       xp: Namespace) -> tuple[Array, Array, Array]:
     """``||x_i - y_j||^2`` by the Gram identity on shifted data (the shift, the mean of
     the second block, removes most of the cancellation), clipped at 0; exactly 0 on the
     diagonal when ``Y`` is None. Returns ``(sq, Xc, Yc)`` with the shifted blocks."""
@@ -63,6 +65,17 @@ class RBFMixture(Kernel):
     weights : sequence of float > 0, optional
         ``w_s``; ones when omitted (a sum of kernels, as in Li et al., not a mean).
 
+    Raises
+    ------
+    ValueError
+        For an empty ``variances``, entries that are not finite numbers > 0, or
+        ``weights`` of another length.
+
+    See Also
+    --------
+    from_median : variances from the median heuristic.
+    ssimref.kernels.SSIMRBFKernel : the Gaussian of the SSIM distance instead.
+
     Notes
     -----
     Points are rows of ``(n, d)`` arrays; ``(n, d1, d2, ...)`` is flattened per row in C
@@ -92,7 +105,8 @@ class RBFMixture(Kernel):
 
     bytes_per_pair = 64  # about 8 float64 arrays of a block's size at the peak
 
-    def __init__(self, variances=(2.0, 5.0, 10.0, 20.0, 40.0, 80.0), weights=None):
+    def __init__(self, variances: Sequence[float] = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0),
+                 weights: Sequence[float] | None = None) -> None:
         variances = tuple(check_positive(s, "variances entry") for s in variances)
         if not variances:
             raise ValueError("variances must hold at least one value > 0")
@@ -102,11 +116,14 @@ class RBFMixture(Kernel):
         if len(weights) != len(variances):
             raise ValueError(f"weights must have one entry per variance ({len(variances)}), "
                              f"got {len(weights)}")
-        self.variances, self.weights = variances, weights
-        self.median = None
+        self.variances: tuple[float, ...] = variances
+        self.weights: tuple[float, ...] = weights
+        self.median: float | None = None
 
     @classmethod
-    def from_median(cls, X, Y=None, scales=(1.0,), weights=None, max_points=2000, seed=0):
+    def from_median(cls, X: ArrayLike, Y: ArrayLike | None = None,
+                    scales: Sequence[float] = (1.0,), weights: Sequence[float] | None = None,
+                    max_points: int = 2000, seed: int = 0) -> RBFMixture:
         """Mixture with variances ``s_k = scales_k * med^2``, ``med`` the median heuristic.
 
         ``med`` is the median of ``||z_i - z_j||`` over distinct pairs ``i < j`` of the
@@ -119,10 +136,30 @@ class RBFMixture(Kernel):
         differ on averaging the two middle values (NumPy's median, used here) or taking
         the lower one.
 
+        Parameters
+        ----------
+        X : array_like, shape (n, ...)
+        Y : array_like, shape (m, ...), optional
+            Pooled with ``X`` for the median.
+        scales : sequence of float > 0, default (1.0,)
+            One variance ``scales_k * med^2`` per entry.
+        weights : sequence of float > 0, optional
+            As for the constructor.
+        max_points : int, default 2000
+            Largest pooled sample the median is taken over.
+        seed : int, default 0
+            Seed of the subsample (NumPy ``default_rng``).
+
+        Returns
+        -------
+        RBFMixture
+            With ``median`` set to ``med``.
+
         Raises
         ------
         ValueError
-            When all sampled points coincide (median 0).
+            When all sampled points coincide (median 0), for fewer than two points, for
+            ``X`` and ``Y`` of different dimensions, invalid points or scales.
         """
         import numpy as np
 
@@ -148,10 +185,16 @@ class RBFMixture(Kernel):
         kernel.median = med
         return kernel
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"RBFMixture(variances={self.variances}, weights={self.weights})"
 
-    def describe(self):
+    def describe(self) -> str:
+        """The mixture, its variances and weights (and the median convention) in words.
+
+        Returns
+        -------
+        str
+        """
         text = ("RBF mixture k = sum_s w_s exp(-||x - y||^2 / (2 s)), s (variances) = "
                 + ", ".join(f"{s:.6g}" for s in self.variances)
                 + ", w = " + ", ".join(f"{w:g}" for w in self.weights))
@@ -161,7 +204,31 @@ class RBFMixture(Kernel):
                      "2012, hyppo; alibi-detect's sigma is sqrt(2) smaller)")
         return text
 
-    def prepare(self, X, Y=None):
+    def prepare(self, X: ArrayLike,
+                Y: ArrayLike | None = None) -> tuple[Array, Array | None, RBFMixture]:
+        """``X`` (and ``Y``) as float64 ``(n, d)`` arrays.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, ...)
+            Flattened per row in C order.
+        Y : array_like, shape (m, ...), optional
+
+        Returns
+        -------
+        X, Y : Array, shape (n, d) and (m, d), float64
+            ``Y`` None when not given.
+        kernel : RBFMixture
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            For scalars, empty arrays, NaN or Inf, or ``X`` and ``Y`` of different
+            dimensions.
+        TypeError
+            For boolean or non-real dtypes, or arrays of different libraries.
+        """
         Xw = _points(X, "X")
         Yw = None if Y is None else _points(Y, "Y")
         if Yw is not None:
@@ -171,7 +238,7 @@ class RBFMixture(Kernel):
                                  f"{Xw.shape[1]} and {Yw.shape[1]}")
         return Xw, Yw, self
 
-    def _mixture(self, sq, xp, grad):
+    def _mixture(self, sq: Array, xp: Namespace, grad: bool) -> tuple[Array, Array | None]:
         """``K = sum_s w_s K_s`` and, when ``grad``, ``B = sum_s (w_s / s) K_s``."""
         K = B = None
         for s, w in zip(self.variances, self.weights):
@@ -190,12 +257,13 @@ class RBFMixture(Kernel):
                     B += Ks
         return K, B
 
-    def _gram(self, X, Y):
+    def _gram(self, X: Array, Y: Array | None) -> Array:
         xp = namespace(X)
         sq, _, _ = _squared_euclidean(X, Y, xp)
         return self._mixture(sq, xp, grad=False)[0]
 
-    def _value_and_vjp(self, X, Y, G, wrt_y):
+    def _value_and_vjp(self, X: Array, Y: Array | None, G: Array,
+                       wrt_y: bool) -> tuple[Array, Array, Array | None]:
         xp = namespace(X)
         sq, Xc, Yc = _squared_euclidean(X, Y, xp)
         K, B = self._mixture(sq, xp, grad=True)
@@ -209,7 +277,8 @@ class RBFMixture(Kernel):
         dY = (B.T @ Xc - xp.sum(B, axis=0)[:, None] * Yc) if wrt_y else None
         return K, dX, dY
 
-    def _paired_value_and_vjp(self, X, Y, g):
+    def _paired_value_and_vjp(self, X: Array, Y: Array,
+                              g: Array | None) -> tuple[Array, Array | None, Array | None]:
         xp = namespace(X)
         diff = X - Y
         sq = xp.sum(diff * diff, axis=1)

@@ -11,9 +11,11 @@ from one pass over each tile of pairs (:func:`ssimref.pairwise.pairwise_value_an
 from __future__ import annotations
 
 import copy
+from typing import Any, TypeVar
 
-from ..backend import namespace, to_numpy
-from ..config import resolve_config
+from ..backend import Array, ArrayLike, Namespace, namespace, to_numpy
+from ..config import SSIMConfig, resolve_config
+from ..kinds import KindName
 from ..gradients import distance_weight
 from ..paired import paired_value_and_vjp
 from ..pairwise import distance_matrix, pairwise_value_and_vjp
@@ -24,6 +26,8 @@ from .protocol import Kernel
 
 __all__ = ["SSIMDistanceKernel", "SSIMRBFKernel", "MeanSSIMKernel"]
 
+_K = TypeVar("_K", bound="_SSIMKernel")
+
 
 class _SSIMKernel(Kernel):
     """Kernels ``k = h(S)`` of the squared SSIM distance ``S = D^2``: value and gradient
@@ -33,24 +37,47 @@ class _SSIMKernel(Kernel):
     # work inside is tiled separately to ``working_memory``.
     bytes_per_pair = 32
 
-    def __init__(self, kind, config, working_memory, conventions):
+    def __init__(self, kind: str, config: SSIMConfig | None, working_memory: float | None,
+                 conventions: dict[str, Any]) -> None:
         self.kind = check_kind(kind)
         self.config = resolve_config(config, **conventions)
         if working_memory is not None:
             resolve_working_memory(working_memory)
         self.working_memory = working_memory
 
-    def _of_squared(self, S, upstream, image_shape, xp):  # pragma: no cover - abstract
+    def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
+                    xp: Namespace) -> tuple[Array, Array | None]:  # pragma: no cover
         """``(h(S), upstream * h'(S))`` (the second None when upstream is None)."""
         raise NotImplementedError
 
-    def _conventions(self):
+    def _conventions(self) -> str:
         config = self.config
         if config.data_range is None:
             return "SSIM config " + repr(config)
         return f"SSIM distance kind {self.kind}; {config.describe()}"
 
-    def prepare(self, X, Y=None):
+    def prepare(self: _K, X: ArrayLike,
+                Y: ArrayLike | None = None) -> tuple[Array, Array | None, _K]:
+        """Validate image stacks once: float64 ``(n, H, W, C)`` arrays, and this kernel
+        with the data range inferred from integer images when it was not given.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, H, W) or (n, H, W, C)
+        Y : array_like, shape (m, H, W) or (m, H, W, C), optional
+
+        Returns
+        -------
+        X, Y : Array, float64, shape (n, H, W, C) and (m, H, W, C)
+            ``Y`` None when not given.
+        kernel : the kernel's class
+            ``self``, or a copy with the data range set.
+
+        Raises
+        ------
+        ValueError, TypeError
+            As for :func:`ssimref.distance_matrix`.
+        """
         xp, X4, Y4, config = check_stacks(X, Y, self.config)
         X4 = xp.astype(X4, xp.float64)
         Y4 = None if Y4 is None else xp.astype(Y4, xp.float64)
@@ -60,16 +87,17 @@ class _SSIMKernel(Kernel):
             bound.config = config
         return X4, Y4, bound
 
-    def _memory(self):
+    def _memory(self) -> float:
         return resolve_working_memory(self.working_memory)
 
-    def _gram(self, X, Y):
+    def _gram(self, X: Array, Y: Array | None) -> Array:
         xp = namespace(X)
         S = distance_matrix(X, Y, self.kind, self.config, squared=True,
                             working_memory=self._memory())
         return self._of_squared(S, None, tuple(X.shape[1:]), xp)[0]
 
-    def _value_and_vjp(self, X, Y, G, wrt_y):
+    def _value_and_vjp(self, X: Array, Y: Array | None, G: Array,
+                       wrt_y: bool) -> tuple[Array, Array, Array | None]:
         xp = namespace(X)
         image_shape = tuple(X.shape[1:])
         return pairwise_value_and_vjp(
@@ -77,7 +105,8 @@ class _SSIMKernel(Kernel):
             lambda S, Gt: self._of_squared(S, Gt, image_shape, xp), wrt_y=wrt_y,
             working_memory=self._memory(), keep_values=True)
 
-    def _paired_value_and_vjp(self, X, Y, g):
+    def _paired_value_and_vjp(self, X: Array, Y: Array,
+                              g: Array | None) -> tuple[Array, Array | None, Array | None]:
         xp = namespace(X)
         image_shape = tuple(X.shape[1:])
         return paired_value_and_vjp(
@@ -103,6 +132,21 @@ class SSIMDistanceKernel(_SSIMKernel):
         as for :func:`ssimref.distance_matrix`.
     working_memory : float, optional
         MiB for the tiles of pairs (scikit-learn's setting when None).
+    **conventions
+        Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, a ``power`` other than 1 or 2, invalid conventions or a
+        non-positive ``working_memory``.
+    TypeError
+        For an unknown convention keyword.
+
+    See Also
+    --------
+    ssimref.kernels.ssim_kernel : the centred Gram matrix ``-1/2 H D^p H`` itself.
+    ssimref.mmd.mmd2 : where the kernel is used.
 
     Notes
     -----
@@ -111,7 +155,7 @@ class SSIMDistanceKernel(_SSIMKernel):
     with ``f = D^p(., z0) / 2``. For any weight matrix ``W`` whose rows and columns sum to
     zero, ``sum_ij W_ij (f(z_i) + f(z_j)) = sum_i f(z_i) sum_j W_ij + sum_j f(z_j)
     sum_i W_ij = 0``, so ``sum_ij W_ij k0(z_i, z_j) = sum_ij W_ij (-1/2 D^p_ij)`` for every
-    ``z0``. Every weight matrix of :mod:`ssimref.gmmn` (biased, unbiased and linear MMD,
+    ``z0``. Every weight matrix of :mod:`ssimref.mmd` (biased, unbiased and linear MMD,
     CMMD, permutations) has zero row and column sums, so this kernel gives exactly the MMD
     of the distance-induced kernel, i.e. half the energy distance
     ``2 E D^p(X, Y) - E D^p(X, X') - E D^p(Y, Y')``; no block is ever centred on its own
@@ -140,23 +184,31 @@ class SSIMDistanceKernel(_SSIMKernel):
     True
     """
 
-    def __init__(self, kind="eq2", power=1, config=None, *, working_memory=None,
-                 **conventions):
+    def __init__(self, kind: KindName = "eq2", power: int = 1,
+                 config: SSIMConfig | None = None, *, working_memory: float | None = None,
+                 **conventions: Any) -> None:
         super().__init__(kind, config, working_memory, conventions)
         if power not in (1, 2):
             raise ValueError(f"power must be 1 (the paper's kernel, characteristic) or 2 "
                              f"(D o D, classical MDS), got {power!r}")
         self.power = int(power)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"SSIMDistanceKernel(kind={self.kind!r}, power={self.power}, "
                 f"config={self.config!r})")
 
-    def describe(self):
+    def describe(self) -> str:
+        """The kernel and its SSIM conventions in words.
+
+        Returns
+        -------
+        str
+        """
         return (f"SSIM distance kernel k = -1/2 D^{self.power} (distance-induced, exact for "
                 f"zero-sum MMD weights); {self._conventions()}")
 
-    def _of_squared(self, S, upstream, image_shape, xp):
+    def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
+                    xp: Namespace) -> tuple[Array, Array | None]:
         if self.power == 2:
             return -0.5 * S, (None if upstream is None else -0.5 * upstream)
         if upstream is None:
@@ -177,24 +229,65 @@ class SSIMRBFKernel(_SSIMKernel):
     kind, config, working_memory, **conventions
         As for :class:`SSIMDistanceKernel`.
 
+    Raises
+    ------
+    ValueError
+        For a ``gamma`` that is not a finite number > 0; and as for
+        :class:`SSIMDistanceKernel`.
+    TypeError
+        As for :class:`SSIMDistanceKernel`.
+
+    See Also
+    --------
+    from_median : ``gamma`` from the median heuristic.
+    ssimref.kernels.ssim_rbf_kernel : the same kernel from a distance matrix.
+
     Notes
     -----
     Gradient: the cotangent of ``S = D^2`` is ``G o (-gamma K)``, sent back through
     :class:`ssimref.gradients.PairForward`.
     """
 
-    def __init__(self, gamma, kind="eq2", config=None, *, working_memory=None,
-                 **conventions):
+    def __init__(self, gamma: float, kind: KindName = "eq2", config: SSIMConfig | None = None,
+                 *, working_memory: float | None = None, **conventions: Any) -> None:
         super().__init__(kind, config, working_memory, conventions)
         self.gamma = check_positive(gamma, "gamma")
-        self.median = None
+        self.median: float | None = None
 
     @classmethod
-    def from_median(cls, X, Y=None, kind="eq2", config=None, *, scale=1.0, max_points=500,
-                    seed=0, working_memory=None, **conventions):
-        """``gamma = 1 / (2 scale med^2)``, ``med`` the median SSIM distance over distinct
-        pairs of the pooled sample (at most ``max_points`` points, drawn with ``seed``);
-        the same convention as :meth:`RBFMixture.from_median` (Gretton et al. 2012)."""
+    def from_median(cls, X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2",
+                    config: SSIMConfig | None = None, *, scale: float = 1.0,
+                    max_points: int = 500, seed: int = 0,
+                    working_memory: float | None = None,
+                    **conventions: Any) -> SSIMRBFKernel:
+        """The kernel with ``gamma = 1 / (2 scale med^2)``, ``med`` the median SSIM
+        distance over distinct pairs of the pooled sample; the same convention as
+        :meth:`ssimref.kernels.RBFMixture.from_median` (Gretton et al. 2012).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, H, W) or (n, H, W, C)
+        Y : array_like, shape (m, H, W) or (m, H, W, C), optional
+            Pooled with ``X`` for the median.
+        kind, config, working_memory, **conventions
+            As for :class:`SSIMDistanceKernel`.
+        scale : float > 0, default 1.0
+        max_points : int, default 500
+            Largest pooled sample the median is taken over (a random subset beyond).
+        seed : int, default 0
+            Seed of the subset (NumPy ``default_rng``).
+
+        Returns
+        -------
+        SSIMRBFKernel
+            With the data range resolved from the images and ``median`` set.
+
+        Raises
+        ------
+        ValueError
+            When the median is 0, for fewer than two images, an invalid ``scale``; and
+            the errors of :func:`ssimref.distance_matrix`.
+        """
         import numpy as np
 
         kernel = cls(1.0, kind, config, working_memory=working_memory, **conventions)
@@ -216,18 +309,25 @@ class SSIMRBFKernel(_SSIMKernel):
         bound.median = med
         return bound
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"SSIMRBFKernel(gamma={self.gamma!r}, kind={self.kind!r}, "
                 f"config={self.config!r})")
 
-    def describe(self):
+    def describe(self) -> str:
+        """The kernel, ``gamma`` (and how it was chosen) and its conventions in words.
+
+        Returns
+        -------
+        str
+        """
         text = f"SSIM RBF kernel k = exp(-gamma D^2), gamma = {self.gamma:.6g}"
         if self.median is not None:
             text += (f" = 1 / (2 scale med^2), med = {self.median:.6g} the median SSIM "
                      "distance over distinct pairs of the pooled sample")
         return f"{text}; {self._conventions()}"
 
-    def _of_squared(self, S, upstream, image_shape, xp):
+    def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
+                    xp: Namespace) -> tuple[Array, Array | None]:
         K = xp.exp(-self.gamma * S)
         return K, (None if upstream is None else (-self.gamma) * K * upstream)
 
@@ -235,9 +335,9 @@ class SSIMRBFKernel(_SSIMKernel):
 class MeanSSIMKernel(_SSIMKernel):
     """Mean SSIM over windows as a kernel: ``k(x, y) = (1/P) sum_p SSIM_p(x, y)``.
 
-    ``SSIM_p = s1 s2`` is positive definite for each window position ``p`` (REFERENCE:
-    the ``1/(a + b + c)`` integral and Schur products), so their mean is too, with
-    ``k(x, x) = 1``. With ``D`` of kind "eq1-uncentered", whose squared per-window
+    ``SSIM_p = s1 s2`` is positive definite for each window position ``p`` (docs/theory.md,
+    section 2: the ``1/(a + b + c)`` integral and Schur products), so their mean is too,
+    with ``k(x, x) = 1``. With ``D`` of kind "eq1-uncentered", whose squared per-window
     distance is ``1 - s1 s2``, ``k = 1 - D^2 / P`` where ``P`` is the number of window
     positions times channels; the gradient is ``-1/P`` times that of ``D^2``.
 
@@ -245,23 +345,41 @@ class MeanSSIMKernel(_SSIMKernel):
     ----------
     config, working_memory, **conventions
         As for :class:`SSIMDistanceKernel`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid conventions or ``working_memory``, as for :class:`SSIMDistanceKernel`.
+
+    See Also
+    --------
+    ssimref.kernels.mean_ssim_kernel : the same Gram matrix, not differentiable.
+    ssimref.ssim : mean SSIM of one pair.
     """
 
-    def __init__(self, config=None, *, working_memory=None, **conventions):
+    def __init__(self, config: SSIMConfig | None = None, *,
+                 working_memory: float | None = None, **conventions: Any) -> None:
         super().__init__("eq1-uncentered", config, working_memory, conventions)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"MeanSSIMKernel(config={self.config!r})"
 
-    def describe(self):
+    def describe(self) -> str:
+        """The kernel and its SSIM conventions in words.
+
+        Returns
+        -------
+        str
+        """
         return f"mean-SSIM kernel k = mean over windows of s1 s2 = 1 - D^2 / P; " \
                f"{self._conventions()}"
 
-    def _positions(self, image_shape):
+    def _positions(self, image_shape: tuple[int, ...]) -> int:
         h, w, c = image_shape
         ho, wo = self.config.positions(h, w)
         return ho * wo * c
 
-    def _of_squared(self, S, upstream, image_shape, xp):
+    def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
+                    xp: Namespace) -> tuple[Array, Array | None]:
         inv_p = 1.0 / self._positions(image_shape)
         return 1.0 - inv_p * S, (None if upstream is None else (-inv_p) * upstream)

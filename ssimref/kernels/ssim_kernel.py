@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..config import resolve_config
+from ..backend import Array, ArrayLike
+from ..config import SSIMConfig, resolve_config
 from ..executor import SerialExecutor, get_executor
+from ..kinds import KindName
 from ..pairwise import distance_matrix
 from ..validation import check_kind, infer_data_range
 from .centering import centered_kernel, centered_test_kernel, check_power
@@ -28,10 +32,37 @@ from .psd import DEFAULT_PSD_TOL, REPAIRS, repair, spectrum_report, warn_if_inde
 
 __all__ = ["ssim_kernel", "SSIMKernel"]
 
+if TYPE_CHECKING:
+    from sklearn.preprocessing import KernelCenterer
 
-def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
-                return_centerer=False, out=None, backend="auto", working_memory=None,
-                progress=False, executor=None, **conventions):
+    from .psd import PSDReport, RepairName
+
+
+@overload
+def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = ..., kind: KindName = ...,
+                power: float = ..., config: SSIMConfig | None = ..., *,
+                centerer: KernelCenterer | None = ..., return_centerer: Literal[False] = ...,
+                out: Array | None = ..., backend: str = ...,
+                working_memory: float | None = ..., progress: bool = ...,
+                executor: Any = ..., **conventions: Any) -> Array: ...
+
+
+@overload
+def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = ..., kind: KindName = ...,
+                power: float = ..., config: SSIMConfig | None = ..., *,
+                centerer: KernelCenterer | None = ..., return_centerer: Literal[True],
+                out: Array | None = ..., backend: str = ...,
+                working_memory: float | None = ..., progress: bool = ...,
+                executor: Any = ..., **conventions: Any) -> tuple[Array, KernelCenterer]: ...
+
+
+def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2",
+                power: float = 1, config: SSIMConfig | None = None, *,
+                centerer: KernelCenterer | None = None, return_centerer: bool = False,
+                out: Array | None = None, backend: str = "auto",
+                working_memory: float | None = None, progress: bool = False,
+                executor: Any = None,
+                **conventions: Any) -> Array | tuple[Array, KernelCenterer]:
     """The SSIM kernel of a set of images: ``K = -1/2 H D^p H``.
 
     Parameters
@@ -70,10 +101,12 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
         (:func:`ssimref.executor.get_executor`). With Dask, ``out`` must be a zarr array
         (the workers compute the distances into it and centre it in place) and, with
         ``Y``, the training ``centerer`` must be given.
+    **conventions
+        Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
 
     Returns
     -------
-    K : array, shape (n, n) (X's array library, or ``out``) or (n, m) (NumPy, or ``out``),
+    K : Array, shape (n, n) (X's array library, or ``out``) or (n, m) (NumPy, or ``out``),
         float64
         For ``Y`` None: exactly symmetric, rows summing to 0, PSD up to round-off.
     centerer : sklearn.preprocessing.KernelCenterer
@@ -82,13 +115,15 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
     Raises
     ------
     ValueError, TypeError
-        For invalid images, conventions, ``power`` or ``kind`` (before any work), and for
-        ``centerer`` without ``Y`` or ``return_centerer`` with ``Y``.
+        For invalid images, conventions, ``power`` or ``kind`` (before any work), for
+        ``centerer`` without ``Y`` or ``return_centerer`` with ``Y``, and for a Dask
+        executor without ``out`` (or, with ``Y``, without ``centerer``).
 
     See Also
     --------
     SSIMKernel : the same as a scikit-learn transformer.
-    double_center, center_out_of_sample : the same from distance matrices.
+    ssimref.kernels.double_center, ssimref.kernels.center_out_of_sample : the same from
+        distance matrices.
 
     References
     ----------
@@ -119,9 +154,11 @@ def ssim_kernel(X, Y=None, kind="eq2", power=1, config=None, *, centerer=None,
         raise ValueError("with a Dask executor, ssim_kernel needs out= a zarr array (the "
                          "workers write the kernel into it) and, with Y, the training "
                          "centerer= (from ssim_kernel(Y, out=..., return_centerer=True))")
-    options = dict(kind=kind, config=config, squared=True, backend=backend,
-                   working_memory=working_memory, progress=progress, executor=runner)
-    centring = dict(working_memory=working_memory, executor=runner, progress=progress)
+    options: dict[str, Any] = dict(kind=kind, config=config, squared=True, backend=backend,
+                                   working_memory=working_memory, progress=progress,
+                                   executor=runner)
+    centring: dict[str, Any] = dict(working_memory=working_memory, executor=runner,
+                                    progress=progress)
     if Y is None:
         D2 = distance_matrix(X, out=out, **options)
         return centered_kernel(D2, power, squared=True, out=D2, with_centerer=return_centerer,
@@ -146,6 +183,8 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
 
         make_pipeline(SSIMKernel(data_range=16, window="uniform", size=3),
                       SVC(kernel="precomputed"))
+
+    All parameters are keyword-only, as in scikit-learn's estimators.
 
     Parameters
     ----------
@@ -197,6 +236,26 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     n_features_in_ : int
         Values per image, ``H * W * C``.
 
+    Raises
+    ------
+    ValueError, TypeError
+        At ``fit`` (scikit-learn's convention: the constructor only stores its
+        arguments), for an invalid ``kind``, ``power``, ``repair``, ``check_psd``,
+        ``image_shape`` or convention, and the image errors of
+        :func:`ssimref.distance_matrix`.
+
+    See Also
+    --------
+    ssim_kernel : the same as a function.
+    ssimref.kernels.psd_report, ssimref.kernels.repair_psd : what ``check_psd`` and
+        ``repair`` use.
+
+    References
+    ----------
+    Ghojogh, Karray, Crowley, ICIAR 2020, Section 2 (``K = -1/2 H D H``); Bengio et al.,
+    Neural Computation 16(10), 2004 (out-of-sample centring); Chen et al., JMLR 10, 2009,
+    Section 3 (repairs).
+
     Notes
     -----
     ``transform(X_train)`` equals ``fit_transform(X_train)`` up to round-off (the latter
@@ -219,10 +278,23 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     True
     """
 
-    def __init__(self, kind="eq2", power=1, config=None, repair=None, backend="auto", *,
-                 image_shape=None, check_psd=True, working_memory=None, window=None,
-                 size=None, sigma=None, stride=None, data_range=None, k1=None, k2=None,
-                 covariance=None):
+    X_fit_: npt.NDArray[Any]
+    image_shape_: tuple[int, ...]
+    config_: SSIMConfig
+    power_: float
+    centerer_: KernelCenterer
+    psd_report_: PSDReport | None
+    repair_map_: npt.NDArray[np.float64] | None
+    n_features_in_: int
+
+    def __init__(self, *, kind: KindName = "eq2", power: float = 1,
+                 config: SSIMConfig | None = None, repair: RepairName | None = None,
+                 backend: str = "auto", image_shape: tuple[int, ...] | None = None,
+                 check_psd: bool = True, working_memory: float | None = None,
+                 window: str | None = None, size: int | None = None,
+                 sigma: float | None = None, stride: int | None = None,
+                 data_range: float | None = None, k1: float | None = None,
+                 k2: float | None = None, covariance: str | None = None) -> None:
         self.kind = kind
         self.power = power
         self.config = config
@@ -241,7 +313,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         self.covariance = covariance
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: Any = None) -> SSIMKernel:
         """Keep the training images and the centring statistics of their kernel.
 
         Parameters
@@ -252,21 +324,65 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
 
         Returns
         -------
-        self
+        SSIMKernel
+            ``self``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For invalid parameters (see the class) or images.
+
+        Warns
+        -----
+        IndefiniteKernelWarning
+            When the training kernel is indefinite beyond round-off and ``repair`` is
+            None.
         """
         self._fit(X)
         return self
 
-    def fit_transform(self, X, y=None):
-        """Fit, and return the training kernel ``-1/2 H D^p H``, shape (n, n),
-        exactly symmetric (repaired if ``repair`` is set and it was indefinite)."""
+    def fit_transform(self, X: ArrayLike, y: Any = None) -> npt.NDArray[np.float64]:
+        """Fit, and return the training kernel ``-1/2 H D^p H``.
+
+        Parameters
+        ----------
+        X : array_like
+            As for :meth:`fit`.
+        y : ignored
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, n), float64
+            Exactly symmetric (repaired if ``repair`` is set and it was indefinite).
+
+        Raises
+        ------
+        ValueError, TypeError
+            As for :meth:`fit`.
+        """
         return self._fit(X)
 
-    def transform(self, X):
-        """Kernel of new images against the training images, shape (m, n_train).
+    def transform(self, X: ArrayLike) -> npt.NDArray[np.float64]:
+        """Kernel of new images against the training images.
 
-        Centred with the training statistics:
-        ``K(x, x_i) = a(x, x_i) - 1/n sum_j a(x, x_j) - m_i + g``, ``a = -1/2 d^p``.
+        Parameters
+        ----------
+        X : array_like, shape (m, H, W), (m, H, W, C) or (m, H * W [* C])
+            Images of the training images' shape.
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, n_train), float64
+            Centred with the training statistics:
+            ``K(x, x_i) = a(x, x_i) - 1/n sum_j a(x, x_j) - m_i + g``,
+            ``a = -1/2 d^p``; times ``repair_map_`` after a "clip" or "flip" repair.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before :meth:`fit`.
+        ValueError
+            For images of another shape than the training images'.
         """
         check_is_fitted(self, "centerer_")
         images = self._images(X, reset=False)
@@ -277,7 +393,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             K = K @ self.repair_map_
         return K
 
-    def _fit(self, X):
+    def _fit(self, X: ArrayLike) -> npt.NDArray[np.float64]:
         power = check_power(self.power)
         check_kind(self.kind)
         if self.repair is not None and self.repair not in REPAIRS:
@@ -311,7 +427,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         return K
 
     # --------------------------------------------------------------- validation
-    def _images(self, X, reset):
+    def _images(self, X: ArrayLike, reset: bool) -> npt.NDArray[Any]:
         """``X`` as a stack ``(n, H, W[, C])``; sets or checks the image shape."""
         X = check_array(X, allow_nd=True, dtype="numeric")
         given = self._check_image_shape()
@@ -346,7 +462,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
                              f"{self.image_shape_}")
         return X
 
-    def _check_image_shape(self):
+    def _check_image_shape(self) -> tuple[int, ...] | None:
         shape = self.image_shape
         if shape is None:
             return None
@@ -358,7 +474,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
                              f"integers, got {shape!r}")
         return tuple(int(v) for v in shape)
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags

@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from ..backend import as_array, namespace, to_numpy
+from ..backend import Array, ArrayLike, as_array, namespace, to_numpy
 from ..kernels.protocol import bind_kernel
 from ..tiling import resolve_working_memory
 from .estimators import sqrt_loss
@@ -45,7 +47,7 @@ from .weighted import constant_weights, matrix_weights, weighted_form
 __all__ = ["cmmd2", "cmmd2_and_grad", "cmmd_weights"]
 
 
-def _labels(conditions, n):
+def _labels(conditions: ArrayLike, n: int) -> npt.NDArray[np.intp]:
     """Class index of each row, from labels (n,) or one-hot rows (n, k)."""
     c = np.asarray(to_numpy(as_array(conditions)))
     if c.shape[:1] != (n,) or c.ndim > 2:
@@ -62,23 +64,38 @@ def _labels(conditions, n):
     return np.unique(c, return_inverse=True)[1].reshape(-1)
 
 
-def cmmd_weights(gram, lam):
+def cmmd_weights(gram: ArrayLike, lam: float) -> Array:
     """``M = C K C`` with ``C = (K + lam I)^-1``, by eigendecomposition.
 
     Parameters
     ----------
-    gram : array (n, n)
+    gram : array_like, shape (n, n)
         Symmetric positive semi-definite Gram matrix of the conditioning inputs.
     lam : float > 0
 
     Returns
     -------
-    array (n, n), float64, symmetric PSD
+    Array, shape (n, n), float64, symmetric PSD
         ``Q diag(e / (e + lam)^2) Q^T``. Eigenvalues within rounding of 0
         (``|e| <= n eps max|e|``) and slightly negative ones (down to ``-1e-8 max|e|``)
         are set to 0, since ``1 / lam^2`` would amplify their rounding noise; more
         negative ones raise ``ValueError`` (the condition kernel is not positive
         semi-definite).
+
+    Raises
+    ------
+    ValueError
+        For a matrix that is not square, holds NaN or Inf, is asymmetric beyond 1e-10 of
+        its largest entry, or has an eigenvalue below ``-1e-8`` times the largest.
+
+    See Also
+    --------
+    cmmd2 : where the weights are used.
+
+    References
+    ----------
+    Ren, Li, Luo, Zhu, NIPS 2016 (the estimator); Song, Huang, Smola, Fukumizu, ICML
+    2009 (``C = (K + lam I)^-1``).
     """
     K = as_array(gram)
     xp = namespace(K)
@@ -104,14 +121,18 @@ def cmmd_weights(gram, lam):
     return (M + M.T) / 2.0
 
 
-def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, working_memory,
-          executor=None):
+def _cmmd(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: Any,
+          condition_kernel: Any, lam: Any, grad: bool,
+          working_memory: float | None, executor: Any = None) -> tuple[float, Array | None]:
     lam = float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else lam
     if not (isinstance(lam, float) and math.isfinite(lam) and lam > 0):
         raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
     working_memory = resolve_working_memory(working_memory)
     x_shape = tuple(getattr(Y_gen, "shape", ()))
+    if Y_data is None:
+        raise ValueError("Y_data (the data outputs) is required")
     xp, Xw, Yw, ops = bind_kernel(kernel, Y_gen, Y_data)
+    assert Yw is not None
     n = Xw.shape[0]
     if Yw.shape[0] != n:
         raise ValueError(f"Y_gen and Y_data must have one row per condition (the same n), "
@@ -136,7 +157,7 @@ def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, workin
                                  constant_weights(inv, False, xp), grad, working_memory,
                                  xp, executor)
             value = value + factor * v
-            if grad:
+            if dXs is not None:
                 dXs[start:stop, ...] = factor * g
             start = stop
         dX = xp.take(dXs, xp.asarray(np.argsort(order)), axis=0) if grad else None
@@ -163,8 +184,9 @@ def _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, grad, workin
     return float(value), dX
 
 
-def cmmd2(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", lam=1e-3, *,
-          working_memory=None, executor=None) -> float:
+def cmmd2(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: Any,
+          condition_kernel: Any = "delta", lam: float = 1e-3, *,
+          working_memory: float | None = None, executor: Any = None) -> float:
     """Squared conditional MMD of Ren et al. (2016) between generated and data outputs
     sharing the same conditions.
 
@@ -197,25 +219,63 @@ def cmmd2(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", lam=1e-3,
     float
         ``CMMD^2`` (>= 0 for a positive-definite output kernel and for the SSIM distance
         kernel).
+
+    Raises
+    ------
+    ValueError
+        For a ``lam`` that is not a finite number > 0, ``Y_gen`` and ``Y_data`` with
+        different numbers of rows, conditions of the wrong shape (or, for "delta", 2-D
+        conditions that are not one-hot), an unknown ``condition_kernel`` name, a
+        condition Gram matrix refused by :func:`cmmd_weights`, and the kernel's errors.
+    TypeError
+        For a ``condition_kernel`` that is neither a name nor an object with ``gram``, or
+        a ``kernel`` without the protocol's methods.
+
+    See Also
+    --------
+    cmmd2_and_grad : with the gradient.
+    cmmd_weights : the weights ``M``.
+    ssimref.mmd.mmd2 : the unconditional statistic.
+
+    References
+    ----------
+    Ren, Li, Luo, Zhu, "Conditional generative moment-matching networks", NIPS 2016.
     """
     return _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, False,
                  working_memory, executor)[0]
 
 
-def cmmd2_and_grad(Y_gen, Y_data, conditions, kernel, condition_kernel="delta", lam=1e-3,
-                   *, sqrt=False, working_memory=None, executor=None):
+def cmmd2_and_grad(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: Any,
+                   condition_kernel: Any = "delta", lam: float = 1e-3, *,
+                   sqrt: bool = False, working_memory: float | None = None,
+                   executor: Any = None) -> tuple[float, Array]:
     """``CMMD^2`` (or ``CMMD`` with ``sqrt=True``) and its gradient with respect to
     ``Y_gen``.
 
-    Parameters are those of :func:`cmmd2`; ``sqrt`` as for
-    :func:`ssimref.mmd.mmd2_and_grad` (value ``sqrt(max(L, 0))``, gradient 0 where
-    ``L <= 0``).
+    Parameters
+    ----------
+    Y_gen, Y_data, conditions, kernel, condition_kernel, lam, working_memory
+        As for :func:`cmmd2`; only ``Y_gen`` is differentiated.
+    sqrt : bool, default False
+        As for :func:`ssimref.mmd.mmd2_and_grad`: value ``sqrt(max(L, 0))``, gradient 0
+        where ``L <= 0``.
 
     Returns
     -------
     value : float
-    dY_gen : array shaped like Y_gen, float64
+    dY_gen : Array, shaped like Y_gen, float64
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`cmmd2`.
+
+    See Also
+    --------
+    cmmd2 : the value alone.
+    ssimref.mmd.mmd2_and_grad : the unconditional form.
     """
     value, dX = _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, True,
                       working_memory, executor)
+    assert dX is not None  # grad=True
     return sqrt_loss(value, dX) if sqrt else (value, dX)

@@ -32,18 +32,39 @@ Li, Swersky, Zemel, "Generative moment matching networks", ICML 2015.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any, Literal, TypeAlias
 
-from ..kernels.protocol import bind_kernel
+from ..backend import Array, ArrayLike, Namespace
+from ..kernels.protocol import BoundKernel, bind_kernel
 from ..tiling import resolve_working_memory
-from .weighted import constant_weights, weighted_form
+from .weighted import WeightTiles, constant_weights, weighted_form
 
-__all__ = ["mmd2", "mmd2_and_grad", "ESTIMATORS", "check_estimator", "check_sizes",
-           "sqrt_loss", "dense_weights"]
+__all__ = ["mmd2", "mmd2_and_grad", "ESTIMATORS", "EstimatorName", "check_estimator",
+           "check_sizes", "sqrt_loss", "dense_weights"]
 
-ESTIMATORS = ("biased", "unbiased", "linear")
+#: The estimator names.
+EstimatorName: TypeAlias = Literal["biased", "unbiased", "linear"]
+ESTIMATORS: tuple[EstimatorName, ...] = ("biased", "unbiased", "linear")
 
 
-def check_estimator(estimator, allowed=ESTIMATORS):
+def check_estimator(estimator: Any, allowed: Sequence[str] = ESTIMATORS) -> EstimatorName:
+    """``estimator`` itself when it is one of ``allowed``.
+
+    Parameters
+    ----------
+    estimator : Any
+    allowed : sequence of str, default ESTIMATORS
+
+    Returns
+    -------
+    {"biased", "unbiased", "linear"}
+
+    Raises
+    ------
+    ValueError
+        Otherwise; the message says what each estimator is.
+    """
     if estimator not in allowed:
         raise ValueError(f"estimator must be one of {allowed}, got {estimator!r}: 'biased' "
                          "is the V-statistic s^T K s (>= 0, the GMMN loss of Li et al.), "
@@ -52,8 +73,22 @@ def check_estimator(estimator, allowed=ESTIMATORS):
     return estimator
 
 
-def dense_weights(estimator, n, m, xp):
-    """``(Wxx, Wxy, Wyy)`` tile makers of the biased or unbiased estimator."""
+def dense_weights(estimator: str, n: int, m: int,
+                  xp: Namespace) -> tuple[WeightTiles, WeightTiles, WeightTiles]:
+    """The weight tiles of the biased or unbiased estimator (module docstring).
+
+    Parameters
+    ----------
+    estimator : {"biased", "unbiased"}
+    n, m : int
+        Sample sizes.
+    xp : Namespace
+
+    Returns
+    -------
+    Wxx, Wxy, Wyy : callable
+        Tile makers for :func:`ssimref.mmd.weighted.weighted_form`.
+    """
     if estimator == "biased":
         return (constant_weights(1.0 / (n * n), False, xp),
                 constant_weights(-1.0 / (n * m), False, xp),
@@ -63,7 +98,8 @@ def dense_weights(estimator, n, m, xp):
             constant_weights(1.0 / (m * (m - 1)), True, xp))
 
 
-def _linear(X, Y, ops, grad, xp):
+def _linear(X: Array, Y: Array, ops: BoundKernel, grad: bool,
+            xp: Namespace) -> tuple[Array, Array | None]:
     """Linear-time estimator (module docstring) and its gradient with respect to X."""
     p = X.shape[0] // 2
     top = 2 * p
@@ -77,7 +113,7 @@ def _linear(X, Y, ops, grad, xp):
     v_xy, ge2, _ = ops.paired_value_and_vjp(xe, yo, minus)
     v_yx, go2, _ = ops.paired_value_and_vjp(xo, ye, minus)
     value = c * xp.sum(v_xx + v_yy - v_xy - v_yx)
-    if not grad:
+    if ge is None or go is None or ge2 is None or go2 is None:  # not grad
         return value, None
     dX = xp.zeros(X.shape, dtype=xp.float64)
     dX[0:top:2, ...] += ge + ge2
@@ -85,8 +121,21 @@ def _linear(X, Y, ops, grad, xp):
     return value, dX
 
 
-def check_sizes(estimator, n, m):
-    """Refuse sample sizes the estimator cannot use."""
+def check_sizes(estimator: str, n: int, m: int) -> None:
+    """Refuse sample sizes the estimator cannot use.
+
+    Parameters
+    ----------
+    estimator : {"biased", "unbiased", "linear"}
+    n, m : int
+        Sample sizes.
+
+    Raises
+    ------
+    ValueError
+        "unbiased" with fewer than 2 points in a sample; "linear" with ``n != m`` or
+        fewer than 2 points.
+    """
     if estimator == "unbiased" and (n < 2 or m < 2):
         raise ValueError(f"the unbiased estimator needs at least 2 points in each sample, "
                          f"got n={n}, m={m}")
@@ -98,13 +147,15 @@ def check_sizes(estimator, n, m):
             raise ValueError("the linear estimator needs at least 2 points per sample")
 
 
-def _mmd(X, Y, kernel, estimator, grad, working_memory, executor=None):
+def _mmd(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: str, grad: bool,
+         working_memory: float | None, executor: Any = None) -> tuple[float, Array | None]:
     check_estimator(estimator)
     if Y is None:
         raise ValueError("Y (the data sample) is required")
     working_memory = resolve_working_memory(working_memory)
     x_shape = tuple(getattr(X, "shape", ()))
     xp, Xw, Yw, ops = bind_kernel(kernel, X, Y)
+    assert Yw is not None  # Y was given
     n, m = Xw.shape[0], Yw.shape[0]
     check_sizes(estimator, n, m)
     if estimator == "linear":
@@ -118,7 +169,8 @@ def _mmd(X, Y, kernel, estimator, grad, working_memory, executor=None):
     return float(value), dX
 
 
-def mmd2(X, Y, kernel, estimator="biased", *, working_memory=None, executor=None) -> float:
+def mmd2(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: EstimatorName = "biased", *,
+         working_memory: float | None = None, executor: Any = None) -> float:
     """Estimate of the squared maximum mean discrepancy between two samples.
 
     Parameters
@@ -150,6 +202,25 @@ def mmd2(X, Y, kernel, estimator="biased", *, working_memory=None, executor=None
         The estimate of ``MMD^2`` (not its square root; see :func:`mmd2_and_grad` with
         ``sqrt=True`` for the GMMN loss ``MMD``).
 
+    Raises
+    ------
+    ValueError
+        For an unknown ``estimator``, ``Y`` None, sample sizes the estimator cannot use,
+        a non-positive ``working_memory``, and the kernel's errors for invalid points.
+    TypeError
+        For a ``kernel`` without the protocol's methods.
+
+    See Also
+    --------
+    mmd2_and_grad : with the gradient.
+    ssimref.mmd.mmd_test : with a permutation p-value.
+    ssimref.mmd.cmmd2 : the conditional form.
+
+    References
+    ----------
+    Gretton et al., JMLR 13, 2012: Lemma 6 (the unbiased U-statistic; the biased
+    V-statistic keeps the diagonal terms), Lemma 14 (linear).
+
     Examples
     --------
     >>> import numpy as np
@@ -163,8 +234,10 @@ def mmd2(X, Y, kernel, estimator="biased", *, working_memory=None, executor=None
     return _mmd(X, Y, kernel, estimator, False, working_memory, executor)[0]
 
 
-def mmd2_and_grad(X, Y, kernel, estimator="biased", *, sqrt=False, working_memory=None,
-                  executor=None):
+def mmd2_and_grad(X: ArrayLike, Y: ArrayLike, kernel: Any,
+                  estimator: EstimatorName = "biased", *, sqrt: bool = False,
+                  working_memory: float | None = None,
+                  executor: Any = None) -> tuple[float, Array]:
     """``MMD^2`` (or ``MMD``) and its gradient with respect to the first sample.
 
     Parameters
@@ -179,18 +252,47 @@ def mmd2_and_grad(X, Y, kernel, estimator="biased", *, sqrt=False, working_memor
     Returns
     -------
     value : float
-    dX : array shaped like X, float64, in X's array library
+    dX : Array, shaped like X, float64, in X's array library
         Exact (hand-derived, no autograd), computed tile by tile with the memory bound of
         the module docstring.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`mmd2`.
+
+    See Also
+    --------
+    mmd2 : the value alone.
+    ssimref.mmd.cmmd2_and_grad : the conditional form.
+
+    References
+    ----------
+    Li, Swersky, Zemel, ICML 2015 (the GMMN loss ``sqrt(MMD_b^2)``).
     """
     value, dX = _mmd(X, Y, kernel, estimator, True, working_memory, executor)
+    assert dX is not None  # grad=True
     return sqrt_loss(value, dX) if sqrt else (value, dX)
 
 
-def sqrt_loss(value, grad):
-    """``(sqrt(max(L, 0)), dL / (2 sqrt(L)))``, with the gradient 0 where ``L <= 0`` (an
-    estimate of ``MMD^2`` can be 0 or, unbiased, negative; the root has no finite
-    derivative there and the loss is at its floor)."""
+def sqrt_loss(value: float, grad: Array) -> tuple[float, Array]:
+    """The loss ``sqrt(max(L, 0))`` and its gradient from ``L`` and ``dL``.
+
+    Parameters
+    ----------
+    value : float
+        ``L``, an estimate of ``MMD^2`` (which can be 0 or, unbiased, negative).
+    grad : Array
+        ``dL``.
+
+    Returns
+    -------
+    root : float
+        ``sqrt(max(L, 0))``.
+    grad : Array
+        ``dL / (2 sqrt(L))``, and 0 where ``L <= 0`` (the root has no finite derivative
+        there and the loss is at its floor).
+    """
     if value > 0:
         root = math.sqrt(value)
         return root, grad * (0.5 / root)

@@ -26,9 +26,11 @@ Biol. 9(1), 2010.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
+from ..backend import Array, ArrayLike, Namespace
 from ..kernels.protocol import bind_kernel
 from ..tiling import resolve_working_memory, rows_per_batch
 from .estimators import check_estimator, check_sizes
@@ -52,6 +54,10 @@ class MMDTestResult:
     seed : int or None
     convention : str
         The statistic, p-value rule and kernel in words.
+
+    See Also
+    --------
+    mmd_test
     """
 
     statistic: float
@@ -62,8 +68,27 @@ class MMDTestResult:
     convention: str
 
 
-def statistics(Kp, A, r_total, n, m, estimator, xp):
-    """``T`` for each column of the indicator matrix ``A`` (module docstring)."""
+def statistics(Kp: Array, A: Array, r_total: Array, n: int, m: int, estimator: str,
+               xp: Namespace) -> Array:
+    """The statistic ``T`` for each column of an indicator matrix (module docstring).
+
+    Parameters
+    ----------
+    Kp : Array, shape (N, N)
+        ``K'``: the pooled kernel matrix, with a zero diagonal for "unbiased".
+    A : Array, shape (N, B)
+        0/1 columns, ``n`` ones each ("in X").
+    r_total : Array, 0-d
+        ``1^T K' 1``.
+    n, m : int
+        Sample sizes, ``n + m = N``.
+    estimator : {"biased", "unbiased"}
+    xp : Namespace
+
+    Returns
+    -------
+    Array, shape (B,)
+    """
     P = Kp @ A
     s_xx = xp.sum(P * A, axis=0)
     r = xp.sum(P, axis=0)
@@ -76,8 +101,10 @@ def statistics(Kp, A, r_total, n, m, estimator, xp):
     return cxx * s_xx + cyy * s_yy - (2.0 / (n * m)) * s_xy
 
 
-def mmd_test(X, Y, kernel, permutations=1000, seed=None, *, estimator="unbiased",
-             batch=None, working_memory=None) -> MMDTestResult:
+def mmd_test(X: ArrayLike, Y: ArrayLike, kernel: Any, permutations: int = 1000,
+             seed: int | None = None, *,
+             estimator: Literal["unbiased", "biased"] = "unbiased",
+             batch: int | None = None, working_memory: float | None = None) -> MMDTestResult:
     """Permutation two-sample test with the MMD^2 statistic.
 
     Parameters
@@ -102,6 +129,25 @@ def mmd_test(X, Y, kernel, permutations=1000, seed=None, *, estimator="unbiased"
     -------
     MMDTestResult
 
+    Raises
+    ------
+    ValueError
+        For an estimator other than "unbiased" or "biased", ``Y`` None, ``permutations``
+        or ``batch`` that is not an integer >= 1, sample sizes the estimator cannot use,
+        a non-positive ``working_memory``, and the kernel's errors for invalid points.
+    TypeError
+        For a ``kernel`` without the protocol's methods.
+
+    See Also
+    --------
+    ssimref.mmd.mmd2 : the statistic alone.
+    MMDTestResult : the fields.
+
+    References
+    ----------
+    Gretton et al., JMLR 13, 2012 (the statistic); Phipson, Smyth, Stat. Appl. Genet.
+    Mol. Biol. 9(1), 2010 (the ``(1 + #) / (B + 1)`` p-value).
+
     Examples
     --------
     >>> import numpy as np
@@ -122,7 +168,10 @@ def mmd_test(X, Y, kernel, permutations=1000, seed=None, *, estimator="unbiased"
                               or batch < 1):
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
     working_memory = resolve_working_memory(working_memory)
+    if Y is None:
+        raise ValueError("Y (the second sample) is required")
     xp, Xw, Yw, ops = bind_kernel(kernel, X, Y)
+    assert Yw is not None
     n, m = Xw.shape[0], Yw.shape[0]
     check_sizes(estimator, n, m)
     N = n + m
