@@ -88,10 +88,10 @@ class TileTask:
 
 class TileReport(NamedTuple):
     """What an executor learns of one computed tile (a few bytes, never the block):
-    its index in the plan's grid, the seconds it took where it ran, and where (a Dask
-    worker's address, or ``pid N``)."""
+    ``tile``, its index in the plan's grid; ``seconds`` it took where it ran; ``worker``,
+    where (a Dask worker's address, or ``pid N``)."""
 
-    index: tuple[int, int]
+    tile: tuple[int, int]
     seconds: float
     worker: str
 
@@ -208,10 +208,10 @@ def fill_tile(tile_fn: Callable[[Tile], Any], tile: Tile, out: Any, symmetric: b
     store(out, (tile.rows, tile.cols), block)
     if symmetric and not tile.diagonal:
         store(out, (tile.cols, tile.rows), block.T)
-    report = TileReport(tuple(index), time.perf_counter() - start,
+    report = TileReport((index[0], index[1]), time.perf_counter() - start,
                         worker or f"pid {os.getpid()}")
     if ledger is not None:
-        ledger.mark(report.index, report)
+        ledger.mark(report.tile, report)
     return report
 
 

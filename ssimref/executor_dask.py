@@ -38,12 +38,14 @@ import contextlib
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from . import interrupt
-from .backend import is_numpy_array
-from .executor import TileReport, TileTask, fill_tile, progress_bar
+from .backend import Array, is_numpy_array
+from .executor import Ledger, TileReport, TileTask, fill_tile, progress_bar
 from .tiling import PairPlan, Tile, chunk_plan
 
 __all__ = ["DaskExecutor", "start_client", "parse_dask_spec"]
@@ -58,28 +60,31 @@ def _worker_address() -> str:
         return f"pid {os.getpid()}"
 
 
-def _fill_task(function, tile, index, out, symmetric, ledger, options, *data):
+def _fill_task(function: Callable[..., Any], tile: Tile, index: tuple[int, int], out: Any,
+               symmetric: bool, ledger: Ledger | None, options: dict,
+               *data: Any) -> TileReport:
     """Run on a worker: compute, write, record one tile; return its small report."""
     return fill_tile(TileTask(function, data, options), tile, out, symmetric, index, ledger,
                      worker=_worker_address())
 
 
-def _block_task(function, tile, options, *data):
+def _block_task(function: Callable[..., Any], tile: Tile, options: dict, *data: Any) -> Any:
     """Run on a worker: one tile's block, kept in the worker's memory."""
     return function(tile, *data, **options)
 
 
-def _mirror_task(block):
+def _mirror_task(block: Array) -> Array:
     return np.ascontiguousarray(block.T) if is_numpy_array(block) else block.T.copy()
 
 
-def _reduce_task(function, tile, options, *data):
+def _reduce_task(function: Callable[..., Any], tile: Tile, options: dict,
+                 *data: Any) -> tuple[Any, float, str]:
     start = time.perf_counter()
     result = function(tile, *data, **options)
     return result, time.perf_counter() - start, _worker_address()
 
 
-def _describe_dtype(block):
+def _describe_dtype(block: Array) -> str:
     return str(block.dtype)
 
 
@@ -99,13 +104,17 @@ class DaskExecutor:
         worker address.
     """
 
-    def __init__(self, client):
+    def __init__(self, client: Any) -> None:
         self.client = client
         self.last_run: list[TileReport] = []
 
     @classmethod
-    def default(cls) -> "DaskExecutor":
+    def default(cls) -> DaskExecutor:
         """On the current default client (``distributed.default_client()``).
+
+        Returns
+        -------
+        DaskExecutor
 
         Raises
         ------
@@ -122,11 +131,11 @@ class DaskExecutor:
                              "distributed.Client(distributed.LocalCluster())) or pass the "
                              "client itself as executor=") from None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"DaskExecutor({self.client!r})"
 
     # ------------------------------------------------------------------ shipping
-    def _ship(self, tile_fn):
+    def _ship(self, tile_fn: Any) -> tuple[Callable[..., Any], list, dict]:
         """``(function, data futures, options)``: a TileTask's data scattered once to
         every worker; any other callable is itself the data (sent once)."""
         if isinstance(tile_fn, TileTask):
@@ -136,7 +145,8 @@ class DaskExecutor:
         futures = (self.client.scatter(data, broadcast=True, hash=False) if data else [])
         return function, futures, options
 
-    def _run(self, futures, progress_tiles, progress, desc, on_result, release=True):
+    def _run(self, futures: dict, progress_tiles: dict, progress: bool, desc: str,
+             on_result: Callable[[Any, Any], None], release: bool = True) -> None:
         """Wait for ``futures`` (name -> future, emptied as they complete) calling
         ``on_result(name, result)``; stop at a tile boundary on SIGINT/SIGTERM; cancel
         what is left on any exit."""
@@ -164,8 +174,9 @@ class DaskExecutor:
                 futures.clear()
 
     # --------------------------------------------------------------------- fill
-    def fill(self, plan: PairPlan, tile_fn, out, *, ledger=None, progress: bool = False,
-             desc: str = "SSIM distances"):
+    def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out: Any, *,
+             ledger: Ledger | None = None, progress: bool = False,
+             desc: str = "SSIM distances") -> Any:
         """Have the workers write every tile not complete in ``ledger`` into ``out``.
 
         Parameters
@@ -175,18 +186,25 @@ class DaskExecutor:
         out : zarr.Array or None
             Chunks equal to the plan's tiles. None: return the blocks as a persisted
             :class:`dask.array.Array` (chunks = tiles) held by the workers.
-        ledger : optional
+        ledger : Ledger, optional
             Records of completed tiles (:mod:`ssimref.stores`), written by the workers.
+        progress : bool, default False
+            A progress bar over pairs, advanced as tiles complete.
+        desc : str, default "SSIM distances"
 
         Returns
         -------
-        ``out``, or the dask array.
+        zarr.Array or dask.array.Array
+            ``out``, or the dask array.
 
         Raises
         ------
         ValueError
             For an ``out`` in this process's memory (a NumPy array or memmap: the workers
             cannot write into it) or whose chunks are not the plan's tiles.
+        ssimref.interrupt.Interrupted
+            On SIGINT/SIGTERM, at the next tile that completes (the tasks not started
+            are cancelled); a task's error (e.g. ``KilledWorker``) propagates too.
         """
         if out is None:
             return self._blocks(plan, tile_fn, progress, desc)
@@ -224,7 +242,7 @@ class DaskExecutor:
                 ledger.close()
         return out
 
-    def _blocks(self, plan, tile_fn, progress, desc):
+    def _blocks(self, plan: PairPlan, tile_fn: Any, progress: bool, desc: str) -> Any:
         import dask.array as da
 
         function, data, options = self._ship(tile_fn)
@@ -255,11 +273,27 @@ class DaskExecutor:
         return self.client.persist(da.block(rows))
 
     # ------------------------------------------------------------------- reduce
-    def reduce(self, plan: PairPlan, tile_fn, accumulate, *, progress: bool = False,
+    def reduce(self, plan: PairPlan, tile_fn: Callable[[Tile], Any],
+               accumulate: Callable[[Tile, Any], None], *, progress: bool = False,
                desc: str = "SSIM pairs") -> None:
         """``accumulate(tile, result)`` for every tile's result computed on the workers,
         in the plan's order (results that arrive early wait), so sums are the same bits
-        as :class:`~ssimref.executor.SerialExecutor`'s."""
+        as :class:`~ssimref.executor.SerialExecutor`'s.
+
+        Parameters
+        ----------
+        plan : PairPlan
+        tile_fn : TileTask or picklable callable
+        accumulate : callable
+            ``accumulate(tile, result)``, here in this process.
+        progress : bool, default False
+        desc : str, default "SSIM pairs"
+
+        Raises
+        ------
+        ssimref.interrupt.Interrupted
+            On SIGINT/SIGTERM, at the next tile that completes.
+        """
         function, data, options = self._ship(tile_fn)
         token = uuid.uuid4().hex[:10]
         tiles = list(plan.tiles())
@@ -286,12 +320,22 @@ class DaskExecutor:
             self.last_run = reports
 
 
-def _call(tile: Tile, function):
+def _call(tile: Tile, function: Callable[[Tile], Any]) -> Any:
     return function(tile)
 
 
 def parse_dask_spec(spec: str) -> tuple[str, int | None]:
-    """``("local", N or None)`` for "local" / "local:N", else ``("address", None)``.
+    """Read the command line's ``--dask`` value.
+
+    Parameters
+    ----------
+    spec : str
+        "local", "local:N" or a scheduler address.
+
+    Returns
+    -------
+    (str, int or None)
+        ``("local", N or None)`` for "local" / "local:N", else ``("address", None)``.
 
     Raises
     ------
@@ -314,7 +358,7 @@ def parse_dask_spec(spec: str) -> tuple[str, int | None]:
 
 
 @contextlib.contextmanager
-def start_client(spec: str, *, threads_per_worker: int = 1):
+def start_client(spec: str, *, threads_per_worker: int = 1) -> Iterator[Any]:
     """A Dask client for the command line's ``--dask`` value; closed (and a local cluster
     shut down) on exit.
 
@@ -322,6 +366,17 @@ def start_client(spec: str, *, threads_per_worker: int = 1):
     worker processes (``os.cpu_count()`` when N is omitted), ``threads_per_worker``
     threads each, Numba limited to as many threads, no dashboard. Anything else: the
     address of a running scheduler (``tcp://host:8786``), which must already have workers.
+
+    Parameters
+    ----------
+    spec : str
+        "local", "local:N" or a scheduler address.
+    threads_per_worker : int, default 1
+        For a local cluster.
+
+    Yields
+    ------
+    distributed.Client
 
     Raises
     ------

@@ -23,6 +23,9 @@ import contextlib
 import shlex
 import signal
 import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
+from typing import Any
 
 __all__ = ["Interrupted", "install", "uninstall", "deferred", "boundary", "keep", "message",
            "exit_status", "resume_command"]
@@ -40,17 +43,17 @@ class Interrupted(KeyboardInterrupt):
         nothing was kept.
     """
 
-    def __init__(self, signal_name: str = "SIGINT", kept: str | None = None):
+    def __init__(self, signal_name: str = "SIGINT", kept: str | None = None) -> None:
         super().__init__(signal_name)
         self.signal_name = signal_name
         self.kept = kept
 
 
-_state = {"installed": False, "depth": 0, "pending": None, "previous": {}}
+_state: dict[str, Any] = {"installed": False, "depth": 0, "pending": None, "previous": {}}
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _handler(signum, frame):
+def _handler(signum: int, frame: FrameType | None) -> None:
     name = signal.Signals(signum).name
     if _state["depth"] > 0 and _state["pending"] is None:
         _state["pending"] = name  # stop at the next tile boundary
@@ -60,8 +63,13 @@ def _handler(signum, frame):
 
 
 def install() -> bool:
-    """Handle SIGINT and SIGTERM by this policy (main thread only; returns whether the
-    handlers were installed). Idempotent."""
+    """Handle SIGINT and SIGTERM by this policy. Idempotent.
+
+    Returns
+    -------
+    bool
+        Whether the handlers are installed (only the main thread can install them).
+    """
     if _state["installed"]:
         return True
     if threading.current_thread() is not threading.main_thread():
@@ -82,8 +90,18 @@ def uninstall() -> None:
 
 
 @contextlib.contextmanager
-def deferred():
-    """A section (a run over tiles) in which a first signal waits for :func:`boundary`."""
+def deferred() -> Iterator[None]:
+    """A section (a run over tiles) in which a first signal waits for :func:`boundary`.
+
+    Yields
+    ------
+    None
+
+    Raises
+    ------
+    Interrupted
+        On leaving the section normally when a signal came after the last boundary.
+    """
     _state["depth"] += 1
     try:
         yield
@@ -98,8 +116,13 @@ def deferred():
 
 
 def boundary() -> None:
-    """Raise :class:`Interrupted` when a signal arrived since the section began (call
-    between tiles)."""
+    """Call between tiles: stop there when a signal came.
+
+    Raises
+    ------
+    Interrupted
+        When a signal arrived since the section began (or the last boundary).
+    """
     pending = _state["pending"]
     if pending is not None:
         _state["pending"] = None
@@ -107,19 +130,54 @@ def boundary() -> None:
 
 
 def keep(exc: BaseException, kept: str) -> Interrupted:
-    """The interruption ``exc`` (SIGINT's KeyboardInterrupt or :class:`Interrupted`) as an
-    :class:`Interrupted` that names what a resumable job kept."""
+    """An interruption that names what a resumable job kept.
+
+    Parameters
+    ----------
+    exc : BaseException
+        SIGINT's KeyboardInterrupt or an :class:`Interrupted`.
+    kept : str
+        What was kept, e.g. "D.zarr (incomplete: 12 of 40 tiles of matrix complete)".
+
+    Returns
+    -------
+    Interrupted
+        To be raised.
+    """
     return Interrupted(getattr(exc, "signal_name", "SIGINT"), kept)
 
 
 def exit_status(exc: BaseException) -> int:
-    """128 + the signal number: 130 for SIGINT, 143 for SIGTERM."""
+    """The exit status after an interruption.
+
+    Parameters
+    ----------
+    exc : BaseException
+        KeyboardInterrupt or :class:`Interrupted`.
+
+    Returns
+    -------
+    int
+        128 + the signal number: 130 for SIGINT, 143 for SIGTERM.
+    """
     return 128 + int(getattr(signal, getattr(exc, "signal_name", "SIGINT")))
 
 
-def message(exc: BaseException, argv) -> str:
-    """What the command line prints when ``ssimref *argv`` was interrupted: what was kept
-    and the command that resumes, or that no output was written."""
+def message(exc: BaseException, argv: Sequence[Any]) -> str:
+    """What the command line prints when ``ssimref *argv`` was interrupted.
+
+    Parameters
+    ----------
+    exc : BaseException
+        KeyboardInterrupt or :class:`Interrupted`.
+    argv : sequence
+        The command's arguments.
+
+    Returns
+    -------
+    str
+        What was kept and the command that resumes, or that no output was written.
+    """
     name = getattr(exc, "signal_name", "SIGINT")
     kept = getattr(exc, "kept", None)
     if kept is None:
@@ -128,7 +186,18 @@ def message(exc: BaseException, argv) -> str:
             f"  {resume_command(argv)}")
 
 
-def resume_command(argv) -> str:
-    """``ssimref *argv --resume``, quoted for a POSIX shell."""
+def resume_command(argv: Sequence[Any]) -> str:
+    """The command that resumes ``ssimref *argv``.
+
+    Parameters
+    ----------
+    argv : sequence
+        The command's arguments.
+
+    Returns
+    -------
+    str
+        ``ssimref *argv --resume``, quoted for a POSIX shell.
+    """
     argv = [str(a) for a in argv]
     return shlex.join(["ssimref", *argv, *([] if "--resume" in argv else ["--resume"])])

@@ -135,7 +135,7 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
                      f"PNG/JPEG images, or a data set ({', '.join(DATASET_SOURCES)})")
 
 
-def _load_zarr(path: Path, key) -> ImageSet:
+def _load_zarr(path: Path, key: str | None) -> ImageSet:
     """Images from a zarr store: an array ``(n, H, W[, C])``, or a group holding one
     (named by ``key``, else ``images`` or its only array; ``labels`` is kept)."""
     try:

@@ -23,14 +23,18 @@ Dask worker lost too often) raises :class:`JobError`, also naming it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import interrupt
-from .backend import arrays_for
+from .backend import Array, ArrayLike, arrays_for
+from .config import SSIMConfig
 from .executor import SerialExecutor, get_executor
+from .tiling import PairPlan
 from .io import save_json
 from .kernels.centering import (centerer_from_statistics, centre_test_tiles, centre_tiles,
                                 centring_statistics, out_of_sample_statistics)
@@ -43,9 +47,15 @@ __all__ = ["JobResult", "JobError", "Job", "distance_job", "kernel_job", "check_
 
 
 class JobError(RuntimeError):
-    """A resumable job that failed (not interrupted); ``kept`` names what it kept."""
+    """A resumable job that failed (not interrupted).
 
-    def __init__(self, message: str, kept: str):
+    Attributes
+    ----------
+    kept : str
+        What it kept (its completed tiles).
+    """
+
+    def __init__(self, message: str, kept: str) -> None:
         super().__init__(message)
         self.kept = kept
 
@@ -83,17 +93,33 @@ class JobResult:
 
     @property
     def computed(self) -> int:
+        """Tiles computed by this run, over every step."""
         return sum(c for c, _, _ in self.tiles.values())
 
 
-def check_output(path, *, distributed=False) -> Path:
+def check_output(path: str | Path, *, distributed: bool = False) -> Path:
     """Check an output path before any work: a ``.npy`` or ``.zarr`` in an existing
     folder; a ``.npy`` only for this process (the workers of a Dask cluster write zarr
     stores). Existing outputs are judged when the job opens them (resume or force).
 
+    Parameters
+    ----------
+    path : str or Path
+    distributed : bool, default False
+        The tiles run on a Dask cluster.
+
+    Returns
+    -------
+    Path
+
     Raises
     ------
-    ValueError, FileNotFoundError
+    ValueError
+        For another suffix, or a ``.npy`` with ``distributed``.
+    FileNotFoundError
+        When the folder does not exist.
+    ImportError
+        For a zarr store without zarr 3.
     """
     path = Path(path)
     zarr_out = is_zarr_path(path)
@@ -110,12 +136,13 @@ def check_output(path, *, distributed=False) -> Path:
     return path
 
 
-def _job(what, X, config, kind, engine, **extra):
+def _job(what: str, X: Array, config: SSIMConfig, kind: str, engine: str,
+         **extra: Any) -> dict:
     return {"what": what, "kind": kind, "config": asdict(config), "engine": engine,
             "images": images_fingerprint(X), **extra}
 
 
-def _tiles_of(store, name, plan):
+def _tiles_of(store: Any, name: str, plan: PairPlan) -> PairPlan:
     """The plan of ``name``: the stored one when the job is resumed."""
     stored = store.tile_plan(name, plan.symmetric)
     if stored is None:
@@ -128,7 +155,8 @@ def _tiles_of(store, name, plan):
     return stored
 
 
-def _fill(runner, store, name, plan, dtype, step, result):
+def _fill(runner: Any, store: Any, name: str, plan: PairPlan, dtype: str,
+          step: Callable[[Any, Any], Any], result: JobResult) -> Any:
     """One step over tiles into array ``name``, recorded; counts what it did."""
     array = store.matrix(name, plan, dtype)
     ledger = store.ledger(name, plan)
@@ -142,7 +170,7 @@ def _fill(runner, store, name, plan, dtype, step, result):
     return array
 
 
-def _run(store, result, body):
+def _run(store: Any, result: JobResult, body: Callable[[], Any]) -> None:
     """Run ``body()``; an interruption or failure keeps the store and says so."""
     try:
         body()
@@ -156,13 +184,14 @@ def _run(store, result, body):
                        kept) from exc
 
 
-def _current(result):
+def _current(result: JobResult) -> str:
     return "matrix" if "matrix" in result.tiles else "squared_distances" \
         if "squared_distances" in result.tiles else "matrix"
 
 
-def _prepare_images(images, config, backend, distributed):
-    _, X, _, config = check_stacks(images, None, config)
+def _prepare_images(images: ArrayLike, config: SSIMConfig | None, backend: str,
+                    distributed: bool) -> tuple[Array, Array, SSIMConfig]:
+    _, X, _, config = check_stacks(images, None, SSIMConfig() if config is None else config)
     computed = X if distributed else arrays_for(backend, X)
     return X, computed, config
 
@@ -170,9 +199,20 @@ def _prepare_images(images, config, backend, distributed):
 class Job:
     """A prepared job: its outputs opened and checked (fingerprint, resume or force),
     nothing computed yet; :meth:`run` computes what is missing and completes the outputs.
-    Made by :func:`prepare_distance_job` and :func:`prepare_kernel_job`."""
+    Made by :func:`prepare_distance_job` and :func:`prepare_kernel_job`.
 
-    def __init__(self, results, body, finish):
+    Parameters
+    ----------
+    results : JobResult or tuple
+        What :meth:`run` returns.
+    body : callable or None
+        ``body(executor)`` computes; None when nothing is left to do.
+    finish : callable
+        Completes the outputs.
+    """
+
+    def __init__(self, results: Any, body: Callable[[Any], None] | None,
+                 finish: Callable[[], None]) -> None:
         self.results = results
         self._body = body
         self._finish = finish
@@ -182,10 +222,25 @@ class Job:
         """Nothing left to compute (every output was complete already)."""
         return self._body is None
 
-    def run(self, executor=None):
-        """Compute the missing tiles with ``executor`` (:func:`~ssimref.executor.get_executor`'s
-        argument) and complete the outputs. Returns the :class:`JobResult` (a pair for a
-        kernel job)."""
+    def run(self, executor: Any = None) -> Any:
+        """Compute the missing tiles and complete the outputs.
+
+        Parameters
+        ----------
+        executor : optional
+            :func:`ssimref.executor.get_executor`'s argument.
+
+        Returns
+        -------
+        JobResult, or (JobResult, JobResult or None) for a kernel job
+
+        Raises
+        ------
+        ssimref.interrupt.Interrupted
+            On SIGINT/SIGTERM (the completed tiles are kept).
+        JobError
+            When the computation fails (the completed tiles are kept).
+        """
         runner = get_executor(executor)
         start = time.perf_counter()
         if self._body is not None:
@@ -196,25 +251,45 @@ class Job:
         self._finish()
         return self.results
 
-    def _all(self):
+    def _all(self) -> list[JobResult]:
         if isinstance(self.results, tuple):
             return [r for r in self.results if r is not None]
         return [self.results]
 
 
-def _complete(store, result, drop=()):
+def _complete(store: Any, result: JobResult, drop: tuple[str, ...] = ()) -> None:
     store.finish(result.meta, drop=drop)
     if not is_zarr_path(result.path):
         save_json(result.path.with_suffix(".json"), result.meta, force=True)
 
 
-def prepare_distance_job(images, output, *, kind="eq2", config=None, dtype="float64",
-                         squared=False, backend="auto", working_memory=None,
-                         distributed=False, resume=False, force=False,
-                         progress=False, describe=None) -> Job:
+def prepare_distance_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
+                         config: SSIMConfig | None = None, dtype: str = "float64",
+                         squared: bool = False, backend: str = "auto",
+                         working_memory: float | None = None, distributed: bool = False,
+                         resume: bool = False, force: bool = False, progress: bool = False,
+                         describe: dict | None = None) -> Job:
     """:func:`distance_job` in two steps: check and open the output now (before a cluster
-    is started), compute with ``Job.run(executor)``. ``distributed``: the tiles will run
-    on a Dask cluster (see :func:`ssimref.pairwise.distance_tiles`)."""
+    is started), compute with ``Job.run(executor)``.
+
+    Parameters
+    ----------
+    images, output, kind, config, dtype, squared, backend, working_memory, resume, force,
+    progress, describe
+        As for :func:`distance_job`.
+    distributed : bool, default False
+        The tiles will run on a Dask cluster (see
+        :func:`ssimref.pairwise.distance_tiles`).
+
+    Returns
+    -------
+    Job
+
+    Raises
+    ------
+    FileExistsError, ssimref.stores.StoreError, ValueError
+        As for :func:`distance_job`, before anything is computed.
+    """
     path = check_output(output, distributed=distributed)
     X, computed, config = _prepare_images(images, config, backend, distributed)
     dtype = str(np.dtype(dtype))
@@ -235,7 +310,7 @@ def prepare_distance_job(images, output, *, kind="eq2", config=None, dtype="floa
         return Job(result, None, lambda: None)
     plan = _tiles_of(store, "matrix", plan)
 
-    def body(runner):
+    def body(runner: Any) -> None:
         _run(store, result, lambda: _fill(
             runner, store, "matrix", plan, dtype,
             lambda out, ledger: runner.fill(plan, task, out, ledger=ledger,
@@ -245,9 +320,12 @@ def prepare_distance_job(images, output, *, kind="eq2", config=None, dtype="floa
     return Job(result, body, lambda: _complete(store, result))
 
 
-def distance_job(images, output, *, kind="eq2", config=None, dtype="float64", squared=False,
-                 backend="auto", working_memory=None, executor=None, resume=False,
-                 force=False, progress=False, describe=None) -> JobResult:
+def distance_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
+                 config: SSIMConfig | None = None, dtype: str = "float64",
+                 squared: bool = False, backend: str = "auto",
+                 working_memory: float | None = None, executor: Any = None,
+                 resume: bool = False, force: bool = False, progress: bool = False,
+                 describe: dict | None = None) -> JobResult:
     """The all-pairs distance matrix of ``images`` into ``output``, resumably.
 
     Parameters
@@ -258,8 +336,16 @@ def distance_job(images, output, *, kind="eq2", config=None, dtype="float64", sq
         ``.npy`` (this process; computed under ``.NAME.partial/`` and renamed when
         complete, with a ``.json`` sidecar) or ``.zarr`` (a store marked complete when
         done; the array ``matrix``).
-    kind, config, dtype, squared, backend, working_memory, progress
-        As for :func:`ssimref.distance_matrix` (config with its data range).
+    kind : str, default "eq2"
+    config : SSIMConfig, optional
+        With its data range (or one inferable from the images' dtype).
+    dtype : {"float64", "float32"}
+    squared : bool, default False
+    backend : str, default "auto"
+    working_memory : float, optional
+        MiB per tile, for a new job (a resumed one keeps its tiles).
+    progress : bool, default False
+        As for :func:`ssimref.distance_matrix`.
     executor : optional
         :func:`ssimref.executor.get_executor`'s argument (a Dask executor needs a
         ``.zarr`` output).
@@ -294,11 +380,33 @@ def distance_job(images, output, *, kind="eq2", config=None, dtype="float64", sq
         progress=progress, describe=describe).run(runner)
 
 
-def prepare_kernel_job(images, output, *, kind="eq2", config=None, power=1.0,
-                       backend="auto", working_memory=None, distributed=False,
-                       resume=False, force=False, progress=False, describe=None,
-                       test_images=None, test_output=None, test_describe=None) -> Job:
-    """:func:`kernel_job` in two steps, as :func:`prepare_distance_job`."""
+def prepare_kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
+                       config: SSIMConfig | None = None, power: float = 1.0,
+                       backend: str = "auto", working_memory: float | None = None,
+                       distributed: bool = False, resume: bool = False,
+                       force: bool = False, progress: bool = False,
+                       describe: dict | None = None, test_images: ArrayLike | None = None,
+                       test_output: str | Path | None = None,
+                       test_describe: dict | None = None) -> Job:
+    """:func:`kernel_job` in two steps, as :func:`prepare_distance_job`.
+
+    Parameters
+    ----------
+    images, output, kind, config, power, backend, working_memory, resume, force, progress,
+    describe, test_images, test_output, test_describe
+        As for :func:`kernel_job`.
+    distributed : bool, default False
+        The tiles will run on a Dask cluster.
+
+    Returns
+    -------
+    Job
+
+    Raises
+    ------
+    FileExistsError, ssimref.stores.StoreError, ValueError
+        As for :func:`kernel_job`, before anything is computed.
+    """
     path = check_output(output, distributed=distributed)
     test_path = None if test_output is None else check_output(test_output,
                                                                distributed=distributed)
@@ -324,6 +432,7 @@ def prepare_kernel_job(images, output, *, kind="eq2", config=None, power=1.0,
                                       distributed=distributed)
         test_job = _job("test-kernel", T, config, kind, engine, power=float(power),
                         shape=[T.shape[0], n], train_images=job["images"])
+        assert test_path is not None
         tstore, tresumed = open_store(test_path, test_job, resume=resume, force=force)
         test_meta = {"what": meta["what"] + ", test rows against the training set, centred "
                      "with the training statistics (Bengio et al. 2004)",
@@ -332,9 +441,10 @@ def prepare_kernel_job(images, output, *, kind="eq2", config=None, power=1.0,
                      "train_kernel": str(path), **(test_describe or {})}
         test = (tplan, ttask, tstore, tresumed,
                 JobResult(test_path, engine=engine, resumed=bool(tresumed), meta=test_meta))
-    options = dict(squared=True, working_memory=working_memory, progress=progress)
+    options: dict[str, Any] = dict(squared=True, working_memory=working_memory,
+                                   progress=progress)
 
-    def train(runner, stats):
+    def train(runner: Any, stats: dict) -> None:
         if resumed == "complete":
             stats["m"] = store.load_vector("row_means")
             stats["g"] = float(store.load_vector("grand_mean")[0])
@@ -355,7 +465,8 @@ def prepare_kernel_job(images, output, *, kind="eq2", config=None, power=1.0,
                                                plan=tiles, ledger=ledger, executor=runner,
                                                **options), result)
 
-    def run_test(runner, stats):
+    def run_test(runner: Any, stats: dict) -> None:
+        assert test is not None
         tplan, ttask, tstore, tresumed, tresult = test
         if tresumed == "complete":
             return
@@ -370,13 +481,13 @@ def prepare_kernel_job(images, output, *, kind="eq2", config=None, power=1.0,
                                                     plan=tiles, ledger=ledger,
                                                     executor=runner, **options), tresult)
 
-    def body(runner):
-        stats = {}
+    def body(runner: Any) -> None:
+        stats: dict = {}
         _run(store, result, lambda: train(runner, stats))
         if test is not None:
             _run(test[2], test[4], lambda: run_test(runner, stats))
 
-    def finish():
+    def finish() -> None:
         if resumed != "complete":
             _complete(store, result, drop=("squared_distances",))
         if test is not None and test[3] != "complete":
@@ -387,23 +498,48 @@ def prepare_kernel_job(images, output, *, kind="eq2", config=None, power=1.0,
                finish)
 
 
-def kernel_job(images, output, *, kind="eq2", config=None, power=1.0, backend="auto",
-               working_memory=None, executor=None, resume=False, force=False,
-               progress=False, describe=None, test_images=None, test_output=None,
-               test_describe=None) -> tuple[JobResult, JobResult | None]:
+def kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
+               config: SSIMConfig | None = None, power: float = 1.0, backend: str = "auto",
+               working_memory: float | None = None, executor: Any = None,
+               resume: bool = False, force: bool = False, progress: bool = False,
+               describe: dict | None = None, test_images: ArrayLike | None = None,
+               test_output: str | Path | None = None,
+               test_describe: dict | None = None) -> tuple[JobResult, JobResult | None]:
     """The SSIM kernel ``-1/2 H D^p H`` of ``images`` into ``output`` (and the kernel of
     ``test_images`` against them, centred with the training statistics, into
     ``test_output``), resumably; float64.
 
-    Parameters as for :func:`distance_job`, plus ``power`` (validated), ``test_images``,
-    ``test_output`` and ``test_describe``. The squared distances are a working array of
-    the job (``n x n`` float64 more on disk while it runs), deleted when it completes;
-    a zarr store keeps the training statistics (arrays ``row_means``, ``grand_mean``).
+    The squared distances are a working array of the job (``n x n`` float64 more on disk
+    while it runs), deleted when it completes; a zarr store keeps the training statistics
+    (arrays ``row_means``, ``grand_mean``).
+
+    Parameters
+    ----------
+    images : array (n, H, W[, C])
+        Host images (NumPy).
+    output : str or Path
+        ``.npy`` or ``.zarr``, as for :func:`distance_job`.
+    kind : str, default "eq2"
+    config : SSIMConfig, optional
+    power : float in (0, 2], default 1.0
+        Validated by the caller (:func:`ssimref.kernels.centering.check_power`).
+    backend, working_memory, executor, resume, force, progress, describe
+        As for :func:`distance_job`.
+    test_images : array (m, H, W[, C]), optional
+        Their kernel against ``images`` goes to ``test_output``.
+    test_output : str or Path, optional
+    test_describe : dict, optional
+        Extra metadata of the test kernel.
 
     Returns
     -------
     (JobResult, JobResult or None)
         The training kernel's, and the test kernel's.
+
+    Raises
+    ------
+    FileExistsError, ssimref.stores.StoreError, ssimref.interrupt.Interrupted, JobError
+        As for :func:`distance_job`.
     """
     runner = get_executor(executor)
     return prepare_kernel_job(

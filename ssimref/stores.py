@@ -50,11 +50,14 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import Array, to_numpy
 from .tiling import PairPlan
 
 __all__ = ["FORMAT", "images_fingerprint", "ZarrLedger", "FileLedger", "ZarrStore",
@@ -72,19 +75,40 @@ class StoreError(ValueError):
     with another configuration)."""
 
 
-def is_zarr_path(path) -> bool:
-    """Whether ``path`` names a zarr store (ends in ``.zarr``)."""
+def is_zarr_path(path: str | Path) -> bool:
+    """Whether ``path`` names a zarr store.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    bool
+        It ends in ``.zarr``.
+    """
     return Path(str(path).rstrip("/")).suffix == ".zarr"
 
 
-def images_fingerprint(images) -> dict:
-    """``{"sha256", "shape", "dtype"}`` of an image stack (its bytes in C order)."""
+def images_fingerprint(images: Array) -> dict[str, Any]:
+    """What identifies an image stack in a job's fingerprint.
+
+    Parameters
+    ----------
+    images : Array
+        Of any array library (copied to the host).
+
+    Returns
+    -------
+    dict
+        ``{"sha256": hex digest of the bytes in C order, "shape": list, "dtype": str}``.
+    """
     a = np.ascontiguousarray(to_numpy(images))
     digest = hashlib.sha256()
     flat = a.reshape(-1).view(np.uint8)
     step = 1 << 24
     for start in range(0, flat.size, step):
-        digest.update(flat[start:start + step])
+        digest.update(flat[start:start + step].data)
     return {"sha256": digest.hexdigest(), "shape": list(a.shape), "dtype": str(a.dtype)}
 
 
@@ -99,7 +123,7 @@ def _differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _check_job(path, stored: dict, wanted: dict) -> None:
+def _check_job(path: Path, stored: dict, wanted: dict) -> None:
     diff = _differences(stored, wanted)
     if diff:
         raise StoreError(f"cannot resume {path}: it was started with another configuration ("
@@ -115,35 +139,79 @@ def _run_id() -> int:
 # ------------------------------------------------------------------------------ ledgers
 class ZarrLedger:
     """Records of completed tiles in a zarr array, one chunk (object) per tile, written by
-    whoever wrote the tile (a Dask worker or this process). Picklable."""
+    whoever wrote the tile (a Dask worker or this process). Picklable.
 
-    def __init__(self, array, run: int):
+    Parameters
+    ----------
+    array : zarr.Array
+        int64, shape ``(tile rows, tile columns, 3)``, chunks ``(1, 1, 3)``.
+    run : int
+        This run's identifier (> 0), stored in each record it writes.
+    """
+
+    def __init__(self, array: Any, run: int) -> None:
         self.array = array
         self.run = int(run)
 
     def completed(self) -> set[tuple[int, int]]:
+        """The tiles recorded as complete.
+
+        Returns
+        -------
+        set of (int, int)
+        """
         values = np.asarray(self.array[...])
         rows, cols = np.nonzero(values[..., 0])
         return {(int(i), int(j)) for i, j in zip(rows, cols)}
 
-    def mark(self, index, report=None) -> None:
+    def mark(self, index: tuple[int, int], report: Any = None) -> None:
+        """Record tile ``index`` (after its chunks are written): ``(run, pid, time ns)``.
+
+        Parameters
+        ----------
+        index : (int, int)
+        report : TileReport, optional
+            Not stored.
+        """
         self.array[index[0], index[1]] = np.array([self.run, os.getpid(), time.time_ns()],
                                                   dtype=np.int64)
 
     def close(self) -> None:
-        pass
+        """Nothing is pending: each record is written by :meth:`mark`."""
 
     def records(self) -> np.ndarray:
-        """All records, ``(tile rows, tile columns, 3)``: run, pid, time ns (0: none)."""
+        """All records.
+
+        Returns
+        -------
+        numpy.ndarray, shape (tile rows, tile columns, 3), int64
+            Run, pid, unix time in ns; zeros where no tile is recorded.
+        """
         return np.asarray(self.array[...])
 
 
 class FileLedger:
-    """Records of completed tiles as files ``r{i}-c{j}`` in a folder (JSON: run, pid,
-    time), each written atomically after ``flush()`` (the memmap's), in batches at most
-    ``interval`` seconds apart. For one process (the serial executor)."""
+    """Records of completed tiles as files ``r{i}-c{j}`` in a folder, for one process
+    (the serial executor).
 
-    def __init__(self, folder, run: int, flush=None, interval: float = 1.0):
+    Each record (JSON: run, pid, time, seconds) is written atomically after ``flush()``
+    (the memmap's: the tile's values are on disk first), in batches at most ``interval``
+    seconds apart; :meth:`close` writes what is pending.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Created when missing.
+    run : int
+        This run's identifier.
+    flush : callable, optional
+        Called before records are written.
+    interval : float, default 1.0
+        Seconds between batches.
+    """
+
+    def __init__(self, folder: str | Path, run: int, flush: Callable[[], Any] | None = None,
+                 interval: float = 1.0) -> None:
         self.folder = Path(folder)
         self.run = int(run)
         self.flush = flush
@@ -153,6 +221,12 @@ class FileLedger:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def completed(self) -> set[tuple[int, int]]:
+        """The tiles recorded as complete.
+
+        Returns
+        -------
+        set of (int, int)
+        """
         done = set()
         for p in self.folder.iterdir():
             name = p.name
@@ -162,7 +236,15 @@ class FileLedger:
                     done.add((int(i), int(j)))
         return done
 
-    def mark(self, index, report=None) -> None:
+    def mark(self, index: tuple[int, int], report: Any = None) -> None:
+        """Record tile ``index`` (written at the next batch).
+
+        Parameters
+        ----------
+        index : (int, int)
+        report : TileReport, optional
+            Its seconds are stored.
+        """
         self._pending.append((tuple(index), report))
         if time.monotonic() - self._last >= self.interval:
             self.close()
@@ -184,15 +266,32 @@ class FileLedger:
         self._pending = []
         self._last = time.monotonic()
 
-    def records(self) -> dict:
-        """``{(i, j): record dict}`` of every completed tile."""
+    def records(self) -> dict[tuple[int, int], dict]:
+        """All records.
+
+        Returns
+        -------
+        dict
+            ``{(i, j): {"run", "pid", "time_ns", "seconds"}}``.
+        """
         return {(i, j): json.loads((self.folder / f"r{i}-c{j}").read_text())
                 for i, j in self.completed()}
 
 
 # ------------------------------------------------------------------------------- stores
-def require_zarr():
-    """The zarr module (>= 3), or an ImportError naming the extra."""
+def require_zarr() -> ModuleType:
+    """The zarr module.
+
+    Returns
+    -------
+    module
+        zarr (>= 3).
+
+    Raises
+    ------
+    ImportError
+        Without zarr 3, naming the extra that installs it.
+    """
     try:
         import zarr
     except ImportError:
@@ -203,7 +302,7 @@ def require_zarr():
     return zarr
 
 
-def _tile_count(path, ledger_array) -> str:
+def _tile_count(path: Path, ledger_array: Any) -> str:
     try:
         values = np.asarray(ledger_array[...])
         total = dict(ledger_array.attrs).get("tiles", values.shape[0] * values.shape[1])
@@ -214,17 +313,43 @@ def _tile_count(path, ledger_array) -> str:
 
 class ZarrStore:
     """A zarr group holding a job's arrays, records and fingerprint (module docstring).
-    Create or reopen one with :meth:`prepare`."""
+    Create or reopen one with :meth:`prepare`.
 
-    def __init__(self, path, group, run: int):
+    Parameters
+    ----------
+    path : str or Path
+    group : zarr.Group
+        Open for writing.
+    run : int
+        This run's identifier (in the records it writes).
+    """
+
+    def __init__(self, path: str | Path, group: Any, run: int) -> None:
         self.path = Path(path)
         self.group = group
         self.run = run
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def read_meta(cls, path, mode: str = "r+"):
-        """``(group, meta)`` of an existing store, refusing foreign or unreadable ones."""
+    def read_meta(cls, path: str | Path, mode: str = "r+") -> tuple[Any, dict]:
+        """The group and metadata of an existing store.
+
+        Parameters
+        ----------
+        path : str or Path
+        mode : str, default "r+"
+            zarr's open mode.
+
+        Returns
+        -------
+        (zarr.Group, dict)
+            The group and its ``ssimref`` attribute.
+
+        Raises
+        ------
+        StoreError
+            For a store that cannot be read, is not ssimref's, or has an unknown version.
+        """
         zarr = require_zarr()
         path = Path(path)
         try:
@@ -244,14 +369,38 @@ class ZarrStore:
         return group, meta
 
     @classmethod
-    def prepare(cls, path, job: dict, *, resume: bool = False, force: bool = False):
-        """The store at ``path`` for ``job`` (a JSON-able fingerprint).
+    def prepare(cls, path: str | Path, job: dict, *, resume: bool = False,
+                force: bool = False) -> tuple[ZarrStore, bool | str]:
+        """The store at ``path`` for ``job``.
 
         A missing store is created. An existing one is continued with ``resume`` when it
-        is ssimref's, incomplete and of the same ``job``; replaced with ``force``;
-        refused otherwise (:class:`StoreError`, or FileExistsError for a complete result).
-        Returns ``(store, resumed)``; ``resumed`` is "complete" when there is nothing left
-        to do.
+        is ssimref's and of the same ``job``; replaced with ``force``; refused otherwise.
+
+        Parameters
+        ----------
+        path : str or Path
+        job : dict
+            The fingerprint (JSON-able).
+        resume : bool, default False
+        force : bool, default False
+
+        Returns
+        -------
+        store : ZarrStore
+        resumed : bool or "complete"
+            True when an incomplete job is continued, "complete" when there is nothing
+            left to do.
+
+        Raises
+        ------
+        StoreError
+            On resume, for a foreign, damaged or differently configured store (without
+            ``force``).
+        FileExistsError
+            For an existing output without ``resume`` or ``force``, or a folder that is
+            not a zarr store.
+        FileNotFoundError
+            When the folder of ``path`` does not exist.
         """
         zarr = require_zarr()
         path = Path(path)
@@ -278,8 +427,19 @@ class ZarrStore:
         return cls(path, group, _run_id()), False
 
     @classmethod
-    def describe(cls, path) -> str:
-        """A short description of what an existing store holds, for messages."""
+    def describe(cls, path: str | Path) -> str:
+        """What an existing store holds, for messages.
+
+        Parameters
+        ----------
+        path : str or Path
+
+        Returns
+        -------
+        str
+            "a complete result", "an incomplete job, k of N tiles complete" or "not an
+            ssimref store".
+        """
         try:
             group, meta = cls.read_meta(path, mode="r")
         except (StoreError, ImportError):
@@ -287,7 +447,7 @@ class ZarrStore:
         if meta.get("complete"):
             return "a complete result"
         try:
-            count = _tile_count(path, group["records/matrix"])
+            count = _tile_count(Path(path), group["records/matrix"])
         except Exception:  # noqa: BLE001 - only for a message
             count = "?"
         return f"an incomplete job, {count} tiles complete"
@@ -295,24 +455,49 @@ class ZarrStore:
     # ------------------------------------------------------------------ contents
     @property
     def meta(self) -> dict:
+        """The store's ``ssimref`` metadata."""
         return dict(self.group.attrs)["ssimref"]
 
-    def _set_meta(self, **fields):
+    def _set_meta(self, **fields: Any) -> None:
         meta = self.meta
         meta.update(fields)
         self.group.attrs["ssimref"] = meta
 
     @property
     def state(self) -> dict:
+        """The finished steps of the job (:meth:`set_state`)."""
         return dict(self.meta.get("state", {}))
 
-    def set_state(self, **fields) -> None:
-        """Record a finished step of the job (e.g. ``stats=True``)."""
+    def set_state(self, **fields: Any) -> None:
+        """Record finished steps of the job.
+
+        Parameters
+        ----------
+        **fields
+            E.g. ``stats=True``.
+        """
         self._set_meta(state={**self.state, **fields})
 
-    def matrix(self, name: str, plan: PairPlan, dtype) -> object:
-        """The array ``name`` (n x m, chunks = the plan's tiles, fill NaN, CRC32C),
-        created when missing; an existing one must match."""
+    def matrix(self, name: str, plan: PairPlan, dtype: Any) -> Any:
+        """The array ``name``, created when missing.
+
+        Parameters
+        ----------
+        name : str
+        plan : PairPlan
+            Its shape ``(n, m)`` and chunks (the tiles).
+        dtype : dtype-like
+
+        Returns
+        -------
+        zarr.Array
+            Fill value NaN, a CRC32C checksum per chunk.
+
+        Raises
+        ------
+        StoreError
+            When an existing array does not match.
+        """
         require_zarr()
         from zarr.codecs import Crc32cCodec
 
@@ -330,7 +515,22 @@ class ZarrStore:
                                        fill_value=np.nan, compressors=[Crc32cCodec()])
 
     def ledger(self, name: str, plan: PairPlan) -> ZarrLedger:
-        """The records of the tiles of array ``name`` (created when missing)."""
+        """The records of the tiles of array ``name``, created when missing.
+
+        Parameters
+        ----------
+        name : str
+        plan : PairPlan
+
+        Returns
+        -------
+        ZarrLedger
+
+        Raises
+        ------
+        StoreError
+            When existing records do not match the plan or cannot be read.
+        """
         key = f"records/{name}"
         shape = (*plan.grid, _RECORD)
         if key in self.group:
@@ -351,14 +551,32 @@ class ZarrStore:
         return ledger
 
     def tile_plan(self, name: str, symmetric: bool) -> PairPlan | None:
-        """The plan of an existing array (its chunks), None when it does not exist."""
+        """The plan of an existing array (its chunks).
+
+        Parameters
+        ----------
+        name : str
+        symmetric : bool
+
+        Returns
+        -------
+        PairPlan or None
+            None when the array does not exist.
+        """
         if name not in self.group:
             return None
         array = self.group[name]
         (n, m), (r, c) = tuple(array.shape), tuple(array.chunks)
         return PairPlan(n, m, r, c, symmetric)
 
-    def save_vector(self, name: str, values) -> None:
+    def save_vector(self, name: str, values: Array) -> None:
+        """Store a float64 vector (e.g. the kernel's row means) as array ``name``.
+
+        Parameters
+        ----------
+        name : str
+        values : Array
+        """
         a = np.asarray(to_numpy(values), dtype=np.float64)
         if name in self.group:
             del self.group[name]
@@ -367,11 +585,28 @@ class ZarrStore:
         array[...] = a
 
     def load_vector(self, name: str) -> np.ndarray:
+        """A vector stored by :meth:`save_vector`.
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return np.asarray(self.group[name][...])
 
-    def finish(self, result: dict, drop=()) -> None:
-        """Delete working arrays ``drop`` (and their records), store ``result`` (what the
-        matrix is) and mark the store complete."""
+    def finish(self, result: dict, drop: Iterable[str] = ()) -> None:
+        """Complete the store.
+
+        Parameters
+        ----------
+        result : dict
+            What the matrix is (stored in the metadata).
+        drop : iterable of str
+            Working arrays to delete (with their records).
+        """
         for name in drop:
             for key in (name, f"records/{name}"):
                 if key in self.group:
@@ -379,7 +614,17 @@ class ZarrStore:
         self._set_meta(complete=True, result=result)
 
     def kept(self, name: str = "matrix") -> str:
-        """What an interrupted job keeps, for its message."""
+        """What an interrupted job keeps, for its message.
+
+        Parameters
+        ----------
+        name : str, default "matrix"
+            The array whose tiles are counted.
+
+        Returns
+        -------
+        str
+        """
         key = f"records/{name}"
         count = _tile_count(self.path, self.group[key]) if key in self.group else "0 of ?"
         return f"{self.path} (incomplete: {count} tiles of {name} complete)"
@@ -387,22 +632,69 @@ class ZarrStore:
 
 class NpyStore:
     """A job writing ``path`` (.npy): its arrays, records and fingerprint in the folder
-    ``.NAME.partial`` beside it; the result is renamed onto ``path`` when complete."""
+    ``.NAME.partial`` beside it; the result is renamed onto ``path`` when complete.
+    Create or reopen one with :meth:`prepare`.
 
-    def __init__(self, path, folder, run: int):
+    Parameters
+    ----------
+    path : str or Path
+        The final ``.npy``.
+    folder : str or Path
+        The partial folder.
+    run : int
+    """
+
+    def __init__(self, path: str | Path, folder: str | Path, run: int) -> None:
         self.path = Path(path)
         self.folder = Path(folder)
         self.run = run
         self._memmaps: dict = {}
 
     @staticmethod
-    def partial_folder(path) -> Path:
+    def partial_folder(path: str | Path) -> Path:
+        """Where the job writing ``path`` keeps its work.
+
+        Parameters
+        ----------
+        path : str or Path
+
+        Returns
+        -------
+        Path
+            ``.NAME.partial`` beside ``path``.
+        """
         path = Path(path)
         return path.with_name(f".{path.name}.partial")
 
     @classmethod
-    def prepare(cls, path, job: dict, *, resume: bool = False, force: bool = False):
-        """As :meth:`ZarrStore.prepare`, for a ``.npy`` output."""
+    def prepare(cls, path: str | Path, job: dict, *, resume: bool = False,
+                force: bool = False) -> tuple[NpyStore, bool | str]:
+        """The partial job for ``path``, as :meth:`ZarrStore.prepare`.
+
+        Parameters
+        ----------
+        path : str or Path
+        job : dict
+        resume : bool, default False
+        force : bool, default False
+
+        Returns
+        -------
+        store : NpyStore
+        resumed : bool
+            True when a partial job is continued.
+
+        Raises
+        ------
+        StoreError
+            On resume, for a damaged or differently configured partial job (without
+            ``force``).
+        FileExistsError
+            For an existing ``path`` without ``force``, or a partial job without
+            ``resume`` or ``force``.
+        FileNotFoundError
+            When the folder of ``path`` does not exist.
+        """
         path = Path(path)
         folder = cls.partial_folder(path)
         if not path.parent.exists():
@@ -433,7 +725,7 @@ class NpyStore:
         return cls(path, folder, _run_id()), False
 
     @staticmethod
-    def _read_job(folder):
+    def _read_job(folder: Path) -> dict | None:
         try:
             meta = json.loads((folder / "job.json").read_text())
         except (OSError, ValueError):
@@ -445,19 +737,44 @@ class NpyStore:
 
     @property
     def state(self) -> dict:
+        """The finished steps of the job (:meth:`set_state`)."""
         try:
             return json.loads((self.folder / "state.json").read_text())
         except (OSError, ValueError):
             return {}
 
-    def set_state(self, **fields) -> None:
+    def set_state(self, **fields: Any) -> None:
+        """Record finished steps of the job.
+
+        Parameters
+        ----------
+        **fields
+            E.g. ``stats=True``.
+        """
         tmp = self.folder / "state.json.tmp"
         tmp.write_text(json.dumps({**self.state, **fields}))
         os.replace(tmp, self.folder / "state.json")
 
-    def matrix(self, name: str, plan: PairPlan, dtype):
-        """The memmap ``name`` (n x m), created when missing (a value never computed reads
-        NaN); an existing one must match."""
+    def matrix(self, name: str, plan: PairPlan, dtype: Any) -> np.memmap:
+        """The memmap ``name``, created when missing.
+
+        Parameters
+        ----------
+        name : str
+        plan : PairPlan
+            Its shape ``(n, m)``.
+        dtype : dtype-like
+
+        Returns
+        -------
+        numpy.memmap
+            Created filled with NaN (a value never computed reads NaN).
+
+        Raises
+        ------
+        StoreError
+            When an existing memmap cannot be read or does not match.
+        """
         path = self.folder / f"{name}.npy"
         shape = (plan.n, plan.m)
         if path.exists():
@@ -482,19 +799,51 @@ class NpyStore:
         return array
 
     def ledger(self, name: str, plan: PairPlan) -> FileLedger:
+        """The records of the tiles of ``name`` (after :meth:`matrix`, whose memmap they
+        flush first).
+
+        Parameters
+        ----------
+        name : str
+        plan : PairPlan
+
+        Returns
+        -------
+        FileLedger
+        """
         array = self._memmaps.get(name)
         return FileLedger(self.folder / "tiles" / name, self.run,
                           flush=None if array is None else array.flush)
 
     def tile_plan(self, name: str, symmetric: bool) -> PairPlan | None:
+        """The plan saved for ``name`` (:meth:`save_plan`).
+
+        Parameters
+        ----------
+        name : str
+        symmetric : bool
+
+        Returns
+        -------
+        PairPlan or None
+        """
         try:
             tiles = json.loads((self.folder / "tiles.json").read_text()).get(name)
         except (OSError, ValueError):
             return None
-        return None if tiles is None else PairPlan(*tiles, symmetric)
+        if tiles is None:
+            return None
+        n, m, rows, cols = (int(v) for v in tiles)
+        return PairPlan(n, m, rows, cols, symmetric)
 
     def save_plan(self, name: str, plan: PairPlan) -> None:
-        """Remember the tiles of ``name`` (a resumed job must use the same)."""
+        """Remember the tiles of ``name`` (a resumed job must use the same).
+
+        Parameters
+        ----------
+        name : str
+        plan : PairPlan
+        """
         try:
             tiles = json.loads((self.folder / "tiles.json").read_text())
         except (OSError, ValueError):
@@ -504,17 +853,42 @@ class NpyStore:
         tmp.write_text(json.dumps(tiles))
         os.replace(tmp, self.folder / "tiles.json")
 
-    def save_vector(self, name: str, values) -> None:
+    def save_vector(self, name: str, values: Array) -> None:
+        """Store a float64 vector as ``name.npy`` (atomically).
+
+        Parameters
+        ----------
+        name : str
+        values : Array
+        """
         tmp = self.folder / f"{name}.npy.tmp"
         with open(tmp, "wb") as fh:
             np.save(fh, np.asarray(to_numpy(values), dtype=np.float64), allow_pickle=False)
         os.replace(tmp, self.folder / f"{name}.npy")
 
     def load_vector(self, name: str) -> np.ndarray:
+        """A vector stored by :meth:`save_vector`.
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return np.load(self.folder / f"{name}.npy", allow_pickle=False)
 
-    def finish(self, result: dict, drop=()) -> None:
-        """Rename the result onto the final path and remove the partial folder."""
+    def finish(self, result: dict, drop: Iterable[str] = ()) -> None:
+        """Rename the result onto the final path and remove the partial folder.
+
+        Parameters
+        ----------
+        result : dict
+            Not stored here (the job writes the ``.json`` sidecar).
+        drop : iterable of str
+            Ignored: the whole folder goes.
+        """
         for array in self._memmaps.values():
             array.flush()
         self._memmaps.clear()
@@ -522,14 +896,41 @@ class NpyStore:
         shutil.rmtree(self.folder)
 
     def kept(self, name: str = "matrix") -> str:
+        """What an interrupted job keeps, for its message.
+
+        Parameters
+        ----------
+        name : str, default "matrix"
+
+        Returns
+        -------
+        str
+        """
         folder = self.folder / "tiles" / name
         count = len(FileLedger(folder, 0).completed()) if folder.exists() else 0
         return f"{self.folder} ({count} tiles of {name} complete; {self.path} not written)"
 
 
-def open_store(path, job: dict, *, resume: bool = False, force: bool = False):
-    """:meth:`ZarrStore.prepare` or :meth:`NpyStore.prepare` by the suffix of ``path``
-    (``.zarr`` or ``.npy``)."""
+def open_store(path: str | Path, job: dict, *, resume: bool = False,
+               force: bool = False) -> tuple[ZarrStore | NpyStore, bool | str]:
+    """:meth:`ZarrStore.prepare` or :meth:`NpyStore.prepare`, by the suffix of ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.zarr`` or ``.npy``.
+    job : dict
+    resume, force : bool
+
+    Returns
+    -------
+    (store, resumed)
+
+    Raises
+    ------
+    ValueError
+        For another suffix; and the errors of the ``prepare`` methods.
+    """
     if is_zarr_path(path):
         return ZarrStore.prepare(path, job, resume=resume, force=force)
     if Path(path).suffix == ".npy":
@@ -537,9 +938,19 @@ def open_store(path, job: dict, *, resume: bool = False, force: bool = False):
     raise ValueError(f"output {path} must end in .npy (NumPy format) or .zarr (a zarr store)")
 
 
-def remove_output(path) -> None:
+def remove_output(path: str | Path) -> None:
     """Delete an output to be replaced (``force``): a file, or a folder that is a zarr
-    store (holds ``zarr.json``). Any other folder is refused."""
+    store.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Raises
+    ------
+    FileExistsError
+        For a folder that is not a zarr store (never deleted).
+    """
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         if not (path / "zarr.json").exists() and not (path / ".zgroup").exists() and \
@@ -553,9 +964,18 @@ def remove_output(path) -> None:
             path.unlink()
 
 
-def open_matrix(path):
-    """A result matrix written by ssimref: a read-only memmap for ``.npy``, the zarr
-    array for a ``.zarr`` store.
+def open_matrix(path: str | Path) -> Any:
+    """A result matrix written by ssimref.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.npy`` or a ``.zarr`` store.
+
+    Returns
+    -------
+    numpy.memmap or zarr.Array
+        Read-only memmap; the store's array ``matrix``.
 
     Raises
     ------
@@ -573,9 +993,16 @@ def open_matrix(path):
     return group["matrix"]
 
 
-def annotate_result(path, fields: dict) -> None:
-    """Add ``fields`` to what a completed result records about itself: the ``result``
-    metadata of a zarr store, or the JSON sidecar of a ``.npy``."""
+def annotate_result(path: str | Path, fields: dict) -> None:
+    """Add ``fields`` to what a completed result records about itself.
+
+    Parameters
+    ----------
+    path : str or Path
+        A zarr store (its ``result`` metadata) or a ``.npy`` (its JSON sidecar).
+    fields : dict
+        JSON-able.
+    """
     if is_zarr_path(path):
         group, meta = ZarrStore.read_meta(path)
         meta["result"] = {**meta.get("result", {}), **fields}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .backend import Array, Namespace
 
@@ -161,8 +162,19 @@ class PairPlan:
         return -(-self.n // self.tile_rows), -(-self.m // self.tile_cols)
 
     def index(self, tile: Tile) -> tuple[int, int]:
-        """The tile's place ``(row, column)`` in :attr:`grid`: its name in records of
-        completed tiles (:mod:`ssimref.stores`)."""
+        """The tile's place in :attr:`grid`: its name in records of completed tiles
+        (:mod:`ssimref.stores`).
+
+        Parameters
+        ----------
+        tile : Tile
+            One of :meth:`tiles`.
+
+        Returns
+        -------
+        (int, int)
+            Its row and column in the grid.
+        """
         return tile.rows.start // self.tile_rows, tile.cols.start // self.tile_cols
 
     def __len__(self) -> int:
@@ -306,9 +318,20 @@ def upper_mask(block: Array, xp: Namespace) -> Array:
     return xp.where(rows < cols, block, xp.zeros_like(block))
 
 
-def chunk_plan(array, symmetric: bool) -> PairPlan | None:
-    """The plan whose tiles are the chunks of a chunked 2-D ``array`` (a zarr array:
-    ``chunks`` a pair of ints), or None for an array without chunks (NumPy, a memmap).
+def chunk_plan(array: Any, symmetric: bool) -> PairPlan | None:
+    """The plan whose tiles are the chunks of a chunked 2-D ``array``.
+
+    Parameters
+    ----------
+    array : Any
+        A zarr array (``chunks`` a pair of ints), or an array without chunks.
+    symmetric : bool
+        A symmetric plan (tiles on and above the diagonal).
+
+    Returns
+    -------
+    PairPlan or None
+        None for an array without chunks (NumPy, a memmap).
 
     Raises
     ------

@@ -281,8 +281,8 @@ def test_a_killed_worker_stops_the_job_and_resume_computes_only_the_missing_tile
     total = result.tiles["matrix"][2]
     assert total == 55 and 0 < len(done) < total
     assert result.tiles["matrix"] == (total - len(done), len(done), total)
-    assert {r.index for r in result.reports}.isdisjoint(done)
-    assert len({r.index for r in result.reports}) == total - len(done)
+    assert {r.tile for r in result.reports}.isdisjoint(done)
+    assert len({r.tile for r in result.reports}) == total - len(done)
     after = zarr_records(path)
     for i, j in done:  # the first run's records are untouched
         np.testing.assert_array_equal(after[i, j], before[i, j])

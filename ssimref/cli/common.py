@@ -283,7 +283,7 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
             raise FileExistsError(f"{path} exists ({ZarrStore.describe(path)}); pass "
                                   "--resume to continue an incomplete job, or --force to "
                                   "replace it")
-        for p in (() if zarr_out else (path, sidecar)):
+        for p in [path, sidecar] if sidecar is not None else []:
             if p.exists():
                 raise FileExistsError(f"{p} exists; pass --force to overwrite it")
         partial = None if zarr_out else NpyStore.partial_folder(path)

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     written = f"{output}" + ("" if sidecar is None else f" and {sidecar.name}")
     print(f"wrote {written} ({n} x {n} float64, {what}, of {data.source}; "
           f"{config.describe()}) in {result.seconds:.2f} s; {how}")
-    if test_result is not None:
+    if test_result is not None and test is not None:
         m = test.images.shape[0]
         print(f"wrote {output_test} ({m} x {n} float64, test images {test.source} against "
               f"the training set)")
