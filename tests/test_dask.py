@@ -22,7 +22,7 @@ distributed = pytest.importorskip("distributed")
 zarr = pytest.importorskip("zarr")
 
 import ssimref  # noqa: E402
-from ssimref.executor import TileReport, get_executor  # noqa: E402
+from ssimref.executor import get_executor  # noqa: E402
 from ssimref.executor_dask import DaskExecutor, parse_dask_spec  # noqa: E402
 from ssimref.jobs import JobError, distance_job, kernel_job  # noqa: E402
 from ssimref.kernels import RBFMixture, SSIMDistanceKernel, ssim_kernel  # noqa: E402
@@ -30,6 +30,7 @@ from ssimref.kernels.centering import centring_statistics  # noqa: E402
 from ssimref.mmd import cmmd2, mmd2, mmd2_and_grad  # noqa: E402
 from ssimref.stores import open_matrix  # noqa: E402
 
+from .conftest import cupy_with_device  # noqa: E402
 from .dask_helpers import ROOT, count_zarr_records, slow_engines, zarr_records  # noqa: E402
 
 KINDS = ("eq1", "eq1-uncentered", "eq2")
@@ -212,10 +213,11 @@ def test_distance_and_kernel_jobs_on_dask_equal_serial_jobs(client, images, tmp_
     assert a.tiles == b.tiles and b.computed == len(b.reports) > 1
     np.testing.assert_array_equal(open_matrix(tmp_path / "a.zarr")[...],
                                   open_matrix(tmp_path / "b.zarr")[...])
-    ka, ta = kernel_job(X, tmp_path / "ka.zarr", config=cfg, working_memory=0.01,
-                        test_images=Y, test_output=tmp_path / "ta.zarr")
+    kernel_job(X, tmp_path / "ka.zarr", config=cfg, working_memory=0.01, test_images=Y,
+               test_output=tmp_path / "ta.zarr")
     kb, tb = kernel_job(X, tmp_path / "kb.zarr", config=cfg, working_memory=0.01,
                         executor=client, test_images=Y, test_output=tmp_path / "tb.zarr")
+    assert tb is not None and len({r.worker for r in kb.reports + tb.reports}) == 2
     for left, right in (("ka", "kb"), ("ta", "tb")):
         np.testing.assert_array_equal(open_matrix(tmp_path / f"{left}.zarr")[...],
                                       open_matrix(tmp_path / f"{right}.zarr")[...])
@@ -303,3 +305,23 @@ def test_nothing_imports_dask_or_zarr_unless_used(tmp_path):
                           capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(cupy_with_device() is None, reason="CuPy or a CUDA device missing")
+def test_gpu_workers_compute_tiles_with_the_cupy_engine(client, images, tmp_path):
+    """backend='cupy' with host images: each worker moves its tiles' images to the GPU and
+    runs the CUDA engine; the matrix agrees with the reference engine to the engines'
+    contract and equals the serial CuPy matrix bit for bit."""
+    import cupy
+
+    X, _ = images
+    out = _zarr_out(tmp_path, "G.zarr", (64, 64), (16, 16), "float64")
+    executor = DaskExecutor(client)
+    ssimref.distance_matrix(X, out=out, executor=executor, backend="cupy", **CONV)
+    assert len(executor.last_run) == 10
+    serial_gpu = cupy.asnumpy(ssimref.distance_matrix(cupy.asarray(X), backend="cupy",
+                                                      working_memory=0.05, **CONV))
+    np.testing.assert_array_equal(out[...], serial_gpu)
+    reference = ssimref.distance_matrix(X, backend="reference", **CONV)
+    np.testing.assert_allclose(out[...], reference, rtol=1e-10, atol=1e-7)

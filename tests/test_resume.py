@@ -136,7 +136,7 @@ def test_interrupted_kernel_job_resumes_in_each_step(X, tmp_path, interrupt_afte
             kernel_job(train, path, resume=True, **options)
         assert "of matrix complete" in info.value.kept
         monkeypatch.setattr(centering, "negative_half_power", original)
-        result, test_result = kernel_job(train, path, resume=True, **options)
+        result, _ = kernel_job(train, path, resume=True, **options)
         computed, before, total = result.tiles["matrix"]
         assert before > 0 and computed + before == total
         np.testing.assert_array_equal(open_matrix(path)[...], want)
