@@ -152,20 +152,20 @@ def test_mmd_reductions_through_dask_equal_serial(client, images, estimator):
     X, Y = images
     kernel = SSIMDistanceKernel("eq2", data_range=255, **CONV)
     executor = DaskExecutor(client)
-    value = mmd2(X, Y, kernel, estimator, working_memory=0.002)
-    assert mmd2(X, Y, kernel, estimator, working_memory=0.002, executor=executor) == value
+    value = mmd2(X, Y, kernel, estimator, working_memory=0.01)
+    assert mmd2(X, Y, kernel, estimator, working_memory=0.01, executor=executor) == value
     assert len({r.worker for r in executor.last_run}) == 2
-    v1, g1 = mmd2_and_grad(X, Y, kernel, estimator, working_memory=0.002)
-    v2, g2 = mmd2_and_grad(X, Y, kernel, estimator, working_memory=0.002, executor=executor)
+    v1, g1 = mmd2_and_grad(X, Y, kernel, estimator, working_memory=0.01)
+    v2, g2 = mmd2_and_grad(X, Y, kernel, estimator, working_memory=0.01, executor=executor)
     assert v1 == v2
     np.testing.assert_array_equal(g1, g2)
     rbf = RBFMixture((64.0, 256.0))
     Xf, Yf = X.astype(np.float64) / 255, Y.astype(np.float64) / 255
-    assert mmd2(Xf, Yf, rbf, estimator, working_memory=0.002, executor=client) == \
-        mmd2(Xf, Yf, rbf, estimator, working_memory=0.002)
+    assert mmd2(Xf, Yf, rbf, estimator, working_memory=0.01, executor=client) == \
+        mmd2(Xf, Yf, rbf, estimator, working_memory=0.01)
     labels = np.arange(40) % 3
-    assert cmmd2(Xf[:40], Yf, labels, rbf, working_memory=0.002, executor=client) == \
-        cmmd2(Xf[:40], Yf, labels, rbf, working_memory=0.002)
+    assert cmmd2(Xf[:40], Yf, labels, rbf, working_memory=0.01, executor=client) == \
+        cmmd2(Xf[:40], Yf, labels, rbf, working_memory=0.01)
 
 
 def test_kernel_centring_through_dask_equals_serial(client, images, tmp_path):
@@ -207,15 +207,15 @@ def test_kernel_centring_through_dask_equals_serial(client, images, tmp_path):
 def test_distance_and_kernel_jobs_on_dask_equal_serial_jobs(client, images, tmp_path):
     X, Y = images
     cfg = ssimref.SSIMConfig(data_range=255, **CONV)
-    a = distance_job(X, tmp_path / "a.zarr", config=cfg, working_memory=0.01)
-    b = distance_job(X, tmp_path / "b.zarr", config=cfg, working_memory=0.01,
+    a = distance_job(X, tmp_path / "a.zarr", config=cfg, working_memory=0.1)
+    b = distance_job(X, tmp_path / "b.zarr", config=cfg, working_memory=0.1,
                      executor=client)
     assert a.tiles == b.tiles and b.computed == len(b.reports) > 1
     np.testing.assert_array_equal(open_matrix(tmp_path / "a.zarr")[...],
                                   open_matrix(tmp_path / "b.zarr")[...])
-    kernel_job(X, tmp_path / "ka.zarr", config=cfg, working_memory=0.01, test_images=Y,
+    kernel_job(X, tmp_path / "ka.zarr", config=cfg, working_memory=0.1, test_images=Y,
                test_output=tmp_path / "ta.zarr")
-    kb, tb = kernel_job(X, tmp_path / "kb.zarr", config=cfg, working_memory=0.01,
+    kb, tb = kernel_job(X, tmp_path / "kb.zarr", config=cfg, working_memory=0.1,
                         executor=client, test_images=Y, test_output=tmp_path / "tb.zarr")
     assert tb is not None and len({r.worker for r in kb.reports + tb.reports}) == 2
     for left, right in (("ka", "kb"), ("ta", "tb")):

@@ -386,3 +386,24 @@ def test_sidecar_paths_are_refused_when_they_collide(tmp_path):
     Path(tmp_path / "K.npy").write_bytes(b"x")
     assert cli_main(["kernel", str(tmp_path / "X.npy"), "-o", str(tmp_path / "K.npy")]) == 2
     assert Path(tmp_path / "K.npy").read_bytes() == b"x"
+
+
+def test_cli_kernel_writes_zarr_stores_like_ssim_kernel(X, tmp_path, capsys):
+    """`ssimref kernel -o K.zarr --test T -o-test Kt.zarr`: the training and test kernels
+    of ssim_kernel, bit for bit, the squared distances dropped, the training statistics
+    kept; --check-psd records the spectrum in the store's metadata."""
+    np.save(tmp_path / "train.npy", X[:40])
+    np.save(tmp_path / "test.npy", X[40:])
+    args = ["kernel", str(tmp_path / "train.npy"), "-o", str(tmp_path / "K.zarr"), "--test",
+            str(tmp_path / "test.npy"), "-o-test", str(tmp_path / "Kt.zarr"), "--window",
+            "uniform", "--size", "3", "--working-memory", str(MEMORY), "--check-psd"]
+    assert cli_main(args) == 0, capsys.readouterr().err
+    K, centerer = ssim_kernel(X[:40], config=CFG, return_centerer=True)
+    np.testing.assert_array_equal(open_matrix(tmp_path / "K.zarr")[...], K)
+    np.testing.assert_array_equal(open_matrix(tmp_path / "Kt.zarr")[...],
+                                  ssim_kernel(X[40:], X[:40], config=CFG, centerer=centerer))
+    group = zarr.open_group(str(tmp_path / "K.zarr"), mode="r")
+    assert "squared_distances" not in group and "row_means" in group
+    assert group.attrs["ssimref"]["result"]["psd"]["verdict"].startswith("psd")
+    assert cli_main(args + ["--resume"]) == 0
+    assert "complete already" in capsys.readouterr().out
