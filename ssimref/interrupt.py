@@ -176,12 +176,14 @@ def message(exc: BaseException, argv: Sequence[Any]) -> str:
     Returns
     -------
     str
-        What was kept and the command that resumes, or that no output was written.
+        What was kept and the command that resumes; for a job that keeps nothing, that
+        every output is complete or absent.
     """
     name = getattr(exc, "signal_name", "SIGINT")
     kept = getattr(exc, "kept", None)
     if kept is None:
-        return f"ssimref: interrupted ({name}); no output was written"
+        return (f"ssimref: interrupted ({name}); files are replaced atomically, so each "
+                "output is complete or absent")
     return (f"ssimref: interrupted ({name}); kept {kept}; resume with:\n"
             f"  {resume_command(argv)}")
 

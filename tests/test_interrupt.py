@@ -84,7 +84,8 @@ def test_uninstall_restores_the_previous_handlers():
 
 def test_messages_name_what_was_kept_and_the_command():
     plain = interrupt.message(KeyboardInterrupt(), ["mmd", "a.npy", "b.npy"])
-    assert plain == "ssimref: interrupted (SIGINT); no output was written"
+    assert plain == ("ssimref: interrupted (SIGINT); files are replaced atomically, so "
+                     "each output is complete or absent")
     kept = interrupt.keep(interrupt.Interrupted("SIGTERM"), "D.zarr (3 of 10 tiles)")
     text = interrupt.message(kept, ["distance", "my images", "-o", "D.zarr"])
     assert text == ("ssimref: interrupted (SIGTERM); kept D.zarr (3 of 10 tiles); resume "

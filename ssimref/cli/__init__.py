@@ -16,13 +16,14 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__, interrupt
+from ..generative.trainer import TrainingInterrupted
 from ..jobs import JobError
-from . import demo, distance, gmmn, kernel, mmd, verify
+from . import demo, distance, evaluate, gmmn, kernel, mmd, sample, train, verify
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: The command modules, in the order ``ssimref --help`` lists them.
-COMMANDS = (distance, kernel, mmd, demo, verify, gmmn)
+COMMANDS = (distance, kernel, mmd, demo, verify, train, sample, evaluate, gmmn)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         TypeError, OSError, ImportError); 1 when a resumable job failed (its completed
         tiles are kept; the command that resumes it is printed); 130 after SIGINT and
         143 after SIGTERM (a resumable job keeps its completed tiles and prints the
-        command that resumes it; other commands leave no output); 1 from ``verify``
-        when an implementation differs.
+        command that resumes it; other commands leave each output complete or absent),
+        130 for a training run stopped at a step boundary; 1 from ``verify`` when an
+        implementation differs.
 
     Raises
     ------
@@ -77,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ssimref: error: {exc}; resume with:\n  {interrupt.resume_command(argv)}",
               file=sys.stderr)
         return 1
+    except TrainingInterrupted as exc:  # a training run stopped at a step boundary
+        print(f"ssimref: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (ssimref.interrupt)
         print(interrupt.message(exc, argv), file=sys.stderr)
         return interrupt.exit_status(exc)

@@ -39,7 +39,8 @@ import math
 import numpy as np
 
 from ..backend import namespace
-from .precompute import KIND_COEFFICIENTS, image_terms
+from ..kinds import get_kind
+from .precompute import image_terms
 
 __all__ = ["vjp_block", "paired_squared", "paired_vjp", "vjp_bytes_per_pair",
            "vjp_bytes_per_image", "VJP_MAX_TILE_PAIRS", "vjp_kernel_source",
@@ -372,7 +373,7 @@ def side_gradients(A, B, weights, kind, config, launch, *, paired=False, want_gr
     threads, _, _, shared = vjp_geometry(image_shape, config, threads)
     source = vjp_kernel_source(image_shape, config, threads)
     taps, scale = _window_weights(config, xp)
-    e1, e3 = KIND_COEFFICIENTS[kind]
+    e1, e3 = get_kind(kind).e1, get_kind(kind).e3
     ta = _flat_terms(A, config, xp)
     tb = ta if B is A else _flat_terms(B, config, xp)
     grad = xp.zeros((na, channels * height * width), dtype=xp.float64)

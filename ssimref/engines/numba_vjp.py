@@ -63,14 +63,15 @@ import numpy as np
 from numba import njit, prange
 
 from . import UNIT_ROUNDOFF
-from .numba_engine import KIND_CODES, LANES, image_terms
+from ..kinds import KINDS
+from .numba_engine import LANES, image_terms
 
 __all__ = ["vjp_block", "paired_squared", "paired_vjp", "vjp_bytes_per_pair",
            "vjp_bytes_per_image", "vjp_accuracy_floor", "VJP_MAX_TILE_PAIRS",
            "CHUNKS_PER_THREAD", "vjp_warm_up"]
 
-_EQ1 = KIND_CODES["eq1"]
-_EQ2 = KIND_CODES["eq2"]
+_EQ1 = KINDS["eq1"].code
+_EQ2 = KINDS["eq2"].code
 
 # contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
@@ -787,7 +788,7 @@ def _tile_gradients(row_terms, col_terms, W, config, kind, want_rows, want_cols,
     row_win = np.zeros((ta, 2, npos) if want_rows else (0, 2, npos))
     row_pix = np.zeros((ta, depth) if want_rows else (0, depth))
     col_part = np.zeros((nchunks, groups, depth, LANES) if want_cols else (0, 0, 0, 0))
-    code = KIND_CODES[kind]
+    code = KINDS[kind].code
     with numba.parallel_chunksize(1):
         if config.window == "uniform" and config.stride == 1:
             _vjp_sliding(*row_terms, *col_terms, wp, task_i, task_g, starts, height, width,
@@ -878,7 +879,7 @@ def _paired_run(X, Y, w, kind, config, want_grad):
     values = np.empty((groups, LANES))
     shape = (groups, depth, LANES) if want_grad else (0, 0, 0)
     gx, gy = np.zeros(shape), np.zeros(shape)
-    _paired(*a, *b, wp, height, width, taps, config.stride, scale, KIND_CODES[kind],
+    _paired(*a, *b, wp, height, width, taps, config.stride, scale, KINDS[kind].code,
             want_grad, values, gx, gy)
     if not want_grad:
         return values.reshape(-1)[:n], None, None
