@@ -46,9 +46,9 @@ class SSIMConfig:
         paper's non-overlapping blocks. Only 'valid' positions are used (no padding):
         ``(H - size) // stride + 1`` positions along an axis of length ``H``.
     data_range : float or None, default None
-        The intensity range ``l`` of the images. ``None`` infers it from an integer dtype
-        (``iinfo.max - iinfo.min``: 255 for uint8, 65535 for uint16); floating-point images
-        require it.
+        The intensity range ``l`` of the images. ``None`` infers it from the dtype only
+        where the dtype is the pixel range: 255 for uint8, 65535 for uint16. Every other
+        input (floating point, boolean, signed or wider integers) requires it.
     k1, k2 : float, default 0.01, 0.03
         Stabilising constants ``c1 = (k1 l)^2`` and ``c2 = (k2 l)^2``; ``c3 = c2 / 2``
         always, which merges contrast and structure into ``s2``.
@@ -109,7 +109,7 @@ class SSIMConfig:
         Parameters
         ----------
         data_range : float, optional
-            ``L``; None infers it from integer images.
+            ``L``; None infers it from uint8 or uint16 images (others require it).
         **overrides
             Other fields.
 

@@ -16,7 +16,7 @@ from .kinds import KIND_NAMES as KINDS
 from .kinds import KindName
 
 __all__ = ["check_images", "check_stacks", "check_kind", "check_matrix", "check_dtype",
-           "check_positive", "infer_data_range", "KINDS"]
+           "check_positive", "infer_data_range", "range_advice", "RANGE_DTYPES", "KINDS"]
 
 
 def check_kind(kind: str) -> KindName:
@@ -42,8 +42,8 @@ def check_kind(kind: str) -> KindName:
     return kind
 
 
-def check_dtype(a: Array, name: str, xp: Namespace) -> None:
-    """Refuse booleans and non-real dtypes.
+def check_dtype(a: Array, name: str, xp: Namespace, *, allow_bool: bool = False) -> None:
+    """Refuse non-real dtypes (and booleans unless ``allow_bool``).
 
     Parameters
     ----------
@@ -52,18 +52,22 @@ def check_dtype(a: Array, name: str, xp: Namespace) -> None:
         The argument's name, for the message.
     xp : Namespace
         The namespace of ``a`` (trusted).
+    allow_bool : bool, default False
+        Accept a boolean dtype (images: 0 and 1 with ``data_range=1``).
 
     Raises
     ------
     TypeError
-        For a boolean dtype, or one that is neither integer nor real floating (complex,
-        object, strings).
+        For a boolean dtype (unless ``allow_bool``), or one that is neither integer nor
+        real floating (complex, object, strings).
     """
     dtype = a.dtype
     try:
         if xp.isdtype(dtype, "bool"):
+            if allow_bool:
+                return
             raise TypeError(f"{name} has boolean dtype; convert it to a number type "
-                            "(e.g. uint8 with values 0 and 255, or float with data_range=1)")
+                            "(e.g. float with values 0 and 1)")
         if xp.isdtype(dtype, "real floating") or xp.isdtype(dtype, "integral"):
             return
     except (TypeError, ValueError) as exc:
@@ -110,11 +114,37 @@ def _check_values(a: Array, name: str, xp: Namespace) -> None:
                          "drop those pixels first")
 
 
+#: The dtypes whose range is the pixel range: images of these dtypes without a
+#: ``data_range`` get ``iinfo.max - iinfo.min`` (255, 65535). Every other dtype (float,
+#: bool, signed integers, wider unsigned integers) needs ``data_range``: its dtype's range
+#: says nothing about the data (an int64 array of 8-bit values is not a 64-bit image).
+RANGE_DTYPES = ("uint8", "uint16")
+
+
+def range_advice(option: str = "data_range") -> str:
+    """What to pass when the data range cannot be inferred (for messages).
+
+    Parameters
+    ----------
+    option : str, default "data_range"
+        How the caller spells the argument (``"--data-range"`` on the command line).
+
+    Returns
+    -------
+    str
+    """
+    sep = " " if option.startswith("--") else "="
+    return (f"pass {option}{sep}1 for images in [0, 1], {option}{sep}255 for 8-bit values, "
+            f"or the range your data really has (it sets c1 and c2); only uint8 (255) and "
+            f"uint16 (65535) images imply their range")
+
+
 def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
                      names: Sequence[str] = ("x", "y"),
-                     xp: Namespace | None = None) -> SSIMConfig:
-    """``config`` with its data range set: as given, else from the arrays' shared integer
-    dtype (``iinfo.max - iinfo.min``: 255 for uint8, 65535 for uint16).
+                     xp: Namespace | None = None, *,
+                     option: str = "data_range") -> SSIMConfig:
+    """``config`` with its data range set: as given, else from the arrays' shared dtype
+    when that is one of :data:`RANGE_DTYPES` (255 for uint8, 65535 for uint16).
 
     Parameters
     ----------
@@ -125,6 +155,9 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
         Their argument names, for messages.
     xp : Namespace, optional
         Their namespace (looked up, and the arrays converted, when None).
+    option : str, default "data_range"
+        How the caller spells the argument in messages (``"--data-range"`` on the
+        command line).
 
     Returns
     -------
@@ -134,8 +167,9 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
     Raises
     ------
     ValueError
-        For floating-point arrays without a data range (the message suggests values), or
-        integer arrays of different dtypes.
+        For arrays of any other dtype (floating, boolean, signed or wider integers)
+        without a data range, or of different dtypes among uint8 and uint16; the message
+        names ``option`` and suggests values.
     """
     if xp is None:
         arrays = [as_array(a) for a in arrays]
@@ -143,16 +177,21 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
     if config.data_range is not None:
         return config
     dtypes = {a.dtype for a in arrays}
-    if any(xp.isdtype(d, "real floating") for d in dtypes):
-        raise ValueError("data_range is required for floating-point images: pass "
-                         "data_range=1.0 for images in [0, 1], 255 for [0, 255], or the "
-                         "range your data really has (it sets c1 and c2)")
+    names_of = sorted({_dtype_name(d) for d in dtypes})
+    if not set(names_of) <= set(RANGE_DTYPES):
+        other = [d for d in names_of if d not in RANGE_DTYPES]
+        raise ValueError(f"{option} is required for {' and '.join(other)} images "
+                         f"({', '.join(names)}): " + range_advice(option))
     if len(dtypes) > 1:
         raise ValueError(f"{' and '.join(names)} have different integer dtypes "
-                         f"({', '.join(sorted(str(d) for d in dtypes))}); pass data_range "
-                         "explicitly")
+                         f"({', '.join(names_of)}); pass {option} explicitly")
     info = xp.iinfo(dtypes.pop())
     return SSIMConfig(**{**config.__dict__, "data_range": float(info.max - info.min)})
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", None) or str(dtype)
+    return str(name).rsplit(".", 1)[-1]
 
 
 def _check_window_fits(config: SSIMConfig, shape: tuple[int, int], name: str) -> None:
@@ -167,7 +206,7 @@ def _prepare(arrays: Sequence[ArrayLike], names: Sequence[str], ndims: tuple[int
     arrays = [as_array(a) for a in arrays]
     xp = namespace(*arrays)
     for a, name in zip(arrays, names):
-        check_dtype(a, name, xp)
+        check_dtype(a, name, xp, allow_bool=True)
         if a.ndim not in ndims:
             raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimensions "
                              f"({_SHAPES[ndims]}), got shape {tuple(a.shape)}")

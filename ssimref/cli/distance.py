@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     output, sidecar = check_npy_output(args.output, args.force)
     data = load_images(args.images, color=args.color, key=args.key)
     config = infer_data_range(config_from_args(args, data.data_range), [data.images],
-                              names=("IMAGES",))
+                              names=("IMAGES",), option="--data-range")
     n = data.images.shape[0]
     start = time.perf_counter()
     images = arrays_for(args.backend, data.images)

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     data = load_images(args.images, color=args.color, key=args.key)
     config = infer_data_range(config_from_args(args, data.data_range), [data.images],
-                              names=("IMAGES",))
+                              names=("IMAGES",), option="--data-range")
     test = None
     if args.test is not None:
         test = load_images(args.test, color=args.color, key=args.key)

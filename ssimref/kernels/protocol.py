@@ -15,7 +15,7 @@ any object with the same methods works, duck typing is allowed):
   ``sum_i g_i k(x_i, y_i)`` (used by the linear-time MMD estimator).
 - ``prepare(X, Y=None) -> (X, Y, kernel)`` (optional): validate once at the public edge,
   convert to float64 arrays in the kernel's working layout and return a kernel whose
-  conventions are resolved (e.g. the SSIM data range inferred from integer data). Callers
+  conventions are resolved (e.g. the SSIM data range inferred from uint8 data). Callers
   that loop over tiles (:mod:`ssimref.gmmn`) call it once, then work on the prepared arrays.
 
 Built-in kernels: :class:`~ssimref.kernels.RBFMixture` (:mod:`ssimref.kernels.rbf`,
@@ -95,7 +95,7 @@ class Kernel:
             ``Y`` None when not given.
         kernel : Kernel
             This kernel, or a copy with its conventions resolved for these data (e.g. the
-            SSIM data range inferred from integer images).
+            SSIM data range inferred from uint8 or uint16 images).
 
         Raises
         ------

@@ -59,7 +59,7 @@ class _SSIMKernel(Kernel):
     def prepare(self: _K, X: ArrayLike,
                 Y: ArrayLike | None = None) -> tuple[Array, Array | None, _K]:
         """Validate image stacks once: float64 ``(n, H, W, C)`` arrays, and this kernel
-        with the data range inferred from integer images when it was not given.
+        with the data range inferred from uint8 or uint16 images when it was not given.
 
         Parameters
         ----------

@@ -200,7 +200,8 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     window, size, sigma, stride, data_range, k1, k2, covariance : optional
         Fields of :class:`ssimref.SSIMConfig` (None: the config's value). ``data_range``
         is required for floating-point images (16 for scikit-learn's digits); for
-        integer images it is inferred from the training dtype at fit.
+        uint8 and uint16 images it is inferred from the training dtype at fit (255,
+        65535); other integer and boolean images require it too.
 
     Attributes
     ----------

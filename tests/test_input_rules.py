@@ -1,0 +1,145 @@
+"""The input rules hold for every public callable that takes images (tests/image_api.py).
+
+- The data range is inferred only where the dtype is the pixel range (uint8: 255,
+  uint16: 65535); every other integer, boolean or float input without ``data_range`` is
+  refused with the same error, everywhere (docs/conventions.md, "The data range").
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+import ssimref
+import ssimref.datasets
+import ssimref.engines
+import ssimref.kernels
+import ssimref.mmd
+from ssimref.verification import oracle
+
+from .image_api import IMAGE_API, NOT_IMAGES
+
+PACKAGES = (ssimref, ssimref.kernels, ssimref.mmd, ssimref.datasets, ssimref.engines)
+API = sorted(IMAGE_API)
+FAST = dict(window="uniform", size=3)  # small windows keep the table fast
+
+INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+INFERRED = {"uint8": 255.0, "uint16": 65535.0}
+
+
+def _stacks(dtype, n=4, side=7, seed=0):
+    """Two stacks of ``dtype`` with values 0..100 (any integer dtype holds them)."""
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return rng.random((2, n, side, side)) < 0.5
+    return rng.integers(0, 101, (2, n, side, side)).astype(dtype)
+
+
+def test_the_table_covers_every_public_callable():
+    public = set()
+    for package in PACKAGES:
+        for name in package.__all__:
+            obj = getattr(package, name)
+            if callable(obj) and not isinstance(obj, (str, tuple, dict)):
+                public.add(f"{package.__name__}.{name}")
+    in_table = {name.split("[")[0].split("(")[0] for name in IMAGE_API}
+    covered = in_table | {".".join(name.split(".")[:3]) for name in in_table} | set(NOT_IMAGES)
+    missing = sorted(public - covered)
+    assert not missing, f"public callables neither in IMAGE_API nor NOT_IMAGES: {missing}"
+    assert not set(NOT_IMAGES) - public, "NOT_IMAGES names something that is not public"
+
+
+def test_every_entry_runs_on_good_input():
+    X, Y = _stacks("float64")
+    for name in API:
+        outputs = IMAGE_API[name](X, Y, data_range=100.0, **FAST)
+        assert outputs and all(np.all(np.isfinite(a)) for a in outputs), name
+
+
+# ------------------------------------------------------------------ 1. the data range
+@pytest.mark.parametrize("name", API)
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES + ("bool", "float32", "float64"))
+def test_range_is_inferred_only_where_the_dtype_is_the_pixel_range(name, dtype):
+    X, Y = _stacks(dtype)
+    call = IMAGE_API[name]
+    if dtype in INFERRED:
+        got = call(X, Y, **FAST)
+        given = call(X, Y, data_range=INFERRED[dtype], **FAST)
+        for a, b in zip(got, given):
+            np.testing.assert_array_equal(a, b)
+        return
+    with pytest.raises(ValueError, match=f"data_range is required for {dtype} images"):
+        call(X, Y, **FAST)
+
+
+@pytest.mark.parametrize("name", API)
+def test_booleans_with_data_range_one_are_zero_one_images(name):
+    X, Y = _stacks("bool")
+    got = IMAGE_API[name](X, Y, data_range=1, **FAST)
+    want = IMAGE_API[name](X.astype(float), Y.astype(float), data_range=1, **FAST)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mixed_uint8_and_uint16_are_refused():
+    x = np.zeros((8, 8), np.uint8)
+    with pytest.raises(ValueError, match="different integer dtypes.*data_range"):
+        ssimref.ssim(x, x.astype(np.uint16))
+
+
+def test_the_issue_example_int64_is_refused_and_right_with_its_range():
+    # An int64 image of 8-bit values and its negative: with L = 2^64 - 1 every window
+    # would score 1.0; with L = 255 the oracle (loops, independent code) gives -0.968.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (32, 32))
+    y = 255 - x
+    with pytest.raises(ValueError, match="data_range is required for int64 images"):
+        ssimref.ssim(x, y)
+    config = ssimref.SSIMConfig(data_range=255)
+    value = ssimref.ssim(x, y, config)
+    assert value == pytest.approx(oracle.ssim(x, y, config), abs=1e-12)
+    assert value == pytest.approx(-0.9684, abs=5e-5)
+    assert ssimref.ssim(x.astype(np.uint8), y.astype(np.uint8)) == value
+
+
+def test_the_message_names_the_option_and_the_inferred_dtypes():
+    with pytest.raises(ValueError) as info:
+        ssimref.ssim(np.zeros((8, 8), np.int32), np.zeros((8, 8), np.int32))
+    message = str(info.value)
+    assert "data_range=1" in message and "uint8 (255)" in message and "uint16 (65535)" in message
+
+
+def test_uint16_infers_65535_and_matches_the_oracle():
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 65536, (2, 9, 9)).astype(np.uint16)
+    config = ssimref.SSIMConfig(window="uniform", size=3, data_range=65535)
+    assert ssimref.ssim(x, y, window="uniform", size=3) == pytest.approx(
+        oracle.ssim(x, y, config), abs=1e-12)
+
+
+def test_signature_names_in_the_table_are_real():
+    # the table calls the public functions by their documented argument names
+    for name in ("ssim", "distance_matrix", "paired_distance"):
+        assert {"config"} <= set(inspect.signature(getattr(ssimref, name)).parameters)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int16", "uint32", "bool", "float32"])
+@pytest.mark.parametrize("command", ["distance", "kernel", "mmd"])
+def test_the_command_line_applies_the_same_rule(command, dtype, tmp_path, capsys):
+    from ssimref.cli import main
+    X, _ = _stacks(dtype)
+    path = tmp_path / "images.npy"
+    np.save(path, X)
+    out = tmp_path / "out.npy"
+    argv = {"distance": ["distance", str(path), "-o", str(out)],
+            "kernel": ["kernel", str(path), "-o", str(out)],
+            "mmd": ["mmd", str(path), str(path), "--json", str(tmp_path / "out.json")]}
+    assert main(argv[command] + ["--window", "uniform", "--size", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--data-range is required for {dtype} images" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npy"]  # nothing written
+    if dtype == "bool":  # and with its range, booleans are fine
+        assert main(argv[command] + ["--window", "uniform", "--size", "3",
+                                     "--data-range", "1"]) == 0
