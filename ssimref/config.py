@@ -130,13 +130,19 @@ class SSIMConfig:
         return cls(data_range=data_range, covariance="sample", **overrides)
 
     @classmethod
-    def wang2004(cls, data_range: float | None = 255, **overrides: Any) -> SSIMConfig:
+    def wang2004(cls, data_range: float | None = None, **overrides: Any) -> SSIMConfig:
         """Wang et al. 2004 (``ssim_index.m``): 11x11 Gaussian, sigma 1.5, population
-        covariance, 'valid' windows, ``L = 255`` unless given.
+        covariance, 'valid' windows.
+
+        Like every preset it carries no data range of its own (``ssim_index.m`` assumes
+        8-bit images, ``L = 255``): without ``data_range`` the range is inferred as for
+        any config (uint8: 255, uint16: 65535; other inputs are refused), so float images
+        in [0, 1] are never silently scored with ``L = 255``.
 
         Parameters
         ----------
-        data_range : float or None, default 255
+        data_range : float, optional
+            ``L``; None infers it from uint8 or uint16 images.
         **overrides
             Other fields.
 

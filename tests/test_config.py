@@ -20,7 +20,7 @@ def test_presets():
     assert SSIMConfig.paper(255).covariance == "sample"
     w = SSIMConfig.wang2004()
     assert (w.window, w.size, w.sigma, w.covariance, w.data_range) == \
-        ("gaussian", 11, 1.5, "population", 255)
+        ("gaussian", 11, 1.5, "population", None)
     s = SSIMConfig.skimage(1.0)
     assert (s.window, s.size, s.covariance) == ("uniform", 7, "sample")
     g = SSIMConfig.skimage(1.0, gaussian_weights=True)

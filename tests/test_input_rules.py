@@ -143,3 +143,38 @@ def test_the_command_line_applies_the_same_rule(command, dtype, tmp_path, capsys
     if dtype == "bool":  # and with its range, booleans are fine
         assert main(argv[command] + ["--window", "uniform", "--size", "3",
                                      "--data-range", "1"]) == 0
+
+
+# ------------------------------------------------------------ 7. presets carry no range
+PRESETS = {"paper": ssimref.SSIMConfig.paper, "wang2004": ssimref.SSIMConfig.wang2004,
+           "skimage": ssimref.SSIMConfig.skimage,
+           "skimage-gaussian": lambda **kw: ssimref.SSIMConfig.skimage(
+               gaussian_weights=True, **kw)}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_leave_the_range_to_the_usual_inference(preset):
+    rng = np.random.default_rng(3)
+    x, y = rng.random((2, 16, 16))
+    make = PRESETS[preset]
+    assert make().data_range is None
+    with pytest.raises(ValueError, match="data_range is required for float64"):
+        ssimref.ssim(x, y, make())
+    # with the range given, the preset is the config it names, checked by the oracle
+    config = make(data_range=1.0)
+    assert ssimref.ssim(x, y, config) == pytest.approx(oracle.ssim(x, y, config), abs=1e-12)
+    # uint8 images: 255, as for SSIMConfig()
+    u, v = (255 * x).astype(np.uint8), (255 * y).astype(np.uint8)
+    assert ssimref.ssim(u, v, make()) == ssimref.ssim(u, v, make(data_range=255))
+
+
+def test_wang2004_on_unit_float_images_is_not_scored_with_255():
+    # the case: [0, 1] images under L = 255 score near 1 (c1, c2 swamp the
+    # moments); with L = 1 the oracle's value is far from it
+    rng = np.random.default_rng(4)
+    x, y = rng.random((2, 40, 40))
+    right = ssimref.ssim(x, y, ssimref.SSIMConfig.wang2004(1.0))
+    wrong = ssimref.ssim(x, y, ssimref.SSIMConfig.wang2004(255.0))
+    assert wrong > 0.99 and abs(right) < 0.1
+    assert right == pytest.approx(oracle.ssim(x, y, ssimref.SSIMConfig.wang2004(1.0)),
+                                  abs=1e-12)
