@@ -18,7 +18,7 @@ from .kinds import KindName
 from .engines import reference
 from .gradients import distance_weight
 from .tiling import resolve_working_memory, row_batches
-from .validation import check_kind, check_stacks
+from .validation import check_kind, check_not_masked, check_stacks
 
 __all__ = ["paired_distance", "paired_distance_and_grad", "paired_value_and_vjp"]
 
@@ -179,6 +179,7 @@ def paired_distance_and_grad(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
     if weights is None:
         w = xp.ones((n,), dtype=xp.float64)
     else:
+        check_not_masked(weights, "weights")
         w = xp.astype(xp.asarray(weights), xp.float64)
         if tuple(w.shape) != (n,):
             raise ValueError(f"weights must have shape ({n},), got {tuple(w.shape)}")

@@ -19,7 +19,7 @@ from .engines import choose_engine, get_engine, reference
 from .executor import serial
 from .gradients import distance_weight
 from .tiling import Tile, plan_pairs, resolve_working_memory, upper_mask
-from .validation import check_kind, check_stacks
+from .validation import check_kind, check_not_masked, check_stacks
 
 __all__ = ["distance_matrix", "distance_matrix_vjp", "pairwise_value_and_vjp"]
 
@@ -297,6 +297,7 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
     xp, X, Y, config = check_stacks(X, Y, config)
     n = X.shape[0]
     m = n if Y is None else Y.shape[0]
+    check_not_masked(G, "G")
     G = xp.asarray(G)
     if tuple(G.shape) != (n, m):
         raise ValueError(f"G must have shape {(n, m)} (the distance matrix's), got "

@@ -10,13 +10,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .backend import Array, ArrayLike, Namespace, as_array, float_dtype, namespace
 from .config import SSIMConfig
 from .kinds import KIND_NAMES as KINDS
 from .kinds import KindName
 
 __all__ = ["check_images", "check_stacks", "check_kind", "check_matrix", "check_dtype",
-           "check_positive", "infer_data_range", "range_advice", "RANGE_DTYPES", "KINDS"]
+           "check_not_masked", "check_positive", "infer_data_range", "range_advice", "RANGE_DTYPES", "KINDS"]
 
 
 def check_kind(kind: str) -> KindName:
@@ -75,6 +77,32 @@ def check_dtype(a: Array, name: str, xp: Namespace, *, allow_bool: bool = False)
             raise
     raise TypeError(f"{name} must hold real numbers (integer or floating dtype), got dtype "
                     f"{dtype}; complex, object and string arrays are not images")
+
+
+def check_not_masked(a: Any, name: str) -> None:
+    """Refuse NumPy masked arrays (before anything converts them and drops the mask).
+
+    A masked pixel has no value, and a window holding one has no SSIM: NumPy would carry
+    the mask through the arithmetic and return NaN or a mean over whatever it kept. The
+    caller decides what a masked pixel means.
+
+    Parameters
+    ----------
+    a : Any
+        The argument as given.
+    name : str
+        Its name, for the message.
+
+    Raises
+    ------
+    TypeError
+        For a ``numpy.ma.MaskedArray``; the message names the fixes (fill or drop the
+        masked pixels).
+    """
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array; SSIM has no value for masked pixels. "
+                        f"Fill them ({name}.filled(value)) or drop them (crop or select the "
+                        f"unmasked region), then pass a plain array")
 
 
 def check_positive(value: Any, name: str) -> float:
@@ -203,6 +231,8 @@ def _check_window_fits(config: SSIMConfig, shape: tuple[int, int], name: str) ->
 
 def _prepare(arrays: Sequence[ArrayLike], names: Sequence[str], ndims: tuple[int, int],
              config: SSIMConfig, dtype: Any) -> tuple[Namespace, list[Array], SSIMConfig, Any]:
+    for a, name in zip(arrays, names):
+        check_not_masked(a, name)
     arrays = [as_array(a) for a in arrays]
     xp = namespace(*arrays)
     for a, name in zip(arrays, names):
@@ -332,11 +362,12 @@ def check_matrix(M: ArrayLike, name: str = "D", *, square: bool = True,
     Raises
     ------
     TypeError
-        For boolean or non-real dtypes.
+        For boolean or non-real dtypes, or a masked array.
     ValueError
         For another number of dimensions, an empty or non-square matrix, NaN or Inf,
         negative entries (``nonnegative``), or an asymmetry beyond ``symmetry_rtol``.
     """
+    check_not_masked(M, name)
     M = as_array(M)
     xp = namespace(M)
     check_dtype(M, name, xp)

@@ -8,7 +8,8 @@ other public callable of the packages' ``__all__``, and
 public name is in neither.
 
 Each entry maps a name to ``call(X, Y, **conventions)`` on two stacks ``(n, H, W[, C])``
-of the same shape (single-image functions get ``X[0]`` and ``Y[0]``), returning a tuple
+of the same shape (single-image functions get ``X[0]`` and ``Y[0]``; entries named
+"(Y=None)" ignore ``Y``), returning a tuple
 of NumPy arrays (values first, then gradients where the callable has them). The
 conventions are those of :class:`ssimref.SSIMConfig` plus ``channel_axis``; kernels
 take them at construction, statistics through an SSIM kernel.
@@ -100,8 +101,8 @@ def _image_api():
         "ssimref.paired_distance": lambda X, Y, **kw: _np(ssimref.paired_distance(X, Y, **kw)),
         "ssimref.paired_distance_and_grad": lambda X, Y, **kw: _np(
             ssimref.paired_distance_and_grad(X, Y, "eq1", **kw)),
-        "ssimref.kernels.ssim_kernel": _quiet(lambda X, Y, **kw: _np(
-            K.ssim_kernel(np.concatenate([X, Y]), **kw))),
+        "ssimref.kernels.ssim_kernel(Y=None)": _quiet(lambda X, Y, **kw: _np(
+            K.ssim_kernel(X, **kw))),
         "ssimref.kernels.ssim_kernel(Y)": _quiet(lambda X, Y, **kw: _np(
             K.ssim_kernel(Y, X, **kw))),
         "ssimref.kernels.SSIMKernel": _quiet(_ssim_kernel_estimator),

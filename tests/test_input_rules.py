@@ -178,3 +178,40 @@ def test_wang2004_on_unit_float_images_is_not_scored_with_255():
     assert wrong > 0.99 and abs(right) < 0.1
     assert right == pytest.approx(oracle.ssim(x, y, ssimref.SSIMConfig.wang2004(1.0)),
                                   abs=1e-12)
+
+
+# ------------------------------------------------------------ 3. masked arrays refused
+@pytest.mark.parametrize("name, which", [(name, which) for name in API for which in "XY"
+                                         if which == "X" or "(Y=None)" not in name])
+def test_masked_arrays_are_refused(name, which):
+    X, Y = _stacks("float64")
+    masked = np.ma.array(Y if which == "Y" else X, mask=(Y if which == "Y" else X) > 90)
+    args = (X, masked) if which == "Y" else (masked, Y)
+    with pytest.raises(TypeError, match=r"is a masked array.*[Ff]ill them.*or drop them"):
+        IMAGE_API[name](*args, data_range=100.0, **FAST)
+
+
+def test_the_issue_example_masked_array():
+    rng = np.random.default_rng(5)
+    x, y = rng.random((2, 16, 16))
+    with pytest.raises(TypeError, match=r"^y is a masked array"):
+        ssimref.ssim(x, np.ma.array(y, mask=y > 0.9), data_range=1.0)
+    # an all-False mask is still refused: the rule is about the type, not the mask
+    with pytest.raises(TypeError, match="masked array"):
+        ssimref.ssim(np.ma.array(x), y, data_range=1.0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: ssimref.kernels.double_center(m),
+    lambda m: ssimref.kernels.median_heuristic(m),
+    lambda m: ssimref.kernels.psd_report(m),
+    lambda m: ssimref.kernels.RBFMixture().gram(m),
+    lambda m: ssimref.mmd.cmmd_weights(m, 1e-3),
+    lambda m: ssimref.distance_matrix_vjp(np.zeros((3, 7, 7)), None, m, data_range=1),
+    lambda m: ssimref.kernels.SSIMDistanceKernel(data_range=1).gram_vjp(
+        np.zeros((3, 7, 7)), None, m),
+])
+def test_masked_matrices_and_weights_are_refused(call):
+    m = np.ma.array(np.eye(3), mask=np.eye(3) > 0)
+    with pytest.raises(TypeError, match="masked array"):
+        call(m)

@@ -37,11 +37,13 @@ from __future__ import annotations
 from typing import Any, Literal, overload
 
 from ..backend import Array, ArrayLike, Namespace, as_array, namespace
+from ..validation import check_not_masked
 
 __all__ = ["Kernel", "bind_kernel", "BoundKernel"]
 
 
 def _check_matrix(G: ArrayLike, shape: tuple[int, ...], name: str, xp: Namespace) -> Array:
+    check_not_masked(G, name)
     G = xp.asarray(G)
     if tuple(G.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(G.shape)}")
@@ -434,6 +436,8 @@ def bind_kernel(kernel: Any, X: ArrayLike, Y: ArrayLike | None = None,
     if hasattr(kernel, "prepare"):
         X, Y, kernel = kernel.prepare(X, Y)
     else:
+        check_not_masked(X, "X")
+        check_not_masked(Y, "Y")
         X = as_array(X)
         xp = namespace(X, None if Y is None else as_array(Y))
         X = xp.astype(X, xp.float64)

@@ -25,7 +25,7 @@ from ..backend import Array, ArrayLike
 from ..config import SSIMConfig, resolve_config
 from ..kinds import KindName
 from ..pairwise import distance_matrix
-from ..validation import check_kind, infer_data_range
+from ..validation import check_kind, check_not_masked, infer_data_range
 from .centering import centered_kernel, centered_test_kernel, check_power
 from .psd import DEFAULT_PSD_TOL, REPAIRS, repair, spectrum_report, warn_if_indefinite
 
@@ -415,6 +415,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     # --------------------------------------------------------------- validation
     def _images(self, X: ArrayLike, reset: bool) -> npt.NDArray[Any]:
         """``X`` as a stack ``(n, H, W[, C])``; sets or checks the image shape."""
+        check_not_masked(X, "X")  # check_array would drop the mask
         X = check_array(X, allow_nd=True, dtype="numeric")
         given = self._check_image_shape()
         if X.ndim == 2:
