@@ -19,7 +19,8 @@ from .engines import choose_engine, get_engine, reference
 from .executor import serial
 from .gradients import distance_weight
 from .tiling import Tile, plan_pairs, resolve_working_memory, upper_mask
-from .validation import check_kind, check_not_masked, check_stacks
+from .validation import (channels_back, check_channel_axis, check_kind, check_not_masked,
+                         check_stacks)
 
 __all__ = ["distance_matrix", "distance_matrix_vjp", "pairwise_value_and_vjp"]
 
@@ -45,13 +46,14 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
                     config: SSIMConfig | None = None, *, squared: bool = False,
                     dtype: Any = None, working_memory: float | None = None,
                     out: Array | None = None, progress: bool = False, backend: str = "auto",
-                    **conventions: Any) -> Array:
+                    channel_axis: int | None = None, **conventions: Any) -> Array:
     """All-pairs SSIM distances ``D(i, j) = ||D'(x_i, y_j)||_F``.
 
     Parameters
     ----------
     X : array_like, shape (n, H, W) or (n, H, W, C)
-        A stack of images, channels last; any array-API array (NumPy, CuPy, ...).
+        A stack of images, channels last unless ``channel_axis`` says otherwise; any
+        array-API array (NumPy, CuPy, ...).
     Y : array_like, shape (m, H, W) or (m, H, W, C), optional
         A second stack of images of the same image shape. When omitted (or ``Y is X``) the
         symmetric matrix of ``X`` against itself is computed: each unordered pair once,
@@ -86,6 +88,10 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
         cupy for CuPy inputs, numba for NumPy inputs when Numba is installed, else the
         reference. The name of an engine plug-in
         (:func:`ssimref.engines.register_engine`) selects it.
+    channel_axis : int, optional
+        scikit-image's argument: the axis of 4-D stacks that holds the channels (1 for
+        ``(n, C, H, W)``). None (default): channels last, and a last axis longer than 4
+        is refused as the likely sign of channel-first data.
     **conventions
         Fields of :class:`SSIMConfig` overriding ``config``.
 
@@ -140,7 +146,7 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
     check_kind(kind)
     if Y is X:
         Y = None
-    xp, X, Y, config = check_stacks(X, Y, config)
+    xp, X, Y, config = check_stacks(X, Y, config, channel_axis=channel_axis)
     engine = get_engine(choose_engine(backend, xp))
     working_memory = resolve_working_memory(working_memory)
     symmetric = Y is None
@@ -244,6 +250,7 @@ def pairwise_value_and_vjp(
 def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
                         kind: KindName = "eq2", config: SSIMConfig | None = None, *,
                         squared: bool = False, working_memory: float | None = None,
+                        channel_axis: int | None = None,
                         **conventions: Any) -> tuple[Array, Array | None]:
     """Gradient of ``sum_ij G_ij D_ij`` (or of ``sum_ij G_ij D_ij^2``) with respect to the
     images, where ``D = distance_matrix(X, Y, kind, config)``.
@@ -263,6 +270,8 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
         Differentiate ``sum G_ij D_ij^2`` instead.
     working_memory : float, optional
         MiB for tiles (scikit-learn's setting when None).
+    channel_axis : int, optional
+        As for :func:`ssimref.distance_matrix`; the gradients keep the input's layout.
     **conventions
         Fields of :class:`SSIMConfig` overriding ``config``.
 
@@ -293,8 +302,9 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
     config = resolve_config(config, **conventions)
     check_kind(kind)
     working_memory = resolve_working_memory(working_memory)
-    squeeze = as_array(X).ndim == 3
-    xp, X, Y, config = check_stacks(X, Y, config)
+    squeeze = channel_axis is None and as_array(X).ndim == 3
+    xp, X, Y, config = check_stacks(X, Y, config, channel_axis=channel_axis)
+    axis = None if channel_axis is None else check_channel_axis(channel_axis, 4, True)
     n = X.shape[0]
     m = n if Y is None else Y.shape[0]
     check_not_masked(G, "G")
@@ -313,4 +323,6 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
     if squeeze:
         dX = dX[..., 0]
         dY = None if dY is None else dY[..., 0]
+    dX = channels_back(dX, axis, xp)
+    dY = None if dY is None else channels_back(dY, axis, xp)
     return dX, dY

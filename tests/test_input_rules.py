@@ -215,3 +215,93 @@ def test_masked_matrices_and_weights_are_refused(call):
     m = np.ma.array(np.eye(3), mask=np.eye(3) > 0)
     with pytest.raises(TypeError, match="masked array"):
         call(m)
+
+
+# ------------------------------------------------------------------ 2. the channel axis
+def _channels_last(outputs):
+    """Outputs of a channel-first call in the channels-last layout: gradients (n, C, H, W)
+    and maps (C, Ho, Wo) have their channels third from the end."""
+    return tuple(np.moveaxis(a, -3, -1) if a.ndim >= 3 else a for a in outputs)
+
+
+@pytest.mark.parametrize("name", API)
+@pytest.mark.parametrize("channels", [2, 5])
+def test_channel_axis_equals_the_transpose(name, channels):
+    # (n, C, H, W) with channel_axis=-3 (1 for stacks, 0 for single images) is the
+    # channels-last stack it transposes to: same values, gradients in the input's layout
+    rng = np.random.default_rng(channels)
+    first = rng.random((2, 4, channels, 7, 8))
+    last = np.moveaxis(first, 2, -1)
+    call = IMAGE_API[name]
+    got = call(first[0], first[1], channel_axis=-3, data_range=1.0, **FAST)
+    want = call(np.ascontiguousarray(last[0]), np.ascontiguousarray(last[1]),
+                data_range=1.0, **FAST, **({"channel_axis": -1} if channels > 4 else {}))
+    assert len(got) == len(want)
+    for a, b in zip(_channels_last(got), want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", API)
+def test_channel_first_data_without_channel_axis_is_refused(name):
+    # the issue's case: (n, 3, H, W) read channels-last would be n images of 3xH pixels
+    # with W channels; more than 4 channels is refused with the fix named
+    X = np.random.default_rng(7).random((2, 4, 3, 9, 9))
+    fix = "channel_axis=0" if name.split("[")[0].split("(")[0] in SINGLE else "channel_axis=1"
+    with pytest.raises(ValueError, match=f"more than 4 channels.*{fix}"):
+        IMAGE_API[name](X[0], X[1], data_range=1.0, **FAST)
+
+
+SINGLE = {"ssimref.ssim_components", "ssimref.ssim_map", "ssimref.ssim",
+          "ssimref.distance_map", "ssimref.distance"}
+
+
+def test_the_issue_example_channel_first_stack():
+    X = np.random.default_rng(8).random((10, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"\(10, 3, 32, 32\).*10 images of 3x32 pixels with "
+                                         r"32 channels.*channel_axis=1.*transpose"):
+        ssimref.distance_matrix(X, data_range=1.0)
+    D = ssimref.distance_matrix(X, data_range=1.0, channel_axis=1)
+    np.testing.assert_allclose(D, ssimref.distance_matrix(
+        np.ascontiguousarray(X.transpose(0, 2, 3, 1)), data_range=1.0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda X: ssimref.distance_matrix(X[:, 0], data_range=1, channel_axis=1), ValueError,
+     "needs X with a channel axis"),
+    (lambda X: ssimref.distance_matrix(X, data_range=1, channel_axis=0), ValueError,
+     "image index"),
+    (lambda X: ssimref.distance_matrix(X, data_range=1, channel_axis=4), ValueError,
+     "out of range"),
+    (lambda X: ssimref.distance_matrix(X, data_range=1, channel_axis=1.0), TypeError,
+     "channel_axis must be an integer"),
+    (lambda X: ssimref.ssim(X[0, 0], X[1, 0], data_range=1, channel_axis=0), ValueError,
+     "needs x with a channel axis"),
+    (lambda X: ssimref.kernels.SSIMDistanceKernel(data_range=1, channel_axis=0), ValueError,
+     "image index"),
+])
+def test_bad_channel_axis(call, error, match):
+    X = np.zeros((2, 3, 8, 8))
+    with pytest.raises(error, match=match):
+        call(X)
+
+
+def test_the_window_advice_names_the_layout():
+    # a window larger than the images read channels-last mentions channel_axis, so that
+    # the advice "use a smaller size" does not lead into the wrong reading
+    with pytest.raises(ValueError, match=r"size=7 is larger.*3x3 pixels.*channel_axis"):
+        ssimref.distance_matrix(np.zeros((2, 3, 3, 3)), data_range=1)
+
+
+def test_command_line_channel_axis(tmp_path, capsys):
+    from ssimref.cli import main
+    X = np.random.default_rng(9).integers(0, 256, (5, 3, 9, 9)).astype(np.uint8)
+    path, out = tmp_path / "X.npy", tmp_path / "D.npy"
+    np.save(path, X)
+    assert main(["distance", str(path), "-o", str(out), "--window", "uniform",
+                 "--size", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "channel" in err[0] and not out.exists()
+    assert main(["distance", str(path), "-o", str(out), "--window", "uniform", "--size", "3",
+                 "--channel-axis", "1"]) == 0
+    np.testing.assert_array_equal(np.load(out), ssimref.distance_matrix(
+        np.ascontiguousarray(X.transpose(0, 2, 3, 1)), window="uniform", size=3))

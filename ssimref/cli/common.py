@@ -40,6 +40,10 @@ def add_image_arguments(parser: argparse.ArgumentParser, name: str = "images",
     parser.add_argument("--color", action="store_true",
                         help="read folders as RGB (channels last) instead of grayscale")
     parser.add_argument("--key", help="array name inside a .npz file holding several")
+    parser.add_argument("--channel-axis", type=int, dest="channel_axis",
+                        help="axis of a .npy/.npz stack that holds the colour channels, e.g. "
+                        "1 for (n, C, H, W) (default: the last axis of a 4-D stack, at most "
+                        "4 channels; a 3-D stack (n, H, W) has none)")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
               lambda out: distance_matrix(images, kind=args.kind, config=config,
                                           out=out, progress=args.progress,
                                           working_memory=args.working_memory,
-                                          backend=args.backend),
+                                          backend=args.backend,
+                                          channel_axis=args.channel_axis),
               force=args.force)
     seconds = time.perf_counter() - start
     save_json(sidecar, {"what": f"SSIM distance matrix D(i, j) = ||D'_ij||_F, kind {args.kind}",

@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     n = data.images.shape[0]
     memory = resolve_working_memory(args.working_memory, "--working-memory")
     options = dict(kind=args.kind, power=power, config=config, progress=args.progress,
-                   working_memory=memory, backend=args.backend)
+                   working_memory=memory, backend=args.backend,
+                   channel_axis=args.channel_axis)
     state = {}
 
     def fill_train(out):

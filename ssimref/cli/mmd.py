@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
                                   option="--data-range")
     kernel = make_kernel(args.kernel, a.images, b.images, kind=args.kind, power=args.power,
                          config=config, scales=args.scales,
-                         working_memory=args.working_memory)
+                         working_memory=args.working_memory,
+                         channel_axis=args.channel_axis)
     start = time.perf_counter()
     if args.permutations:
         result = mmd_test(a.images, b.images, kernel, args.permutations, args.seed,

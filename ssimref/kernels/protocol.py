@@ -106,6 +106,12 @@ class Kernel:
         """
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def _to_input_layout(self, d: Array | None, shape: tuple[int, ...] | None,
+                         xp: Namespace) -> Array | None:
+        """A gradient computed in the working layout of :meth:`prepare`, in the layout of
+        the caller's input of ``shape`` (default: reshaped)."""
+        return _restore(d, shape, xp)
+
     def describe(self) -> str:
         """The kernel and its conventions in words (for reports and sidecars).
 
@@ -186,8 +192,8 @@ class Kernel:
         m = Xw.shape[0] if Yw is None else Yw.shape[0]
         G = _check_matrix(G, (Xw.shape[0], m), "G", xp)
         K, dX, dY = kernel._value_and_vjp(Xw, Yw, G, wrt_y)
-        dX = _restore(dX, x_shape, xp)
-        return (K, dX, _restore(dY, y_shape, xp)) if wrt_y else (K, dX)
+        dX = kernel._to_input_layout(dX, x_shape, xp)
+        return (K, dX, kernel._to_input_layout(dY, y_shape, xp)) if wrt_y else (K, dX)
 
     @overload
     def gram_vjp(self, X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
@@ -267,7 +273,8 @@ class Kernel:
         xp = namespace(Xw)
         g = _check_matrix(g, (Xw.shape[0],), "g", xp)
         _, dX, dY = kernel._paired_value_and_vjp(Xw, Yw, g)
-        return _restore(dX, x_shape, xp), _restore(dY, y_shape, xp)
+        return (kernel._to_input_layout(dX, x_shape, xp),
+                kernel._to_input_layout(dY, y_shape, xp))
 
     def _prepare_pairs(self, X: ArrayLike, Y: ArrayLike) -> tuple[Array, Array, Kernel]:
         Xw, Yw, kernel = self.prepare(X, Y)
@@ -333,6 +340,26 @@ class BoundKernel:
     def _value_and_vjp(self, X: Array, Y: Array | None, G: Array,
                        wrt_y: bool) -> tuple[Array, Array, Array | None]:
         return self.value_and_vjp(X, Y, G, wrt_y)
+
+    def to_input_layout(self, d: Array | None, shape: tuple[int, ...] | None,
+                        xp: Namespace) -> Array | None:
+        """A gradient of prepared arrays in the layout of the caller's input of ``shape``
+        (a kernel's own rule, e.g. its channel axis; else reshaped).
+
+        Parameters
+        ----------
+        d : Array or None
+        shape : tuple of int or None
+            The input's shape (None: leave ``d`` as it is).
+        xp : Namespace
+
+        Returns
+        -------
+        Array or None
+        """
+        if self.trusted:
+            return self.kernel._to_input_layout(d, shape, xp)
+        return _restore(d, shape, xp)
 
     def gram(self, X: Array, Y: Array | None) -> Array:
         """The kernel matrix of prepared arrays (``Y = X`` when None).

@@ -43,6 +43,7 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = ..., kind: KindName = ...,
                 centerer: KernelCenterer | None = ..., return_centerer: Literal[False] = ...,
                 out: Array | None = ..., backend: str = ...,
                 working_memory: float | None = ..., progress: bool = ...,
+                channel_axis: int | None = ...,
                 **conventions: Any) -> Array: ...
 
 
@@ -52,6 +53,7 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = ..., kind: KindName = ...,
                 centerer: KernelCenterer | None = ..., return_centerer: Literal[True],
                 out: Array | None = ..., backend: str = ...,
                 working_memory: float | None = ..., progress: bool = ...,
+                channel_axis: int | None = ...,
                 **conventions: Any) -> tuple[Array, KernelCenterer]: ...
 
 
@@ -60,6 +62,7 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
                 centerer: KernelCenterer | None = None, return_centerer: bool = False,
                 out: Array | None = None, backend: str = "auto",
                 working_memory: float | None = None, progress: bool = False,
+                channel_axis: int | None = None,
                 **conventions: Any) -> Array | tuple[Array, KernelCenterer]:
     """The SSIM kernel of a set of images: ``K = -1/2 H D^p H``.
 
@@ -91,7 +94,7 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
         Where to write the kernel, e.g. a ``numpy.memmap`` of shape (n, n) float64 (or
         (n, m) with ``Y``): distances are computed into it, then turned into the kernel in
         place one block of rows at a time, so an ``n x n`` kernel larger than RAM works.
-    backend, working_memory, progress
+    backend, working_memory, progress, channel_axis
         Passed to :func:`ssimref.distance_matrix`; ``working_memory`` also bounds the
         blocks of rows centred at a time.
     **conventions
@@ -141,7 +144,8 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
         raise ValueError("return_centerer=True is for training kernels (Y=None); pass the "
                          "returned centerer back with Y for out-of-sample kernels")
     options: dict[str, Any] = dict(kind=kind, config=config, squared=True, backend=backend,
-                   working_memory=working_memory, progress=progress)
+                                   working_memory=working_memory, progress=progress,
+                                   channel_axis=channel_axis)
     if Y is None:
         D2 = distance_matrix(X, out=out, **options)
         return centered_kernel(D2, power, squared=True, out=D2, with_centerer=return_centerer,
@@ -189,9 +193,13 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         Engine of :func:`ssimref.distance_matrix`.
     image_shape : tuple (H, W) or (H, W, C), optional
         Shape of one image when ``X`` is given flat, ``(n_samples, H * W [* C])``
-        (scikit-learn's 2-D convention; rows are reshaped in C order, channels last).
-        Not needed for ``X`` of shape ``(n, H, W)`` or ``(n, H, W, C)``; if given it
-        must match.
+        (scikit-learn's 2-D convention; rows are reshaped in C order, channels last
+        unless ``channel_axis`` says otherwise). Not needed for ``X`` of shape
+        ``(n, H, W)`` or ``(n, H, W, C)``; if given it must match.
+    channel_axis : int, optional
+        The axis of the stack ``(n, ...)`` (after reshaping flat rows to ``image_shape``)
+        that holds the channels, e.g. 1 for ``(n, C, H, W)``; None: channels last, at
+        most 4 of them (as :func:`ssimref.distance_matrix`).
     check_psd : bool, default True
         Compute the training kernel's spectrum at fit (an ``O(n^3)`` eigenvalue
         decomposition) to warn about, or repair, indefiniteness. ``repair`` implies it.
@@ -276,7 +284,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     def __init__(self, *, kind: KindName = "eq2", power: float = 1,
                  config: SSIMConfig | None = None, repair: RepairName | None = None,
                  backend: str = "auto", image_shape: tuple[int, ...] | None = None,
-                 check_psd: bool = True, working_memory: float | None = None,
+                 channel_axis: int | None = None, check_psd: bool = True, working_memory: float | None = None,
                  window: str | None = None, size: int | None = None,
                  sigma: float | None = None, stride: int | None = None,
                  data_range: float | None = None, k1: float | None = None,
@@ -287,6 +295,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         self.repair = repair
         self.backend = backend
         self.image_shape = image_shape
+        self.channel_axis = channel_axis
         self.check_psd = check_psd
         self.working_memory = working_memory
         self.window = window
@@ -374,7 +383,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         images = self._images(X, reset=False)
         K = ssim_kernel(images, self.X_fit_, self.kind, self.power_, self.config_,
                         centerer=self.centerer_, backend=self.backend,
-                        working_memory=self.working_memory)
+                        working_memory=self.working_memory, channel_axis=self.channel_axis)
         if self.repair_map_ is not None:
             K = K @ self.repair_map_
         return K
@@ -392,7 +401,8 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         config = infer_data_range(config, [images], names=("X",))
         K, centerer = ssim_kernel(images, None, self.kind, power, config,
                                   return_centerer=True, backend=self.backend,
-                                  working_memory=self.working_memory)
+                                  working_memory=self.working_memory,
+                                  channel_axis=self.channel_axis)
 
         report, right_map = None, None
         if self.check_psd or self.repair is not None:

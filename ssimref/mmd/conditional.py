@@ -182,8 +182,8 @@ def _cmmd(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: An
         M = xp.asarray(cmmd_weights(gram, lam))
         value, dX = weighted_form(Xw, Yw, ops, matrix_weights(M), matrix_weights(M, -1.0),
                                   matrix_weights(M), grad, working_memory, xp)
-    if dX is not None and x_shape and tuple(dX.shape) != x_shape:
-        dX = xp.reshape(dX, x_shape)
+    if dX is not None and x_shape:
+        dX = ops.to_input_layout(dX, x_shape, xp)
     return float(value), dX
 
 

@@ -163,8 +163,8 @@ def _mmd(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: str, grad: bool,
     else:
         wxx, wxy, wyy = dense_weights(estimator, n, m, xp)
         value, dX = weighted_form(Xw, Yw, ops, wxx, wxy, wyy, grad, working_memory, xp)
-    if dX is not None and x_shape and tuple(dX.shape) != x_shape:
-        dX = xp.reshape(dX, x_shape)
+    if dX is not None and x_shape:
+        dX = ops.to_input_layout(dX, x_shape, xp)
     return float(value), dX
 
 
