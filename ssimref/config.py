@@ -267,6 +267,31 @@ class SSIMConfig:
             raise ValueError("data_range is not set; pass data_range=... (e.g. 255 or 1.0)")
         return (self.k1 * L) ** 2, (self.k2 * L) ** 2
 
+    def in_range_units(self) -> SSIMConfig:
+        """This config in units of the data range: ``data_range = 1``, hence ``c1 = k1^2``
+        and ``c2 = k2^2``.
+
+        SSIM is unchanged when the images and ``L`` are scaled together, so every
+        computation divides the images by ``L`` once (:func:`ssimref.moments.in_range_units`)
+        and then works with this config: the numbers are of order 1 whatever the scale of
+        the data (no overflow or underflow at ``L = 1e200`` or ``1e-200``), and scaling
+        images and ``L`` by a power of two changes no bit (docs/conventions.md, "Units of
+        the data range").
+
+        Returns
+        -------
+        SSIMConfig
+            ``self`` when its data range is already 1.
+
+        Raises
+        ------
+        ValueError
+            When the data range is not set.
+        """
+        if self.data_range is None:
+            raise ValueError("data_range is not set; pass data_range=... (e.g. 255 or 1.0)")
+        return self if self.data_range == 1.0 else replace(self, data_range=1.0)
+
     def describe(self) -> str:
         """The conventions in one line of words (for messages, sidecars and reports).
 

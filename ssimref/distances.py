@@ -21,7 +21,7 @@ from typing import Any
 from .backend import Array, ArrayLike, Namespace
 from .config import SSIMConfig, resolve_config
 from .kinds import KindName, get_kind
-from .similarity import pair_defects
+from .similarity import pair_defects, pair_in_units
 from .validation import channels_back, check_channel_axis, check_images, check_kind
 
 __all__ = ["distance_map", "distance"]
@@ -31,6 +31,7 @@ def _squared_map(x: ArrayLike, y: ArrayLike, kind: str, config: SSIMConfig,
                  dtype: Any, channel_axis: Any) -> tuple[Namespace, Array]:
     check_kind(kind)
     xp, x, y, config, squeeze = check_images(x, y, config, dtype, channel_axis=channel_axis)
+    x, y, config = pair_in_units(x, y, config, xp, dtype)
     t1, t2 = pair_defects(x, y, config, xp)
     sq = get_kind(kind).squared(t1, t2)
     if squeeze:

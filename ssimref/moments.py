@@ -22,7 +22,36 @@ from .backend import Array, Namespace
 from .config import SSIMConfig
 
 __all__ = ["window_sums", "window_sums_transpose", "shifted_moments", "difference_moments",
-           "image_moments"]
+           "image_moments", "in_range_units"]
+
+
+def in_range_units(a: Array, config: SSIMConfig, xp: Namespace) -> Array:
+    """Images in units of the data range: ``a / L`` in float64.
+
+    Every computation divides its images by ``L`` once, before any moment, and then works
+    with :meth:`ssimref.SSIMConfig.in_range_units` (``c1 = k1^2``, ``c2 = k2^2``): SSIM
+    and its distances are invariant when images and ``L`` are scaled together, and in
+    these units every intermediate is of order 1 for data within its range. Gradients
+    with respect to the original pixels are the gradients in these units divided by
+    ``L`` (the chain rule of ``u = a / L``).
+
+    Parameters
+    ----------
+    a : Array
+        Images of any real dtype (booleans included).
+    config : SSIMConfig
+        With its data range set.
+    xp : Namespace
+
+    Returns
+    -------
+    Array, float64
+        A new array.
+    """
+    L = config.data_range
+    assert L is not None  # set at the public edge
+    a = xp.astype(a, xp.float64)
+    return a if L == 1.0 else a / L
 
 
 def window_sums(a: Array, taps: Sequence[float], stride: int) -> Array:

@@ -17,6 +17,7 @@ from .config import SSIMConfig, resolve_config
 from .kinds import KindName
 from .engines import reference
 from .gradients import distance_weight
+from .moments import in_range_units
 from .tiling import resolve_working_memory, row_batches
 from .validation import (channels_back, check_channel_axis, check_kind, check_not_masked,
                          check_stacks)
@@ -36,7 +37,8 @@ def paired_value_and_vjp(
     Parameters
     ----------
     X, Y : Array, shape (n, H, W, C)
-        One array library; converted to float64 batch by batch.
+        One array library; converted to float64 in units of the data range batch by
+        batch (:func:`ssimref.moments.in_range_units`), their gradients divided by it.
     kind : {"eq1", "eq1-uncentered", "eq2"}
     config : SSIMConfig
         With its data range set.
@@ -67,12 +69,15 @@ def paired_value_and_vjp(
     values = xp.empty((n,), dtype=xp.float64)
     dX = xp.empty(X.shape, dtype=xp.float64) if grad else None
     dY = xp.empty(Y.shape, dtype=xp.float64) if grad else None
+    units, L = config.in_range_units(), config.data_range
+    assert L is not None  # set at the public edge
     for rows in row_batches(n, per_pair, resolve_working_memory(working_memory)):
         values[rows], gx, gy = engine.paired_value_and_vjp(
-            xp.astype(X[rows, ...], xp.float64), xp.astype(Y[rows, ...], xp.float64), kind,
-            config, lambda S: cotangent(S, rows))
+            in_range_units(X[rows, ...], config, xp), in_range_units(Y[rows, ...], config, xp),
+            kind, units, lambda S: cotangent(S, rows))
         if dX is not None and dY is not None:
-            dX[rows, ...], dY[rows, ...] = gx, gy
+            # gradients in units of the data range, then d/dx = (1/L) d/du
+            dX[rows, ...], dY[rows, ...] = gx / L, gy / L
     return values, dX, dY
 
 

@@ -18,6 +18,7 @@ from .kinds import KindName
 from .engines import choose_engine, get_engine, reference
 from .executor import serial
 from .gradients import distance_weight
+from .moments import in_range_units
 from .tiling import Tile, plan_pairs, resolve_working_memory, upper_mask
 from .validation import (channels_back, check_channel_axis, check_kind, check_not_masked,
                          check_stacks)
@@ -159,11 +160,12 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
                       max_pairs=engine.max_tile_pairs(image_shape, config),
                       working_memory=working_memory)
     out_dtype = float_dtype(xp, str(out.dtype))
+    units = config.in_range_units()
 
     def tile_block(tile: Tile) -> Array:
-        Xa = xp.astype(X[tile.rows, ...], xp.float64)
-        Yb = Xa if tile.diagonal else xp.astype(Yw[tile.cols, ...], xp.float64)
-        block = engine.squared_block(Xa, Yb, kind, config, upper=tile.diagonal)
+        Xa = in_range_units(X[tile.rows, ...], config, xp)
+        Yb = Xa if tile.diagonal else in_range_units(Yw[tile.cols, ...], config, xp)
+        block = engine.squared_block(Xa, Yb, kind, units, upper=tile.diagonal)
         if not squared:
             block = xp.sqrt(block)
         return xp.astype(block, out_dtype, copy=False)
@@ -184,6 +186,8 @@ def pairwise_value_and_vjp(
     Parameters
     ----------
     X : Array, shape (n, H, W, C), float64
+        In the data's own units: each tile is divided by the data range
+        (:func:`ssimref.moments.in_range_units`) and its gradients by it again.
     Y : Array, shape (m, H, W, C), float64, or None for ``Y = X``
     G : Array, shape (n, m), float64
         Upstream weights. With ``Y`` None both roles of each image count: ``G + G^T`` is
@@ -224,14 +228,19 @@ def pairwise_value_and_vjp(
     values = xp.empty((n, m), dtype=xp.float64) if keep_values else None
     dX = xp.zeros(X.shape, dtype=xp.float64)
     dY = dX if symmetric else (xp.zeros(Yw.shape, dtype=xp.float64) if wrt_y else None)
+    units, L = config.in_range_units(), config.data_range
+    assert L is not None  # set at the public edge
 
     def tile_vjp(tile: Tile) -> tuple[Array, Array, Array | None]:
         Gt = G[tile.rows, tile.cols]
         if tile.diagonal:
             Gt = upper_mask(Gt, xp)
-        return engine.value_and_vjp_block(X[tile.rows, ...], Yw[tile.cols, ...], kind,
-                                          config, lambda S: cotangent(S, Gt),
-                                          upper=tile.diagonal, wrt_y=dY is not None)
+        value, gx, gy = engine.value_and_vjp_block(
+            in_range_units(X[tile.rows, ...], config, xp),
+            in_range_units(Yw[tile.cols, ...], config, xp), kind, units,
+            lambda S: cotangent(S, Gt), upper=tile.diagonal, wrt_y=dY is not None)
+        # gradients in units of the data range, then d/dx = (1/L) d/du
+        return value, gx / L, (None if gy is None else gy / L)
 
     def accumulate(tile: Tile, result: tuple[Array, Array, Array | None]) -> None:
         value, gx, gy = result

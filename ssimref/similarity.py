@@ -19,12 +19,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import Array, ArrayLike, Namespace, namespace
+from .backend import Array, ArrayLike, Namespace, float_dtype, namespace
 from .config import SSIMConfig, resolve_config
-from .moments import difference_moments, image_moments
+from .moments import difference_moments, image_moments, in_range_units
 from .validation import channels_back, check_channel_axis, check_images
 
-__all__ = ["ssim_components", "ssim_map", "ssim"]
+__all__ = ["ssim_components", "ssim_map", "ssim", "pair_in_units"]
+
+
+def pair_in_units(x: Array, y: Array, config: SSIMConfig, xp: Namespace,
+                  dtype: Any = None) -> tuple[Array, Array, SSIMConfig]:
+    """Two validated images in units of the data range, in the working precision.
+
+    Parameters
+    ----------
+    x, y : Array, shape (H, W, C)
+        Any real dtype.
+    config : SSIMConfig
+        With its data range set.
+    xp : Namespace
+    dtype : {None, "float64", "float32"}
+        Working precision (float64 when None).
+
+    Returns
+    -------
+    x, y : Array
+        ``x / L`` and ``y / L`` (:func:`ssimref.moments.in_range_units`), in ``dtype``.
+    config : SSIMConfig
+        :meth:`SSIMConfig.in_range_units`.
+    """
+    work = float_dtype(xp, dtype)
+    u, v = in_range_units(x, config, xp), in_range_units(y, config, xp)
+    if work != xp.float64:
+        u, v = xp.astype(u, work), xp.astype(v, work)
+    return u, v, config.in_range_units()
 
 
 def defects(mu_x: Array, var_x: Array, mu_y: Array, var_y: Array, mean_d: Array,
@@ -144,6 +172,7 @@ def ssim_components(x: ArrayLike, y: ArrayLike, config: SSIMConfig | None = None
     """
     config = resolve_config(config, **conventions)
     xp, x, y, config, squeeze = check_images(x, y, config, dtype, channel_axis=channel_axis)
+    x, y, config = pair_in_units(x, y, config, xp, dtype)
     t1, t2 = pair_defects(x, y, config, xp)
     return (_squeeze(1.0 - t1, squeeze, channel_axis, xp),
             _squeeze(1.0 - t2, squeeze, channel_axis, xp))
@@ -181,6 +210,7 @@ def ssim_map(x: ArrayLike, y: ArrayLike, config: SSIMConfig | None = None, *,
     """
     config = resolve_config(config, **conventions)
     xp, x, y, config, squeeze = check_images(x, y, config, dtype, channel_axis=channel_axis)
+    x, y, config = pair_in_units(x, y, config, xp, dtype)
     t1, t2 = pair_defects(x, y, config, xp)
     return _squeeze((1.0 - t1) * (1.0 - t2), squeeze, channel_axis, xp)
 

@@ -401,7 +401,8 @@ def check_images(x: ArrayLike, y: ArrayLike, config: SSIMConfig, dtype: Any = No
     -------
     xp : Namespace
     x, y : Array, shape (H, W, C)
-        Both images in the working dtype.
+        Both images channels last, in their own dtype (the computation converts them,
+        :func:`ssimref.moments.in_range_units`).
     config : SSIMConfig
         With its data range set.
     squeeze : bool
@@ -417,13 +418,13 @@ def check_images(x: ArrayLike, y: ArrayLike, config: SSIMConfig, dtype: Any = No
         shapes, empty images, NaN or Inf, a window larger than the images, or a missing
         data range (:func:`infer_data_range`).
     """
-    xp, (x, y), config, work = _prepare((x, y), names, (2, 3), config, dtype, channel_axis)
+    xp, (x, y), config, _ = _prepare((x, y), names, (2, 3), config, dtype, channel_axis)
     if tuple(x.shape) != tuple(y.shape):
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
     _check_window_fits(config, tuple(x.shape), f"{names[0]} and {names[1]}", False)
     squeeze = x.ndim == 2
-    x, y = (_as_channels_last(a, xp, work) for a in (x, y))
+    x, y = (a if a.ndim == 3 else xp.expand_dims(a, axis=-1) for a in (x, y))
     return xp, x, y, config, squeeze
 
 
@@ -467,11 +468,6 @@ def check_stacks(X: ArrayLike, Y: ArrayLike | None, config: SSIMConfig,
                        True)
     arrays = [a if a.ndim == 4 else xp.expand_dims(a, axis=-1) for a in arrays]
     return xp, arrays[0], (arrays[1] if len(arrays) == 2 else None), config
-
-
-def _as_channels_last(a: Array, xp: Namespace, work: Any) -> Array:
-    a = xp.astype(a, work)
-    return xp.expand_dims(a, axis=-1) if a.ndim == 2 else a
 
 
 def check_matrix(M: ArrayLike, name: str = "D", *, square: bool = True,
