@@ -75,7 +75,7 @@ def paired_value_and_vjp(
         values[rows], gx, gy = engine.paired_value_and_vjp(
             in_range_units(X[rows, ...], config, xp), in_range_units(Y[rows, ...], config, xp),
             kind, units, lambda S: cotangent(S, rows))
-        if dX is not None and dY is not None:
+        if dX is not None and dY is not None and gx is not None and gy is not None:
             # gradients in units of the data range, then d/dx = (1/L) d/du
             dX[rows, ...], dY[rows, ...] = gx / L, gy / L
     return values, dX, dY

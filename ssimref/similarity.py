@@ -96,8 +96,7 @@ def pair_defects(x: Array, y: Array, config: SSIMConfig,
     """
     mu_x, var_x = image_moments(x, config, xp)
     mu_y, var_y = image_moments(y, config, xp)
-    _, m0, var_d, shift, _ = difference_moments(x - y, config, xp)
-    mean_d = m0 + shift
+    *_, var_d, _, _, mean_d = difference_moments(x - y, config, xp)
     c1, c2 = config.constants()
     return defects(mu_x, var_x, mu_y, var_y, mean_d, var_d, c1, c2)
 
