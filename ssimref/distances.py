@@ -31,8 +31,8 @@ def _squared_map(x: ArrayLike, y: ArrayLike, kind: str, config: SSIMConfig,
                  dtype: Any, channel_axis: Any) -> tuple[Namespace, Array]:
     check_kind(kind)
     xp, x, y, config, squeeze = check_images(x, y, config, dtype, channel_axis=channel_axis)
-    x, y, config = pair_in_units(x, y, config, xp, dtype)
-    t1, t2 = pair_defects(x, y, config, xp)
+    x, y, config, offset = pair_in_units(x, y, config, xp, dtype)
+    t1, t2 = pair_defects(x, y, config, xp, offset)
     sq = get_kind(kind).squared(t1, t2)
     if squeeze:
         return xp, sq[..., 0]

@@ -28,8 +28,14 @@ __all__ = ["ssim_components", "ssim_map", "ssim", "pair_in_units"]
 
 
 def pair_in_units(x: Array, y: Array, config: SSIMConfig, xp: Namespace,
-                  dtype: Any = None) -> tuple[Array, Array, SSIMConfig]:
+                  dtype: Any = None) -> tuple[Array, Array, SSIMConfig, Array | None]:
     """Two validated images in units of the data range, in the working precision.
+
+    In float32 the images are shifted in float64 by a common offset (the mean of both, per
+    channel) before they are cast: the cast then rounds values of the order of the
+    images' variation, not of their offset (at an offset of 1e8 on 8-bit data a cast
+    before the shift would keep no bit of the variation). The difference ``x - y`` is
+    unchanged by the shift; the offset comes back into the local means.
 
     Parameters
     ----------
@@ -44,15 +50,22 @@ def pair_in_units(x: Array, y: Array, config: SSIMConfig, xp: Namespace,
     Returns
     -------
     x, y : Array
-        ``x / L`` and ``y / L`` (:func:`ssimref.moments.in_range_units`), in ``dtype``.
+        ``x / L`` and ``y / L`` (:func:`ssimref.moments.in_range_units`), in ``dtype``;
+        in float32 minus ``offset``.
     config : SSIMConfig
         :meth:`SSIMConfig.in_range_units`.
+    offset : Array, shape (1, 1, C), in ``dtype``, or None
+        What to add to the local means (float32), None in float64.
     """
     work = float_dtype(xp, dtype)
     u, v = in_range_units(x, config, xp), in_range_units(y, config, xp)
+    offset = None
     if work != xp.float64:
-        u, v = xp.astype(u, work), xp.astype(v, work)
-    return u, v, config.in_range_units()
+        shift = (xp.mean(u, axis=(0, 1), keepdims=True)
+                 + xp.mean(v, axis=(0, 1), keepdims=True)) / 2.0
+        u, v = xp.astype(u - shift, work), xp.astype(v - shift, work)
+        offset = xp.astype(shift, work)
+    return u, v, config.in_range_units(), offset
 
 
 def defects(mu_x: Array, var_x: Array, mu_y: Array, var_y: Array, mean_d: Array,
@@ -79,8 +92,8 @@ def defects(mu_x: Array, var_x: Array, mu_y: Array, var_y: Array, mean_d: Array,
     return t1, t2
 
 
-def pair_defects(x: Array, y: Array, config: SSIMConfig,
-                 xp: Namespace) -> tuple[Array, Array]:
+def pair_defects(x: Array, y: Array, config: SSIMConfig, xp: Namespace,
+                 offset: Array | None = None) -> tuple[Array, Array]:
     """The defect maps ``(t1, t2)`` of images (trusted input).
 
     Parameters
@@ -89,6 +102,9 @@ def pair_defects(x: Array, y: Array, config: SSIMConfig,
     config : SSIMConfig
         With its data range set.
     xp : Namespace
+    offset : Array, broadcastable to (..., 1, 1, C), optional
+        A common offset already subtracted from both images (:func:`pair_in_units`),
+        added back to their local means.
 
     Returns
     -------
@@ -96,6 +112,8 @@ def pair_defects(x: Array, y: Array, config: SSIMConfig,
     """
     mu_x, var_x = image_moments(x, config, xp)
     mu_y, var_y = image_moments(y, config, xp)
+    if offset is not None:
+        mu_x, mu_y = mu_x + offset, mu_y + offset
     *_, var_d, _, _, mean_d = difference_moments(x - y, config, xp)
     c1, c2 = config.constants()
     return defects(mu_x, var_x, mu_y, var_y, mean_d, var_d, c1, c2)
@@ -171,8 +189,8 @@ def ssim_components(x: ArrayLike, y: ArrayLike, config: SSIMConfig | None = None
     """
     config = resolve_config(config, **conventions)
     xp, x, y, config, squeeze = check_images(x, y, config, dtype, channel_axis=channel_axis)
-    x, y, config = pair_in_units(x, y, config, xp, dtype)
-    t1, t2 = pair_defects(x, y, config, xp)
+    x, y, config, offset = pair_in_units(x, y, config, xp, dtype)
+    t1, t2 = pair_defects(x, y, config, xp, offset)
     return (_squeeze(1.0 - t1, squeeze, channel_axis, xp),
             _squeeze(1.0 - t2, squeeze, channel_axis, xp))
 
@@ -209,8 +227,8 @@ def ssim_map(x: ArrayLike, y: ArrayLike, config: SSIMConfig | None = None, *,
     """
     config = resolve_config(config, **conventions)
     xp, x, y, config, squeeze = check_images(x, y, config, dtype, channel_axis=channel_axis)
-    x, y, config = pair_in_units(x, y, config, xp, dtype)
-    t1, t2 = pair_defects(x, y, config, xp)
+    x, y, config, offset = pair_in_units(x, y, config, xp, dtype)
+    t1, t2 = pair_defects(x, y, config, xp, offset)
     return _squeeze((1.0 - t1) * (1.0 - t2), squeeze, channel_axis, xp)
 
 
