@@ -34,7 +34,7 @@ def _np(value):
     if isinstance(value, tuple):
         return tuple(a for v in value for a in _np(v))
     if dataclasses.is_dataclass(value):
-        return (np.asarray([value.statistic, value.p_value], dtype=float),)
+        return (np.asarray([value.statistic, value.pvalue], dtype=float),)
     if value is None:
         return ()
     return (np.asarray(value, dtype=float),)
@@ -135,7 +135,7 @@ def _image_api():
     for estimator in ("unbiased", "biased"):
         api[f"ssimref.mmd.mmd_test[{estimator}]"] = (
             lambda X, Y, e=estimator, **kw: _np(M.mmd_test(
-                X, Y, kernel(**kw), N_RESAMPLES, 0, estimator=e)))
+                X, Y, kernel(**kw), n_resamples=N_RESAMPLES, rng=0, estimator=e)))
     return api
 
 
