@@ -21,7 +21,7 @@ import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..backend import Array, ArrayLike
+from ..backend import Array, ArrayLike, arrays_for, to_numpy
 from ..config import SSIMConfig, resolve_config
 from ..kinds import KindName
 from ..pairwise import distance_matrix
@@ -190,7 +190,10 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         otherwise :func:`~ssimref.kernels.repair_psd`'s method, with test rows mapped
         consistently (Chen et al., JMLR 2009).
     backend : {"auto", "reference", "numba", "cupy"}, default "auto"
-        Engine of :func:`ssimref.distance_matrix`.
+        Engine of :func:`ssimref.distance_matrix`. scikit-learn hands the estimator NumPy
+        arrays; with "cupy" the images are copied to the GPU for the distances and the
+        kernels come back as NumPy arrays (without CuPy and a CUDA device, ``fit``
+        raises ``ValueError`` saying so).
     image_shape : tuple (H, W) or (H, W, C), optional
         Shape of one image when ``X`` is given flat, ``(n_samples, H * W [* C])``
         (scikit-learn's 2-D convention; rows are reshaped in C order, channels last
@@ -381,9 +384,11 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         """
         check_is_fitted(self, "centerer_")
         images = self._images(X, reset=False)
-        K = ssim_kernel(images, self.X_fit_, self.kind, self.power_, self.config_,
-                        centerer=self.centerer_, backend=self.backend,
-                        working_memory=self.working_memory, channel_axis=self.channel_axis)
+        K = to_numpy(ssim_kernel(arrays_for(self.backend, images),
+                                 arrays_for(self.backend, self.X_fit_), self.kind,
+                                 self.power_, self.config_, centerer=self.centerer_,
+                                 backend=self.backend, working_memory=self.working_memory,
+                                 channel_axis=self.channel_axis))
         if self.repair_map_ is not None:
             K = K @ self.repair_map_
         return K
@@ -399,10 +404,11 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
                                                 for name in _CONVENTIONS})
         images = self._images(X, reset=True)
         config = infer_data_range(config, [images], names=("X",))
-        K, centerer = ssim_kernel(images, None, self.kind, power, config,
-                                  return_centerer=True, backend=self.backend,
+        K, centerer = ssim_kernel(arrays_for(self.backend, images), None, self.kind, power,
+                                  config, return_centerer=True, backend=self.backend,
                                   working_memory=self.working_memory,
                                   channel_axis=self.channel_axis)
+        K = to_numpy(K)
 
         report, right_map = None, None
         if self.check_psd or self.repair is not None:

@@ -131,7 +131,7 @@ def _cmmd(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: An
     if not (isinstance(lam, float) and math.isfinite(lam) and lam > 0):
         raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
     working_memory = resolve_working_memory(working_memory)
-    x_shape = tuple(getattr(Y_gen, "shape", ()))
+    x_shape = tuple(as_array(Y_gen).shape)
     if Y_data is None:
         raise ValueError("Y_data (the data outputs) is required")
     xp, Xw, Yw, ops = bind_kernel(kernel, Y_gen, Y_data)
