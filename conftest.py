@@ -11,5 +11,6 @@ def _missing(module):
         return True
 
 
-collect_ignore = [path for path, module in (("ssimref/engines/numba_engine.py", "numba"),)
+collect_ignore = [path for path, module in (("ssimref/engines/numba_engine.py", "numba"),
+                                          ("ssimref/engines/numba_vjp.py", "numba"))
                   if _missing(module)]

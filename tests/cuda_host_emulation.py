@@ -109,3 +109,144 @@ def emulated_squared_block(Xa, Yb, kind, config, upper=False, threads=None):
     if upper:  # as the engine does after its kernel
         out = symmetrise_upper(out, np)
     return out
+
+
+# ------------------------------------------------------------------- VJP kernel (blocks)
+# The VJP kernel (ssimref.engines.cupy_vjp) is cooperative: the threads of a block share
+# buffers and meet at __syncthreads. Each block therefore runs with one host thread per
+# CUDA thread, a pthread barrier for __syncthreads and a buffer for its shared memory;
+# blocks run one after another. Thread-private variables (the kernel's register arrays)
+# live on each host thread's stack, as on the GPU.
+_VJP_PRELUDE = r"""
+#define SSIM_HOST_EMULATION 1
+#include <pthread.h>
+#include <vector>
+struct ssim_index3 { long long x, y, z; };
+static thread_local ssim_index3 threadIdx;
+static ssim_index3 blockIdx, blockDim;
+static double* ssim_shared;
+static pthread_barrier_t ssim_barrier;
+#define SSIM_VJP_SHARED double* smem = ssim_shared;
+#define SSIM_SYNC() pthread_barrier_wait(&ssim_barrier)
+#define SSIM_BOUNDS
+#define __global__
+#define __device__
+#define __forceinline__ inline
+"""
+
+_VJP_DRIVER = r"""
+struct ssim_args {
+    const double *a0, *am0, *aa, *av, *ash, *b0, *bm0, *ba, *bv, *bsh, *taps, *wts;
+    long long nb; int paired; double scale, e1, e3; int want_grad;
+    double *grad, *values; long long tid;
+};
+
+static void* ssim_thread(void* p)
+{
+    ssim_args* g = (ssim_args*)p;
+    threadIdx.x = g->tid; threadIdx.y = 0; threadIdx.z = 0;
+    ssim_vjp_side(g->a0, g->am0, g->aa, g->av, g->ash, g->b0, g->bm0, g->ba, g->bv, g->bsh,
+                  g->taps, g->wts, g->nb, g->paired, g->scale, g->e1, g->e3, g->want_grad,
+                  g->grad, g->values);
+    return nullptr;
+}
+
+extern "C" int launch(
+    const double* a0, const double* am0, const double* aa, const double* av,
+    const double* ash, const double* b0, const double* bm0, const double* ba,
+    const double* bv, const double* bsh, const double* taps, const double* wts,
+    long long nb, int paired, double scale, double e1, double e3, int want_grad,
+    double* grad, double* values, long long grid, double* shared, long long shared_doubles)
+{
+    blockDim.x = THREADS; blockDim.y = 1; blockDim.z = 1;
+    std::vector<pthread_t> threads(THREADS);
+    std::vector<ssim_args> args(THREADS);
+    for (long long bx = 0; bx < grid; ++bx) {
+        blockIdx.x = bx; blockIdx.y = 0; blockIdx.z = 0;
+        for (long long k = 0; k < shared_doubles; ++k) {
+            shared[k] = -1e300;  // garbage: a read before a write shows up in the results
+        }
+        ssim_shared = shared;
+        if (pthread_barrier_init(&ssim_barrier, nullptr, THREADS) != 0) {
+            return 1;
+        }
+        for (int t = 0; t < THREADS; ++t) {
+            args[t] = ssim_args{a0, am0, aa, av, ash, b0, bm0, ba, bv, bsh, taps, wts, nb,
+                                paired, scale, e1, e3, want_grad, grad, values, t};
+            if (pthread_create(&threads[t], nullptr, ssim_thread, &args[t]) != 0) {
+                return 2;
+            }
+        }
+        for (int t = 0; t < THREADS; ++t) {
+            pthread_join(threads[t], nullptr);
+        }
+        pthread_barrier_destroy(&ssim_barrier);
+    }
+    return 0;
+}
+"""
+
+
+def _vjp_library(source):
+    full = _VJP_PRELUDE + source + _VJP_DRIVER
+    digest = hashlib.sha1(full.encode()).hexdigest()[:16]
+    _BUILD.mkdir(exist_ok=True)
+    lib = _BUILD / f"vjp_{digest}.so"
+    if not lib.exists():
+        src = _BUILD / f"vjp_{digest}.cpp"
+        src.write_text(full)
+        tmp = lib.with_suffix(f".{digest}.tmp")
+        # -ffp-contract=off: no FMA, so the emulation is bit-reproducible on any host
+        subprocess.run([compiler(), "-O1", "-ffp-contract=off", "-std=c++14", "-pthread",
+                        "-shared", "-fPIC", "-o", str(tmp), str(src)],
+                       check=True, capture_output=True)
+        tmp.replace(lib)
+    return ctypes.CDLL(str(lib))
+
+
+def host_launch(source, grid, threads, shared_bytes, args):
+    """Run the VJP kernel ``source`` on the CPU: the ``launch`` callable that
+    :func:`ssimref.engines.cupy_vjp.side_gradients` takes, for NumPy arrays."""
+    lib = _vjp_library(source)
+    shared = np.empty(max(1, shared_bytes // 8))
+    c_args = []
+    for a in args:
+        if isinstance(a, np.ndarray) and a.ndim > 0:
+            assert a.flags.c_contiguous and a.dtype == np.float64, "kernel arrays"
+            c_args.append(_pointer(a))
+        elif isinstance(a, np.int64):
+            c_args.append(ctypes.c_longlong(int(a)))
+        elif isinstance(a, np.int32):
+            c_args.append(ctypes.c_int(int(a)))
+        else:
+            c_args.append(ctypes.c_double(float(a)))
+    rc = lib.launch(*c_args, ctypes.c_longlong(grid[0]), _pointer(shared),
+                    ctypes.c_longlong(shared.size))
+    assert rc == 0, f"emulated launch failed ({rc})"
+
+
+def emulated_vjp_block(Xa, Yb, W, kind, config, *, upper=False, wrt_y=True, threads=16):
+    """What cupy_vjp.vjp_block computes, with every launch run on the CPU (NumPy in and
+    out; ``threads`` per block, fewer than on the GPU so that each thread owns several
+    pixels and windows)."""
+    from ssimref.engines.cupy_vjp import side_gradients
+
+    def side(A, B, weights):
+        return side_gradients(A, B, weights, kind, config, host_launch, threads=threads)[0]
+
+    if upper:
+        Wu = np.triu(W, 1)
+        return side(Xa, Xa, Wu + Wu.T), None
+    dX = side(Xa, Yb, W)
+    return dX, (side(Yb, Xa, np.ascontiguousarray(W.T)) if wrt_y else None)
+
+
+def emulated_paired(X, Y, w, kind, config, *, threads=16):
+    """What cupy_vjp.paired_squared and paired_vjp compute: (S, dX, dY), on the CPU."""
+    from ssimref.engines.cupy_vjp import side_gradients
+
+    S = side_gradients(X, Y, np.ones(X.shape[0]), kind, config, host_launch, paired=True,
+                       want_grad=False, threads=threads)[1]
+    dX = side_gradients(X, Y, w, kind, config, host_launch, paired=True, threads=threads)[0]
+    dY = side_gradients(Y, X, w, kind, config, host_launch, paired=True, threads=threads)[0]
+    return S, dX, dY

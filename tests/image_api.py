@@ -81,6 +81,12 @@ def _ssim_kernel_estimator(X, Y, **kw):
     return _np((model.fit_transform(X), model.transform(Y)))
 
 
+def _nystroem_estimator(X, Y, **kw):
+    # every training image a landmark: the features span the exact kernel
+    model = K.SSIMNystroem(n_components=len(X), random_state=0, **kw)
+    return _np((model.fit_transform(X), model.transform(Y)))
+
+
 def _image_api():
     api = {
         "ssimref.ssim_components": lambda X, Y, **kw: _np(
@@ -106,6 +112,7 @@ def _image_api():
         "ssimref.kernels.ssim_kernel(Y)": _quiet(lambda X, Y, **kw: _np(
             K.ssim_kernel(Y, X, **kw))),
         "ssimref.kernels.SSIMKernel": _quiet(_ssim_kernel_estimator),
+        "ssimref.kernels.SSIMNystroem": _quiet(_nystroem_estimator),
         "ssimref.kernels.mean_ssim_kernel": lambda X, Y, **kw: _np(
             K.mean_ssim_kernel(X, Y, **kw)),
         "ssimref.kernels.SSIMRBFKernel.from_median": lambda X, Y, **kw: _np(

@@ -7,9 +7,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from ssimref.gmmn.checkpoint import load_checkpoint, make_rng, rng_state, save_checkpoint
-from ssimref.gmmn.mlp import MLP, Dropout, Linear, ReLU, Sigmoid, Tanh
-from ssimref.gmmn.optim import SGD, Adam, make_optimizer
+from ssimref.generative.checkpoint import load_checkpoint, make_rng, rng_state, save_checkpoint
+from ssimref.generative.mlp import MLP, Dropout, Linear, ReLU, Sigmoid, Tanh
+from ssimref.generative.optim import SGD, Adam, make_optimizer
 
 from .finite_differences import assert_grad_close, numerical_gradient
 

@@ -25,7 +25,7 @@ PUBLIC = {
         "ssim_rbf_kernel", "mean_ssim_kernel", "median_heuristic", "psd_report",
         "repair_psd", "PSDReport", "IndefiniteKernelWarning", "Kernel", "RBFMixture",
         "SSIMDistanceKernel", "SSIMRBFKernel", "MeanSSIMKernel", "make_kernel",
-        "KERNEL_NAMES"},
+        "KERNEL_NAMES", "SSIMNystroem"},
     "ssimref.mmd": {
         "mmd2", "mmd2_and_grad", "ESTIMATORS", "cmmd2", "cmmd2_and_grad", "cmmd_weights",
         "mmd_test", "MMDTestResult"},

@@ -12,12 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import demo, distance, gmmn, kernel, mmd, verify
+from ..generative.trainer import TrainingInterrupted
+from . import demo, distance, evaluate, gmmn, kernel, mmd, sample, train, verify
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: The command modules, in the order ``ssimref --help`` lists them.
-COMMANDS = (distance, kernel, mmd, demo, verify, gmmn)
+COMMANDS = (distance, kernel, mmd, demo, verify, train, sample, evaluate, gmmn)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,8 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"ssimref: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:
+        print(f"ssimref: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("ssimref: interrupted; no output was written", file=sys.stderr)
+        print("ssimref: interrupted; files are replaced atomically, so each output is "
+              "complete or absent (a training run resumes from its last checkpoint with "
+              "--resume)", file=sys.stderr)
         return 130
 
 

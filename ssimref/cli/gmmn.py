@@ -12,7 +12,8 @@ NAME = "gmmn"
 HELP = "generative moment-matching networks: train, sample, evaluate"
 
 _TRAIN_OPTIONS = (  # (flag, TrainConfig field, type, help)
-    ("--dataset", "dataset", str, "training data (only 'digits': sklearn's 8x8 digits)"),
+    ("--dataset", "dataset", str, "training data: digits (sklearn's 8x8 digits) or mnist5k "
+     "(5,000 28x28 MNIST digits)"),
     ("--kernel", "kernel", str, "rbf: Li et al.'s RBF mixture; ssim: the paper's SSIM "
      "distance kernel (Eq. (2), power 1)"),
     ("--space", "space", str, "data: generate pixels; code: generate autoencoder codes"),
@@ -28,7 +29,8 @@ _TRAIN_OPTIONS = (  # (flag, TrainConfig field, type, help)
     ("--sample-every", "sample_every", int, "steps between sample grids (250)"),
     ("--checkpoint-every", "checkpoint_every", int, "steps between checkpoints (100)"),
 )
-_CHOICES = {"dataset": ("digits",), "kernel": ("rbf", "ssim"), "space": ("data", "code"),
+_CHOICES = {"dataset": ("digits", "mnist5k"), "kernel": ("rbf", "ssim"),
+            "space": ("data", "code"),
             "device": ("cpu", "gpu"), "loss": ("sqrt", "mmd2"), "optimizer": ("adam", "sgd")}
 
 

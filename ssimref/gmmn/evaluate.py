@@ -37,6 +37,7 @@ from ..backend import to_numpy
 from ..io import save_json
 from ..kernels import RBFMixture, SSIMDistanceKernel
 from ..pairwise import distance_matrix
+from ..generative.data import rbf_variances as dataset_rbf_variances
 from ..tiling import resolve_working_memory, row_batches
 from .data import load_digit_splits
 from ..mmd import mmd2
@@ -127,7 +128,7 @@ def evaluate_samples(samples, splits, *, labels=None, parzen_centers=None, datas
     ssim : SSIMConfig, optional
         Conventions of the SSIM kernel and of ``nearest_ssim`` (the training default).
     rbf_variances : tuple, optional
-        Variances of the RBF mixture (the training default for data space).
+        Variances of the RBF mixture (the data set's default when None).
 
     Returns
     -------
@@ -135,7 +136,7 @@ def evaluate_samples(samples, splits, *, labels=None, parzen_centers=None, datas
     """
     defaults = TrainConfig()
     ssim = ssim or ssim_config(defaults)
-    rbf_variances = rbf_variances or defaults.rbf_variances
+    rbf_variances = rbf_variances or dataset_rbf_variances(splits)
     samples = np.asarray(to_numpy(samples), dtype=np.float64)
     flat = samples.reshape(len(samples), -1)
     test = splits.test.reshape(len(splits.test), -1)

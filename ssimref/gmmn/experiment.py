@@ -23,10 +23,10 @@ import numpy as np
 
 from .. import __version__
 from ..io import atomic_path, save_json
-from .checkpoint import CHECKPOINT_JSON
+from ..generative.checkpoint import CHECKPOINT_JSON
 from .data import load_digit_splits
 from .evaluate import METRICS, evaluate_run, reference_metrics
-from .grid import grid_image, save_panels
+from ..generative.grid import grid_image, save_panels
 from .train import TrainConfig, grid_samples, load_run, train
 
 __all__ = ["CONDITIONS", "run_experiment", "condition_name", "summarise", "format_table"]
@@ -116,13 +116,13 @@ def _metrics_log(run_dir):
 
 def _first_loss(run_dir):
     losses = [r["loss"] for r in _metrics_log(run_dir)
-              if r["phase"] == "gmmn" and r["loss"] is not None]
+              if r["phase"] == "gmmn" and r.get("loss") is not None]
     return losses[0] if losses else None
 
 
 def _last_loss(run_dir):
     losses = [r["loss"] for r in _metrics_log(run_dir)
-              if r["phase"] == "gmmn" and r["loss"] is not None]
+              if r["phase"] == "gmmn" and r.get("loss") is not None]
     return losses[-1] if losses else None
 
 

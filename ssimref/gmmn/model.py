@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mlp import MLP
+from ..generative.mlp import MLP
 from ..mmd import cmmd2_and_grad, mmd2_and_grad
 
 __all__ = ["GMMN", "Autoencoder", "LOSSES"]

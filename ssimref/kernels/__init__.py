@@ -15,9 +15,10 @@ from .rbf import RBFMixture
 from .ssim_distance import MeanSSIMKernel, SSIMDistanceKernel, SSIMRBFKernel
 from .psd import IndefiniteKernelWarning, PSDReport, psd_report, repair_psd
 from .ssim_kernel import SSIMKernel, ssim_kernel
+from .nystroem import SSIMNystroem
 
 __all__ = ["double_center", "center_out_of_sample", "ssim_kernel", "SSIMKernel",
            "ssim_rbf_kernel", "mean_ssim_kernel", "median_heuristic", "psd_report",
            "repair_psd", "PSDReport", "IndefiniteKernelWarning", "Kernel", "RBFMixture",
            "SSIMDistanceKernel", "SSIMRBFKernel", "MeanSSIMKernel", "make_kernel",
-           "KERNEL_NAMES"]
+           "KERNEL_NAMES", "SSIMNystroem"]

@@ -12,21 +12,20 @@ any kernel method that accepts a precomputed kernel: ``SVC(kernel="precomputed")
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ..backend import Array, ArrayLike, arrays_for, to_numpy
 from ..config import SSIMConfig, resolve_config
 from ..kinds import KindName
 from ..pairwise import distance_matrix
-from ..validation import check_kind, check_not_masked, infer_data_range
+from ..validation import check_kind, infer_data_range
 from .centering import centered_kernel, centered_test_kernel, check_power
+from .image_input import ImageInputMixin
 from .psd import DEFAULT_PSD_TOL, REPAIRS, repair, spectrum_report, warn_if_indefinite
 
 __all__ = ["ssim_kernel", "SSIMKernel"]
@@ -159,10 +158,10 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
                                 working_memory=working_memory)
 
 
-_CONVENTIONS = ("window", "size", "sigma", "stride", "data_range", "k1", "k2", "covariance")
 
 
-class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class SSIMKernel(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                 BaseEstimator):
     """Images to SSIM kernel, as a scikit-learn transformer.
 
     ``fit_transform(X_train)`` returns the ``n x n`` kernel ``-1/2 H D^p H`` of the
@@ -400,8 +399,7 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             raise ValueError(f"repair must be None or one of {REPAIRS}, got {self.repair!r}")
         if not isinstance(self.check_psd, (bool, np.bool_)):
             raise TypeError(f"check_psd must be True or False, got {self.check_psd!r}")
-        config = resolve_config(self.config, **{name: getattr(self, name)
-                                                for name in _CONVENTIONS})
+        config = self._conventions()
         images = self._images(X, reset=True)
         config = infer_data_range(config, [images], names=("X",))
         K, centerer = ssim_kernel(arrays_for(self.backend, images), None, self.kind, power,
@@ -427,55 +425,6 @@ class SSIMKernel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         self.repair_map_ = right_map
         self._n_features_out = K.shape[0]
         return K
-
-    # --------------------------------------------------------------- validation
-    def _images(self, X: ArrayLike, reset: bool) -> npt.NDArray[Any]:
-        """``X`` as a stack ``(n, H, W[, C])``; sets or checks the image shape."""
-        check_not_masked(X, "X")  # check_array would drop the mask
-        X = check_array(X, allow_nd=True, dtype="numeric")
-        given = self._check_image_shape()
-        if X.ndim == 2:
-            shape = given if reset else (given or self.image_shape_)
-            if shape is None:
-                raise ValueError(
-                    f"X is 2-D, shape {X.shape}: scikit-learn's (n_samples, n_features) "
-                    "layout needs image_shape=(H, W) or (H, W, C) to turn rows into "
-                    "images (e.g. image_shape=(8, 8) for load_digits().data); or pass "
-                    "images of shape (n, H, W[, C])")
-            features = math.prod(shape)
-            expected = features if reset else self.n_features_in_
-            if X.shape[1] != expected:
-                raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
-                                 f"is expecting {expected} features as input (images of "
-                                 f"shape {tuple(shape)}, flattened)")
-            X = X.reshape((X.shape[0], *shape))
-        elif X.ndim in (3, 4):
-            if given is not None and tuple(X.shape[1:]) != given:
-                raise ValueError(f"X holds images of shape {tuple(X.shape[1:])} but "
-                                 f"image_shape={given}; drop image_shape or make it match")
-        else:
-            raise ValueError(f"X must have shape (n, H, W), (n, H, W, C) or flat "
-                             f"(n, H*W[*C]) with image_shape, got shape {X.shape}")
-        if reset:
-            self.image_shape_ = tuple(X.shape[1:])
-            self.n_features_in_ = math.prod(self.image_shape_)
-        elif tuple(X.shape[1:]) != self.image_shape_:
-            raise ValueError(f"X holds images of shape {tuple(X.shape[1:])}, but "
-                             f"{type(self).__name__} was fitted on images of shape "
-                             f"{self.image_shape_}")
-        return X
-
-    def _check_image_shape(self) -> tuple[int, ...] | None:
-        shape = self.image_shape
-        if shape is None:
-            return None
-        ok = (isinstance(shape, (tuple, list)) and len(shape) in (2, 3)
-              and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
-                      for v in shape))
-        if not ok:
-            raise ValueError(f"image_shape must be a tuple (H, W) or (H, W, C) of positive "
-                             f"integers, got {shape!r}")
-        return tuple(int(v) for v in shape)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -1,0 +1,184 @@
+"""``ssimref train MODEL``: train a generative model (resumable). The flags of every model
+are generated from its config dataclass (:mod:`ssimref.generative.config`): flag, type,
+default and help have one source."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+NAME = "train"
+HELP = "train a generative model (vae, aae, gan, lsgan, cgan, pix2pix, gmmn); resumable"
+
+_RUN_FLAGS = ("output", "resume", "force", "no_progress", "model", "func", "command")
+
+
+def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """argparse's error as one line (no usage block), exit status 2."""
+    print(f"ssimref: error: {parser.prog}: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (the models' parsers)."""
+
+    def error(self, message: str) -> NoReturn:
+        _one_line_error(self, message)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _all_fields() -> dict[str, list[Any]]:
+    """``name -> (type, default, metadata, models that have the field)`` over every
+    model's config, in a stable order."""
+    from ..generative.config import config_fields
+    from ..generative.runs import MODELS
+    out: dict[str, list[Any]] = {}
+    for model, spec in MODELS.items():
+        for name, kind, default, meta in config_fields(spec.config_class()):
+            entry = out.setdefault(name, [kind, default, meta, []])
+            entry[3].append(model)
+    return out
+
+
+def _tuple_type(default: tuple) -> type:
+    return int if default and all(isinstance(v, int) for v in default) else float
+
+
+def add_config_options(parser: argparse.ArgumentParser, model: str,
+                       fields: dict[str, list[Any]]) -> None:
+    """Add a flag for every config field of ``model`` (with its default and help), and
+    hidden flags for the fields of the other models, so that giving one gets a clear
+    error.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser of ``ssimref train MODEL``.
+    model : str
+        A key of :data:`ssimref.generative.runs.MODELS`.
+    fields : dict
+        ``name -> [type, default, metadata, models]`` over every model's config.
+    """
+    from ..generative.config import config_fields
+    from ..generative.runs import MODELS
+    own = {name: (kind, default, meta)
+           for name, kind, default, meta in config_fields(MODELS[model].config_class())}
+    group = parser.add_argument_group(f"{model} options (defaults from its config)")
+    for name, (kind, default, meta, _) in fields.items():
+        if name not in own:  # accepted, then refused with a message naming its models
+            options: dict[str, Any] = {"dest": name, "default": None,
+                                       "help": argparse.SUPPRESS}
+            if kind is bool:
+                parser.add_argument(_flag(name), action=argparse.BooleanOptionalAction,
+                                    **options)
+            else:
+                parser.add_argument(_flag(name), nargs="+" if kind is tuple else None,
+                                    **options)
+            continue
+        kind, default, meta = own[name]
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        options = {"dest": name, "default": None,
+                   "help": f"{meta.get('help', '')} (default: {shown})"}
+        if kind is bool:
+            group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, **options)
+            continue
+        if kind is tuple:
+            options.update(nargs="+", type=_tuple_type(default), metavar="N")
+        else:
+            options["type"] = kind
+            if meta.get("choices"):
+                options["choices"] = meta["choices"]
+        group.add_argument(_flag(name), **options)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``train`` command to the subcommands ``sub`` of ``ssimref``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
+    from ..generative.runs import MODELS
+    p = sub.add_parser(NAME, help=HELP, description="Train a generative model. Every run "
+                       "folder is resumable: Ctrl-C or SIGTERM stops at a step boundary, "
+                       "writes a checkpoint and prints the command that resumes it.")
+    setattr(p, "error", functools.partial(_one_line_error, p))  # unknown MODEL: one line
+    models = p.add_subparsers(dest="model", required=True, metavar="MODEL",
+                              parser_class=_OneLineParser)
+    fields = _all_fields()
+    for name, spec in MODELS.items():
+        m = models.add_parser(name, help=spec.help, description=spec.help)
+        add_config_options(m, name, fields)
+        m.add_argument("-o", "--output", required=True, help="run folder (runs/NAME)")
+        m.add_argument("--resume", action="store_true", help="continue the run in the "
+                       "folder from its last checkpoint (only --steps may change)")
+        m.add_argument("--force", action="store_true",
+                       help="start afresh in a non-empty run folder")
+        m.add_argument("--no-progress", action="store_true", help="no progress bar")
+        m.set_defaults(func=run, _fields=fields)
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
+            if k not in _RUN_FLAGS and not k.startswith("_") and v is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``ssimref train MODEL`` with the parsed ``args``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser of :func:`add_parser`.
+
+    Returns
+    -------
+    int
+        The exit status: 0 (an interrupted run raises
+        :class:`ssimref.generative.trainer.TrainingInterrupted`, which the command line
+        reports with status 130).
+
+    Raises
+    ------
+    ValueError
+        An option of another model, or a bad value (as for the model's config).
+    FileNotFoundError
+        ``--resume`` on a folder without ``config.json``.
+    """
+    from ..generative.runs import config_class, train
+    name = args.model
+    cls = config_class(name)
+    given = _given(args)
+    own = set(cls.__dataclass_fields__)
+    foreign = sorted(set(given) - own)
+    if foreign:
+        owners = {k: [m for m in args._fields[k][3]] for k in foreign}
+        detail = "; ".join(f"{_flag(k)} is an option of {', '.join(v)}"
+                           for k, v in owners.items())
+        raise ValueError(f"{name} does not take {', '.join(_flag(k) for k in foreign)} "
+                         f"({detail})")
+    run_dir = Path(args.output)
+    if args.resume:
+        stored = run_dir / "config.json"
+        if not stored.exists():
+            raise FileNotFoundError(f"--resume: {run_dir} holds no config.json; start the "
+                                    "run without --resume")
+        config = replace(cls.from_dict(json.loads(stored.read_text())), **given)
+    else:
+        config = cls(**given)
+    summary = train(name, run_dir, config, resume=args.resume, force=args.force,
+                    progress=not args.no_progress)
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
+    print(f"trained {run_dir} ({name}) to step {summary['steps']} in "
+          f"{summary['seconds']:.1f} s of training; last losses: {losses or 'none'}; "
+          f"metrics in {run_dir / 'metrics.jsonl'}, grids in {run_dir / 'samples'}")
+    return 0

@@ -1,0 +1,971 @@
+"""Fused vector-Jacobian blocks of SSIM distances on the CPU, compiled with Numba.
+
+For a tile of row images ``x_i`` and column images ``y_j`` and cotangents ``W_ij`` of
+``S_ij = D^2(x_i, y_j)`` (the squared distance :func:`ssimref.engines.numba_engine.squared_block`
+computes), this returns ``dX_i = sum_j W_ij dS_ij/dx_i`` and ``dY_j = sum_i W_ij dS_ij/dy_j``
+without any array of shape ``pairs x pixels`` (or ``pairs x windows``).
+
+Derivation (:mod:`ssimref.gradients` has the chain rule). Per pair and window, with the
+per-image terms of :mod:`ssimref.engines.precompute` (``a = mu^2 + c1/2``,
+``v = (var + c2/2) / f``, ``m0`` the local mean of the mean-shifted image ``x0``), the
+forward pass gives ``md0 = m0_i - m0_j``, ``md = md0 + shift_i - shift_j`` (the local mean
+of ``d = x - y``), ``n1 = md^2``, ``n2 = max(E_w[d0^2] - md0^2, 0)`` (``var_d / f``),
+``A = a_i + a_j``, ``B = v_i + v_j``, ``t1 = n1 / A``, ``t2 = n2 / B``. With
+``g1 = dg/dt1``, ``g2 = dg/dt2`` of the kind's ``g(t1, t2)`` and ``w2 = 2 W_ij``::
+
+    h1 = w2 g1 / A          cg = w2 g2 / B         (cg = 2 f dS/dvar_d, times W_ij)
+    u = h1 t1               vv = cg t2             e = h1 md - cg md0
+
+(the covariance factor ``f`` cancels). The adjoint window sum ``T`` (the transpose of the
+local mean, :func:`ssimref.moments.window_sums_transpose`) carries window coefficients to
+pixels, and the gradient of one pair is, pixel by pixel::
+
+    dS/dx_i = T(e - u mu_i + vv m0_i) - x0_i T(vv) + d0 T(cg)
+    dS/dy_j = T(-e - u mu_j + vv m0_j) - y0_j T(vv) - d0 T(cg)      (d0 = x0_i - y0_j)
+
+Everything but the last term is linear in per-window coefficients of one image, so it is
+summed over the other image per window first and spread to pixels once per image (two
+window maps per image: ``R = sum(e - u mu + vv m0)`` and ``V = sum(vv)``). Only the cross
+term ``d0 T(cg)`` needs pixel work per pair; it is formed row by row and added straight
+into the accumulators, never stored. Using ``d0`` itself (not ``x0_i T(cg) - y0_j T(cg)``
+summed apart) keeps it exactly 0 for identical images, whose every coefficient is exactly
+0 as well (``md = md0 = n1 = n2 = 0``), so identical pairs contribute exactly 0.
+
+Per pair the kernel recomputes the forward window sums of ``d0^2`` (as the forward engine
+does: running sums for uniform stride-1 windows, a ring of squared rows and separable
+weighted sums otherwise, direct sums for non-overlapping windows), derives the six
+coefficients with one division per window, and streams the adjoint of ``cg`` back to pixel
+rows: horizontally (running sums or a weighted sum over a dilated row), then vertically
+from a ring of the last ``size`` window rows, each pixel row being finished as soon as no
+later window covers it.
+
+Layout and determinism. Column images are packed in groups of ``LANES`` (32, image index
+last) as in the forward engine; row images are scalars. Rows are dealt to chunks
+(row ``i`` to chunk ``i mod nchunks``, which balances triangular tiles); a chunk walks its
+tasks group-major (a group's terms stay in cache while rows stream past). A row's
+gradient belongs to the one chunk that holds the row, and is accumulated over groups in
+order, its 32 lanes summed by a fixed pairwise tree. Column gradients go to a per-chunk
+buffer (lane-wise, no reduction needed), reduced over chunks in chunk order at the end.
+So the same inputs and thread count give the same bits; the row-side gradient does not
+depend on the thread count at all, the column side through ``nchunks`` only.
+
+Which side is which: ``wrt_y=False`` (the MMD blocks that hold ``Y`` fixed) runs ``Y`` as
+rows and ``X`` as columns, so the only gradient is lane-wise (no lane sums at all).
+
+Accuracy: as the forward engine (float64, FMA contraction only); the contract is
+:func:`vjp_accuracy_floor` (docs/engines-vjp.md).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from . import UNIT_ROUNDOFF
+from ..kinds import KINDS
+from .numba_engine import LANES, image_terms
+
+__all__ = ["vjp_block", "paired_squared", "paired_vjp", "vjp_bytes_per_pair",
+           "vjp_bytes_per_image", "vjp_accuracy_floor", "VJP_MAX_TILE_PAIRS",
+           "CHUNKS_PER_THREAD", "vjp_warm_up"]
+
+_EQ1 = KINDS["eq1"].code
+_EQ2 = KINDS["eq2"].code
+
+# contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
+_JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
+
+#: Chunks of rows per thread: each chunk owns a buffer for the column gradients, so more
+#: chunks balance a shared machine better at the cost of memory (docs/engines-vjp.md).
+CHUNKS_PER_THREAD = 2
+
+#: About two seconds of work at the W1 speed of the VJP on two cores.
+VJP_MAX_TILE_PAIRS = 1 << 20
+
+
+# ----------------------------------------------------------------------- per window
+@njit(inline="always", **_JIT)
+def _coefficients(E, m0i, ai, vi, m0j, aj, vj, dsh, w2, kind):
+    """``(cg, e, u, vv)`` of one window (module docstring) from the window's ``E_w[d0^2]``
+    and the two images' terms; ``w2`` is twice the pair's cotangent (times the window
+    scale). One division."""
+    md0 = m0i - m0j
+    n2 = E - md0 * md0
+    n2 = n2 if n2 > 0.0 else 0.0
+    md = md0 + dsh
+    n1 = md * md
+    a = ai + aj
+    b = vi + vj
+    r = 1.0 / (a * b)
+    inv_a = b * r
+    inv_b = a * r
+    t1 = n1 * inv_a
+    t2 = n2 * inv_b
+    if kind == _EQ2:
+        h1 = w2 * inv_a
+        cg = w2 * inv_b
+    elif kind == _EQ1:
+        h1 = 0.0
+        cg = w2 * inv_b
+    else:
+        h1 = w2 * (1.0 - t2) * inv_a
+        cg = w2 * (1.0 - t1) * inv_b
+    u = h1 * t1
+    vv = cg * t2
+    e = h1 * md - cg * md0
+    return cg, e, u, vv
+
+
+@njit(inline="always", **_JIT)
+def _squared_term(E, m0i, ai, vi, m0j, aj, vj, dsh, kind):
+    """The squared distance of one window (as the forward engine's ``_window_term``)."""
+    md0 = m0i - m0j
+    n2 = E - md0 * md0
+    n2 = n2 if n2 > 0.0 else 0.0
+    md = md0 + dsh
+    n1 = md * md
+    a = ai + aj
+    v = vi + vj
+    if kind == _EQ2:
+        return (n1 * v + n2 * a) / (a * v)
+    if kind == _EQ1:
+        return n2 / v
+    return (n1 * v + n2 * a - n1 * n2) / (a * v)
+
+
+# ----------------------------------------------------------------------- helpers
+@njit(**_JIT)
+def _lane_tree(buf, n):
+    """Sum the lanes of ``buf[:n]`` (shape (n, nl), nl a power of two) into ``buf[:n, 0]``
+    by a fixed pairwise tree (halves added, then quarters, ...): vectorised, and the same
+    order every time."""
+    nl = buf.shape[1]
+    for k in range(n):
+        row = buf[k]
+        h = nl // 2
+        while h >= 1:
+            lo = row[:h]
+            hi = row[h:2 * h]
+            for l in range(h):
+                lo[l] += hi[l]
+            h //= 2
+
+
+@njit(**_JIT)
+def _taps_sum(dst, n, src, offsets, taps, count):
+    """``dst[:n] = sum_k taps[k] * src[offsets[k] : offsets[k] + n]`` over ``k < count``,
+    four taps per pass (one store per element and pass); sources are slices so that every
+    index is a plain loop counter (no wraparound code, which stops vectorisation)."""
+    out = dst[:n]
+    for idx in range(n):
+        out[idx] = 0.0
+    k = 0
+    while k < count:
+        left = count - k
+        s0 = src[offsets[k]:offsets[k] + n]
+        g0 = taps[k]
+        if left >= 4:
+            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
+            s2 = src[offsets[k + 2]:offsets[k + 2] + n]
+            s3 = src[offsets[k + 3]:offsets[k + 3] + n]
+            g1, g2, g3 = taps[k + 1], taps[k + 2], taps[k + 3]
+            for idx in range(n):
+                out[idx] += g0 * s0[idx] + g1 * s1[idx] + g2 * s2[idx] + g3 * s3[idx]
+            k += 4
+        elif left == 3:
+            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
+            s2 = src[offsets[k + 2]:offsets[k + 2] + n]
+            g1, g2 = taps[k + 1], taps[k + 2]
+            for idx in range(n):
+                out[idx] += g0 * s0[idx] + g1 * s1[idx] + g2 * s2[idx]
+            k += 3
+        elif left == 2:
+            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
+            g1 = taps[k + 1]
+            for idx in range(n):
+                out[idx] += g0 * s0[idx] + g1 * s1[idx]
+            k += 2
+        else:
+            for idx in range(n):
+                out[idx] += g0 * s0[idx]
+            k += 1
+
+
+@njit(**_JIT)
+def _spread(win, z0, dst, taps, stride, height, width, channels, hc):
+    """``dst += T(win[0]) - z0 * T(win[1])`` lane-wise: the per-image part of a gradient
+    from its two window maps (``win`` (2, C*Ho*Wo, nl), ``z0`` the mean-shifted image and
+    ``dst`` (C*H*W, nl), ``hc`` scratch (2, W, nl)). Separable: each window row is spread
+    along the row, then onto the ``size`` pixel rows it covers."""
+    nl = dst.shape[1]
+    size = taps.shape[0]
+    ho = (height - size) // stride + 1
+    wo = (width - size) // stride + 1
+    for c in range(channels):
+        px = c * height * width
+        pw = c * ho * wo
+        for p in range(ho):
+            for w in range(width):
+                for l in range(nl):
+                    hc[0, w, l] = 0.0
+                    hc[1, w, l] = 0.0
+            for q in range(wo):
+                row = pw + p * wo + q
+                for k in range(size):
+                    g = taps[k]
+                    w = q * stride + k
+                    for l in range(nl):
+                        hc[0, w, l] += g * win[0, row, l]
+                        hc[1, w, l] += g * win[1, row, l]
+            for k in range(size):
+                g = taps[k]
+                r = px + (p * stride + k) * width
+                for w in range(width):
+                    for l in range(nl):
+                        dst[r + w, l] += g * (hc[0, w, l] - z0[r + w, l] * hc[1, w, l])
+
+
+# ----------------------------------------------------------------------- tile kernels
+@njit(parallel=True, **_JIT)
+def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_g, starts,
+                 height, width, size, scale, kind, want_rows, want_cols,
+                 row_win, row_pix, col_part):
+    """Uniform window, stride 1: running sums for the forward window sums of ``d0^2`` and
+    for both directions of the adjoint of ``cg``."""
+    channels = shr.shape[1]
+    nl = x0c.shape[2]
+    ho = height - size + 1
+    wo = width - size + 1
+    npos = ho * wo
+    ones = np.ones(size)
+    nchunks = starts.shape[0] - 1
+    for chunk in prange(nchunks):
+        col = np.empty((width, nl))
+        s = np.empty(nl)
+        run = np.empty(nl)
+        dsh = np.empty(nl)
+        wl = np.empty(nl)
+        cg = np.empty((wo, nl))
+        rw = np.empty((wo, nl))
+        rv = np.empty((wo, nl))
+        z = np.empty((width, nl))
+        ring = np.empty((size, width, nl))
+        vrun = np.empty((width, nl))
+        cwin = np.zeros((2, channels * npos if want_cols else 0, nl))
+        hc = np.empty((2, width, nl))
+        current = -1
+        for t in range(starts[chunk], starts[chunk + 1]):
+            i = task_i[t]
+            g = task_g[t]
+            if want_cols and g != current:
+                if current >= 0:
+                    _spread(cwin, x0c[current], col_part[chunk, current], ones, 1,
+                            height, width, channels, hc)
+                    cwin[:] = 0.0
+                current = g
+            for l in range(nl):
+                wl[l] = wp[i, g, l]
+            for c in range(channels):
+                px = c * height * width
+                pw = c * npos
+                shi = shr[i, c]
+                for l in range(nl):
+                    dsh[l] = shi - shc[g, c, l]
+                # column sums of d0^2 over the first `size` rows
+                for w in range(width):
+                    for l in range(nl):
+                        col[w, l] = 0.0
+                    for k in range(size):
+                        xv = x0r[i, px + k * width + w]
+                        for l in range(nl):
+                            d = xv - x0c[g, px + k * width + w, l]
+                            col[w, l] += d * d
+                ring[:] = 0.0
+                vrun[:] = 0.0
+                for h in range(height):
+                    if h < ho:
+                        p = h
+                        if p > 0:  # slide the column sums down one row
+                            rin = px + (p + size - 1) * width
+                            rout = px + (p - 1) * width
+                            for w in range(width):
+                                xa = x0r[i, rin + w]
+                                xb = x0r[i, rout + w]
+                                for l in range(nl):
+                                    da = xa - x0c[g, rin + w, l]
+                                    db = xb - x0c[g, rout + w, l]
+                                    col[w, l] += da * da - db * db
+                        for l in range(nl):
+                            s[l] = 0.0
+                        for k in range(size - 1):
+                            for l in range(nl):
+                                s[l] += col[k, l]
+                        for q in range(wo):
+                            row = pw + p * wo + q
+                            m0i = m0r[i, row]
+                            ai = ar[i, row]
+                            vi = vr[i, row]
+                            mui = m0i + shi
+                            last = q + size - 1
+                            for l in range(nl):
+                                window = s[l] + col[last, l]
+                                s[l] = window - col[q, l]
+                                m0j = m0c[g, row, l]
+                                cgv, e, u, vv = _coefficients(
+                                    window * scale, m0i, ai, vi, m0j, ac[g, row, l],
+                                    vc[g, row, l], dsh[l], wl[l], kind)
+                                cg[q, l] = cgv
+                                if want_rows:
+                                    rw[q, l] = e - u * mui + vv * m0i
+                                    rv[q, l] = vv
+                                if want_cols:
+                                    cwin[0, row, l] += vv * m0j - e - u * (m0j + shc[g, c, l])
+                                    cwin[1, row, l] += vv
+                        if want_rows:
+                            _lane_tree(rw, wo)
+                            _lane_tree(rv, wo)
+                            for q in range(wo):
+                                row_win[i, 0, pw + p * wo + q] += rw[q, 0]
+                                row_win[i, 1, pw + p * wo + q] += rv[q, 0]
+                        # adjoint of window row p: along the row (running sum over the
+                        # windows covering each column), then down (running sum over the
+                        # last `size` window rows, kept in a ring)
+                        slot = p % size
+                        for l in range(nl):
+                            run[l] = 0.0
+                        for w in range(width):
+                            if w < wo:
+                                for l in range(nl):
+                                    run[l] += cg[w, l]
+                            if w >= size:
+                                for l in range(nl):
+                                    run[l] -= cg[w - size, l]
+                            for l in range(nl):
+                                vrun[w, l] += run[l] - ring[slot, w, l]
+                                ring[slot, w, l] = run[l]
+                    else:  # below the last window row: rows only leave
+                        slot = h % size
+                        for w in range(width):
+                            for l in range(nl):
+                                vrun[w, l] -= ring[slot, w, l]
+                    # pixel row h is final: its cross term d0 T(cg)
+                    rb = px + h * width
+                    for w in range(width):
+                        xv = x0r[i, rb + w]
+                        for l in range(nl):
+                            z[w, l] = (xv - x0c[g, rb + w, l]) * vrun[w, l]
+                    if want_cols:
+                        part = col_part[chunk, g]
+                        for w in range(width):
+                            for l in range(nl):
+                                part[rb + w, l] -= z[w, l]
+                    if want_rows:
+                        _lane_tree(z, width)
+                        for w in range(width):
+                            row_pix[i, rb + w] += z[w, 0]
+        if want_cols and current >= 0:
+            _spread(cwin, x0c[current], col_part[chunk, current], ones, 1, height, width,
+                    channels, hc)
+
+
+@njit(parallel=True, **_JIT)
+def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_g, starts,
+                   height, width, taps, stride, scale, kind, want_rows, want_cols,
+                   row_win, row_pix, col_part):
+    """Any window: separable weighted sums for the forward (a ring of squared rows when
+    windows overlap, direct sums otherwise) and for the adjoint (a weighted sum over a
+    dilated row of ``cg``, then over a ring of the last ``size`` spread rows; for
+    non-overlapping windows each pixel takes its one window's coefficient directly)."""
+    channels = shr.shape[1]
+    nl = x0c.shape[2]
+    size = taps.shape[0]
+    ho = (height - size) // stride + 1
+    wo = (width - size) // stride + 1
+    npos = ho * wo
+    overlap = stride < size
+    nchunks = starts.shape[0] - 1
+    span = width * nl
+    for chunk in prange(nchunks):
+        ring_flat = np.empty(size * span)
+        ring = ring_flat.reshape((size, width, nl))
+        offsets = np.empty(size, dtype=np.int64)
+        colb = np.empty(span)
+        colb2 = colb.reshape((width, nl))
+        hsum = np.empty(wo * nl)
+        hsum2 = hsum.reshape((wo, nl))
+        # cg of a window row, dilated: window q at row size - 1 + q * stride, zeros between
+        cgd_flat = np.zeros((width + size - 1) * nl)
+        cgd = cgd_flat.reshape((width + size - 1, nl))
+        hring_flat = np.empty(size * span)
+        trow = np.empty(span)
+        trow2 = trow.reshape((width, nl))
+        sel_taps = np.empty(size)
+        sel_off = np.empty(size, dtype=np.int64)
+        rw = np.empty((wo, nl))
+        rv = np.empty((wo, nl))
+        z = np.empty((max(width, wo * size), nl))
+        dsh = np.empty(nl)
+        wl = np.empty(nl)
+        cwin = np.zeros((2, channels * npos if want_cols else 0, nl))
+        hc = np.empty((2, width, nl))
+        current = -1
+        for t in range(starts[chunk], starts[chunk + 1]):
+            i = task_i[t]
+            g = task_g[t]
+            if want_cols and g != current:
+                if current >= 0:
+                    _spread(cwin, x0c[current], col_part[chunk, current], taps, stride,
+                            height, width, channels, hc)
+                    cwin[:] = 0.0
+                current = g
+            for l in range(nl):
+                wl[l] = wp[i, g, l]
+            for c in range(channels):
+                px = c * height * width
+                pw = c * npos
+                shi = shr[i, c]
+                for l in range(nl):
+                    dsh[l] = shi - shc[g, c, l]
+                filled = 0
+                for p in range(ho):
+                    top = p * stride
+                    # ---- forward: weighted sums of d0^2 over window row p
+                    for idx in range(wo * nl):
+                        hsum[idx] = 0.0
+                    if overlap:
+                        while filled < top + size:
+                            r = px + filled * width
+                            slot = filled % size
+                            for w in range(width):
+                                xv = x0r[i, r + w]
+                                for l in range(nl):
+                                    d = xv - x0c[g, r + w, l]
+                                    ring[slot, w, l] = d * d
+                            filled += 1
+                        for k in range(size):
+                            offsets[k] = ((top + k) % size) * span
+                        _taps_sum(colb, span, ring_flat, offsets, taps, size)
+                        if stride == 1:
+                            for k in range(size):
+                                offsets[k] = k * nl
+                            _taps_sum(hsum, wo * nl, colb, offsets, taps, size)
+                        else:
+                            for q in range(wo):
+                                for k in range(size):
+                                    gk = taps[k]
+                                    src = q * stride + k
+                                    for l in range(nl):
+                                        hsum2[q, l] += gk * colb2[src, l]
+                    else:
+                        for k in range(size):
+                            r = px + (top + k) * width
+                            for q in range(wo):
+                                for kw in range(size):
+                                    w = q * stride + kw
+                                    xv = x0r[i, r + w]
+                                    gk = taps[k] * taps[kw]
+                                    for l in range(nl):
+                                        d = xv - x0c[g, r + w, l]
+                                        hsum2[q, l] += gk * (d * d)
+                    # ---- coefficients of window row p
+                    for q in range(wo):
+                        row = pw + p * wo + q
+                        m0i = m0r[i, row]
+                        ai = ar[i, row]
+                        vi = vr[i, row]
+                        mui = m0i + shi
+                        dst = size - 1 + q * stride
+                        for l in range(nl):
+                            m0j = m0c[g, row, l]
+                            cgv, e, u, vv = _coefficients(
+                                hsum2[q, l] * scale, m0i, ai, vi, m0j, ac[g, row, l],
+                                vc[g, row, l], dsh[l], wl[l], kind)
+                            cgd[dst, l] = cgv
+                            if want_rows:
+                                rw[q, l] = e - u * mui + vv * m0i
+                                rv[q, l] = vv
+                            if want_cols:
+                                cwin[0, row, l] += vv * m0j - e - u * (m0j + shc[g, c, l])
+                                cwin[1, row, l] += vv
+                    if want_rows:
+                        _lane_tree(rw, wo)
+                        _lane_tree(rv, wo)
+                        for q in range(wo):
+                            row_win[i, 0, pw + p * wo + q] += rw[q, 0]
+                            row_win[i, 1, pw + p * wo + q] += rv[q, 0]
+                    # ---- adjoint of cg and the cross term d0 T(cg)
+                    if overlap:
+                        # along the row: hc[w] = sum_k taps[k] cg[(w - k) / stride]
+                        for k in range(size):
+                            offsets[k] = (size - 1 - k) * nl
+                        slot = p % size
+                        _taps_sum(hring_flat[slot * span:(slot + 1) * span], span,
+                                  cgd_flat, offsets, taps, size)
+                        last = top + stride if p < ho - 1 else top + size
+                        for h in range(top, last):
+                            # pixel row h is final: the window rows covering it
+                            count = 0
+                            first = h - size + 1
+                            first = 0 if first <= 0 else (first + stride - 1) // stride
+                            for pp in range(first, min(ho - 1, h // stride) + 1):
+                                sel_taps[count] = taps[h - pp * stride]
+                                sel_off[count] = (pp % size) * span
+                                count += 1
+                            _taps_sum(trow, span, hring_flat, sel_off, sel_taps, count)
+                            rb = px + h * width
+                            for w in range(width):
+                                xv = x0r[i, rb + w]
+                                for l in range(nl):
+                                    z[w, l] = (xv - x0c[g, rb + w, l]) * trow2[w, l]
+                            if want_cols:
+                                part = col_part[chunk, g]
+                                for w in range(width):
+                                    for l in range(nl):
+                                        part[rb + w, l] -= z[w, l]
+                            if want_rows:
+                                _lane_tree(z, width)
+                                for w in range(width):
+                                    row_pix[i, rb + w] += z[w, 0]
+                    else:
+                        for k in range(size):
+                            rb = px + (top + k) * width
+                            for q in range(wo):
+                                src = size - 1 + q * stride
+                                for kw in range(size):
+                                    w = q * stride + kw
+                                    gk = taps[k] * taps[kw]
+                                    xv = x0r[i, rb + w]
+                                    zr = q * size + kw
+                                    for l in range(nl):
+                                        z[zr, l] = (xv - x0c[g, rb + w, l]) * (gk * cgd[src, l])
+                            if want_cols:
+                                part = col_part[chunk, g]
+                                for q in range(wo):
+                                    for kw in range(size):
+                                        w = q * stride + kw
+                                        zr = q * size + kw
+                                        for l in range(nl):
+                                            part[rb + w, l] -= z[zr, l]
+                            if want_rows:
+                                _lane_tree(z, wo * size)
+                                for q in range(wo):
+                                    for kw in range(size):
+                                        row_pix[i, rb + q * stride + kw] += z[q * size + kw, 0]
+        if want_cols and current >= 0:
+            _spread(cwin, x0c[current], col_part[chunk, current], taps, stride, height,
+                    width, channels, hc)
+
+
+@njit(parallel=True, **_JIT)
+def _finish_rows(row_win, row_pix, x0r, taps, stride, height, width, channels):
+    """Row gradients in place in ``row_pix``: the cross sums plus the per-image part."""
+    t = row_pix.shape[0]
+    for i in prange(t):
+        hc = np.empty((2, width, 1))
+        npos = row_win.shape[2]
+        win = row_win[i].reshape((2, npos, 1))
+        _spread(win, x0r[i].reshape((-1, 1)), row_pix[i].reshape((-1, 1)), taps, stride,
+                height, width, channels, hc)
+
+
+@njit(parallel=True, **_JIT)
+def _reduce_chunks(col_part, out):
+    """``out = sum over chunks of col_part``, chunk by chunk in order (threads take
+    groups)."""
+    nchunks, groups, depth, nl = col_part.shape
+    for g in prange(groups):
+        dst = out[g]
+        for k in range(nchunks):
+            src = col_part[k, g]
+            for idx in range(depth):
+                for l in range(nl):
+                    dst[idx, l] += src[idx, l]
+
+
+# ----------------------------------------------------------------------- matched pairs
+@njit(parallel=True, **_JIT)
+def _paired(x0a, m0a, aa, va, sha, x0b, m0b, ab, vb, shb, wp, height, width, taps, stride,
+            scale, kind, want_grad, values, gx, gy):
+    """Matched pairs ``(a_k, b_k)``, both packed in groups of lanes (pair ``k`` in lane
+    ``k % LANES`` of group ``k // LANES``); threads take whole groups, so every output
+    belongs to one thread. ``values`` (groups, nl) gets ``S``; with ``want_grad`` the
+    gradients of ``sum_k w_k S_k`` (``wp``: twice the weights times the window scale)
+    go to ``gx``, ``gy`` (groups, C*H*W, nl)."""
+    groups, _, nl = x0a.shape
+    channels = sha.shape[1]
+    size = taps.shape[0]
+    ho = (height - size) // stride + 1
+    wo = (width - size) // stride + 1
+    npos = ho * wo
+    overlap = stride < size
+    span = width * nl
+    for g in prange(groups):
+        ring_flat = np.empty(size * span)
+        ring = ring_flat.reshape((size, width, nl))
+        offsets = np.empty(size, dtype=np.int64)
+        colb = np.empty(span)
+        colb2 = colb.reshape((width, nl))
+        hsum2 = np.empty((wo, nl))
+        cgd_flat = np.zeros((width + size - 1) * nl)
+        cgd = cgd_flat.reshape((width + size - 1, nl))
+        hring_flat = np.empty(size * span)
+        trow = np.empty(span)
+        trow2 = trow.reshape((width, nl))
+        sel_taps = np.empty(size)
+        sel_off = np.empty(size, dtype=np.int64)
+        dsh = np.empty(nl)
+        acc = np.zeros(nl)
+        wina = np.zeros((2, channels * npos, nl))
+        winb = np.zeros((2, channels * npos, nl))
+        hc = np.empty((2, width, nl))
+        for c in range(channels):
+            px = c * height * width
+            pw = c * npos
+            for l in range(nl):
+                dsh[l] = sha[g, c, l] - shb[g, c, l]
+            filled = 0
+            for p in range(ho):
+                top = p * stride
+                for q in range(wo):
+                    for l in range(nl):
+                        hsum2[q, l] = 0.0
+                if overlap:
+                    while filled < top + size:
+                        r = px + filled * width
+                        slot = filled % size
+                        for w in range(width):
+                            for l in range(nl):
+                                d = x0a[g, r + w, l] - x0b[g, r + w, l]
+                                ring[slot, w, l] = d * d
+                        filled += 1
+                    for k in range(size):
+                        offsets[k] = ((top + k) % size) * span
+                    _taps_sum(colb, span, ring_flat, offsets, taps, size)
+                    for q in range(wo):
+                        for k in range(size):
+                            gk = taps[k]
+                            src = q * stride + k
+                            for l in range(nl):
+                                hsum2[q, l] += gk * colb2[src, l]
+                else:
+                    for k in range(size):
+                        r = px + (top + k) * width
+                        for q in range(wo):
+                            for kw in range(size):
+                                w = q * stride + kw
+                                gk = taps[k] * taps[kw]
+                                for l in range(nl):
+                                    d = x0a[g, r + w, l] - x0b[g, r + w, l]
+                                    hsum2[q, l] += gk * (d * d)
+                for q in range(wo):
+                    row = pw + p * wo + q
+                    dst = size - 1 + q * stride
+                    for l in range(nl):
+                        m0i = m0a[g, row, l]
+                        m0j = m0b[g, row, l]
+                        E = hsum2[q, l] * scale
+                        acc[l] += _squared_term(E, m0i, aa[g, row, l], va[g, row, l], m0j,
+                                                ab[g, row, l], vb[g, row, l], dsh[l], kind)
+                        if want_grad:
+                            cgv, e, u, vv = _coefficients(
+                                E, m0i, aa[g, row, l], va[g, row, l], m0j, ab[g, row, l],
+                                vb[g, row, l], dsh[l], wp[g, l], kind)
+                            cgd[dst, l] = cgv
+                            wina[0, row, l] += e - u * (m0i + sha[g, c, l]) + vv * m0i
+                            wina[1, row, l] += vv
+                            winb[0, row, l] += vv * m0j - e - u * (m0j + shb[g, c, l])
+                            winb[1, row, l] += vv
+                if not want_grad:
+                    continue
+                if overlap:
+                    for k in range(size):
+                        offsets[k] = (size - 1 - k) * nl
+                    slot = p % size
+                    _taps_sum(hring_flat[slot * span:(slot + 1) * span], span, cgd_flat,
+                              offsets, taps, size)
+                    last = top + stride if p < ho - 1 else top + size
+                    for h in range(top, last):
+                        count = 0
+                        first = h - size + 1
+                        first = 0 if first <= 0 else (first + stride - 1) // stride
+                        for pp in range(first, min(ho - 1, h // stride) + 1):
+                            sel_taps[count] = taps[h - pp * stride]
+                            sel_off[count] = (pp % size) * span
+                            count += 1
+                        _taps_sum(trow, span, hring_flat, sel_off, sel_taps, count)
+                        rb = px + h * width
+                        for w in range(width):
+                            for l in range(nl):
+                                zz = (x0a[g, rb + w, l] - x0b[g, rb + w, l]) * trow2[w, l]
+                                gx[g, rb + w, l] += zz
+                                gy[g, rb + w, l] -= zz
+                else:
+                    for k in range(size):
+                        rb = px + (top + k) * width
+                        for q in range(wo):
+                            src = size - 1 + q * stride
+                            for kw in range(size):
+                                w = q * stride + kw
+                                gk = taps[k] * taps[kw]
+                                for l in range(nl):
+                                    zz = (x0a[g, rb + w, l] - x0b[g, rb + w, l]) * (
+                                        gk * cgd[src, l])
+                                    gx[g, rb + w, l] += zz
+                                    gy[g, rb + w, l] -= zz
+        for l in range(nl):
+            values[g, l] = acc[l]
+        if want_grad:
+            _spread(wina, x0a[g], gx[g], taps, stride, height, width, channels, hc)
+            _spread(winb, x0b[g], gy[g], taps, stride, height, width, channels, hc)
+
+
+# ----------------------------------------------------------------------- host side
+def _window_weights(config):
+    """1-D taps and the factor applied after the 2-D sum: ones and ``1/size^2`` for a
+    uniform window (sum, then scale, as the reference does), the Gaussian taps and 1."""
+    taps = config.taps()
+    if config.window == "uniform":
+        return np.ones(config.size), taps[0] * taps[0]
+    return np.asarray(taps, dtype=np.float64), 1.0
+
+
+def _chunk_count(rows):
+    return int(max(1, min(rows, CHUNKS_PER_THREAD * numba.get_num_threads())))
+
+
+def _chunk_tasks(nonzero, nchunks):
+    """Tasks (row, group) of each chunk: row ``i`` belongs to chunk ``i % nchunks``;
+    within a chunk, group-major; only tasks with a nonzero cotangent. Returns
+    ``(task_i, task_g, starts)``."""
+    rows = nonzero.shape[0]
+    task_i, task_g, starts = [], [], [0]
+    for k in range(nchunks):
+        mine = np.arange(k, rows, nchunks)
+        g, local = np.nonzero(nonzero[mine].T)  # group-major order
+        task_i.append(mine[local])
+        task_g.append(g)
+        starts.append(starts[-1] + g.size)
+    return (np.concatenate(task_i).astype(np.int64), np.concatenate(task_g).astype(np.int64),
+            np.asarray(starts, dtype=np.int64))
+
+
+def _pack_weights(W, scale):
+    """``2 scale W`` (rows, cols) packed as (rows, groups, LANES), zero on padding lanes."""
+    rows, cols = W.shape
+    groups = -(-cols // LANES)
+    packed = np.zeros((rows, groups * LANES))
+    np.multiply(W, 2.0 * scale, out=packed[:, :cols])
+    return packed.reshape(rows, groups, LANES)
+
+
+def _unpack(packed, t, image_shape):
+    """(groups, C*H*W, LANES) -> (t, H, W, C)."""
+    h, w, c = image_shape
+    flat = np.moveaxis(packed, -1, 1).reshape(-1, c, h, w)[:t]
+    return np.ascontiguousarray(flat.transpose(0, 2, 3, 1))
+
+
+def _rows_to_images(rows, image_shape):
+    h, w, c = image_shape
+    return np.ascontiguousarray(rows.reshape(-1, c, h, w).transpose(0, 2, 3, 1))
+
+
+def _tile_gradients(row_terms, col_terms, W, config, kind, want_rows, want_cols,
+                    image_shape, tb):
+    """Run the tile kernel: rows (scalar side), packed columns; returns the row gradients
+    (t_r, H, W, C) and the column gradients (tb, H, W, C), each or None."""
+    height, width, channels = image_shape
+    ta = W.shape[0]
+    taps, scale = _window_weights(config)
+    wp = _pack_weights(W, scale)
+    groups = wp.shape[1]
+    nchunks = _chunk_count(ta)
+    task_i, task_g, starts = _chunk_tasks(np.any(wp != 0.0, axis=2), nchunks)
+    ho, wo = config.positions(height, width)
+    npos = channels * ho * wo
+    depth = channels * height * width
+    row_win = np.zeros((ta, 2, npos) if want_rows else (0, 2, npos))
+    row_pix = np.zeros((ta, depth) if want_rows else (0, depth))
+    col_part = np.zeros((nchunks, groups, depth, LANES) if want_cols else (0, 0, 0, 0))
+    code = KINDS[kind].code
+    with numba.parallel_chunksize(1):
+        if config.window == "uniform" and config.stride == 1:
+            _vjp_sliding(*row_terms, *col_terms, wp, task_i, task_g, starts, height, width,
+                         config.size, scale, code, want_rows, want_cols, row_win, row_pix,
+                         col_part)
+        else:
+            _vjp_separable(*row_terms, *col_terms, wp, task_i, task_g, starts, height,
+                           width, taps, config.stride, scale, code, want_rows, want_cols,
+                           row_win, row_pix, col_part)
+        dX = dY = None
+        if want_rows:
+            _finish_rows(row_win, row_pix, row_terms[0], taps, config.stride, height, width,
+                         channels)
+            dX = _rows_to_images(row_pix, image_shape)
+        if want_cols:
+            out = np.zeros(col_part.shape[1:])
+            _reduce_chunks(col_part, out)
+            del col_part
+            dY = _unpack(out, tb, image_shape)
+    return dX, dY
+
+
+def vjp_block(Xa, Yb, W, kind, config, *, upper=False, wrt_y=True):
+    """Gradients of ``sum_ij W_ij S_ij`` for a tile, ``S_ij = D^2(x_i, y_j)``.
+
+    Parameters
+    ----------
+    Xa : ndarray (ta, H, W, C), float64, C-contiguous
+    Yb : ndarray (tb, H, W, C), float64, C-contiguous; ``Xa`` itself when ``upper``
+    W : ndarray (ta, tb), float64
+        Cotangents of ``S`` (finite; trusted, as everything here).
+    kind : {"eq1", "eq2", "eq1-uncentered"}
+    config : SSIMConfig
+    upper : bool, default False
+        Diagonal tile: only pairs ``i < j`` count (``W``'s diagonal and lower triangle are
+        ignored) and ``dX`` is the gradient with respect to the single stack (both roles).
+    wrt_y : bool, default True
+        Also return ``dY`` (otherwise None).
+
+    Returns
+    -------
+    dX : ndarray (ta, H, W, C), float64
+        ``sum_j W_ij dS_ij / dx_i``.
+    dY : ndarray (tb, H, W, C), float64, or None
+        ``sum_i W_ij dS_ij / dy_j``; None when ``upper`` or not ``wrt_y``.
+
+    Notes
+    -----
+    The same as ``PairForward(Xa[:, None], Yb[None, :], kind, config, np).vjp(W)`` to the
+    accuracy contract (:func:`vjp_accuracy_floor`); exactly 0 from identical pairs;
+    bit-reproducible for a given number of Numba threads.
+    """
+    image_shape = tuple(Xa.shape[1:])
+    W = np.asarray(W, dtype=np.float64)
+    if upper:
+        W = np.triu(W, 1)
+        rows, cols = image_terms(Xa, config)
+        dX, dY = _tile_gradients(rows, cols, W, config, kind, True, True, image_shape,
+                                 Xa.shape[0])
+        dX += dY
+        return dX, None
+    if wrt_y:
+        rows, _ = image_terms(Xa, config, packed=False)
+        _, cols = image_terms(Yb, config, rows=False)
+        return _tile_gradients(rows, cols, W, config, kind, True, True, image_shape,
+                               Yb.shape[0])
+    # X fixed on the lanes: its gradient is lane-wise, and Y needs none
+    rows, _ = image_terms(Yb, config, packed=False)
+    _, cols = image_terms(Xa, config, rows=False)
+    _, dX = _tile_gradients(rows, cols, np.ascontiguousarray(W.T), config, kind, False,
+                            True, image_shape, Xa.shape[0])
+    return dX, None
+
+
+def _paired_run(X, Y, w, kind, config, want_grad):
+    image_shape = tuple(X.shape[1:])
+    n = X.shape[0]
+    height, width, channels = image_shape
+    taps, scale = _window_weights(config)
+    _, a = image_terms(X, config, rows=False)
+    _, b = image_terms(Y, config, rows=False)
+    groups = a[0].shape[0]
+    wp = np.zeros(groups * LANES)
+    if want_grad:
+        wp[:n] = 2.0 * scale * w
+    wp = wp.reshape(groups, LANES)
+    depth = channels * height * width
+    values = np.empty((groups, LANES))
+    shape = (groups, depth, LANES) if want_grad else (0, 0, 0)
+    gx, gy = np.zeros(shape), np.zeros(shape)
+    _paired(*a, *b, wp, height, width, taps, config.stride, scale, KINDS[kind].code,
+            want_grad, values, gx, gy)
+    if not want_grad:
+        return values.reshape(-1)[:n], None, None
+    return values.reshape(-1)[:n], _unpack(gx, n, image_shape), _unpack(gy, n, image_shape)
+
+
+def paired_squared(X, Y, kind, config):
+    """``S_i = D^2(X[i], Y[i])`` for matched pairs: float64 (n,). ``X``, ``Y``: float64
+    (n, H, W, C), C-contiguous (trusted). As the forward engine's values, to its
+    accuracy contract."""
+    return _paired_run(X, Y, None, kind, config, False)[0]
+
+
+def paired_vjp(X, Y, w, kind, config):
+    """Gradients ``(dX, dY)`` of ``sum_i w_i D^2(X[i], Y[i])``: float64 arrays shaped
+    like ``X`` and ``Y``. ``w``: (n,) float64 (trusted). Each pair is computed by one
+    thread, so the result does not depend on the thread count."""
+    _, dX, dY = _paired_run(X, Y, np.asarray(w, dtype=np.float64), kind, config, True)
+    return dX, dY
+
+
+# ----------------------------------------------------------------------- budgets
+def vjp_bytes_per_pair(image_shape, config) -> int:
+    """Working bytes per pair of a tile: the caller's cotangent block, its packed copy
+    (``2 W`` with padding lanes) and the task mask."""
+    return 8 * 2 + 1
+
+
+def vjp_bytes_per_image(image_shape, config) -> int:
+    """Working bytes per image of a tile, whichever side it is on: its float64 copy (made
+    by the caller), its per-image terms (shifted image, local mean, ``a``, ``v``), its
+    gradient (and the caller's copy of it), the row side's two window maps and cross
+    sums, and the column side's per-chunk gradient buffers (``CHUNKS_PER_THREAD`` per
+    Numba thread) and their sum. Per-thread scratch (a few rows of 32 lanes, plus two
+    window maps of 32 lanes: about ``8 * 32 * (2 C Ho Wo + 3 size W)`` bytes) comes on
+    top, once per thread."""
+    h, w, c = image_shape
+    ho, wo = config.positions(h, w)
+    pix, win = h * w * c, ho * wo * c
+    chunks = CHUNKS_PER_THREAD * numba.get_num_threads()
+    return 8 * (pix + (pix + 3 * win + c) + 2 * pix + max(2 * win + pix, (chunks + 1) * pix))
+
+
+def vjp_accuracy_floor(config, image_shape, weight_sums):
+    """The absolute term of the VJP accuracy contract, per image (docs/engines-vjp.md).
+
+    For an image whose pairs have cotangents summing in absolute value to ``weight_sums``
+    (``sum_j |W_ij|`` for a row image, ``sum_i |W_ij|`` for a column image, both for an
+    image of a diagonal tile), every gradient entry of an engine satisfies::
+
+        |g_engine - g_reference| <= 1e-10 max|g_reference over the image| + floor
+        floor = 8 u (H + W) (f / k2^2 + 1 / k1)^2 * weight_sums / L
+
+    with ``u`` the unit roundoff, ``f`` the covariance factor, ``L`` the data range.
+
+    Parameters
+    ----------
+    config : SSIMConfig
+    image_shape : tuple (H, W, C)
+    weight_sums : float or ndarray
+        ``sum |W|`` over each image's pairs.
+
+    Returns
+    -------
+    float or ndarray shaped like ``weight_sums``
+    """
+    h, w = image_shape[0], image_shape[1]
+    unit = config.covariance_factor() / config.k2 ** 2 + 1.0 / config.k1
+    return 8 * UNIT_ROUNDOFF * (h + w) * unit * unit * np.asarray(weight_sums) \
+        / config.data_range
+
+
+def vjp_warm_up():
+    """Compile every kernel (or load it from Numba's cache) on tiny inputs; returns the
+    seconds it took."""
+    import time
+
+    from ..config import SSIMConfig
+
+    start = time.perf_counter()
+    X = np.arange(3 * 6 * 6, dtype=np.float64).reshape(3, 6, 6, 1) % 7
+    W = np.ones((3, 3))
+    for window, stride in (("uniform", 1), ("gaussian", 1), ("uniform", 3)):
+        config = SSIMConfig(window=window, size=3, stride=stride, data_range=7.0)
+        vjp_block(X, X, W, "eq2", config, upper=True)
+        vjp_block(X, X[:2], W[:, :2], "eq2", config, wrt_y=False)
+        paired_vjp(X, X[::-1].copy(), np.ones(3), "eq2", config)
+        paired_squared(X, X[::-1].copy(), "eq2", config)
+    return time.perf_counter() - start
