@@ -81,6 +81,17 @@ def _ssim_kernel_estimator(X, Y, **kw):
     return _np((model.fit_transform(X), model.transform(Y)))
 
 
+def _job(run, X, Y, **kw):
+    """A resumable job into a temporary .npy, read back (conventions as a config)."""
+    import tempfile
+    from pathlib import Path
+    axis = kw.pop("channel_axis", None)
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "out.npy"
+        run(np.concatenate([X, Y]), out, config=ssimref.SSIMConfig(**kw), channel_axis=axis)
+        return _np(np.array(ssimref.open_matrix(out)))
+
+
 def _nystroem_estimator(X, Y, **kw):
     # every training image a landmark: the features span the exact kernel
     model = K.SSIMNystroem(n_components=len(X), random_state=0, **kw)
@@ -113,6 +124,10 @@ def _image_api():
             K.ssim_kernel(Y, X, **kw))),
         "ssimref.kernels.SSIMKernel": _quiet(_ssim_kernel_estimator),
         "ssimref.kernels.SSIMNystroem": _quiet(_nystroem_estimator),
+        "ssimref.distance_job": lambda X, Y, **kw: _job(
+            lambda *a, **o: ssimref.distance_job(*a, kind="eq2", **o), X, Y, **kw),
+        "ssimref.kernel_job": _quiet(lambda X, Y, **kw: _job(
+            lambda *a, **o: ssimref.kernel_job(*a, **o), X, Y, **kw)),
         "ssimref.kernels.mean_ssim_kernel": lambda X, Y, **kw: _np(
             K.mean_ssim_kernel(X, Y, **kw)),
         "ssimref.kernels.SSIMRBFKernel.from_median": lambda X, Y, **kw: _np(
@@ -154,6 +169,7 @@ NOT_IMAGES = {
     "ssimref.SSIMConfig": "the conventions themselves",
     "ssimref.load_images": "reads files (tests/test_cli_input.py)",
     "ssimref.ImageSet": "a record of what load_images read",
+    "ssimref.open_matrix": "reads a stored matrix",
     "ssimref.kernels.double_center": "takes a distance matrix",
     "ssimref.kernels.center_out_of_sample": "takes distance matrices",
     "ssimref.kernels.ssim_rbf_kernel": "takes a distance matrix",

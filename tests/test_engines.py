@@ -368,15 +368,15 @@ def test_out_memmap_and_progress(backend, dtype, tmp_path, capsys):
 # ---------------------------------------------------------------------------- Ctrl-C
 @pytest.mark.parametrize("backend", ["reference", pytest.param("numba", marks=needs_numba)])
 def test_interrupt_leaves_no_output_and_no_temporary_file(backend, tmp_path):
-    """SIGINT (Ctrl-C) after the first tiles are written leaves neither the matrix, nor
-    its sidecar, nor the temporary memmap."""
+    """SIGINT (Ctrl-C) after the first tiles are written leaves neither the matrix nor
+    its sidecar under their names; the completed tiles are kept to resume."""
     np.save(tmp_path / "X.npy", natural_patches(2000))
     code, err, written = interrupt_after_first_tiles(
         ["distance", "X.npy", "-o", "D.npy", "--window", "uniform", "--working-memory", "1.5",
          "--backend", backend], tmp_path, "D.npy")
     assert code == 130 and 0 < written < 1  # interrupted with part of the matrix written
-    assert "interrupted" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy"]
+    assert "interrupted (SIGINT); kept" in err and "resume with:" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".D.npy.partial", "X.npy"]
 
 
 # --------------------------------------------------------------------- engine choice

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..backend import Array, ArrayLike, arrays_for, to_numpy
 from ..config import SSIMConfig, resolve_config
+from ..executor import SerialExecutor, get_executor
 from ..kinds import KindName
 from ..pairwise import distance_matrix
 from ..validation import check_kind, infer_data_range
@@ -42,7 +43,7 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = ..., kind: KindName = ...,
                 centerer: KernelCenterer | None = ..., return_centerer: Literal[False] = ...,
                 out: Array | None = ..., backend: str = ...,
                 working_memory: float | None = ..., progress: bool = ...,
-                channel_axis: int | None = ...,
+                channel_axis: int | None = ..., executor: Any = ...,
                 **conventions: Any) -> Array: ...
 
 
@@ -52,7 +53,7 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = ..., kind: KindName = ...,
                 centerer: KernelCenterer | None = ..., return_centerer: Literal[True],
                 out: Array | None = ..., backend: str = ...,
                 working_memory: float | None = ..., progress: bool = ...,
-                channel_axis: int | None = ...,
+                channel_axis: int | None = ..., executor: Any = ...,
                 **conventions: Any) -> tuple[Array, KernelCenterer]: ...
 
 
@@ -61,7 +62,7 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
                 centerer: KernelCenterer | None = None, return_centerer: bool = False,
                 out: Array | None = None, backend: str = "auto",
                 working_memory: float | None = None, progress: bool = False,
-                channel_axis: int | None = None,
+                channel_axis: int | None = None, executor: Any = None,
                 **conventions: Any) -> Array | tuple[Array, KernelCenterer]:
     """The SSIM kernel of a set of images: ``K = -1/2 H D^p H``.
 
@@ -95,7 +96,12 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
         place one block of rows at a time, so an ``n x n`` kernel larger than RAM works.
     backend, working_memory, progress, channel_axis
         Passed to :func:`ssimref.distance_matrix`; ``working_memory`` also bounds the
-        blocks of rows centred at a time.
+        blocks of rows and the tiles centred at a time.
+    executor : None, "serial", "dask", dask.distributed.Client or executor, optional
+        Who runs the distance tiles, the row-mean reduction and the centring tiles
+        (:func:`ssimref.executor.get_executor`). With Dask, ``out`` must be a zarr array
+        (the workers compute the distances into it and centre it in place) and, with
+        ``Y``, the training ``centerer`` must be given.
     **conventions
         Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
 
@@ -110,8 +116,9 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
     Raises
     ------
     ValueError, TypeError
-        For invalid images, conventions, ``power`` or ``kind`` (before any work), and for
-        ``centerer`` without ``Y`` or ``return_centerer`` with ``Y``.
+        For invalid images, conventions, ``power`` or ``kind`` (before any work), for
+        ``centerer`` without ``Y`` or ``return_centerer`` with ``Y``, and for a Dask
+        executor without ``out`` (or, with ``Y``, without ``centerer``).
 
     See Also
     --------
@@ -142,20 +149,26 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
     if Y is not None and return_centerer:
         raise ValueError("return_centerer=True is for training kernels (Y=None); pass the "
                          "returned centerer back with Y for out-of-sample kernels")
+    runner = get_executor(executor)
+    if not isinstance(runner, SerialExecutor) and (out is None or (Y is not None
+                                                                   and centerer is None)):
+        raise ValueError("with a Dask executor, ssim_kernel needs out= a zarr array (the "
+                         "workers write the kernel into it) and, with Y, the training "
+                         "centerer= (from ssim_kernel(Y, out=..., return_centerer=True))")
     options: dict[str, Any] = dict(kind=kind, config=config, squared=True, backend=backend,
                                    working_memory=working_memory, progress=progress,
-                                   channel_axis=channel_axis)
+                                   channel_axis=channel_axis, executor=runner)
+    centring: dict[str, Any] = dict(working_memory=working_memory, executor=runner,
+                                    progress=progress)
     if Y is None:
         D2 = distance_matrix(X, out=out, **options)
         return centered_kernel(D2, power, squared=True, out=D2, with_centerer=return_centerer,
-                               working_memory=working_memory)
+                               **centring)
     if centerer is None:
         _, centerer = centered_kernel(distance_matrix(Y, **options), power, squared=True,
-                                      with_centerer=True, working_memory=working_memory)
+                                      with_centerer=True, **centring)
     D2 = distance_matrix(X, Y, out=out, **options)
-    return centered_test_kernel(D2, centerer, power, squared=True,
-                                out=out,
-                                working_memory=working_memory)
+    return centered_test_kernel(D2, centerer, power, squared=True, out=out, **centring)
 
 
 
