@@ -190,8 +190,10 @@ def _current(result: JobResult) -> str:
 
 
 def _prepare_images(images: ArrayLike, config: SSIMConfig | None, backend: str,
-                    distributed: bool) -> tuple[Array, Array, SSIMConfig]:
-    _, X, _, config = check_stacks(images, None, SSIMConfig() if config is None else config)
+                    distributed: bool,
+                    channel_axis: int | None = None) -> tuple[Array, Array, SSIMConfig]:
+    _, X, _, config = check_stacks(images, None, SSIMConfig() if config is None else config,
+                                   channel_axis=channel_axis)
     computed = X if distributed else arrays_for(backend, X)
     return X, computed, config
 
@@ -268,14 +270,15 @@ def prepare_distance_job(images: ArrayLike, output: str | Path, *, kind: str = "
                          squared: bool = False, backend: str = "auto",
                          working_memory: float | None = None, distributed: bool = False,
                          resume: bool = False, force: bool = False, progress: bool = False,
-                         describe: dict | None = None) -> Job:
+                         describe: dict | None = None,
+                         channel_axis: int | None = None) -> Job:
     """:func:`distance_job` in two steps: check and open the output now (before a cluster
     is started), compute with ``Job.run(executor)``.
 
     Parameters
     ----------
     images, output, kind, config, dtype, squared, backend, working_memory, resume, force,
-    progress, describe
+    progress, describe, channel_axis
         As for :func:`distance_job`.
     distributed : bool, default False
         The tiles will run on a Dask cluster (see
@@ -291,7 +294,7 @@ def prepare_distance_job(images: ArrayLike, output: str | Path, *, kind: str = "
         As for :func:`distance_job`, before anything is computed.
     """
     path = check_output(output, distributed=distributed)
-    X, computed, config = _prepare_images(images, config, backend, distributed)
+    X, computed, config = _prepare_images(images, config, backend, distributed, channel_axis)
     dtype = str(np.dtype(dtype))
     plan, task = distance_tiles(computed, None, kind, config, squared=squared, dtype=dtype,
                                 backend=backend, working_memory=working_memory,
@@ -325,7 +328,7 @@ def distance_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
                  squared: bool = False, backend: str = "auto",
                  working_memory: float | None = None, executor: Any = None,
                  resume: bool = False, force: bool = False, progress: bool = False,
-                 describe: dict | None = None) -> JobResult:
+                 describe: dict | None = None, channel_axis: int | None = None) -> JobResult:
     """The all-pairs distance matrix of ``images`` into ``output``, resumably.
 
     Parameters
@@ -356,6 +359,9 @@ def distance_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
         Replace an existing output (or an incomplete job that cannot be resumed).
     describe : dict, optional
         Extra fields for the result's metadata (source, split, ...).
+    channel_axis : int, optional
+        The channel axis of 4-D stacks (1 for ``(n, C, H, W)``), as for
+        :func:`ssimref.distance_matrix`; None: channels last, at most 4 of them.
 
     Returns
     -------
@@ -377,7 +383,7 @@ def distance_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
         images, output, kind=kind, config=config, dtype=dtype, squared=squared,
         backend=backend, working_memory=working_memory,
         distributed=not isinstance(runner, SerialExecutor), resume=resume, force=force,
-        progress=progress, describe=describe).run(runner)
+        progress=progress, describe=describe, channel_axis=channel_axis).run(runner)
 
 
 def prepare_kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
@@ -387,13 +393,14 @@ def prepare_kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq
                        force: bool = False, progress: bool = False,
                        describe: dict | None = None, test_images: ArrayLike | None = None,
                        test_output: str | Path | None = None,
-                       test_describe: dict | None = None) -> Job:
+                       test_describe: dict | None = None,
+                       channel_axis: int | None = None) -> Job:
     """:func:`kernel_job` in two steps, as :func:`prepare_distance_job`.
 
     Parameters
     ----------
     images, output, kind, config, power, backend, working_memory, resume, force, progress,
-    describe, test_images, test_output, test_describe
+    describe, test_images, test_output, test_describe, channel_axis
         As for :func:`kernel_job`.
     distributed : bool, default False
         The tiles will run on a Dask cluster.
@@ -410,7 +417,7 @@ def prepare_kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq
     path = check_output(output, distributed=distributed)
     test_path = None if test_output is None else check_output(test_output,
                                                                distributed=distributed)
-    X, computed, config = _prepare_images(images, config, backend, distributed)
+    X, computed, config = _prepare_images(images, config, backend, distributed, channel_axis)
     plan, task = distance_tiles(computed, None, kind, config, squared=True, dtype="float64",
                                 backend=backend, working_memory=working_memory,
                                 distributed=distributed)
@@ -425,7 +432,8 @@ def prepare_kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq
     result = JobResult(path, engine=engine, resumed=bool(resumed), meta=meta)
     test = None
     if test_images is not None:
-        T, test_computed, _ = _prepare_images(test_images, config, backend, distributed)
+        T, test_computed, _ = _prepare_images(test_images, config, backend, distributed,
+                                              channel_axis)
         tplan, ttask = distance_tiles(test_computed, computed, kind, config, squared=True,
                                       dtype="float64", backend=backend,
                                       working_memory=working_memory,
@@ -503,8 +511,8 @@ def kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
                working_memory: float | None = None, executor: Any = None,
                resume: bool = False, force: bool = False, progress: bool = False,
                describe: dict | None = None, test_images: ArrayLike | None = None,
-               test_output: str | Path | None = None,
-               test_describe: dict | None = None) -> tuple[JobResult, JobResult | None]:
+               test_output: str | Path | None = None, test_describe: dict | None = None,
+               channel_axis: int | None = None) -> tuple[JobResult, JobResult | None]:
     """The SSIM kernel ``-1/2 H D^p H`` of ``images`` into ``output`` (and the kernel of
     ``test_images`` against them, centred with the training statistics, into
     ``test_output``), resumably; float64.
@@ -530,6 +538,8 @@ def kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
     test_output : str or Path, optional
     test_describe : dict, optional
         Extra metadata of the test kernel.
+    channel_axis : int, optional
+        As for :func:`distance_job` (for both image stacks).
 
     Returns
     -------
@@ -547,4 +557,4 @@ def kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
         working_memory=working_memory, distributed=not isinstance(runner, SerialExecutor),
         resume=resume, force=force, progress=progress, describe=describe,
         test_images=test_images, test_output=test_output,
-        test_describe=test_describe).run(runner)
+        test_describe=test_describe, channel_axis=channel_axis).run(runner)

@@ -21,8 +21,10 @@ from .kinds import KindName
 from .engines import ENGINES, choose_engine, get_engine, reference
 from .executor import SerialExecutor, TileTask, get_executor, serial
 from .gradients import distance_weight
+from .moments import in_range_units
 from .tiling import PairPlan, Tile, chunk_plan, plan_pairs, resolve_working_memory, upper_mask
-from .validation import check_kind, check_stacks
+from .validation import (channels_back, check_channel_axis, check_kind, check_not_masked,
+                         check_stacks)
 
 __all__ = ["distance_matrix", "distance_matrix_vjp", "pairwise_value_and_vjp",
            "distance_tiles"]
@@ -49,13 +51,15 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
                     config: SSIMConfig | None = None, *, squared: bool = False,
                     dtype: Any = None, working_memory: float | None = None,
                     out: Array | None = None, progress: bool = False, backend: str = "auto",
-                    executor: Any = None, **conventions: Any) -> Array:
+                    channel_axis: int | None = None, executor: Any = None,
+                    **conventions: Any) -> Array:
     """All-pairs SSIM distances ``D(i, j) = ||D'(x_i, y_j)||_F``.
 
     Parameters
     ----------
     X : array_like, shape (n, H, W) or (n, H, W, C)
-        A stack of images, channels last; any array-API array (NumPy, CuPy, ...).
+        A stack of images, channels last unless ``channel_axis`` says otherwise; any
+        array-API array (NumPy, CuPy, ...).
     Y : array_like, shape (m, H, W) or (m, H, W, C), optional
         A second stack of images of the same image shape. When omitted (or ``Y is X``) the
         symmetric matrix of ``X`` against itself is computed: each unordered pair once,
@@ -91,6 +95,10 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
         reference. The name of an engine plug-in
         (:func:`ssimref.engines.register_engine`) selects it. Resolved once, in this
         process: every tile runs on that engine.
+    channel_axis : int, optional
+        scikit-image's argument: the axis of 4-D stacks that holds the channels (1 for
+        ``(n, C, H, W)``). None (default): channels last, and a last axis longer than 4
+        is refused as the likely sign of channel-first data.
     executor : None, "serial", "dask", dask.distributed.Client or executor, optional
         Who runs the tiles (:func:`ssimref.executor.get_executor`): this process (None,
         the default), or a Dask cluster ("dask" for the current default client, or a
@@ -156,7 +164,7 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
     check_kind(kind)
     if Y is X:
         Y = None
-    xp, X, Y, config = check_stacks(X, Y, config)
+    xp, X, Y, config = check_stacks(X, Y, config, channel_axis=channel_axis)
     runner = get_executor(executor)
     distributed = not isinstance(runner, SerialExecutor)
     working_memory = resolve_working_memory(working_memory)
@@ -247,8 +255,8 @@ def _distance_tile(tile: Tile, X: Array, Y: Array | None = None, *, kind: str,
                    config: SSIMConfig, squared: bool, dtype: str, engine: str, move: bool,
                    plugin: Any = None) -> Array:
     """One tile's block of ``D`` (or ``D^2``) on ``engine``, in ``dtype``: the tile's
-    images in float64 (moved to the engine's device first when ``move``), the engine's
-    ``D^2`` block, one square root, one rounding."""
+    images in float64 in units of the data range (moved to the engine's device first
+    when ``move``), the engine's ``D^2`` block, one square root, one rounding."""
     Xa = X[tile.rows, ...]
     Yb = None if tile.diagonal else (X if Y is None else Y)[tile.cols, ...]
     if move:
@@ -257,9 +265,12 @@ def _distance_tile(tile: Tile, X: Array, Y: Array | None = None, *, kind: str,
     xp = namespace(Xa)
     if plugin is None:
         choose_engine(engine, xp)  # the engine can run here, on these arrays
-    Xa = xp.astype(Xa, xp.float64)
-    Yb = Xa if Yb is None else xp.astype(Yb, xp.float64)
-    block = (plugin or get_engine(engine)).squared_block(Xa, Yb, kind, config,
+    # in units of the data range (docs/conventions.md, "Numerics"): every engine sees
+    # pixels divided by L and c1 = k1^2, c2 = k2^2
+    Xa = in_range_units(Xa, config, xp)
+    Yb = Xa if Yb is None else in_range_units(Yb, config, xp)
+    block = (plugin or get_engine(engine)).squared_block(Xa, Yb, kind,
+                                                         config.in_range_units(),
                                                          upper=tile.diagonal)
     if not squared:
         block = xp.sqrt(block)
@@ -279,6 +290,8 @@ def pairwise_value_and_vjp(
     Parameters
     ----------
     X : Array, shape (n, H, W, C), float64
+        In the data's own units: each tile is divided by the data range
+        (:func:`ssimref.moments.in_range_units`) and its gradients by it again.
     Y : Array, shape (m, H, W, C), float64, or None for ``Y = X``
     G : Array, shape (n, m), float64
         Upstream weights. With ``Y`` None both roles of each image count: ``G + G^T`` is
@@ -319,14 +332,19 @@ def pairwise_value_and_vjp(
     values = xp.empty((n, m), dtype=xp.float64) if keep_values else None
     dX = xp.zeros(X.shape, dtype=xp.float64)
     dY = dX if symmetric else (xp.zeros(Yw.shape, dtype=xp.float64) if wrt_y else None)
+    units, L = config.in_range_units(), config.data_range
+    assert L is not None  # set at the public edge
 
     def tile_vjp(tile: Tile) -> tuple[Array, Array, Array | None]:
         Gt = G[tile.rows, tile.cols]
         if tile.diagonal:
             Gt = upper_mask(Gt, xp)
-        return engine.value_and_vjp_block(X[tile.rows, ...], Yw[tile.cols, ...], kind,
-                                          config, lambda S: cotangent(S, Gt),
-                                          upper=tile.diagonal, wrt_y=dY is not None)
+        value, gx, gy = engine.value_and_vjp_block(
+            in_range_units(X[tile.rows, ...], config, xp),
+            in_range_units(Yw[tile.cols, ...], config, xp), kind, units,
+            lambda S: cotangent(S, Gt), upper=tile.diagonal, wrt_y=dY is not None)
+        # gradients in units of the data range, then d/dx = (1/L) d/du
+        return value, gx / L, (None if gy is None else gy / L)
 
     def accumulate(tile: Tile, result: tuple[Array, Array, Array | None]) -> None:
         value, gx, gy = result
@@ -345,6 +363,7 @@ def pairwise_value_and_vjp(
 def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
                         kind: KindName = "eq2", config: SSIMConfig | None = None, *,
                         squared: bool = False, working_memory: float | None = None,
+                        channel_axis: int | None = None,
                         **conventions: Any) -> tuple[Array, Array | None]:
     """Gradient of ``sum_ij G_ij D_ij`` (or of ``sum_ij G_ij D_ij^2``) with respect to the
     images, where ``D = distance_matrix(X, Y, kind, config)``.
@@ -364,6 +383,8 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
         Differentiate ``sum G_ij D_ij^2`` instead.
     working_memory : float, optional
         MiB for tiles (scikit-learn's setting when None).
+    channel_axis : int, optional
+        As for :func:`ssimref.distance_matrix`; the gradients keep the input's layout.
     **conventions
         Fields of :class:`SSIMConfig` overriding ``config``.
 
@@ -394,10 +415,12 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
     config = resolve_config(config, **conventions)
     check_kind(kind)
     working_memory = resolve_working_memory(working_memory)
-    squeeze = as_array(X).ndim == 3
-    xp, X, Y, config = check_stacks(X, Y, config)
+    squeeze = channel_axis is None and as_array(X).ndim == 3
+    xp, X, Y, config = check_stacks(X, Y, config, channel_axis=channel_axis)
+    axis = None if channel_axis is None else check_channel_axis(channel_axis, 4, True)
     n = X.shape[0]
     m = n if Y is None else Y.shape[0]
+    check_not_masked(G, "G")
     G = xp.asarray(G)
     if tuple(G.shape) != (n, m):
         raise ValueError(f"G must have shape {(n, m)} (the distance matrix's), got "
@@ -413,4 +436,6 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
     if squeeze:
         dX = dX[..., 0]
         dY = None if dY is None else dY[..., 0]
+    dX = channels_back(dX, axis, xp)
+    dY = None if dY is None else channels_back(dY, axis, xp)
     return dX, dY

@@ -95,7 +95,7 @@ def test_digits(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["missing.npy"], "neither"),
-    (["{float}"], "data_range is required"),
+    (["{float}"], "--data-range is required"),
     (["{stack}", "--size", "13"], "size=13"),
     (["{pickled}"], "pickle"),
     (["{stack}", "--stride", "0"], "stride"),

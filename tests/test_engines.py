@@ -5,10 +5,11 @@ of window positions times channels, ``f`` the covariance factor::
 
     |D2_engine - D2_reference| <= 1e-12 * D2_reference + 8 n u (f / k2**2 + 1 / k1)
 
-The absolute floor is eight rounding units of the largest possible window energy ``L**2``
-divided by the smallest possible denominator, ``c2 = (k2 L)**2`` for ``t2`` (and a
-``sqrt(c1)``-bounded term for ``t1``), per window. The local variance of a difference
-image is ``E_w[d^2] - mean_d^2`` with both terms up to ``L**2``; the engines take
+Engines compute in units of the data range (tiles arrive divided by ``L``), where the
+contract lives: the absolute floor is eight rounding units of the largest possible window
+energy, 1 in these units, divided by the smallest possible denominator, ``c2 = k2**2`` for
+``t2`` (and a ``sqrt(c1)``-bounded term for ``t1``), per window. The local variance of a
+difference image is ``E_w[d^2] - mean_d^2`` with both terms up to 1; the engines take
 ``mean_d`` as a difference of per-image means and ``E_w[d^2]`` from running sums, so
 their rounding is relative to the images' range rather than to each window's
 difference, and ``c1, c2 > 0`` turn that into a bounded absolute error. (Two float64

@@ -8,14 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..backend import ENGINES
 from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
 from ..io import ImageSet
+from ..validation import check_channel_axis
 
 __all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
            "add_compute_arguments", "config_from_args", "check_npy_output",
            "check_plot_output", "split_field", "add_job_arguments", "check_matrix_output",
-           "executor_from_args", "describe_run"]
+           "executor_from_args", "describe_run", "images_of"]
 
 #: The ``--preset`` names and the :class:`SSIMConfig` constructors they stand for.
 PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
@@ -46,6 +49,10 @@ def add_image_arguments(parser: argparse.ArgumentParser, name: str = "images",
                         help="read folders as RGB (channels last) instead of grayscale")
     parser.add_argument("--key", help="array name inside a .npz file or zarr group holding "
                         "several")
+    parser.add_argument("--channel-axis", type=int, dest="channel_axis",
+                        help="axis of a .npy/.npz stack that holds the colour channels, e.g. "
+                        "1 for (n, C, H, W) (default: the last axis of a 4-D stack, at most "
+                        "4 channels; a 3-D stack (n, H, W) has none)")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +101,37 @@ def add_compute_arguments(parser: argparse.ArgumentParser, backend: bool = True,
                             "streamed to the output file tile by tile)")
     if progress:
         parser.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
+def images_of(data: ImageSet, args: argparse.Namespace, name: str = "IMAGES") -> Any:
+    """The images of ``data`` as a channels-last stack, by ``--channel-axis``.
+
+    Parameters
+    ----------
+    data : ssimref.io.ImageSet
+    args : argparse.Namespace
+        With ``channel_axis`` (None: the images as read).
+    name : str, default "IMAGES"
+        The argument's name, for messages.
+
+    Returns
+    -------
+    array
+        ``data.images``, or a NumPy array with the channel axis moved last.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a channel axis the stack does not have (as
+        :func:`ssimref.validation.check_channel_axis`).
+    """
+    if getattr(args, "channel_axis", None) is None:
+        return data.images
+    images = np.asarray(data.images)
+    axis = check_channel_axis(args.channel_axis, images.ndim, True, name)
+    if axis is None:  # not reached: channel_axis is not None here
+        return data.images
+    return np.ascontiguousarray(np.moveaxis(images, axis, -1))
 
 
 def split_field(data: ImageSet) -> dict[str, str]:

@@ -10,7 +10,7 @@ from ..jobs import prepare_distance_job
 from ..validation import KINDS, check_kind, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
                      add_job_arguments, check_matrix_output, config_from_args, describe_run,
-                     executor_from_args, split_field)
+                     executor_from_args, images_of, split_field)
 
 NAME = "distance"
 HELP = "all-pairs SSIM distance matrix of an image set"
@@ -67,11 +67,12 @@ def run(args: argparse.Namespace) -> int:
     output, sidecar = check_matrix_output(args.output, force=args.force, resume=args.resume,
                                           dask=args.dask is not None)
     data = load_images(args.images, color=args.color, key=args.key)
-    config = infer_data_range(config_from_args(args, data.data_range), [data.images],
-                              names=("IMAGES",))
-    n = data.images.shape[0]
+    images = images_of(data, args)
+    config = infer_data_range(config_from_args(args, data.data_range), [images],
+                              names=("IMAGES",), option="--data-range")
+    n = images.shape[0]
     job = prepare_distance_job(
-        data.images, output, kind=args.kind, config=config, dtype=args.dtype,
+        images, output, kind=args.kind, config=config, dtype=args.dtype,
         backend=args.backend, working_memory=args.working_memory,
         distributed=args.dask is not None, resume=args.resume, force=args.force,
         progress=args.progress, describe={"source": data.source, **split_field(data),

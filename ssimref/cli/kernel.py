@@ -19,7 +19,8 @@ from ..tiling import resolve_working_memory
 from ..validation import KINDS, check_kind, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
                      add_job_arguments, check_matrix_output, check_plot_output,
-                     config_from_args, describe_run, executor_from_args, split_field)
+                     config_from_args, describe_run, executor_from_args, images_of,
+                     split_field)
 
 NAME = "kernel"
 HELP = "SSIM kernel -1/2 H D^p H of images (and of test images)"
@@ -102,24 +103,26 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("the outputs -o, -o-test and --plot must be different files")
 
     data = load_images(args.images, color=args.color, key=args.key)
-    config = infer_data_range(config_from_args(args, data.data_range), [data.images],
-                              names=("IMAGES",))
-    test = None
+    images = images_of(data, args)
+    config = infer_data_range(config_from_args(args, data.data_range), [images],
+                              names=("IMAGES",), option="--data-range")
+    test = test_images = None
     if args.test is not None:
         test = load_images(args.test, color=args.color, key=args.key)
-        if tuple(test.images.shape[1:]) != tuple(data.images.shape[1:]):
-            raise ValueError(f"--test images have shape {tuple(test.images.shape[1:])} but "
-                             f"IMAGES have {tuple(data.images.shape[1:])}; kernels compare "
+        test_images = images_of(test, args, "--test")
+        if tuple(test_images.shape[1:]) != tuple(images.shape[1:]):
+            raise ValueError(f"--test images have shape {tuple(test_images.shape[1:])} but "
+                             f"IMAGES have {tuple(images.shape[1:])}; kernels compare "
                              "images of one shape")
-    n = data.images.shape[0]
+    n = images.shape[0]
     memory = resolve_working_memory(args.working_memory, "--working-memory")
     common = {"backend": args.backend, "ssimref": __version__}
     job = prepare_kernel_job(
-        data.images, output, kind=args.kind, config=config, power=power,
+        images, output, kind=args.kind, config=config, power=power,
         backend=args.backend, working_memory=memory, distributed=args.dask is not None,
         resume=args.resume, force=args.force, progress=args.progress,
         describe={"source": data.source, **split_field(data), **common},
-        test_images=None if test is None else test.images, test_output=output_test,
+        test_images=test_images, test_output=output_test,
         test_describe=None if test is None else {
             "source": test.source, **split_field(test), "train_source": data.source,
             **common})
@@ -133,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
     written = f"{output}" + ("" if sidecar is None else f" and {sidecar.name}")
     print(f"wrote {written} ({n} x {n} float64, {what}, of {data.source}; "
           f"{config.describe()}) in {result.seconds:.2f} s; {how}")
-    if test_result is not None and test is not None:
-        m = test.images.shape[0]
+    if test_result is not None and test is not None and test_images is not None:
+        m = test_images.shape[0]
         print(f"wrote {output_test} ({m} x {n} float64, test images {test.source} against "
               f"the training set)")
 

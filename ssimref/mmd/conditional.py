@@ -41,6 +41,7 @@ import numpy.typing as npt
 from ..backend import Array, ArrayLike, as_array, namespace, to_numpy
 from ..kernels.protocol import bind_kernel
 from ..tiling import resolve_working_memory
+from ..validation import check_not_masked
 from .estimators import sqrt_loss
 from .weighted import constant_weights, matrix_weights, weighted_form
 
@@ -49,6 +50,7 @@ __all__ = ["cmmd2", "cmmd2_and_grad", "cmmd_weights"]
 
 def _labels(conditions: ArrayLike, n: int) -> npt.NDArray[np.intp]:
     """Class index of each row, from labels (n,) or one-hot rows (n, k)."""
+    check_not_masked(conditions, "conditions")
     c = np.asarray(to_numpy(as_array(conditions)))
     if c.shape[:1] != (n,) or c.ndim > 2:
         raise ValueError(f"conditions must be labels of shape ({n},) or one-hot rows of "
@@ -97,6 +99,7 @@ def cmmd_weights(gram: ArrayLike, lam: float) -> Array:
     Ren, Li, Luo, Zhu, NIPS 2016 (the estimator); Song, Huang, Smola, Fukumizu, ICML
     2009 (``C = (K + lam I)^-1``).
     """
+    check_not_masked(gram, "gram")
     K = as_array(gram)
     xp = namespace(K)
     K = xp.astype(K, xp.float64)
@@ -128,7 +131,7 @@ def _cmmd(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: An
     if not (isinstance(lam, float) and math.isfinite(lam) and lam > 0):
         raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
     working_memory = resolve_working_memory(working_memory)
-    x_shape = tuple(getattr(Y_gen, "shape", ()))
+    x_shape = tuple(as_array(Y_gen).shape)
     if Y_data is None:
         raise ValueError("Y_data (the data outputs) is required")
     xp, Xw, Yw, ops = bind_kernel(kernel, Y_gen, Y_data)
@@ -179,8 +182,8 @@ def _cmmd(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: An
         M = xp.asarray(cmmd_weights(gram, lam))
         value, dX = weighted_form(Xw, Yw, ops, matrix_weights(M), matrix_weights(M, -1.0),
                                   matrix_weights(M), grad, working_memory, xp, executor)
-    if dX is not None and x_shape and tuple(dX.shape) != x_shape:
-        dX = xp.reshape(dX, x_shape)
+    if dX is not None and x_shape:
+        dX = ops.to_input_layout(dX, x_shape, xp)
     return float(value), dX
 
 

@@ -35,7 +35,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
-from ..backend import Array, ArrayLike, Namespace
+from ..backend import Array, ArrayLike, Namespace, as_array
 from ..kernels.protocol import BoundKernel, bind_kernel
 from ..tiling import resolve_working_memory
 from .weighted import WeightTiles, constant_weights, weighted_form
@@ -153,7 +153,7 @@ def _mmd(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: str, grad: bool,
     if Y is None:
         raise ValueError("Y (the data sample) is required")
     working_memory = resolve_working_memory(working_memory)
-    x_shape = tuple(getattr(X, "shape", ()))
+    x_shape = tuple(as_array(X).shape)
     xp, Xw, Yw, ops = bind_kernel(kernel, X, Y)
     assert Yw is not None  # Y was given
     n, m = Xw.shape[0], Yw.shape[0]
@@ -164,8 +164,8 @@ def _mmd(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: str, grad: bool,
         wxx, wxy, wyy = dense_weights(estimator, n, m, xp)
         value, dX = weighted_form(Xw, Yw, ops, wxx, wxy, wyy, grad, working_memory, xp,
                                   executor)
-    if dX is not None and x_shape and tuple(dX.shape) != x_shape:
-        dX = xp.reshape(dX, x_shape)
+    if dX is not None and x_shape:
+        dX = ops.to_input_layout(dX, x_shape, xp)
     return float(value), dX
 
 
