@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 NAME = "train"
-HELP = "train a generative model (vae, aae, gan, lsgan, cgan, pix2pix, gmmn); resumable"
+HELP = "train a generative model (resumable)"
 
 
 def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
