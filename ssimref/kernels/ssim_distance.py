@@ -21,7 +21,8 @@ from ..gradients import distance_weight
 from ..paired import paired_value_and_vjp
 from ..pairwise import distance_matrix, pairwise_value_and_vjp
 from ..tiling import resolve_working_memory
-from ..validation import check_kind, check_positive, check_stacks
+from ..validation import (channels_back, check_channel_axis, check_kind, check_positive,
+                          check_stacks)
 from .alternatives import median_heuristic
 from .protocol import Kernel
 
@@ -39,13 +40,23 @@ class _SSIMKernel(Kernel):
     bytes_per_pair = 32
 
     def __init__(self, kind: str, config: SSIMConfig | None, working_memory: float | None,
-                 backend: str, conventions: dict[str, Any]) -> None:
+                 backend: str, conventions: dict[str, Any],
+                 channel_axis: int | None = None) -> None:
         self.kind = check_kind(kind)
         self.config = resolve_config(config, **conventions)
         if working_memory is not None:
             resolve_working_memory(working_memory)
         self.working_memory = working_memory
         self.backend = check_backend(backend)
+        if channel_axis is not None:  # validate the type and stack rule now
+            check_channel_axis(channel_axis, 4, True, "the image stacks")
+        self.channel_axis = channel_axis
+
+    def _to_input_layout(self, d: Array | None, shape: tuple[int, ...] | None,
+                         xp: Namespace) -> Array | None:
+        if d is None or self.channel_axis is None or shape is None:
+            return super()._to_input_layout(d, shape, xp)
+        return channels_back(d, check_channel_axis(self.channel_axis, 4, True), xp)
 
     def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
                     xp: Namespace) -> tuple[Array, Array | None]:  # pragma: no cover
@@ -66,7 +77,7 @@ class _SSIMKernel(Kernel):
     def prepare(self: _K, X: ArrayLike,
                 Y: ArrayLike | None = None) -> tuple[Array, Array | None, _K]:
         """Validate image stacks once: float64 ``(n, H, W, C)`` arrays, and this kernel
-        with the data range inferred from integer images when it was not given.
+        with the data range inferred from uint8 or uint16 images when it was not given.
 
         Parameters
         ----------
@@ -85,7 +96,7 @@ class _SSIMKernel(Kernel):
         ValueError, TypeError
             As for :func:`ssimref.distance_matrix`.
         """
-        xp, X4, Y4, config = check_stacks(X, Y, self.config)
+        xp, X4, Y4, config = check_stacks(X, Y, self.config, channel_axis=self.channel_axis)
         X4 = xp.astype(X4, xp.float64, copy=False)  # no copy of float64 input
         Y4 = None if Y4 is None else xp.astype(Y4, xp.float64, copy=False)
         bound = self
@@ -99,8 +110,10 @@ class _SSIMKernel(Kernel):
 
     def _gram(self, X: Array, Y: Array | None) -> Array:
         xp = namespace(X)
+        # prepared arrays are channels last, whatever their number of channels
         S = distance_matrix(X, Y, self.kind, self.config, squared=True,
-                            working_memory=self._memory(), backend=self.backend)
+                            working_memory=self._memory(), channel_axis=-1,
+                            backend=self.backend)
         return self._of_squared(S, None, tuple(X.shape[1:]), xp)[0]
 
     def _value_and_vjp(self, X: Array, Y: Array | None, G: Array,
@@ -145,6 +158,10 @@ class SSIMDistanceKernel(_SSIMKernel):
         (:func:`ssimref.engines.choose_engine`; "auto" picks the fused engine of the
         arrays' library). Gradients of the fused engines agree with the reference to the
         contract of docs/engines.md (:func:`ssimref.engines.vjp_accuracy_floor`).
+    channel_axis : int, optional
+        The channel axis of the 4-D image stacks the kernel is given (1 for
+        ``(n, C, H, W)``), as for :func:`ssimref.distance_matrix`; gradients keep that
+        layout. None: channels last, at most 4 of them.
     **conventions
         Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
 
@@ -152,9 +169,10 @@ class SSIMDistanceKernel(_SSIMKernel):
     ------
     ValueError
         For an unknown ``kind``, a ``power`` other than 1 or 2, invalid conventions, a
-        non-positive ``working_memory`` or an unknown ``backend``.
+        non-positive ``working_memory``, an unknown ``backend`` or a ``channel_axis``
+        of 0.
     TypeError
-        For an unknown convention keyword.
+        For an unknown convention keyword or a non-integer ``channel_axis``.
 
     See Also
     --------
@@ -199,8 +217,9 @@ class SSIMDistanceKernel(_SSIMKernel):
 
     def __init__(self, kind: KindName = "eq2", power: int = 1,
                  config: SSIMConfig | None = None, *, working_memory: float | None = None,
-                 backend: str = "auto", **conventions: Any) -> None:
-        super().__init__(kind, config, working_memory, backend, conventions)
+                 backend: str = "auto", channel_axis: int | None = None,
+                 **conventions: Any) -> None:
+        super().__init__(kind, config, working_memory, backend, conventions, channel_axis)
         if power not in (1, 2):
             raise ValueError(f"power must be 1 (the paper's kernel, characteristic) or 2 "
                              f"(D o D, classical MDS), got {power!r}")
@@ -242,7 +261,7 @@ class SSIMRBFKernel(_SSIMKernel):
     Parameters
     ----------
     gamma : float > 0
-    kind, config, working_memory, backend, **conventions
+    kind, config, working_memory, backend, channel_axis, **conventions
         As for :class:`SSIMDistanceKernel`.
 
     Raises
@@ -267,8 +286,8 @@ class SSIMRBFKernel(_SSIMKernel):
 
     def __init__(self, gamma: float, kind: KindName = "eq2", config: SSIMConfig | None = None,
                  *, working_memory: float | None = None, backend: str = "auto",
-                 **conventions: Any) -> None:
-        super().__init__(kind, config, working_memory, backend, conventions)
+                 channel_axis: int | None = None, **conventions: Any) -> None:
+        super().__init__(kind, config, working_memory, backend, conventions, channel_axis)
         self.gamma = check_positive(gamma, "gamma")
         self.median: float | None = None
 
@@ -277,6 +296,7 @@ class SSIMRBFKernel(_SSIMKernel):
                     config: SSIMConfig | None = None, *, scale: float = 1.0,
                     max_points: int = 500, seed: int = 0,
                     working_memory: float | None = None, backend: str = "auto",
+                    channel_axis: int | None = None,
                     **conventions: Any) -> SSIMRBFKernel:
         """The kernel with ``gamma = 1 / (2 scale med^2)``, ``med`` the median SSIM
         distance over distinct pairs of the pooled sample; the same convention as
@@ -287,7 +307,7 @@ class SSIMRBFKernel(_SSIMKernel):
         X : array_like, shape (n, H, W) or (n, H, W, C)
         Y : array_like, shape (m, H, W) or (m, H, W, C), optional
             Pooled with ``X`` for the median.
-        kind, config, working_memory, backend, **conventions
+        kind, config, working_memory, backend, channel_axis, **conventions
             As for :class:`SSIMDistanceKernel`.
         scale : float > 0, default 1.0
         max_points : int, default 500
@@ -309,7 +329,7 @@ class SSIMRBFKernel(_SSIMKernel):
         import numpy as np
 
         kernel = cls(1.0, kind, config, working_memory=working_memory, backend=backend,
-                     **conventions)
+                     channel_axis=channel_axis, **conventions)
         X4, Y4, bound = kernel.prepare(X, Y)
         xp = namespace(X4)
         Z = X4 if Y4 is None else xp.concat([X4, Y4], axis=0)
@@ -321,6 +341,7 @@ class SSIMRBFKernel(_SSIMKernel):
             Z = xp.take(Z, xp.asarray(pick), axis=0)
         med = median_heuristic(to_numpy(distance_matrix(Z, None, kind, bound.config,
                                                         working_memory=bound._memory(),
+                                                        channel_axis=-1,
                                                         backend=bound.backend)))
         if not med > 0:
             raise ValueError("the median SSIM distance between the images is 0; give gamma "
@@ -366,7 +387,7 @@ class MeanSSIMKernel(_SSIMKernel):
 
     Parameters
     ----------
-    config, working_memory, backend, **conventions
+    config, working_memory, backend, channel_axis, **conventions
         As for :class:`SSIMDistanceKernel`.
 
     Raises
@@ -382,8 +403,9 @@ class MeanSSIMKernel(_SSIMKernel):
 
     def __init__(self, config: SSIMConfig | None = None, *,
                  working_memory: float | None = None, backend: str = "auto",
-                 **conventions: Any) -> None:
-        super().__init__("eq1-uncentered", config, working_memory, backend, conventions)
+                 channel_axis: int | None = None, **conventions: Any) -> None:
+        super().__init__("eq1-uncentered", config, working_memory, backend, conventions,
+                         channel_axis)
 
     def __repr__(self) -> str:
         return f"MeanSSIMKernel(config={self.config!r})"
