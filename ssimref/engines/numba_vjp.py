@@ -52,6 +52,13 @@ depend on the thread count at all, the column side through ``nchunks`` only.
 Which side is which: ``wrt_y=False`` (the MMD blocks that hold ``Y`` fixed) runs ``Y`` as
 rows and ``X`` as columns, so the only gradient is lane-wise (no lane sums at all).
 
+One pass (:func:`fused_value_and_vjp`). When the cotangent is an elementwise rule of ``S``
+with an upstream ``G`` (:class:`ssimref.engines.ElementwiseCotangent`), a first pass over
+each task computes its window sums of ``d0^2`` once, keeps them in a per-thread store
+(``C Ho Wo`` rows of 32 lanes), sums ``S`` lane by lane and forms ``W`` by the rule; the
+second pass is the VJP above, reading the kept sums. So a value and gradient costs the
+VJP and the window terms of ``S``, not a separate forward block as well.
+
 Accuracy: as the forward engine (float64, FMA contraction only); the contract is
 :func:`ssimref.engines.vjp_accuracy_floor` (docs/engines.md).
 """
@@ -1173,8 +1180,9 @@ def vjp_bytes_per_image(image_shape, config) -> int:
     gradient (and the caller's copy of it), the row side's two window maps and cross
     sums, and the column side's per-chunk gradient buffers (``CHUNKS_PER_THREAD`` per
     Numba thread) and their sum. Per-thread scratch (a few rows of 32 lanes, plus two
-    window maps of 32 lanes: about ``8 * 32 * (2 C Ho Wo + 3 size W)`` bytes) comes on
-    top, once per thread."""
+    window maps of 32 lanes: about ``8 * 32 * (2 C Ho Wo + 3 size W)`` bytes, and in the
+    one pass the store of window sums, ``8 * 32 * C Ho Wo``) comes on top, once per
+    thread."""
     h, w, c = image_shape
     ho, wo = config.positions(h, w)
     pix, win = h * w * c, ho * wo * c
