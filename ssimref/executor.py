@@ -194,6 +194,13 @@ class Stager(Protocol):
     def stage(self, block: Array, slot: int) -> tuple[Any, Callable[[], None]]:
         """Start copying ``block`` into buffer ``slot`` (free: its last copy was written).
 
+        Parameters
+        ----------
+        block : Array
+            A tile's block on the device (its final dtype).
+        slot : int
+            The staging buffer, ``0 <= slot < depth``.
+
         Returns
         -------
         host : numpy.ndarray
@@ -261,6 +268,15 @@ class HostWriter:
         """Hand over ``block`` for ``out[index]`` (and its transpose for
         ``out[index[1], index[0]]`` with ``mirror``); blocks while every staging buffer
         is in flight.
+
+        Parameters
+        ----------
+        index : (slice, slice)
+            The tile's rows and columns in ``out``.
+        block : Array
+            The tile's block on the device.
+        mirror : bool
+            Also write ``block.T`` at the mirrored index.
 
         Raises
         ------

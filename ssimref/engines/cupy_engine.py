@@ -368,7 +368,8 @@ def host_stager(cp: Any = None) -> Any:
         With :data:`STAGING_DEPTH` buffers.
     """
     if cp is None:
-        import cupy as cp
+        import cupy
+        return _PinnedStager(cupy, STAGING_DEPTH)
     return _PinnedStager(cp, STAGING_DEPTH)
 
 
