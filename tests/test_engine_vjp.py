@@ -340,10 +340,9 @@ def test_natural_patches_to_1e12_of_the_reference(engine, config):
 
 # --------------------------------------------------------------------------- determinism
 @needs_numba
-def test_numba_same_bits_run_to_run_and_row_side_independent_of_threads():
-    """Run to run the same bits. The row-side gradient (dX with wrt_y, one owner per row)
-    does not depend on the thread count either; the column side depends on it only
-    through the number of chunks."""
+def test_numba_same_bits_run_to_run_and_on_any_number_of_threads():
+    """Run to run the same bits, and the same on one thread as on several: rows are dealt
+    to a fixed number of chunks, whatever the thread count."""
     import numba
 
     from ssimref.engines import numba_vjp
@@ -361,9 +360,13 @@ def test_numba_same_bits_run_to_run_and_row_side_independent_of_threads():
     try:
         numba.set_num_threads(1)
         one = numba_vjp.vjp_block(X, Y, W, "eq2", config)
+        one_up = numba_vjp.vjp_block(Y, Y, W.T @ W, "eq2", config, upper=True)[0]
+        one_sided = numba_vjp.vjp_block(X, Y, W, "eq2", config, wrt_y=False)[0]
     finally:
         numba.set_num_threads(threads)
-    assert (one[0] == first[0]).all()
+    assert (one[0] == first[0]).all() and (one[1] == first[1]).all()
+    assert (one_up == up1).all()
+    assert (one_sided == numba_vjp.vjp_block(X, Y, W, "eq2", config, wrt_y=False)[0]).all()
 
 
 @pytest.mark.skipif(_compiler() is None, reason="no host C++ compiler")

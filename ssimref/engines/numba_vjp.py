@@ -46,8 +46,9 @@ tasks group-major (a group's terms stay in cache while rows stream past). A row'
 gradient belongs to the one chunk that holds the row, and is accumulated over groups in
 order, its 32 lanes summed by a fixed tree. Column gradients go to a per-chunk
 buffer (lane-wise, no reduction needed), reduced over chunks in chunk order at the end.
-So the same inputs and thread count give the same bits; the row-side gradient does not
-depend on the thread count at all, the column side through ``nchunks`` only.
+The number of chunks is fixed (:data:`VJP_CHUNKS`, at most one per 16 rows), not tied to
+the thread count, so the same inputs give the same bits whatever the number of Numba threads
+(a distributed run's workers and this process agree bit for bit).
 
 Which side is which: ``wrt_y=False`` (the MMD blocks that hold ``Y`` fixed) runs ``Y`` as
 rows and ``X`` as columns, so the only gradient is lane-wise (no lane sums at all).
@@ -77,15 +78,17 @@ assert LANES == 32, "_lane_tree sums exactly 32 lanes"
 __all__ = ["vjp_block", "fused_value_and_vjp", "fuses", "RULES", "FUSED_MAX_STORE",
            "paired_squared", "paired_vjp", "vjp_bytes_per_pair",
            "vjp_bytes_per_image", "VJP_MAX_TILE_PAIRS",
-           "CHUNKS_PER_THREAD", "vjp_warm_up"]
+           "VJP_CHUNKS", "vjp_warm_up"]
 
 
 # contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
 
-#: Chunks of rows per thread: each chunk owns a buffer for the column gradients, so more
-#: chunks balance a shared machine better at the cost of memory (docs/engines.md).
-CHUNKS_PER_THREAD = 2
+#: Chunks of rows of a tile (at most one per 16 rows), whatever the number of threads: each
+#: chunk owns a buffer for the column gradients, reduced in chunk order, so the chunks,
+#: not the threads, fix the order of the sums (the same bits on any number of threads);
+#: 16 balance up to 16 threads and a shared machine (docs/engines.md).
+VJP_CHUNKS = 16
 
 #: About two seconds of work at the W1 speed of the VJP on two cores.
 VJP_MAX_TILE_PAIRS = 1 << 20
@@ -913,7 +916,9 @@ def _window_weights(config):
 
 
 def _chunk_count(rows):
-    return int(max(1, min(rows, CHUNKS_PER_THREAD * numba.get_num_threads())))
+    """:data:`VJP_CHUNKS`, or one per 16 rows of a smaller tile (its column buffers stay
+    small next to its pairs): a function of the rows alone."""
+    return int(max(1, min(rows // 16, VJP_CHUNKS)))
 
 
 def _chunk_tasks(nonzero, nchunks):
@@ -1104,7 +1109,7 @@ def vjp_block(Xa, Yb, W, kind, config, *, upper=False, wrt_y=True):
     -----
     The same as ``PairForward(Xa[:, None], Yb[None, :], kind, config, np).vjp(W)`` to the
     accuracy contract (:func:`ssimref.engines.vjp_accuracy_floor`); exactly 0 from identical pairs;
-    bit-reproducible for a given number of Numba threads.
+    bit-reproducible, whatever the number of Numba threads.
     """
     image_shape = tuple(Xa.shape[1:])
     W = np.asarray(W, dtype=np.float64)
@@ -1178,15 +1183,15 @@ def vjp_bytes_per_image(image_shape, config) -> int:
     """Working bytes per image of a tile, whichever side it is on: its float64 copy (made
     by the caller), its per-image terms (shifted image, local mean, ``a``, ``v``), its
     gradient (and the caller's copy of it), the row side's two window maps and cross
-    sums, and the column side's per-chunk gradient buffers (``CHUNKS_PER_THREAD`` per
-    Numba thread) and their sum. Per-thread scratch (a few rows of 32 lanes, plus two
+    sums, and the column side's per-chunk gradient buffers (:data:`VJP_CHUNKS`
+    of them) and their sum. Per-thread scratch (a few rows of 32 lanes, plus two
     window maps of 32 lanes: about ``8 * 32 * (2 C Ho Wo + 3 size W)`` bytes, and in the
     one pass the store of window sums, ``8 * 32 * C Ho Wo``) comes on top, once per
     thread."""
     h, w, c = image_shape
     ho, wo = config.positions(h, w)
     pix, win = h * w * c, ho * wo * c
-    chunks = CHUNKS_PER_THREAD * numba.get_num_threads()
+    chunks = VJP_CHUNKS
     return 8 * (pix + (pix + 3 * win + c) + 2 * pix + max(2 * win + pix, (chunks + 1) * pix))
 
 
