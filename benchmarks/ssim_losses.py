@@ -63,6 +63,13 @@ CONFIG = SSIMConfig(window="gaussian", size=7, sigma=1.5, covariance="sample",
 
 
 NOTES = (
+    "The same code with the VJP's fixed 16 chunks (the table above ran at 2 chunks per "
+    "thread, 4 here; the fixed count makes the gradients the same bits on any number of "
+    "threads and costs about 8% on 2 threads: 5 interleaved rounds, 2.90 s against 2.69 s "
+    "median, load 6.5-7), at a quieter moment (2026-11-30 17:10 UTC, load 5.7 at the "
+    "start, 5.1 at the end; `--torch-rounds 0 --rounds 5 --skip memory --no-write`): "
+    "MMD^2 value+grad 1.882 / 1.900 / 2.017 s, forward 0.734 / 0.748 / 0.822 s (2.54x); "
+    "GMMN step 0.676 / 0.751 / 0.773 s (5x5) and 0.649 / 0.754 / 0.765 s (7x7). "
     "Before the one-pass value-and-VJP kernels (same script, same machine, 2026-11-30 "
     "15:42 UTC, load 2.9-3.6, 3 rounds, no torch): MMD^2 value+grad 4.03 / 4.14 / 4.53 s, "
     "forward 1.12 / 1.62 / 2.19 s (2.55x); the same A/B in one process (one pass / two "
