@@ -12,7 +12,7 @@ import numpy as np
 
 from ..backend import ENGINES
 from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
-from ..io import ImageSet
+from ..io import ALPHA_MODES, ImageSet
 from ..validation import check_channel_axis
 
 __all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
@@ -39,16 +39,22 @@ def add_image_arguments(parser: argparse.ArgumentParser, name: str = "images",
     """
     parser.add_argument(name, help=help_text or "a .npy/.npz file, a .zarr store (an image "
                         "array, or a group with one; needs the 'dask' extra), a folder of "
-                        "PNG/JPEG images (sorted by name, same size), or a bundled data set: "
-                        "'digits' "
+                        "PNG, JPEG, BMP or TIFF images (same size; read in natural order, "
+                        "img2 before img10; 16-bit PNG and TIFF stay 16-bit, data range "
+                        "65535), or a bundled data set: 'digits' "
                         "(sklearn's 8x8 digits, data range 16) or 'mnist5k' (5,000 MNIST "
                         "digits 28x28, uint8; needs the 'data' extra), optionally with "
                         "':train', ':validation' or ':test' for one part of its fixed split "
                         "(e.g. mnist5k:test)")
     parser.add_argument("--color", action="store_true",
-                        help="read folders as RGB (channels last) instead of grayscale")
+                        help="read image folders as RGB (channels last) instead of grayscale "
+                        "(default: grayscale, ITU-R 601-2 luma)")
+    parser.add_argument("--alpha", choices=ALPHA_MODES, default="opaque",
+                        help="an image file's alpha channel: opaque (default) drops it when "
+                        "every pixel is fully opaque and refuses partly transparent images; "
+                        "drop ignores it; keep keeps it as the last channel")
     parser.add_argument("--key", help="array name inside a .npz file or zarr group holding "
-                        "several")
+                        "several (default: the only array, or the one named 'images')")
     parser.add_argument("--channel-axis", type=int, dest="channel_axis",
                         help="axis of a .npy/.npz stack that holds the colour channels, e.g. "
                         "1 for (n, C, H, W) (default: the last axis of a 4-D stack, at most "

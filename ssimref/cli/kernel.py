@@ -102,13 +102,13 @@ def run(args: argparse.Namespace) -> int:
             len(outputs) + (plot is not None):
         raise ValueError("the outputs -o, -o-test and --plot must be different files")
 
-    data = load_images(args.images, color=args.color, key=args.key)
+    data = load_images(args.images, color=args.color, key=args.key, alpha=args.alpha)
     images = images_of(data, args)
     config = infer_data_range(config_from_args(args, data.data_range), [images],
                               names=("IMAGES",), option="--data-range")
     test = test_images = None
     if args.test is not None:
-        test = load_images(args.test, color=args.color, key=args.key)
+        test = load_images(args.test, color=args.color, key=args.key, alpha=args.alpha)
         test_images = images_of(test, args, "--test")
         if tuple(test_images.shape[1:]) != tuple(images.shape[1:]):
             raise ValueError(f"--test images have shape {tuple(test_images.shape[1:])} but "

@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if args.permutations and args.estimator == "linear":
         raise ValueError("the permutation test uses the biased or unbiased estimator; pass "
                          "--permutations 0 with --estimator linear")
-    a = load_images(args.a, color=args.color, key=args.key)
-    b = load_images(args.b, color=args.color, key=args.key)
+    a = load_images(args.a, color=args.color, key=args.key, alpha=args.alpha)
+    b = load_images(args.b, color=args.color, key=args.key, alpha=args.alpha)
     implied = {r for r in (a.data_range, b.data_range) if r is not None}
     config = config_from_args(args, implied.pop() if len(implied) == 1 else None)
     if args.kernel != "rbf":
