@@ -3,6 +3,8 @@ calling the library function that does the work.
 
 Every command exits with 0 on success and with 2 and a one-line message on bad input;
 outputs are written atomically and never overwrite an existing file without ``--force``.
+The library's warnings (the reference engine running for want of Numba, tiles too small
+for their fixed cost) are one line each on stderr.
 SIGINT and SIGTERM are handled alike (:mod:`ssimref.interrupt`): a job stops at a tile
 boundary; a resumable one (``distance``, ``kernel``) keeps its completed tiles and prints
 the command that resumes it (exit status 130 or 143), the others remove what they
@@ -13,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from .. import __version__, interrupt
+from ..engines import SlowEngineWarning
 from ..generative.trainer import TrainingInterrupted
 from ..jobs import JobError
 from . import demo, distance, evaluate, gmmn, kernel, mmd, sample, train, verify
@@ -71,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     installed = interrupt.install()
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return args.func(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"ssimref: error: {exc}", file=sys.stderr)
         return 2
@@ -88,6 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if installed:
             interrupt.uninstall()
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: Any = None, line: str | None = None) -> None:
+    """Show a warning of the library as one line on stderr ("note" for the engine note),
+    without Python's file and line."""
+    kind = "note" if issubclass(category, SlowEngineWarning) else "warning"
+    print(f"ssimref: {kind}: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

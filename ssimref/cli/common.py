@@ -12,13 +12,14 @@ import numpy as np
 
 from ..backend import ENGINES
 from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
+from ..executor import PROGRESS_DELAY
 from ..io import ALPHA_MODES, ImageSet
 from ..validation import check_channel_axis
 
 __all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
            "add_compute_arguments", "config_from_args", "check_npy_output",
            "check_plot_output", "split_field", "add_job_arguments", "check_matrix_output",
-           "executor_from_args", "describe_run", "images_of"]
+           "executor_from_args", "describe_run", "images_of", "add_progress_argument"]
 
 #: The ``--preset`` names and the :class:`SSIMConfig` constructors they stand for.
 PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
@@ -106,7 +107,28 @@ def add_compute_arguments(parser: argparse.ArgumentParser, backend: bool = True,
                             "installed), reference, numba, or cupy (GPU; the matrix is "
                             "streamed to the output file tile by tile)")
     if progress:
-        parser.add_argument("--progress", action="store_true", help="show a progress bar")
+        add_progress_argument(parser)
+
+
+def add_progress_argument(parser: argparse.ArgumentParser, what: str = "a progress bar"
+                          ) -> None:
+    """Add ``--progress`` and ``--no-progress`` to ``parser`` (``args.progress``: True,
+    False, or None for the default).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    what : str, default "a progress bar"
+        What is shown, for the help.
+
+    See Also
+    --------
+    ssimref.executor.progress_bar : what None means.
+    """
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"{what} on stderr (default: shown when stderr is a terminal "
+                        f"and the job runs longer than {PROGRESS_DELAY:g} s; --progress: "
+                        "always, in logs too; --no-progress: never)")
 
 
 def images_of(data: ImageSet, args: argparse.Namespace, name: str = "IMAGES") -> Any:
