@@ -190,10 +190,10 @@ def _current(result: JobResult) -> str:
 
 
 def _prepare_images(images: ArrayLike, config: SSIMConfig | None, backend: str,
-                    distributed: bool,
-                    channel_axis: int | None = None) -> tuple[Array, Array, SSIMConfig]:
+                    distributed: bool, channel_axis: int | None = None,
+                    name: str = "images") -> tuple[Array, Array, SSIMConfig]:
     _, X, _, config = check_stacks(images, None, SSIMConfig() if config is None else config,
-                                   channel_axis=channel_axis)
+                                   (name, "Y"), channel_axis=channel_axis)
     computed = X if distributed else arrays_for(backend, X)
     return X, computed, config
 
@@ -433,7 +433,7 @@ def prepare_kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq
     test = None
     if test_images is not None:
         T, test_computed, _ = _prepare_images(test_images, config, backend, distributed,
-                                              channel_axis)
+                                              channel_axis, name="test_images")
         tplan, ttask = distance_tiles(test_computed, computed, kind, config, squared=True,
                                       dtype="float64", backend=backend,
                                       working_memory=working_memory,

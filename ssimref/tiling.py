@@ -110,8 +110,8 @@ def resolve_working_memory(working_memory: float | None,
     except (TypeError, ValueError):
         value = math.nan
     if isinstance(working_memory, (bool, str)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a number of MiB > 0 (or None for scikit-learn's "
-                         f"working_memory setting, now {default_working_memory():g} MiB), "
+        raise ValueError(f"{name} must be a number of MiB > 0 (leave it out for "
+                         f"scikit-learn's setting, now {default_working_memory():g} MiB), "
                          f"got {working_memory!r}")
     return value
 

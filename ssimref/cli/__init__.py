@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .. import __version__, interrupt
@@ -24,8 +24,9 @@ from ..engines import SlowEngineWarning
 from ..generative.trainer import TrainingInterrupted
 from ..jobs import JobError
 from . import demo, distance, evaluate, gmmn, kernel, mmd, sample, train, verify
+from .common import cli_wording, shown_default
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["main", "build_parser", "COMMANDS", "iter_parsers"]
 
 #: The command modules, in the order ``ssimref --help`` lists them.
 COMMANDS = (distance, kernel, mmd, demo, verify, train, sample, evaluate, gmmn)
@@ -45,7 +46,46 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
+    for _, each in iter_parsers(parser):
+        each.formatter_class = _DefaultsFormatter
     return parser
+
+
+def iter_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+                 ) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """``parser`` and every subcommand's parser below it, with the words that name them.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    prefix : tuple of str, default ()
+        The words naming ``parser``.
+
+    Yields
+    ------
+    (tuple of str, argparse.ArgumentParser)
+        E.g. ``(("gmmn", "train"), parser of "ssimref gmmn train")``, ``parser`` first.
+    """
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from iter_parsers(sub, prefix + (name,))
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """argparse's help, with "(default: X)" after every option that has a default and
+    whose help does not state it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.help == argparse.SUPPRESS:
+            return action.help
+        if action.option_strings and action.nargs != 0 and action.default is not None \
+                and action.default != argparse.SUPPRESS and "default" not in text:
+            shown = shown_default(action.default).replace("%", "%%")
+            text = f"{text} (default: {shown})" if text else f"default: {shown}"
+        return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,14 +113,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         From argparse, for unknown arguments and ``--help``.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     installed = interrupt.install()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
             return args.func(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
-        print(f"ssimref: error: {exc}", file=sys.stderr)
+        print(f"ssimref: error: {cli_wording(str(exc), parser)}", file=sys.stderr)
         return 2
     except JobError as exc:
         print(f"ssimref: error: {exc}; resume with:\n  {interrupt.resume_command(argv)}",

@@ -42,16 +42,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "distances, then row means, then centred tiles), resumable with --resume")
     p.add_argument("--test", help="test images (same forms as IMAGES and the same image "
                    "shape): writes their m x n kernel against IMAGES, centred with the "
-                   "training statistics")
+                   "training statistics (default: none)")
     p.add_argument("--output-test", "-o-test", dest="output_test",
-                   help="output .npy file or .zarr store for the test kernel (with --test)")
+                   help="output .npy file or .zarr store for the test kernel (with --test; "
+                   "default: none)")
     p.add_argument("--power", type=float, default=1.0,
                    help="p in D^p: 1 (default, the paper's SSIM kernel) or 2 (classical "
                    "MDS); any value in (0, 2] gives a PSD kernel")
     p.add_argument("--kind", default="eq2", choices=KINDS)
     add_config_arguments(p)
     p.add_argument("--plot", help="also draw the training kernel as a heatmap PNG "
-                   "(needs matplotlib)")
+                   "(needs matplotlib; default: none)")
     p.add_argument("--check-psd", action="store_true", dest="check_psd",
                    help="report the training kernel's extreme eigenvalues (O(n^3))")
     add_compute_arguments(p)

@@ -46,10 +46,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="MMD^2 estimator (default unbiased)")
     p.add_argument("--permutations", type=int, default=1000,
                    help="random relabellings for the p-value; 0 skips the test (default 1000)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the relabellings")
+    p.add_argument("--seed", type=int, default=None, help="seed of the relabellings (default: "
+                   "none, a fresh random seed)")
     add_config_arguments(p)
     add_compute_arguments(p, backend=False, progress=False)
-    p.add_argument("--json", help="also write the result and its conventions to this .json")
+    p.add_argument("--json", help="also write the result and its conventions to this .json "
+                   "(default: none)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=run)
 

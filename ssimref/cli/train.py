@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .common import add_progress_argument
+from .common import add_progress_argument, shown_default
 
 
 NAME = "train"
@@ -90,7 +90,7 @@ def add_config_options(parser: argparse.ArgumentParser, model: str,
                                     **options)
             continue
         kind, default, meta = own[name]
-        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        shown = shown_default(default)
         options = {"dest": name, "default": None,
                    "help": f"{meta.get('help', '')} (default: {shown})"}
         if kind is bool:
