@@ -266,3 +266,17 @@ def test_a_broken_npz_or_npy_file_is_refused_naming_it(tmp_path, capsys):
         (tmp_path / name).write_bytes(b"garbage")
         code, _, err = run(capsys, "distance", tmp_path / name, "-o", tmp_path / "D.npy")
         assert code == 2 and err.count("\n") == 1 and name in err
+
+
+def test_a_zarr_group_key_that_does_not_exist_says_so_and_lists_the_keys(tmp_path, rng):
+    zarr = pytest.importorskip("zarr")
+    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="w")
+    group.create_array("train", data=rng.integers(0, 256, (3, 8, 8), dtype=np.uint8))
+    group.create_array("test", data=rng.integers(0, 256, (2, 8, 8), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"s\.zarr has no array named 'images' \(--key\); "
+                                         r"its arrays: test, train"):
+        ssimref.load_images(tmp_path / "s.zarr", key="images")
+    with pytest.raises(ValueError, match=r"s\.zarr holds the arrays test, train and none is "
+                                         r"named 'images'"):
+        ssimref.load_images(tmp_path / "s.zarr")
+    assert ssimref.load_images(tmp_path / "s.zarr", key="test").images.shape == (2, 8, 8)
