@@ -15,7 +15,7 @@ from .common import add_progress_argument, shown_default
 
 
 NAME = "train"
-HELP = "train a generative model (vae, aae, gan, lsgan, cgan, pix2pix, gmmn); resumable"
+HELP = "train a generative model (resumable)"
 
 
 def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
