@@ -316,12 +316,17 @@ def _read_png16(path: Path) -> tuple[npt.NDArray[Any], bool]:
         raise ImportError(f"{path} is a 16-bit colour PNG, which Pillow would reduce to 8 "
                           "bits; reading it needs pypng: pip install 'ssimref[images]'"
                           ) from None
-    try:
-        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    try:  # read(), not asDirect(), which would shift the samples down to an sBIT depth
+        width, height, rows, info = png.Reader(filename=str(path)).read()
         arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
     except png.Error as exc:
         raise ValueError(f"{path} is not a readable PNG file ({exc})") from None
-    return arr.reshape(height, width, info["planes"]), bool(info["alpha"])
+    arr = arr.reshape(height, width, info["planes"])
+    if info.get("transparent") is not None and not info["alpha"]:  # a tRNS colour key
+        key = np.asarray(info["transparent"], dtype=np.uint16)
+        alpha = np.where(np.all(arr == key, axis=2), 0, 65535).astype(np.uint16)
+        return np.concatenate([arr, alpha[:, :, None]], axis=2), True
+    return arr, bool(info["alpha"])
 
 
 def _read_pillow(path: Path) -> tuple[npt.NDArray[Any], bool]:
@@ -329,7 +334,8 @@ def _read_pillow(path: Path) -> tuple[npt.NDArray[Any], bool]:
     try:
         with Image.open(path) as im:
             mode = im.mode
-            if mode.startswith("I;16"):
+            if mode.startswith("I;16") or (mode == "I" and im.format == "PNG"):
+                # 16-bit grayscale (older Pillow opens it as 32-bit "I")
                 return np.asarray(im).astype(np.uint16), False
             if mode in ("L", "RGB", "I", "F") and "transparency" not in im.info:
                 return np.asarray(im), False

@@ -25,23 +25,24 @@ def run(capsys, *args):
     return code, captured.out, captured.err
 
 
-def write_png16(path, pixels):
+def write_png16(path, pixels, extra=b""):
     """A 16-bit PNG by the specification: colour type 0 (grey), 2 (RGB), 4 (grey + alpha)
-    or 6 (RGBA) from the channel count, filter 0 on every row, big-endian samples."""
+    or 6 (RGBA) from the channel count, filter 0 on every row, big-endian samples;
+    ``extra``: chunks placed before the image data."""
     pixels = np.asarray(pixels, dtype=np.uint16)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     h, w, c = pixels.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     raw = b"".join(b"\x00" + pixels[i].astype(">u2").tobytes() for i in range(h))
-
-    def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
     path.write_bytes(b"\x89PNG\r\n\x1a\n"
                      + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+                     + extra + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def chunk(kind, data):
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
 def folder_of(tmp_path, name, images, write):
@@ -79,6 +80,23 @@ def test_16_bit_colour_png_keeps_16_bits(tmp_path, rng, channels):
     data = ssimref.load_images(folder, color=True)
     assert data.images.dtype == np.uint16
     np.testing.assert_array_equal(data.images, X[..., :3])
+
+
+def test_16_bit_colour_png_with_sbit_and_a_transparent_colour(tmp_path, rng):
+    """An sBIT chunk (12 significant bits) does not change the stored samples, and a tRNS
+    colour key makes the pixels of that colour transparent."""
+    X = rng.integers(0, 65536, (1, 4, 5, 3), dtype=np.uint16)
+    X[0, 1, 2] = (1, 2, 3)
+    extra = chunk(b"sBIT", bytes([12, 12, 12])) + chunk(b"tRNS", struct.pack(">HHH", 1, 2, 3))
+    folder = folder_of(tmp_path, "key", X, lambda p, img: write_png16(p.with_suffix(".png"),
+                                                                      img, extra))
+    with pytest.raises(ValueError, match="transparent pixels"):
+        ssimref.load_images(folder, color=True)
+    kept = ssimref.load_images(folder, color=True, alpha="keep").images
+    np.testing.assert_array_equal(kept[..., :3], X)
+    expected_alpha = np.full((1, 4, 5), 65535)
+    expected_alpha[0, 1, 2] = 0
+    np.testing.assert_array_equal(kept[..., 3], expected_alpha)
 
 
 def test_16_bit_colour_png_without_pypng_is_refused_naming_the_file(tmp_path, rng, capsys,
