@@ -336,7 +336,11 @@ def _read_pillow(path: Path) -> tuple[npt.NDArray[Any], bool]:
             mode = im.mode
             if mode.startswith("I;16") or (mode == "I" and im.format == "PNG"):
                 # 16-bit grayscale (older Pillow opens it as 32-bit "I")
-                return np.asarray(im).astype(np.uint16), False
+                grey = np.asarray(im).astype(np.uint16)
+                if "transparency" not in im.info:
+                    return grey, False
+                alpha = np.where(grey == im.info["transparency"], 0, 65535).astype(np.uint16)
+                return np.stack([grey, alpha], axis=2), True  # a tRNS grey key
             if mode in ("L", "RGB", "I", "F") and "transparency" not in im.info:
                 return np.asarray(im), False
             if mode in ("LA", "RGBA"):

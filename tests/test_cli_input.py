@@ -99,6 +99,18 @@ def test_16_bit_colour_png_with_sbit_and_a_transparent_colour(tmp_path, rng):
     np.testing.assert_array_equal(kept[..., 3], expected_alpha)
 
 
+def test_16_bit_grayscale_png_with_a_transparent_grey(tmp_path, rng):
+    X = rng.integers(0, 65536, (1, 4, 5), dtype=np.uint16)
+    X[0, 3, 1] = 7
+    folder = folder_of(tmp_path, "key", X, lambda p, img: write_png16(
+        p.with_suffix(".png"), img, chunk(b"tRNS", struct.pack(">H", 7))))
+    with pytest.raises(ValueError, match="transparent pixels"):
+        ssimref.load_images(folder)
+    kept = ssimref.load_images(folder, alpha="keep").images
+    np.testing.assert_array_equal(kept[..., 0], X)
+    assert kept.dtype == np.uint16 and np.argwhere(kept[..., 1] == 0).tolist() == [[0, 3, 1]]
+
+
 def test_16_bit_colour_png_without_pypng_is_refused_naming_the_file(tmp_path, rng, capsys,
                                                                    monkeypatch):
     folder = folder_of(tmp_path, "c16", rng.integers(0, 65536, (2, 5, 6, 3)),
