@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,14 +51,14 @@ def main():
     engine = get_engine(args.backend)
     start_machine = machine()
     rows, fits = [], []
-    import warnings
     warnings.simplefilter("ignore")  # the small budgets are the point here
     for side, (X, config) in workloads(args.n).items():
         shape = (side, side, 1)
-        plans = {wm: plan_pairs(args.n, None, bytes_per_pair=engine.bytes_per_pair(shape, config),
-                                bytes_per_image=engine.bytes_per_image(shape, config),
-                                max_pairs=engine.max_tile_pairs(shape, config),
-                                working_memory=wm) for wm in BUDGETS[side]}
+        sizes = dict(bytes_per_pair=engine.bytes_per_pair(shape, config),
+                     bytes_per_image=engine.bytes_per_image(shape, config),
+                     max_pairs=engine.max_tile_pairs(shape, config))
+        plans = {wm: plan_pairs(args.n, None, working_memory=wm, **sizes)
+                 for wm in BUDGETS[side]}
         ssimref.distance_matrix(X[:20], config=config, backend=args.backend)  # compile
         times = {wm: [] for wm in plans}
         for _ in range(args.repeat):  # round-robin: the machine's load falls on all alike

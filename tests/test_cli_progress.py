@@ -121,8 +121,8 @@ def plan(working_memory, n=2000, bytes_per_pair=32, bytes_per_image=1128, **caps
 def test_a_budget_that_cuts_a_long_job_into_small_tiles_warns_and_names_enough_memory():
     """The Numba engine's figures for 8x8 images (32 bytes a pair, 1128 an image): 0.05
     MiB gives tiles of s = 18 (the largest s with 32 s^2 + 2 1128 s <= 52428), which is
-    112 * 113 / 2 = 6,328 tiles for 2000 images; 10,000-pair tiles (s = 100) need 32 * 100^2 + 2 * 100 *
-    1128 = 545,600 bytes, 0.53 MiB."""
+    112 * 113 / 2 = 6,328 tiles for 2000 images; 10,000-pair tiles (s = 100) need
+    32 * 100^2 + 2 * 100 * 1128 = 545,600 bytes, 0.53 MiB."""
     with pytest.warns(SmallTileWarning, match=r"working memory of 0\.05 MiB cuts this job "
                                               r"into 6,328 tiles of at most 18 x 18 pairs.*"
                                               r"need 0\.53 MiB") as record:

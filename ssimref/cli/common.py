@@ -20,8 +20,8 @@ from ..validation import check_channel_axis
 __all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
            "add_compute_arguments", "config_from_args", "check_npy_output",
            "check_plot_output", "split_field", "add_job_arguments", "check_matrix_output",
-           "executor_from_args", "describe_run", "images_of", "add_progress_argument", "shown_default",
-           "cli_wording"]
+           "executor_from_args", "describe_run", "images_of", "add_progress_argument",
+           "shown_default", "cli_wording"]
 
 def shown_default(value: Any) -> str:
     """A default as ``--help`` writes it: numbers as written (1.5, 1e-06), booleans as on
