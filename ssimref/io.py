@@ -29,7 +29,8 @@ import numpy.typing as npt
 
 from .backend import ArrayLike
 
-__all__ = ["ImageSet", "load_images", "atomic_path", "save_npy", "write_npy", "save_json"]
+__all__ = ["ImageSet", "load_images", "atomic_path", "check_writable", "save_npy", "write_npy",
+           "save_json"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -195,6 +196,64 @@ def _load_folder(path: Path, color: bool) -> ImageSet:
     return ImageSet(np.stack(images), source=str(path))
 
 
+def check_writable(path: str | os.PathLike[str], *, force: bool = False,
+                   name: str = "output", folder_only: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be written as a file.
+
+    Its folder must exist and take a new file (checked by creating and removing an empty
+    hidden file there, which also catches read-only file systems and access lists), the
+    path must not be a folder, and an existing file is refused unless ``force``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output file.
+    force : bool, default False
+        Allow replacing an existing file.
+    name : str, default "output"
+        What the path is called in messages (e.g. ``"-o"``, ``"--json"``).
+    folder_only : bool, default False
+        Check only the folder (for outputs whose existing state the caller judges, such
+        as resumable matrices and zarr stores).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder does not exist.
+    NotADirectoryError
+        When the folder is a file.
+    IsADirectoryError
+        When ``path`` is a folder.
+    FileExistsError
+        When ``path`` exists and not ``force``.
+    PermissionError
+        When the folder does not take new files; the message names ``path``.
+    """
+    path = Path(path)
+    folder = path.parent
+    if not folder.exists():
+        raise FileNotFoundError(f"{name} {path}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{name} {path}: {folder} is a file, not a folder")
+    if not folder_only and path.is_dir():
+        raise IsADirectoryError(f"{name} {path} is a folder; give a file name")
+    if not folder_only and path.exists() and not force:
+        raise FileExistsError(f"{name} {path} exists; pass --force (force=True) to "
+                              "overwrite it")
+    probe = folder / f".{path.name}.{os.getpid()}.probe"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        raise PermissionError(f"{name} {path} cannot be written: folder {folder} does not "
+                              f"take new files ({exc.strerror or exc})") from None
+    probe.unlink()
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success, delete
@@ -218,6 +277,8 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
         When ``path`` exists and not ``force``.
     FileNotFoundError
         When the folder of ``path`` does not exist.
+    OSError
+        From writing the temporary file (e.g. PermissionError), naming ``path``.
     """
     path = Path(path)
     if path.exists() and not force:
@@ -228,6 +289,11 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None or Path(exc.filename) != tmp:
+            raise
+        # name the output the user gave, not the hidden temporary file
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

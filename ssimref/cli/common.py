@@ -12,7 +12,7 @@ import numpy as np
 
 from ..backend import ENGINES
 from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
-from ..io import ImageSet
+from ..io import ImageSet, check_writable
 from ..validation import check_channel_axis
 
 __all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
@@ -197,14 +197,16 @@ def check_npy_output(path: str | Path, force: bool) -> tuple[Path, Path]:
         When ``path`` does not end in ``.npy``.
     FileExistsError
         When either file exists and not ``force``.
+    OSError
+        When the folder does not exist or take new files (as
+        :func:`ssimref.io.check_writable`).
     """
     path = Path(path)
     if path.suffix != ".npy":
         raise ValueError(f"output {path} must end in .npy (NumPy format, no pickles)")
     sidecar = path.with_suffix(".json")
     for p in (path, sidecar):
-        if p.exists() and not force:
-            raise FileExistsError(f"{p} exists; pass --force to overwrite it")
+        check_writable(p, force=force, name="-o")
     return path, sidecar
 
 
@@ -228,14 +230,15 @@ def check_plot_output(path: str | Path | None, force: bool) -> Path | None:
         When ``path`` does not end in ``.png``, or matplotlib is missing.
     FileExistsError
         When it exists and not ``force``.
+    OSError
+        When it cannot be written (as :func:`ssimref.io.check_writable`).
     """
     if path is None:
         return None
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"--plot {path} must end in .png")
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    check_writable(path, force=force, name="--plot")
     from ..plotting import require_matplotlib
     try:
         require_matplotlib("--plot")
@@ -296,6 +299,8 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
     FileExistsError
         For existing outputs without ``--force`` (an incomplete job without ``--resume``
         or ``--force``).
+    PermissionError, IsADirectoryError
+        When the folder does not take new files, or a ``.npy`` output is a folder.
     """
     from ..stores import NpyStore, ZarrStore, is_zarr_path, require_zarr
 
@@ -315,6 +320,9 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
     if not path.parent.exists():
         raise FileNotFoundError(f"folder {path.parent} of output {flag} {path} does not "
                                 "exist")
+    check_writable(path, name=flag, folder_only=True)
+    if not zarr_out and path.is_dir():
+        raise IsADirectoryError(f"{flag} {path} is a folder; give a file name")
     sidecar = None if zarr_out else path.with_suffix(".json")
     if not force:
         if zarr_out and path.exists() and not resume:

@@ -76,10 +76,16 @@ def cmd_gmmn_sample(args: argparse.Namespace) -> int:
     from ..gmmn.grid import save_grid
     from ..gmmn.train import load_run
 
-    run = load_run(args.run, device=args.device)
-    gmmn = run.gmmn
+    from ..io import check_writable
+
+    output = Path(args.output)
+    if output.suffix not in (".png", ".npy"):
+        raise ValueError(f"output {output} must end in .png (a grid) or .npy (the images)")
     if args.n < 1:
         raise ValueError(f"-n must be >= 1, got {args.n}")
+    check_writable(output, force=args.force, name="-o")
+    run = load_run(args.run, device=args.device)
+    gmmn = run.gmmn
     if args.label is not None:
         if not gmmn.conditional:
             raise ValueError("--label needs a conditional model (trained with --conditional)")
@@ -93,14 +99,11 @@ def cmd_gmmn_sample(args: argparse.Namespace) -> int:
     seed = run.config.seed if args.seed is None else args.seed
     rng = np.random.default_rng([seed, 3])
     images = to_numpy(gmmn.sample_images(gmmn.prior(rng, args.n), run.xp, labels))
-    output = Path(args.output)
     if output.suffix == ".npy":
         from ..io import save_npy
         save_npy(output, images, force=args.force)
-    elif output.suffix == ".png":
-        save_grid(output, images, force=args.force)
     else:
-        raise ValueError(f"output {output} must end in .png (a grid) or .npy (the images)")
+        save_grid(output, images, force=args.force)
     what = f" of label {args.label}" if args.label is not None else ""
     print(f"wrote {output}: {args.n} samples{what} from {args.run} (step "
           f"{run.meta['step']}, noise seed {seed})")
@@ -132,9 +135,11 @@ def cmd_gmmn_evaluate(args: argparse.Namespace) -> int:
     """
     from ..gmmn.evaluate import evaluate_run
 
+    from ..io import check_writable
+
     target = Path(args.run) / "evaluation.json"
-    if target.exists() and not args.force:
-        raise FileExistsError(f"{target} exists; pass --force to overwrite it")
+    if Path(args.run).is_dir():
+        check_writable(target, force=args.force, name="the evaluation file")
     out = evaluate_run(args.run, n=args.n, parzen_samples=args.parzen_samples,
                        device=args.device, force=True)
     for key, value in out.items():

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .. import __version__
-from ..io import load_images, save_json
+from ..io import check_writable, load_images, save_json
 from ..kernels.factory import KERNEL_NAMES, make_kernel
 from ..validation import KINDS, check_kind, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from ..mmd import mmd2, mmd_test
     check_kind(args.kind)
     if args.json:
-        json_path = Path(args.json)
-        if json_path.exists() and not args.force:
-            raise FileExistsError(f"{json_path} exists; pass --force to overwrite it")
+        if Path(args.json).suffix != ".json":
+            raise ValueError(f"--json {args.json} must end in .json")
+        check_writable(args.json, force=args.force, name="--json")
     if args.permutations < 0:
         raise ValueError(f"--permutations must be >= 0, got {args.permutations}")
     if args.permutations and args.estimator == "linear":
