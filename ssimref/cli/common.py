@@ -326,16 +326,17 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
     sidecar = None if zarr_out else path.with_suffix(".json")
     if not force:
         if zarr_out and path.exists() and not resume:
-            raise FileExistsError(f"{path} exists ({ZarrStore.describe(path)}); pass "
+            raise FileExistsError(f"{flag} {path} exists ({ZarrStore.describe(path)}); pass "
                                   "--resume to continue an incomplete job, or --force to "
                                   "replace it")
         for p in [path, sidecar] if sidecar is not None else []:
             if p.exists():
-                raise FileExistsError(f"{p} exists; pass --force to overwrite it")
+                what = f"{flag} {path}" if p == path else f"{p}, the sidecar of {flag} {path},"
+                raise FileExistsError(f"{what} exists; pass --force to overwrite it")
         partial = None if zarr_out else NpyStore.partial_folder(path)
         if partial is not None and partial.exists() and not resume:
-            raise FileExistsError(f"{path} has an incomplete job in {partial}; pass --resume "
-                                  "to continue it, or --force to start again")
+            raise FileExistsError(f"{flag} {path} has an incomplete job in {partial}; pass "
+                                  "--resume to continue it, or --force to start again")
     return path, sidecar
 
 
