@@ -57,6 +57,12 @@ class ImageSet:
     split : str or None
         The part of a bundled data set's fixed split ("all", "train", "validation",
         "test"); None for files.
+    files : tuple of str or None
+        For a folder: the image files in the order of the stack (row ``i`` of a matrix
+        is ``files[i]``); None otherwise.
+    color : bool or None
+        For a folder: whether it was read as RGB (True) or grayscale (False); None
+        otherwise.
     """
 
     images: npt.NDArray[Any]
@@ -64,6 +70,34 @@ class ImageSet:
     data_range: float | None = None
     source: str = ""
     split: str | None = None
+    files: tuple[str, ...] | None = None
+    color: bool | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What a sidecar records to reproduce and index a result computed on this set.
+
+        Returns
+        -------
+        dict
+            ``source``: a bundled data set's name as given, else the absolute path (with
+            ``:key`` for an array of an ``.npz`` or zarr group); ``shape`` and ``dtype``
+            of the stack; for a data set its ``split``; for a folder ``color`` and
+            ``files``, the file names in the order of the rows.
+        """
+        name, colon, key = self.source.rpartition(":") if self.split is None else ("", "", "")
+        if self.split is not None:
+            source = self.source
+        elif colon and Path(name).suffix in (".npz", ".zarr"):
+            source = f"{Path(name).resolve()}:{key}"
+        else:
+            source = str(Path(self.source).resolve())
+        out: dict[str, Any] = {"source": source, "shape": list(self.images.shape),
+                               "dtype": str(self.images.dtype)}
+        if self.split is not None:
+            out["split"] = self.split
+        if self.files is not None:
+            out.update(color=bool(self.color), files=list(self.files))
+        return out
 
 
 def load_images(source: str | os.PathLike[str], *, color: bool = False,
@@ -78,11 +112,12 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
         ``.zarr`` store (an array of images, or a group with one); or a folder of PNG/JPEG
         images.
     color : bool
-        For folders: read RGB images ``(n, H, W, 3)`` instead of grayscale ``(n, H, W)``.
+        For folders: read RGB images ``(n, H, W, 3)`` instead of grayscale ``(n, H, W)``;
+        refused for any other source, where it would do nothing.
     key : str, optional
         For ``.npz`` files and zarr groups holding several arrays: which one holds the
         images (else the only array, or the one named ``images``). An array named
-        ``labels`` is kept.
+        ``labels`` is kept. Refused for any other source.
 
     Returns
     -------
@@ -93,7 +128,9 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
     Raises
     ------
     ValueError
-        An unknown split, a file of another kind, an ``.npz`` without a clear image array.
+        An unknown split, a file of another kind, an ``.npz`` without a clear image array,
+        ``color`` for anything but a folder, ``key`` for anything but an ``.npz`` file or
+        a zarr store.
     FileNotFoundError
         ``source`` is neither a data set nor an existing file or folder.
     ImportError
@@ -109,12 +146,22 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
         if colon and split not in ("all",) + datasets.SPLITS:
             raise ValueError(f"IMAGES {str(source)!r}: the split after the colon must be "
                              f"one of {('all',) + datasets.SPLITS}")
+        if color or key is not None:
+            raise ValueError(f"{'--color (color=True)' if color else '--key (key=)'} does "
+                             f"nothing for the data set {str(source)!r}")
         data = datasets.load(name, split or "all")
         return ImageSet(data.images, data.labels, data.data_range, str(source), data.split)
     path = Path(source)
+    folder = path.is_dir() and path.suffix != ".zarr"
+    if color and not folder:
+        raise ValueError(f"--color (color=True) does nothing for {str(source)!r}: it reads "
+                         "a folder of images as RGB; arrays keep their channels as stored")
+    if key is not None and path.suffix not in (".npz", ".zarr"):
+        raise ValueError(f"--key (key=) does nothing for {str(source)!r}: it names an array "
+                         "inside a .npz file or zarr group")
     if path.suffix == ".zarr":
         return _load_zarr(path, key)
-    if path.is_dir():
+    if folder:
         return _load_folder(path, color)
     if not path.exists():
         raise FileNotFoundError(f"IMAGES {str(source)!r} is neither a data set "
@@ -193,7 +240,8 @@ def _load_folder(path: Path, color: bool) -> ImageSet:
                              f"{first[1]} {first[2]}; all images of a folder must share "
                              "size and bit depth")
         images.append(arr)
-    return ImageSet(np.stack(images), source=str(path))
+    return ImageSet(np.stack(images), source=str(path), files=tuple(f.name for f in files),
+                    color=bool(color))
 
 
 def check_writable(path: str | os.PathLike[str], *, force: bool = False,
