@@ -19,6 +19,7 @@ from .. import __version__, interrupt
 from ..generative.trainer import TrainingInterrupted
 from ..jobs import JobError
 from . import demo, distance, evaluate, gmmn, kernel, mmd, sample, train, verify
+from .common import OneLineParser
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     -------
     argparse.ArgumentParser
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ssimref", description="SSIM as a first-class distance for kernel methods and "
         "generative models.")
     parser.add_argument("--version", action="version", version=f"ssimref {__version__}")

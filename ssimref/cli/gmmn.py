@@ -84,6 +84,10 @@ def cmd_gmmn_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ValueError(f"-n must be >= 1, got {args.n}")
     check_writable(output, force=args.force, name="-o")
+    if args.seed is not None and args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if args.label is not None and args.label < 0:
+        raise ValueError(f"--label must be >= 0, got {args.label}")
     run = load_run(args.run, device=args.device)
     gmmn = run.gmmn
     if args.label is not None:
@@ -136,7 +140,10 @@ def cmd_gmmn_evaluate(args: argparse.Namespace) -> int:
     from ..gmmn.evaluate import evaluate_run
 
     from ..io import check_writable
+    from .common import at_least
 
+    at_least(args.n, "-n", 2)
+    at_least(args.parzen_samples, "--parzen-samples", 1)
     target = Path(args.run) / "evaluation.json"
     if Path(args.run).is_dir():
         check_writable(target, force=args.force, name="the evaluation file")
@@ -174,9 +181,17 @@ def cmd_gmmn_experiment(args: argparse.Namespace) -> int:
     """
     from ..gmmn.experiment import run_experiment
 
+    from .common import at_least
+
     seeds = tuple(range(args.seeds))
     if not seeds:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    for flag, value, low in [("--steps", args.steps, 1), ("--batch", args.batch, 1),
+                             ("--ae-steps", args.ae_steps, 0), ("-n", args.n, 2),
+                             ("--parzen-samples", args.parzen_samples, 1)]:
+        at_least(value, flag, low)
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
     from ..gmmn.train import TrainConfig
     results = run_experiment(args.output, seeds=seeds, steps=args.steps, batch=args.batch,
                              ae_steps=args.ae_steps, n_eval=args.n,
