@@ -170,3 +170,26 @@ def test_flags_that_do_nothing_are_refused(args, flag, two_sets, monkeypatch, ca
     err = capsys.readouterr().err
     assert err.startswith("ssimref: error: ") and err.count("\n") == 1 and flag in err
     assert sorted(p.name for p in two_sets[0].parent.iterdir()) == before
+
+
+# -- evaluation: direction and the real-data reference ------------------------------------
+
+def test_gmmn_evaluate_prints_directions_and_the_real_digits(tmp_path, capsys):
+    from ssimref.gmmn.evaluate import reference_metrics
+    run_dir = tmp_path / "g"
+    assert run("gmmn", "train", "--steps", 2, "--batch", 8, "--no-progress", "-o",
+               run_dir) == 0
+    capsys.readouterr()
+    assert run("gmmn", "evaluate", run_dir, "-n", 40, "--parzen-samples", 50) == 0
+    lines = {line.split(":", 1)[0].strip(): line for line in
+             capsys.readouterr().out.splitlines() if ":" in line}
+    reference = reference_metrics(n=40)  # real training digits in place of samples
+    for metric, direction in [("mmd2_rbf", "lower is better"),
+                              ("mmd2_ssim", "lower is better"),
+                              ("parzen_ll", "higher is better"),
+                              ("class_kl", "lower is better")]:
+        assert f"({direction}" in lines[metric]
+        assert lines[metric].endswith(f"[real digits: {reference[metric]:.6g}]")
+    stored = json.loads((run_dir / "evaluation.json").read_text())
+    assert stored["reference"]["mmd2_ssim"] == reference["mmd2_ssim"]
+    assert stored["directions"]["mmd2_ssim"] == "lower is better"

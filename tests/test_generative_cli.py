@@ -43,6 +43,7 @@ def test_train_sample_evaluate_round_trip(tmp_path, capsys):
     assert main(["evaluate", str(run), "-n", "40", "--permutations", "10"]) == 0
     out = capsys.readouterr().out
     assert "fd:" in out and "lower is better" in out and "class_accuracy" in out
+    assert "[real digits:" in out  # the real data's value beside each metric
     assert (run / "figure.png").exists()
     assert main(["evaluate", str(run)]) == 2
 

@@ -137,7 +137,7 @@ def cmd_gmmn_evaluate(args: argparse.Namespace) -> int:
     --------
     ssimref.gmmn.evaluate.evaluate_run
     """
-    from ..gmmn.evaluate import evaluate_run
+    from ..gmmn.evaluate import evaluate_run, format_evaluation
 
     from ..io import check_writable
     from .common import at_least
@@ -148,10 +148,11 @@ def cmd_gmmn_evaluate(args: argparse.Namespace) -> int:
     if Path(args.run).is_dir():
         check_writable(target, force=args.force, name="the evaluation file")
     out = evaluate_run(args.run, n=args.n, parzen_samples=args.parzen_samples,
-                       device=args.device, force=True)
-    for key, value in out.items():
-        print(f"{key:>16}: {value:.6g}" if isinstance(value, float) else
-              f"{key:>16}: {value}")
+                       device=args.device, force=True, reference=True)
+    print(f"{args.run} against the test digits, beside real training digits as a "
+          f"reference (the same number of samples, {args.n}):")
+    for line in format_evaluation(out):
+        print(line)
     print(f"wrote {target}")
     return 0
 
