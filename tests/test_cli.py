@@ -137,3 +137,15 @@ def test_console_entry_point_runs(stack_file, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ssimref", "distance", str(path), "-o",
                            str(tmp_path / "D.npy")], capture_output=True, text=True)
     assert proc.returncode == 2 and "exists" in proc.stderr
+
+
+def test_top_level_help_lists_each_command_on_one_line(monkeypatch):
+    # argparse wraps at $COLUMNS - 2: at the common 80 columns every command must keep
+    # its summary on its own line, and every command of the table must be listed
+    monkeypatch.setenv("COLUMNS", "80")
+    text = cli.build_parser().format_help()
+    block = text.split("COMMAND\n", 1)[1].split("\noptions:", 1)[0]
+    lines = [line for line in block.splitlines() if line.strip()]
+    names = [command.NAME for command in cli.COMMANDS]
+    assert [line.split()[0] for line in lines] == names
+    assert all(len(line.split(None, 1)) == 2 for line in lines)

@@ -12,7 +12,7 @@ from typing import Any
 from .common import OneLineParser
 
 NAME = "train"
-HELP = "train a generative model (vae, aae, gan, lsgan, cgan, pix2pix, gmmn); resumable"
+HELP = "train a generative model (resumable)"
 
 
 def _flag(name: str) -> str:
