@@ -72,9 +72,18 @@ def work(tmp_path, monkeypatch):
     return tmp_path
 
 
+# Modules that bind the patched names at import: imported first, so that they keep the
+# real functions once the patches are undone
+PREIMPORT = ("ssimref.gmmn", "ssimref.gmmn.evaluate", "ssimref.gmmn.experiment",
+             "ssimref.generative.evaluate", "ssimref.generative.runs", "ssimref.demo")
+
+
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test when a command reaches its inputs or its computation."""
+    for module in PREIMPORT:
+        importlib.import_module(module)
+
     def refuse(*args, **kwargs):
         raise AssertionError("the command started its work before checking its outputs")
 
