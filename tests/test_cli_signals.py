@@ -93,3 +93,20 @@ def test_demo_removes_the_folder_it_created(work):
     assert code == 143, err
     assert "interrupted (SIGTERM)" in err
     assert _listing(folder) == ["X.npy"]
+
+
+@pytest.mark.slow
+def test_evaluate_writes_nothing_when_stopped(work):
+    """``ssimref evaluate`` writes evaluation.json and figure.png only at its end: stopped
+    while it computes, the run folder is left as it was."""
+    folder, _ = work
+    run_dir = folder / "run"
+    assert cli.main(["train", "vae", "--steps", "2", "--batch", "16", "--hidden", "16",
+                     "--eval-samples", "20", "--sample-every", "2", "--no-progress",
+                     "-o", str(run_dir)]) == 0
+    before = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*"))
+    code, err = signal_once_computing(["evaluate", "run", "-n", "40", "--permutations", "5"],
+                                      folder, signal.SIGTERM)
+    assert code == 143, err
+    assert "interrupted (SIGTERM)" in err
+    assert sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")) == before
