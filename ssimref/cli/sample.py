@@ -20,7 +20,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     sub : argparse._SubParsersAction
         From :meth:`argparse.ArgumentParser.add_subparsers`.
     """
-    p = sub.add_parser(NAME, help=HELP)
+    add_arguments(sub.add_parser(NAME, help=HELP))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``ssimref sample`` (also those of ``ssimref gmmn sample``).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser; its ``func`` is set to :func:`run`.
+    """
     p.add_argument("run", help="run folder (from 'ssimref train')")
     p.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
     p.add_argument("-o", "--output", required=True, help="grid .png or images .npy")
