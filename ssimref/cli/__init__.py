@@ -24,7 +24,7 @@ from ..engines import SlowEngineWarning
 from ..generative.trainer import TrainingInterrupted
 from ..jobs import JobError
 from . import demo, distance, evaluate, gmmn, kernel, mmd, sample, train, verify
-from .common import cli_wording, shown_default
+from .common import OneLineParser, cli_wording, shown_default
 
 __all__ = ["main", "build_parser", "COMMANDS", "iter_parsers"]
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     -------
     argparse.ArgumentParser
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ssimref", description="SSIM as a first-class distance for kernel methods and "
         "generative models.")
     parser.add_argument("--version", action="version", version=f"ssimref {__version__}")
@@ -103,9 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         TypeError, OSError, ImportError); 1 when a resumable job failed (its completed
         tiles are kept; the command that resumes it is printed); 130 after SIGINT and
         143 after SIGTERM (a resumable job keeps its completed tiles and prints the
-        command that resumes it; other commands leave each output complete or absent),
-        130 for a training run stopped at a step boundary; 1 from ``verify`` when an
-        implementation differs.
+        command that resumes it; other commands remove what they started, so each output
+        is complete or absent), the same for a training run stopped at a step boundary
+        (its checkpoint written); 1 from ``verify`` when an implementation differs.
 
     Raises
     ------
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except TrainingInterrupted as exc:  # a training run stopped at a step boundary
         print(f"ssimref: {exc}", file=sys.stderr)
-        return 130
+        return interrupt.exit_status(exc)
     except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (ssimref.interrupt)
         print(interrupt.message(exc, argv), file=sys.stderr)
         return interrupt.exit_status(exc)
