@@ -190,7 +190,7 @@ def run_demo(output: str | os.PathLike[str] = "ssimref-demo", *, force: bool = F
 
 
 def _demo(folder: Path, images: npt.NDArray[Any], labels: npt.NDArray[Any], start: float, *,
-          force: bool, seed: int, plots: bool, progress: bool,
+          force: bool, seed: int, plots: bool, progress: bool | None,
           echo: Callable[[str], object]) -> dict[str, Any]:
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
