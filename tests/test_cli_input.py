@@ -217,6 +217,8 @@ def test_alpha_drop_and_keep_in_python_and_the_command_line(tmp_path, rng, alpha
     assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "D.npy"),
                                   ssimref.distance_matrix(expected, size=3))
+    record = json.loads((tmp_path / "D.json").read_text())["images"]
+    assert record["alpha"] == alpha and record["color"] is True
 
 
 def test_alpha_keep_gives_files_without_alpha_an_opaque_one(tmp_path, rng):
