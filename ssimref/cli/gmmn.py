@@ -8,6 +8,8 @@ from pathlib import Path
 
 from . import sample
 
+from .common import add_progress_argument
+
 NAME = "gmmn"
 HELP = "generative moment-matching networks: train, sample, evaluate"
 
@@ -42,7 +44,7 @@ def cmd_gmmn_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.output)
     config = run_config("gmmn", run_dir, resume=args.resume, **given_options(args))
     summary = train(run_dir, config, resume=args.resume, force=args.force,
-                    progress=not args.no_progress)
+                    progress=args.progress)
     print(f"trained {run_dir} to step {summary['steps']} (final batch loss "
           f"{summary['loss'] if summary['loss'] is None else format(summary['loss'], '.4g')}, "
           f"{summary['seconds']:.1f} s of training); metrics in {run_dir / 'metrics.jsonl'}, "
@@ -134,7 +136,7 @@ def cmd_gmmn_experiment(args: argparse.Namespace) -> int:
                              ae_steps=args.ae_steps, n_eval=args.n,
                              base=TrainConfig(lr=args.lr),
                              parzen_samples=args.parzen_samples,
-                             progress=not args.no_progress, force=args.force)
+                             progress=args.progress, force=args.force)
     from ..gmmn.experiment import format_table
     print(format_table(results))
     print(f"wall time {results['wall_seconds']:.0f} s ({results['runs_trained_in_this_call']} "
@@ -165,7 +167,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--resume", action="store_true", help="continue the run in the folder "
                    "from its last checkpoint (only --steps may change)")
     p.add_argument("--force", action="store_true", help="start afresh in a non-empty folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(p)
     p.set_defaults(func=cmd_gmmn_train, model="gmmn", _fields=fields)
 
     sample.add_arguments(commands.add_parser("sample", help="draw samples from a trained "
@@ -177,7 +179,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "classifier (default 500)")
     p.add_argument("--parzen-samples", type=int, default=2000, dest="parzen_samples",
                    help="samples for the Parzen density (default 2000)")
-    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.add_argument("--device", choices=("cpu", "gpu"), help="where the model runs: cpu "
+                   "(NumPy) or gpu (CuPy) (default: the run's device)")
     p.add_argument("--force", action="store_true", help="overwrite evaluation.json")
     p.set_defaults(func=cmd_gmmn_evaluate)
 
@@ -195,5 +198,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-n", type=int, default=500, help="evaluation samples")
     p.add_argument("--parzen-samples", type=int, default=2000, dest="parzen_samples")
     p.add_argument("--force", action="store_true", help="retrain runs that exist")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(p, "progress bars")
     p.set_defaults(func=cmd_gmmn_experiment)

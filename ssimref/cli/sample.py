@@ -34,9 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run folder (from 'ssimref train')")
     p.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
     p.add_argument("-o", "--output", required=True, help="grid .png or images .npy")
-    p.add_argument("--label", type=int, help="class to generate (class-conditional models)")
+    p.add_argument("--label", type=int, help="class to generate (class-conditional "
+                   "models; default: every class equally often, in order)")
     p.add_argument("--seed", type=int, help="noise seed (default: the run's seed)")
-    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.add_argument("--device", choices=("cpu", "gpu"), help="where the model runs: cpu "
+                   "(NumPy) or gpu (CuPy) (default: the run's device)")
     p.add_argument("--force", action="store_true", help="overwrite the output")
     p.set_defaults(func=run)
 
