@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_progress_argument
+
 NAME = "demo"
 HELP = "SSIM-kernel SVC on scikit-learn's digits: tables and plots"
 
@@ -26,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "(quick runs; default all 1797)")
     p.add_argument("--no-plots", action="store_true", dest="no_plots",
                    help="print the tables only")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    add_progress_argument(p, "progress bars")
     p.add_argument("--force", action="store_true", help="write into an existing folder")
     p.set_defaults(func=run)
 
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         As for :func:`ssimref.demo.run_demo`.
     """
     from ..demo import run_demo
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
 
     run_demo(args.output, force=args.force, seed=args.seed, limit=args.limit,
              plots=not args.no_plots, progress=args.progress)

@@ -16,11 +16,11 @@ from ..kernels.centering import check_power
 from ..kernels.psd import DEFAULT_PSD_TOL, spectrum_report
 from ..stores import annotate_result, open_matrix
 from ..tiling import resolve_working_memory
-from ..validation import KINDS, check_kind, infer_data_range
+from ..validation import KINDS, check_kind, check_stacks, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
                      add_job_arguments, check_matrix_output, check_plot_output,
                      config_from_args, describe_run, executor_from_args, images_of,
-                     split_field)
+                     source_fields)
 
 NAME = "kernel"
 HELP = "SSIM kernel -1/2 H D^p H of images (and of test images)"
@@ -42,16 +42,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "distances, then row means, then centred tiles), resumable with --resume")
     p.add_argument("--test", help="test images (same forms as IMAGES and the same image "
                    "shape): writes their m x n kernel against IMAGES, centred with the "
-                   "training statistics")
+                   "training statistics (default: none)")
     p.add_argument("--output-test", "-o-test", dest="output_test",
-                   help="output .npy file or .zarr store for the test kernel (with --test)")
+                   help="output .npy file or .zarr store for the test kernel (with --test; "
+                   "default: none)")
     p.add_argument("--power", type=float, default=1.0,
                    help="p in D^p: 1 (default, the paper's SSIM kernel) or 2 (classical "
                    "MDS); any value in (0, 2] gives a PSD kernel")
     p.add_argument("--kind", default="eq2", choices=KINDS)
     add_config_arguments(p)
     p.add_argument("--plot", help="also draw the training kernel as a heatmap PNG "
-                   "(needs matplotlib)")
+                   "(needs matplotlib; default: none)")
     p.add_argument("--check-psd", action="store_true", dest="check_psd",
                    help="report the training kernel's extreme eigenvalues (O(n^3))")
     add_compute_arguments(p)
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     """
     check_kind(args.kind)
     power = check_power(args.power)
+    memory = resolve_working_memory(args.working_memory, "--working-memory")
     if (args.test is None) != (args.output_test is None):
         raise ValueError("--test IMAGES and -o-test FILE go together: the test kernel "
                          "needs both its images and where to write it")
@@ -102,30 +104,34 @@ def run(args: argparse.Namespace) -> int:
             len(outputs) + (plot is not None):
         raise ValueError("the outputs -o, -o-test and --plot must be different files")
 
-    data = load_images(args.images, color=args.color, key=args.key)
+    data = load_images(args.images, color=args.color, key=args.key, alpha=args.alpha)
     images = images_of(data, args)
-    config = infer_data_range(config_from_args(args, data.data_range), [images],
-                              names=("IMAGES",), option="--data-range")
     test = test_images = None
     if args.test is not None:
-        test = load_images(args.test, color=args.color, key=args.key)
+        test = load_images(args.test, color=args.color, key=args.key, alpha=args.alpha)
         test_images = images_of(test, args, "--test")
         if tuple(test_images.shape[1:]) != tuple(images.shape[1:]):
             raise ValueError(f"--test images have shape {tuple(test_images.shape[1:])} but "
                              f"IMAGES have {tuple(images.shape[1:])}; kernels compare "
                              "images of one shape")
+    # one data range for both sets: test images of another type than the training images
+    # (bool against uint8) would otherwise be measured with the training images' range
+    both = [images] + ([] if test_images is None else [test_images])
+    names = ("IMAGES", "--test")[:len(both)]
+    config = infer_data_range(config_from_args(args, data.data_range), both, names=names,
+                              option="--data-range")
+    check_stacks(images, test_images, config, ("IMAGES", "--test"))
     n = images.shape[0]
-    memory = resolve_working_memory(args.working_memory, "--working-memory")
-    common = {"backend": args.backend, "ssimref": __version__}
+    train_fields = source_fields(data, args)
     job = prepare_kernel_job(
         images, output, kind=args.kind, config=config, power=power,
         backend=args.backend, working_memory=memory, distributed=args.dask is not None,
         resume=args.resume, force=args.force, progress=args.progress,
-        describe={"source": data.source, **split_field(data), **common},
+        describe={**train_fields, "ssimref": __version__},
         test_images=test_images, test_output=output_test,
         test_describe=None if test is None else {
-            "source": test.source, **split_field(test), "train_source": data.source,
-            **common})
+            **source_fields(test, args), "train_source": train_fields["source"],
+            "train_images": train_fields["images"], "ssimref": __version__})
     if job.complete:
         print(f"{output} is complete already; nothing to resume")
         return 0

@@ -5,27 +5,17 @@ default and help have one source."""
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+
+from .common import OneLineParser
+
+from .common import add_progress_argument, shown_default
+
 
 NAME = "train"
 HELP = "train a generative model (resumable)"
-
-
-def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    """argparse's error as one line (no usage block), exit status 2."""
-    print(f"ssimref: error: {parser.prog}: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (the models' parsers)."""
-
-    def error(self, message: str) -> NoReturn:
-        _one_line_error(self, message)
 
 
 def _flag(name: str) -> str:
@@ -87,7 +77,7 @@ def add_config_options(parser: argparse.ArgumentParser, model: str,
                                     **options)
             continue
         kind, default, meta = own[name]
-        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        shown = shown_default(default)
         options = {"dest": name, "default": None,
                    "help": f"{meta.get('help', '')} (default: {shown})"}
         if kind is bool:
@@ -114,9 +104,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(NAME, help=HELP, description="Train a generative model. Every run "
                        "folder is resumable: Ctrl-C or SIGTERM stops at a step boundary, "
                        "writes a checkpoint and prints the command that resumes it.")
-    setattr(p, "error", functools.partial(_one_line_error, p))  # unknown MODEL: one line
     models = p.add_subparsers(dest="model", required=True, metavar="MODEL",
-                              parser_class=_OneLineParser)
+                              parser_class=OneLineParser)
     fields = all_fields()
     for name, spec in MODELS.items():
         m = models.add_parser(name, help=spec.help, description=spec.help)
@@ -126,7 +115,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        "folder from its last checkpoint (only --steps may change)")
         m.add_argument("--force", action="store_true",
                        help="start afresh in a non-empty run folder")
-        m.add_argument("--no-progress", action="store_true", help="no progress bar")
+        add_progress_argument(m)
         m.set_defaults(func=run, _fields=fields)
 
 
@@ -189,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.output)
     config = run_config(name, run_dir, resume=args.resume, **given)
     summary = train(name, run_dir, config, resume=args.resume, force=args.force,
-                    progress=not args.no_progress)
+                    progress=args.progress)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
     print(f"trained {run_dir} ({name}) to step {summary['steps']} in "
           f"{summary['seconds']:.1f} s of training; last losses: {losses or 'none'}; "

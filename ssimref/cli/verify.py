@@ -65,13 +65,15 @@ def run(args: argparse.Namespace) -> int:
     from ..verification.cases import CASE_NAMES
     from ..verification.conformance import check
     from ..verification.conventions import PRESETS
+    from ..validation import check_positive
 
     if args.list_cases:
         for name in CASE_NAMES:
             print(name)
         return 0
+    check_positive(args.tolerance, "--tolerance")
     if args.convention is not None and args.convention not in PRESETS:
-        raise ValueError(f"--convention must be one of {sorted(PRESETS)}, got "
+        raise ValueError(f"--convention must be one of {', '.join(sorted(PRESETS))}, got "
                          f"{args.convention!r}")
     cases = None if args.cases is None else [c.strip() for c in args.cases.split(",") if c]
     result = check(args.target, args.convention, cases=cases, tolerance=args.tolerance,

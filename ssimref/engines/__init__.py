@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -64,9 +65,10 @@ if TYPE_CHECKING:
     from ..backend import Array, Namespace
     from ..config import SSIMConfig
 
-__all__ = ["ENGINES", "Engine", "ElementwiseCotangent", "choose_engine", "check_backend", "available_engines",
-           "get_engine", "register_engine", "unregister_engine", "accuracy_floor",
-           "vjp_accuracy_floor", "UNIT_ROUNDOFF", "FORWARD_METHODS", "VJP_METHODS"]
+__all__ = ["ENGINES", "Engine", "ElementwiseCotangent", "choose_engine", "check_backend",
+           "available_engines", "get_engine", "register_engine", "unregister_engine",
+           "accuracy_floor", "vjp_accuracy_floor", "UNIT_ROUNDOFF", "FORWARD_METHODS",
+           "VJP_METHODS", "SlowEngineWarning"]
 
 #: The unit roundoff of float64.
 UNIT_ROUNDOFF = 2.0 ** -53
@@ -83,6 +85,13 @@ VJP_METHODS = ("value_and_vjp_block", "paired_value_and_vjp", "vjp_bytes_per_pai
 
 _MODULES = {"reference": "reference", "numba": "numba_engine", "cupy": "cupy_engine"}
 _REGISTERED: dict[str, Engine] = {}
+_SLOW_ENGINE_NOTED = False
+
+
+class SlowEngineWarning(UserWarning):
+    """Issued once per process when ``backend="auto"`` runs the all-pairs computations
+    of NumPy arrays on the reference engine because Numba is not installed (the fused
+    Numba engine is about 75 times faster on 28x28 images: BENCHMARKS.md, W1)."""
 
 
 class Engine(Protocol):
@@ -442,7 +451,8 @@ def choose_engine(backend: str, xp: Namespace, *, vjp: bool = False) -> str:
     backend : str
         "auto", "reference", "numba", "cupy", or a registered engine's name. "auto"
         picks "cupy" for CuPy arrays, "numba" for NumPy arrays when the fused Numba
-        engine is available, and "reference" (the array-API code) otherwise.
+        engine is available, and "reference" (the array-API code) otherwise; for NumPy
+        arrays without Numba, a :class:`SlowEngineWarning` says so once per process.
     xp : Namespace
         The namespace of the arrays.
     vjp : bool, default False
@@ -453,6 +463,12 @@ def choose_engine(backend: str, xp: Namespace, *, vjp: bool = False) -> str:
     -------
     str
         An engine name for :func:`get_engine`.
+
+    Warns
+    -----
+    SlowEngineWarning
+        Once per process, when "auto" falls back to the reference engine for NumPy
+        arrays because Numba is not installed.
 
     Raises
     ------
@@ -478,6 +494,8 @@ def choose_engine(backend: str, xp: Namespace, *, vjp: bool = False) -> str:
             return "cupy"
         if is_numpy_namespace(xp) and "numba" in available:
             return "numba"
+        if is_numpy_namespace(xp):
+            _note_slow_engine()
         return "reference"
     if backend != "reference" and backend not in available:
         raise ValueError(f"backend {backend!r} is not available here (available: "
@@ -489,6 +507,18 @@ def choose_engine(backend: str, xp: Namespace, *, vjp: bool = False) -> str:
         raise ValueError("backend 'cupy' needs CuPy arrays (cupy.asarray(X)); use "
                          "backend='auto'")
     return backend
+
+
+def _note_slow_engine() -> None:
+    """Warn, once per process, that "auto" fell back to the reference engine."""
+    global _SLOW_ENGINE_NOTED
+    if _SLOW_ENGINE_NOTED:
+        return
+    _SLOW_ENGINE_NOTED = True
+    warnings.warn("Numba is not installed, so SSIM pairs run on the reference engine, "
+                  "about 75 times slower than the fused Numba engine; pip install "
+                  "'ssimref[fast]' to install it (this note is shown once)",
+                  SlowEngineWarning, stacklevel=3)
 
 
 def accuracy_floor(config: SSIMConfig, image_shape: tuple[int, int, int]) -> float:

@@ -125,6 +125,8 @@ class GANConfig(SSIMOptions, RunConfig):
         if self.noise_dim < 0 or (self.noise_dim == 0 and self.conditioning != "image"):
             raise ValueError(f"noise_dim must be >= 1 (0 only with conditioning='image'), "
                              f"got {self.noise_dim}")
+        if self.corruption_seed < 0:
+            raise ValueError(f"corruption_seed must be >= 0, got {self.corruption_seed}")
         if self.fidelity_weight < 0 or self.corruption_size < 0 or self.lr_d < 0:
             raise ValueError("fidelity_weight, corruption_size and lr_d must be >= 0")
         if not (0 <= self.disc_dropout < 1 and 0 <= self.label_smoothing < 0.5):
