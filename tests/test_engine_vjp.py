@@ -935,3 +935,56 @@ def test_numba_value_and_vjp_tile_memory_within_the_stated_budget():
                   + numba_engine.vjp_bytes_per_image(shape, config) * (X.shape[0]
                                                                        + B.shape[0]))
         assert peak <= budget, (upper, peak, budget)
+
+
+@needs_numba
+@settings(max_examples=30, deadline=None)
+@given(data=tiles(n_max=5, m_max=40), kind=st.sampled_from(KINDS),
+       case=st.sampled_from(RULE_CASES), mode=st.sampled_from(["dx-dy", "dx-only", "upper"]))
+def test_numba_small_calls_on_one_thread_give_the_threaded_bits(data, kind, case, mode):
+    """Calls below SERIAL_BELOW run on one thread (numba_engine.threads_for); the other
+    tests of this file and tests/test_engines.py mostly see such small tiles, so this one
+    forces the threaded path on the same tiles and asks for the same bits: forward blocks,
+    one-pass and two-pass value-and-VJP, matched pairs."""
+    import numba
+
+    from ssimref.engines import numba_engine
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one thread only")
+    config, X, Y, G = data
+    rule, coef, _, _ = case
+    upper = mode == "upper"
+    if upper:
+        Y, G = X, np.resize(G, (X.shape[0], X.shape[0]))
+    G = np.triu(G, 1) if upper else G
+
+    def run():
+        S = numba_engine.squared_block(X, Y, kind, config, upper=upper)
+        one = numba_engine.value_and_vjp_block(X, Y, kind, config,
+                                               _rule_cotangent(rule, coef, G),
+                                               upper=upper, wrt_y=mode == "dx-dy")
+        two = numba_engine.value_and_vjp_block(X, Y, kind, config,
+                                               lambda S: (S, G), upper=upper,
+                                               wrt_y=mode == "dx-dy")
+        n = min(X.shape[0], Y.shape[0])
+        paired = numba_engine.paired_value_and_vjp(X[:n], Y[:n], kind, config,
+                                                   lambda S: (S, np.ones_like(S)))
+        return [S, *one, *two, *paired]
+
+    saved, threads = numba_engine.SERIAL_BELOW, numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+        numba_engine.SERIAL_BELOW = 1 << 62  # every call on one thread
+        serial = run()
+        assert numba.get_num_threads() == 2  # restored after each call
+        numba_engine.SERIAL_BELOW = 0  # every call on both threads
+        threaded = run()
+    finally:
+        numba_engine.SERIAL_BELOW = saved
+        numba.set_num_threads(threads)
+    for a, b in zip(serial, threaded):
+        if a is None:
+            assert b is None
+        else:
+            np.testing.assert_array_equal(a, b)

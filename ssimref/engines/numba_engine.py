@@ -41,7 +41,9 @@ in the accuracy contract (docs/engines.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numba
@@ -520,6 +522,45 @@ def _mirror_upper(out, block):
             out[i, i] = 0.0
 
 
+#: Below this much work (pairs times window positions) a call runs on the calling thread
+#: alone: waking Numba's other threads costs more than such work, and on a busy machine the
+#: call waits until every thread is scheduled (a 4 x 4 MMD^2 of 5x5 images: 2 ms on one
+#: thread, 50-120 ms on two under a load of 5 on 2 cores). Every pair's value and every
+#: gradient is computed in an order that does not depend on the thread count, so the bits
+#: are the same either way.
+SERIAL_BELOW = 1 << 16
+
+
+@contextmanager
+def threads_for(pairs: int, image_shape: tuple[int, ...],
+                config: SSIMConfig) -> Iterator[None]:
+    """Run the enclosed kernels on one thread when ``pairs`` pairs of ``image_shape`` images
+    are less work than :data:`SERIAL_BELOW`, on Numba's threads otherwise.
+
+    Parameters
+    ----------
+    pairs : int
+        Pairs the call computes.
+    image_shape : tuple of int
+        ``(H, W, C)``.
+    config : SSIMConfig
+
+    Yields
+    ------
+    None
+    """
+    threads = numba.get_num_threads()
+    work = pairs * math.prod(config.positions(image_shape[0], image_shape[1]))
+    if threads == 1 or work >= SERIAL_BELOW:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
 def squared_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
                   config: SSIMConfig, *, upper: bool = False) -> npt.NDArray[np.float64]:
     """``D^2`` for all pairs of two float64 tiles.
@@ -546,9 +587,10 @@ def squared_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind
     --------
     ssimref.engines.accuracy_floor : the contract's absolute term.
     """
-    block = fused_block(Xa, Yb, kind, config, upper=upper)
-    return refine_near_zero(block, Xa, Yb, upper, accuracy_floor(config, Xa.shape[1:]),
-                            kind, config)
+    with threads_for(Xa.shape[0] * Yb.shape[0], Xa.shape[1:], config):
+        block = fused_block(Xa, Yb, kind, config, upper=upper)
+        return refine_near_zero(block, Xa, Yb, upper, accuracy_floor(config, Xa.shape[1:]),
+                                kind, config)
 
 
 def fused_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
@@ -634,6 +676,11 @@ def value_and_vjp_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64]
     --------
     ssimref.engines.vjp_accuracy_floor : the gradients' accuracy contract.
     """
+    with threads_for(Xa.shape[0] * Yb.shape[0], Xa.shape[1:], config):
+        return _value_and_vjp_block(Xa, Yb, kind, config, cotangent, upper, wrt_y)
+
+
+def _value_and_vjp_block(Xa, Yb, kind, config, cotangent, upper, wrt_y):
     from . import ElementwiseCotangent, numba_vjp
 
     if isinstance(cotangent, ElementwiseCotangent) and numba_vjp.fuses(Xa.shape[1:], config):
@@ -677,6 +724,11 @@ def paired_value_and_vjp(
     value : Any
     dX, dY : numpy.ndarray, shaped like X and Y, float64, or None
     """
+    with threads_for(X.shape[0], X.shape[1:], config):
+        return _paired_value_and_vjp(X, Y, kind, config, cotangent)
+
+
+def _paired_value_and_vjp(X, Y, kind, config, cotangent):
     from . import numba_vjp
 
     S = refine_paired_near_zero(numba_vjp.paired_squared(X, Y, kind, config), X, Y,
