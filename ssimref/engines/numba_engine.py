@@ -113,18 +113,36 @@ def _shift_differences(shr, shc, i, jb, c, dsh):
 
 
 @njit(**_JIT)
-def _weighted_sum(dst, n, src, offsets, taps):
-    """``dst[:n] = sum_k taps[k] * src[offsets[k] : offsets[k] + n]``, four taps per pass
-    over ``dst`` (a pass per tap would store every element ``size`` times). Sources are
-    taken as slices so that every index is a plain loop counter (no wraparound code,
-    which would stop LLVM from vectorising)."""
+def weighted_sum(dst: npt.NDArray[np.float64], n: int, src: npt.NDArray[np.float64],
+                 offsets: npt.NDArray[np.int64], taps: npt.NDArray[np.float64],
+                 count: int) -> None:
+    """``dst[:n] = sum_k taps[k] * src[offsets[k] : offsets[k] + n]`` over ``k < count``,
+    four taps per pass over ``dst`` (a pass per tap would store every element ``count``
+    times). Sources are taken as slices so that every index is a plain loop counter (no
+    wraparound code, which would stop LLVM from vectorising). The filters of both the
+    forward kernels and the VJP kernels (:mod:`ssimref.engines.numba_vjp`).
+
+    Parameters
+    ----------
+    dst : numpy.ndarray, float64
+        Output; its first ``n`` entries are overwritten.
+    n : int
+        Entries to compute.
+    src : numpy.ndarray, float64
+        Flat source.
+    offsets : numpy.ndarray, int64
+        Start of each tap's slice of ``src``.
+    taps : numpy.ndarray, float64
+        Filter weights.
+    count : int
+        Taps used (the first ``count``).
+    """
     out = dst[:n]
     for idx in range(n):
         out[idx] = 0.0
-    size = taps.shape[0]
     k = 0
-    while k < size:
-        left = size - k
+    while k < count:
+        left = count - k
         s0 = src[offsets[k]:offsets[k] + n]
         g0 = taps[k]
         if left >= 4:
@@ -237,7 +255,7 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
     ntasks = task_i.shape[0]
     for chunk in prange(nchunks):
         # flat buffers for the weighted sums, 2-D or 3-D views of the same memory for
-        # the lane loops (indices there must be plain loop counters, see _weighted_sum)
+        # the lane loops (indices there must be plain loop counters, see weighted_sum)
         ring_flat = np.empty(size * width * nl)
         ring = ring_flat.reshape((size, width, nl))
         offsets = np.empty(size, dtype=np.int64)
@@ -273,11 +291,11 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                             filled += 1
                         for k in range(size):
                             offsets[k] = ((top + k) % size) * width * nl
-                        _weighted_sum(col, width * nl, ring_flat, offsets, taps)
+                        weighted_sum(col, width * nl, ring_flat, offsets, taps, taps.shape[0])
                         if stride == 1:
                             for k in range(size):
                                 offsets[k] = k * nl
-                            _weighted_sum(hsum, wo * nl, col, offsets, taps)
+                            weighted_sum(hsum, wo * nl, col, offsets, taps, taps.shape[0])
                         else:
                             for q in range(wo):
                                 for k in range(size):

@@ -71,7 +71,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..kinds import KINDS
-from .numba_engine import LANES, image_terms
+from .numba_engine import LANES, image_terms, weighted_sum
 
 assert LANES == 32, "_lane_tree sums exactly 32 lanes"
 
@@ -213,46 +213,6 @@ def _lane_tree(buf, n):
 
 
 @njit(**_JIT)
-def _taps_sum(dst, n, src, offsets, taps, count):
-    """``dst[:n] = sum_k taps[k] * src[offsets[k] : offsets[k] + n]`` over ``k < count``,
-    four taps per pass (one store per element and pass); sources are slices so that every
-    index is a plain loop counter (no wraparound code, which stops vectorisation)."""
-    out = dst[:n]
-    for idx in range(n):
-        out[idx] = 0.0
-    k = 0
-    while k < count:
-        left = count - k
-        s0 = src[offsets[k]:offsets[k] + n]
-        g0 = taps[k]
-        if left >= 4:
-            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
-            s2 = src[offsets[k + 2]:offsets[k + 2] + n]
-            s3 = src[offsets[k + 3]:offsets[k + 3] + n]
-            g1, g2, g3 = taps[k + 1], taps[k + 2], taps[k + 3]
-            for idx in range(n):
-                out[idx] += g0 * s0[idx] + g1 * s1[idx] + g2 * s2[idx] + g3 * s3[idx]
-            k += 4
-        elif left == 3:
-            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
-            s2 = src[offsets[k + 2]:offsets[k + 2] + n]
-            g1, g2 = taps[k + 1], taps[k + 2]
-            for idx in range(n):
-                out[idx] += g0 * s0[idx] + g1 * s1[idx] + g2 * s2[idx]
-            k += 3
-        elif left == 2:
-            s1 = src[offsets[k + 1]:offsets[k + 1] + n]
-            g1 = taps[k + 1]
-            for idx in range(n):
-                out[idx] += g0 * s0[idx] + g1 * s1[idx]
-            k += 2
-        else:
-            for idx in range(n):
-                out[idx] += g0 * s0[idx]
-            k += 1
-
-
-@njit(**_JIT)
 def _spread(win, z0, dst, taps, stride, height, width, channels, hc):
     """``dst += T(win[0]) - z0 * T(win[1])`` lane-wise: the per-image part of a gradient
     from its two window maps (``win`` (2, C*Ho*Wo, nl), ``z0`` the mean-shifted image and
@@ -389,11 +349,11 @@ def _separable_row(x0r, i, x0c, g, px, top, filled, width, wo, stride, taps, ove
             filled += 1
         for k in range(size):
             offsets[k] = ((top + k) % size) * span
-        _taps_sum(colb, span, ring_flat, offsets, taps, size)
+        weighted_sum(colb, span, ring_flat, offsets, taps, size)
         if stride == 1:
             for k in range(size):
                 offsets[k] = k * nl
-            _taps_sum(hsum, wo * nl, colb, offsets, taps, size)
+            weighted_sum(hsum, wo * nl, colb, offsets, taps, size)
         else:
             for q in range(wo):
                 for k in range(size):
@@ -678,7 +638,7 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
                         for k in range(size):
                             offsets[k] = (size - 1 - k) * nl
                         slot = p % size
-                        _taps_sum(hring_flat[slot * span:(slot + 1) * span], span,
+                        weighted_sum(hring_flat[slot * span:(slot + 1) * span], span,
                                   cgd_flat, offsets, taps, size)
                         last = top + stride if p < ho - 1 else top + size
                         for h in range(top, last):
@@ -690,7 +650,7 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
                                 sel_taps[count] = taps[h - pp * stride]
                                 sel_off[count] = (pp % size) * span
                                 count += 1
-                            _taps_sum(trow, span, hring_flat, sel_off, sel_taps, count)
+                            weighted_sum(trow, span, hring_flat, sel_off, sel_taps, count)
                             rb = px + h * width
                             if want_cols and not want_rows:  # straight into the buffer
                                 for w in range(width):
@@ -826,7 +786,7 @@ def _paired(x0a, m0a, aa, va, sha, x0b, m0b, ab, vb, shb, wp, height, width, tap
                         filled += 1
                     for k in range(size):
                         offsets[k] = ((top + k) % size) * span
-                    _taps_sum(colb, span, ring_flat, offsets, taps, size)
+                    weighted_sum(colb, span, ring_flat, offsets, taps, size)
                     for q in range(wo):
                         for k in range(size):
                             gk = taps[k]
@@ -867,7 +827,7 @@ def _paired(x0a, m0a, aa, va, sha, x0b, m0b, ab, vb, shb, wp, height, width, tap
                     for k in range(size):
                         offsets[k] = (size - 1 - k) * nl
                     slot = p % size
-                    _taps_sum(hring_flat[slot * span:(slot + 1) * span], span, cgd_flat,
+                    weighted_sum(hring_flat[slot * span:(slot + 1) * span], span, cgd_flat,
                               offsets, taps, size)
                     last = top + stride if p < ho - 1 else top + size
                     for h in range(top, last):
@@ -878,7 +838,7 @@ def _paired(x0a, m0a, aa, va, sha, x0b, m0b, ab, vb, shb, wp, height, width, tap
                             sel_taps[count] = taps[h - pp * stride]
                             sel_off[count] = (pp % size) * span
                             count += 1
-                        _taps_sum(trow, span, hring_flat, sel_off, sel_taps, count)
+                        weighted_sum(trow, span, hring_flat, sel_off, sel_taps, count)
                         rb = px + h * width
                         for w in range(width):
                             for l in range(nl):
