@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..generative.trainer import TrainingInterrupted
-from . import demo, distance, evaluate, gmmn, kernel, mmd, sample, train, verify
+from . import demo, distance, evaluate, experiment, gmmn, kernel, mmd, sample, train, verify
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: The command modules, in the order ``ssimref --help`` lists them.
-COMMANDS = (distance, kernel, mmd, demo, verify, train, sample, evaluate, gmmn)
+COMMANDS = (distance, kernel, mmd, demo, verify, train, sample, evaluate, gmmn, experiment)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,192 @@
+"""``ssimref experiment paper``: the verdict rule and the paired comparison against hand
+computations and SciPy's paired t statistic; the --quick experiment end to end (every
+condition in results.json with finite metrics, tables and figures; a second call trains
+nothing); interruption and resume; designs that differ are refused without --force."""
+
+import json
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from ssimref.cli import main
+from ssimref.experiments import paired_comparison, paper_design, run_paper, verdict
+from ssimref.experiments.paper import FAMILY_NAMES, family_verdict, plan_paper
+from ssimref.generative.trainer import TrainingInterrupted
+
+
+# ------------------------------------------------------------------ the rule
+def test_verdict_rule_by_hand():
+    # gains 1, 2, 3: mean 2, sd 1, standard error 1/sqrt(3) = 0.577; 2 > 1.15
+    assert verdict([1.0, 2.0, 3.0]) == "supported"
+    assert verdict([-1.0, -2.0, -3.0]) == "not supported"
+    # every seed better, but mean 1.73 < 2 x 1.63 (sd 2.83): undecided
+    assert verdict([0.1, 5.0, 0.1]) == "undecided"
+    # mixed signs: undecided whatever the mean
+    assert verdict([10.0, 12.0, -0.1]) == "undecided"
+    # two seeds 1 and 3: mean 2, standard error |3 - 1| / 2 = 1 exactly; 2 > 2 is false
+    assert verdict([1.0, 3.0]) == "undecided"
+    assert verdict([1.01, 3.0]) == "supported"  # mean 2.005 > 2 x 0.995
+    # one seed has no standard error; non-finite gains decide nothing
+    assert verdict([5.0]) == "undecided"
+    assert verdict([1.0, 2.0, math.nan]) == "undecided"
+    assert verdict([1.0, 1.0, 1.0]) == "supported"  # standard error 0
+
+
+def test_paired_comparison_matches_scipy_paired_t():
+    """mean / standard error of the paired difference is scipy's paired t statistic."""
+    from scipy.stats import ttest_rel
+    rng = np.random.default_rng(5)
+    base = rng.uniform(20, 40, 5)
+    ssim = base - rng.uniform(-1, 3, 5)
+    out = paired_comparison(ssim, base, "lower")
+    t = ttest_rel(ssim, base).statistic
+    assert out["difference"]["mean"] / out["difference"]["se"] == pytest.approx(t, rel=1e-12)
+    assert out["gain"]["mean"] == pytest.approx(-out["difference"]["mean"], rel=1e-14)
+    assert out["wins"] == int(np.sum(ssim < base))
+    assert out["n"] == 5
+
+
+def test_paired_comparison_senses():
+    # higher is better: gains are ssim - base
+    out = paired_comparison([0.9, 0.8], [0.7, 0.5], "higher")
+    assert out["gain"]["mean"] == pytest.approx(0.25) and out["wins"] == 2
+    # best at 1: |0.9 - 1| < |1.5 - 1| and |1.05 - 1| < |0.7 - 1|
+    out = paired_comparison([0.9, 1.05], [1.5, 0.7], "one")
+    assert out["wins"] == 2
+    assert out["gain"]["mean"] == pytest.approx(((0.5 - 0.1) + (0.3 - 0.05)) / 2)
+    with pytest.raises(ValueError, match="paired"):
+        paired_comparison([1.0, 2.0], [1.0], "lower")
+    with pytest.raises(ValueError, match="sense"):
+        paired_comparison([1.0, 2.0], [1.0, 3.0], "sideways")
+
+
+def test_family_verdict_needs_agreement():
+    assert family_verdict(["supported", "supported"]) == "supported"
+    assert family_verdict(["not supported"]) == "not supported"
+    assert family_verdict(["supported", "not supported"]) == "undecided"
+    assert family_verdict(["supported", "undecided"]) == "undecided"
+
+
+def test_design_checks():
+    design = paper_design()
+    assert [f.name for f in design.families] == list(FAMILY_NAMES)
+    assert design.seeds == (0, 1, 2) and design.dataset == "mnist5k"
+    for family in design.families:
+        assert family.baselines and family.ssim_arms and len(family.lrs) >= 2
+        # every arm of a family shares steps, batch and grid; the arms differ only in
+        # the loss (or kernel) option
+        keys = {k for arm in family.arms for k, _ in arm.options}
+        assert len(keys) == 1
+    assert paper_design(seeds=[4, 7]).seeds == (4, 7)
+    with pytest.raises(ValueError, match="seeds"):
+        paper_design(seeds=0)
+    with pytest.raises(ValueError, match="families"):
+        paper_design(families=["gan-on-the-moon"])
+    with pytest.raises(ValueError, match="device"):
+        paper_design(device="tpu")
+
+
+# ------------------------------------------------------------------ --quick end to end
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One --quick experiment through the command line, then a second library call."""
+    out = tmp_path_factory.mktemp("paper") / "quick"
+    assert main(["experiment", "paper", "--quick", "-o", str(out), "--no-progress"]) == 0
+    first = json.loads((out / "results.json").read_text())
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.json")}
+    second = run_paper(out, quick=True, figures=False, log=lambda line: None)
+    return out, first, second, stamps
+
+
+def test_quick_has_every_condition_with_finite_metrics(quick):
+    out, first, _, _ = quick
+    design = paper_design(quick=True)
+    assert set(first["families"]) == set(FAMILY_NAMES)
+    for family in design.families:
+        fam = first["families"][family.name]
+        assert set(fam["arms"]) == {arm.name for arm in family.arms}
+        for arm in family.arms:
+            entry = fam["arms"][arm.name]
+            assert entry["lr_grid"] == list(family.lrs)
+            assert set(entry["selection"]) == {f"{lr:g}" for lr in family.lrs}
+            assert entry["chosen_lr"] == min(family.lrs, key=lambda lr: (
+                entry["selection"][f"{lr:g}"], lr))
+            assert [r["seed"] for r in entry["runs"]] == list(design.seeds)
+            for run in entry["runs"]:
+                metrics = run["metrics"]
+                assert family.primary in metrics
+                assert all(math.isfinite(v) for v in metrics.values()), metrics
+        pairs = {(c["ssim"], c["baseline"]) for c in fam["comparisons"]}
+        assert pairs == {(s.name, b.name) for s in family.ssim_arms for b in family.baselines}
+        assert fam["verdict"] in ("supported", "not supported", "undecided")
+    assert first["this_call"]["runs_trained"] == sum(
+        len(f.arms) * (len(f.lrs) + len(design.seeds) - 1) for f in design.families)
+    tables = (out / "tables.md").read_text()
+    assert all(f"## {name}:" in tables for name in FAMILY_NAMES)
+    for name in ("metrics.png", "samples-gmmn-data.png", "samples-vae.png",
+                 "reconstructions-aae.png", "restorations-pix2pix.png",
+                 "restorations-lsgan.png"):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_second_call_trains_nothing(quick):
+    out, first, second, stamps = quick
+    call = second["this_call"]
+    assert (call["runs_trained"], call["runs_evaluated"],
+            call["selection_scores_computed"]) == (0, 0, 0)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.json")} == stamps
+    for name, fam in first["families"].items():
+        for arm, entry in fam["arms"].items():
+            again = second["families"][name]["arms"][arm]
+            assert again["chosen_lr"] == entry["chosen_lr"]
+            assert [r["metrics"] for r in again["runs"]] == [r["metrics"] for r in entry["runs"]]
+
+
+def test_other_design_or_foreign_folder_refused(quick, tmp_path):
+    out = quick[0]
+    with pytest.raises(FileExistsError, match="--force"):
+        run_paper(out, design=paper_design(quick=True, families=["vae"]), figures=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="no design.json"):
+        run_paper(tmp_path, quick=True)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_interrupted_experiment_resumes(tmp_path):
+    """SIGTERM during a run stops it at a step boundary with the experiment's resume
+    command; the next call trains the rest and ends where an uninterrupted call ends."""
+    design = paper_design(quick=True, families=["vae"])
+    seen = []
+
+    def kill_in_third_run(phase, step, record):
+        seen.append(step)
+        if seen.count(0) == 3 and step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(TrainingInterrupted) as info:
+        run_paper(tmp_path / "a", design=design, figures=False, callback=kill_in_third_run,
+                  log=lambda line: None)
+    assert "ssimref experiment paper -o" in str(info.value)
+    assert "--quick" in str(info.value) and info.value.step == 4
+    resumed = run_paper(tmp_path / "a", design=design, figures=False, log=lambda line: None)
+    n_runs = len(design.families[0].arms) * (2 + 1)
+    assert resumed["this_call"]["runs_trained"] == n_runs - 2  # the 3rd resumed, the rest new
+    whole = run_paper(tmp_path / "b", design=design, figures=False, log=lambda line: None)
+    for arm, entry in whole["families"]["vae"]["arms"].items():
+        again = resumed["families"]["vae"]["arms"][arm]
+        assert again["selection"] == entry["selection"]
+        assert [r["metrics"] for r in again["runs"]] == [r["metrics"] for r in entry["runs"]]
+
+
+def test_plan_measures_every_arm():
+    design = paper_design(quick=True, families=["gmmn-code", "pix2pix"])
+    plan = plan_paper(design, steps=2, log=lambda line: None, evaluate=False)
+    assert set(plan["arms"]) == {"gmmn-code/rbf", "gmmn-code/ssim", "pix2pix/l1",
+                                 "pix2pix/l2", "pix2pix/ssim-eq2"}
+    for entry in plan["arms"].values():
+        assert entry["ms_per_step"] > 0 and entry["runs"] == 2 + 2 - 1
+    assert plan["arms"]["gmmn-code/ssim"]["autoencoder_ms_per_step"] > 0
+    assert plan["total_seconds"] == pytest.approx(plan["train_seconds"])
