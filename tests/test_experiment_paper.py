@@ -124,6 +124,8 @@ def test_quick_has_every_condition_with_finite_metrics(quick):
         assert fam["verdict"] in ("supported", "not supported", "undecided")
     assert first["this_call"]["runs_trained"] == sum(
         len(f.arms) * (len(f.lrs) + len(design.seeds) - 1) for f in design.families)
+    assert first["runs"] == first["this_call"]["runs_trained"]
+    assert first["sizing"] is None  # the sizing belongs to the full design only
     tables = (out / "tables.md").read_text()
     assert all(f"## {name}:" in tables for name in FAMILY_NAMES)
     for name in ("metrics.png", "samples-gmmn-data.png", "samples-vae.png",
@@ -138,6 +140,8 @@ def test_second_call_trains_nothing(quick):
     assert (call["runs_trained"], call["runs_evaluated"],
             call["selection_scores_computed"]) == (0, 0, 0)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.json")} == stamps
+    assert len(second["calls"]) == 2 and second["calls"][0]["runs_trained"] == first["runs"]
+    assert second["all_runs_train_seconds"] == first["all_runs_train_seconds"]
     for name, fam in first["families"].items():
         for arm, entry in fam["arms"].items():
             again = second["families"][name]["arms"][arm]
@@ -190,3 +194,25 @@ def test_plan_measures_every_arm():
         assert entry["ms_per_step"] > 0 and entry["runs"] == 2 + 2 - 1
     assert plan["arms"]["gmmn-code/ssim"]["autoencoder_ms_per_step"] > 0
     assert plan["total_seconds"] == pytest.approx(plan["train_seconds"])
+
+
+def test_sizing_covers_the_full_design_and_adds_up():
+    """SIZING holds a measured step time for every arm of the full design, and its
+    projected training time is runs x (steps x step time + autoencoder steps x its step
+    time), summed over the arms (recomputed here from the design)."""
+    from ssimref.experiments.paper import SIZING
+    design = paper_design()
+    names = {f"{f.name}/{a.name}" for f in design.families for a in f.arms}
+    assert set(SIZING["ms_per_step"]) == names
+    total = 0.0
+    for family in design.families:
+        ae_steps = dict(family.options).get("ae_steps", 0) \
+            if dict(family.options).get("space") == "code" else 0
+        for arm in family.arms:
+            key = f"{family.name}/{arm.name}"
+            runs = len(family.lrs) + len(design.seeds) - 1
+            total += runs * (family.steps * SIZING["ms_per_step"][key]
+                             + ae_steps * SIZING["autoencoder_ms_per_step"].get(key, 0.0)) / 1e3
+    # the projection was computed from unrounded step times; they are stored to 0.1 ms
+    assert total == pytest.approx(SIZING["projected_seconds"]["training"], rel=2e-3)
+    assert SIZING["projected_seconds"]["total"] <= 2 * 3600

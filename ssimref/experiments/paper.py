@@ -42,8 +42,11 @@ Folder (``out``)::
     FAMILY/ARM/lrLR-sSEED/          one training run (ssimref.generative's run folder)
         selection.json              the primary metric on the validation split (tuning seed)
         evaluation.json             every metric on the test split (chosen runs)
+    calls.json                      per call of the command: start, wall time, runs trained
+                                    and evaluated, load average (updated after every run)
     results.json                    settings, grids and choices, metrics per run, summaries,
-                                    paired comparisons, verdicts, wall time and load
+                                    paired comparisons, verdicts, wall time and load, the
+                                    sizing of the full design (:data:`SIZING`)
     tables.md                       one table per family and its paired comparisons
     samples-FAMILY.png, reconstructions-FAMILY.png, restorations-FAMILY.png, metrics.png
 
@@ -77,7 +80,7 @@ from ..io import atomic_path, save_json
 
 __all__ = ["Arm", "Family", "Design", "paper_design", "run_paper", "plan_paper", "verdict",
            "paired_comparison", "family_verdict", "format_tables", "SENSES", "KINDS",
-           "VERDICT_RULE", "FAMILY_NAMES"]
+           "VERDICT_RULE", "FAMILY_NAMES", "SIZING"]
 
 #: How a metric ranks arms: "lower" or "higher" is better, or "one" (best at 1: the
 #: distance |x - 1| is compared). Metrics not listed (p-values, nn_ssim) are reported only.
@@ -233,6 +236,37 @@ FULL_SIZES: dict[str, Any] = {"gmmn": {"steps": 600, "batch": 32, "lrs": (1e-3, 
               "aae": {"steps": 2000, "batch": 64, "lrs": (3e-4, 1e-3)},
               "gan": {"steps": 2000, "batch": 64, "lrs": (2e-4, 5e-4)},
               "n_eval": 500, "permutations": 200, "dataset": "mnist5k"}
+#: How the full design was sized: the step times measured by ``ssimref experiment paper
+#: --plan`` (4 timed steps per arm after a warm-up step, mnist5k, one BLAS thread; the
+#: machine shared, 1-minute load average 2.6 before and 4.0 after on 2 cores) and the
+#: projection from them. Written into ``results.json`` of the full design.
+SIZING: dict[str, Any] = {
+    "command": "ssimref experiment paper --plan",
+    "date": "2026-11-30 15:41 UTC",
+    "machine": "2 CPU cores, shared (1-minute load average 2.6 before, 4.0 after)",
+    "ms_per_step": {
+        "gmmn-data/rbf": 7.2, "gmmn-data/ssim": 264.8, "gmmn-code/rbf": 2.8,
+        "gmmn-code/ssim": 433.5, "gmmn-cond/rbf": 16.0, "gmmn-cond/ssim": 366.8,
+        "vae/bce": 16.8, "vae/l2": 11.2, "vae/ssim-eq1": 35.0, "vae/ssim-eq2": 19.5,
+        "aae/bce": 17.7, "aae/l2": 12.7, "aae/ssim-eq1": 30.8, "aae/ssim-eq2": 32.0,
+        "pix2pix/l1": 20.2, "pix2pix/l2": 20.0, "pix2pix/ssim-eq2": 35.8,
+        "lsgan/l1": 23.8, "lsgan/l2": 21.0, "lsgan/ssim-eq2": 33.0},
+    "autoencoder_ms_per_step": {"gmmn-code/rbf": 12.0, "gmmn-code/ssim": 12.0},
+    "evaluation_seconds": {"samples": 12.6, "autoencoder": 5.6, "restoration": 4.1},
+    "selection_seconds": {"samples": 0.1, "autoencoder": 0.1, "restoration": 0.1},
+    "runs_per_arm": "len(lr grid) + len(seeds) - 1 = 2 + 3 - 1 = 4",
+    "projected_seconds": {"training": 5398, "evaluation": 438, "total": 5836},
+    "statement": (
+        "20 arms x 4 runs (80 training runs), 60 test evaluations and 40 validation "
+        "scores, projected at 97 min on the shared machine from the measured step "
+        "times, leaving room under the 2-hour budget for what the projection leaves out "
+        "(validation grids every 250 steps, checkpoints, the reference metrics and the "
+        "figures). The SSIM-kernel GMMN steps dominate (49% of the projected training: "
+        "0.26-0.43 s per step, the MMD of 32 + 32 images under the 7x7 SSIM distance "
+        "kernel with its gradient), hence GMMN batches of 32 and 600 steps; the "
+        "autoencoders and GANs train 2,000 steps of batch 64."),
+}
+
 QUICK_SIZES: dict[str, Any] = {"gmmn": {"steps": 8, "batch": 8, "lrs": (1e-3, 3e-3), "ae_steps": 8},
                "vae": {"steps": 8, "batch": 16, "lrs": (1e-3, 3e-3)},
                "aae": {"steps": 8, "batch": 16, "lrs": (3e-4, 1e-3)},
@@ -492,10 +526,27 @@ class _Session:
         self.trained = self.evaluated = self.selected = 0
         self.loads: list[float] = []
         self.train_seconds = self.evaluate_seconds = 0.0
+        self.clock = time.perf_counter()
+        path = out / "calls.json"
+        self.calls: list[dict[str, Any]] = json.loads(path.read_text()) \
+            if path.exists() else []
+        self.calls.append({})
 
     def load(self) -> None:
+        """Sample the load average and bring this call's line of ``calls.json`` up to
+        date (so that an interrupted call keeps its wall time up to its last run)."""
         with contextlib.suppress(OSError):
             self.loads.append(os.getloadavg()[0])
+        self.calls[-1] = {
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z",
+                                     time.localtime(time.time() - self.wall())),
+            "wall_seconds": round(self.wall(), 1), "runs_trained": self.trained,
+            "runs_evaluated": self.evaluated, "load": _load_summary(self.loads)}
+        save_json(self.out / "calls.json", self.calls, force=True)
+
+    def wall(self) -> float:
+        """Seconds since this call began."""
+        return time.perf_counter() - self.clock
 
     def train(self, family: Family, arm: Arm, lr: float, seed: int) -> Path:
         from ..generative.runs import train
@@ -710,7 +761,7 @@ def run_paper(out_dir: str | Path, *, seeds: int | Sequence[int] | None = None,
         from ..generative.evaluate import reference_metrics
         reference = reference_metrics(design.dataset, n=design.n_eval,
                                       permutations=design.permutations, split="test")
-        session.load()
+        session.load()  # (also writes this call's line of calls.json)
         results = _assemble(design, families, reference, session,
                             time.perf_counter() - started)
         save_json(out / "results.json", results, force=True)
@@ -734,6 +785,12 @@ def _run_family(session: _Session, family: Family) -> dict[str, Any]:
             run_dir = session.train(family, arm, lr, seeds[0])
             scores[lr] = session.selection(family, run_dir)
         chosen = min(family.lrs, key=lambda lr: (scores[lr], lr))
+        grid = {}
+        for lr in family.lrs:
+            folder = run_folder(session.out, family, arm, lr, seeds[0])
+            meta = _checkpoint_meta(folder)
+            grid[_lr_text(lr)] = {"run": str(folder.relative_to(session.out)),
+                                  "train_seconds": meta.get("seconds") if meta else None}
         runs = []
         for seed in seeds:
             run_dir = session.train(family, arm, chosen, seed)
@@ -746,7 +803,7 @@ def _run_family(session: _Session, family: Family) -> dict[str, Any]:
             "ssim": arm.ssim, "options": dict(arm.options), "lr_grid": list(family.lrs),
             "selection_metric": f"{family.primary} on the validation split, seed {seeds[0]}",
             "selection": {_lr_text(lr): scores[lr] for lr in family.lrs},
-            "chosen_lr": chosen, "runs": runs}
+            "chosen_lr": chosen, "grid_runs": grid, "runs": runs}
     return arms
 
 
@@ -826,6 +883,14 @@ def _assemble(design: Design, families: dict[str, Any], reference: dict[str, Any
             "verdict": family_verdict([c["verdict"] for c in comparisons])}
     total_train = sum(r["train_seconds"] or 0.0 for f in families.values()
                       for a in f.values() for r in a["runs"])
+    every_run: dict[str, float] = {}  # run folder -> training seconds, grid runs included
+    for f in families.values():
+        for a in f.values():
+            for r in a["runs"]:
+                every_run[r["run"]] = r["train_seconds"] or 0.0
+            for g in a["grid_runs"].values():
+                every_run[g["run"]] = g["train_seconds"] or 0.0
+    calls = [c for c in session.calls if c]
     return {
         "design": design.to_dict(), "verdict_rule": design.verdict_rule,
         "senses": SENSES, "families": out_families, "reference": reference,
@@ -837,6 +902,12 @@ def _assemble(design: Design, families: dict[str, Any], reference: dict[str, Any
                       "load": _load_summary(session.loads),
                       "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")},
         "chosen_runs_train_seconds": round(total_train, 1),
+        "all_runs_train_seconds": round(sum(every_run.values()), 1),
+        "runs": len(every_run),
+        "calls": calls,
+        "all_calls_wall_seconds": round(sum(c["wall_seconds"] for c in calls), 1),
+        "sizing": SIZING if design == paper_design(seeds=design.seeds, device=design.device)
+        else None,
         "machine": _machine(), "ssimref": __version__}
 
 
@@ -931,7 +1002,10 @@ def format_tables(results: dict[str, Any]) -> str:
     lines += [f"This call: {call['wall_seconds']:.0f} s wall, {call['runs_trained']} runs "
               f"trained, {call['runs_evaluated']} evaluated; 1-minute load average "
               f"{_fmt(load.get('min'))}-{_fmt(load.get('max'))} (median "
-              f"{_fmt(load.get('median'))}) on {results['machine']['cpus']} CPUs.", ""]
+              f"{_fmt(load.get('median'))}) on {results['machine']['cpus']} CPUs. "
+              f"All calls: {results['all_calls_wall_seconds']:.0f} s wall over "
+              f"{len(results['calls'])} call(s); training of all {results['runs']} runs "
+              f"{results['all_runs_train_seconds']:.0f} s.", ""]
     return "\n".join(lines)
 
 
