@@ -6,14 +6,17 @@ nothing); interruption and resume; designs that differ are refused without --for
 import json
 import math
 import os
+import re
 import signal
 
 import numpy as np
 import pytest
 
 from ssimref.cli import main
-from ssimref.experiments import paired_comparison, paper_design, run_paper, verdict
-from ssimref.experiments.paper import FAMILY_NAMES, family_verdict, plan_paper
+from ssimref.experiments import (collect_paper, paired_comparison, paper_design, run_paper,
+                                 verdict, write_report)
+from ssimref.experiments.paper import (FAMILY_NAMES, REPORT_MARKERS, execution_order,
+                                       family_verdict, plan_paper)
 from ssimref.generative.trainer import TrainingInterrupted
 
 
@@ -149,6 +152,47 @@ def test_second_call_trains_nothing(quick):
             assert [r["metrics"] for r in again["runs"]] == [r["metrics"] for r in entry["runs"]]
 
 
+def test_collect_reads_what_run_wrote(quick):
+    """collect_paper (read only) finds every run's metrics, choices and verdicts that the
+    run itself assembled, and touches no file of the folder."""
+    out, first, _, _ = quick
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    collected = collect_paper(out, log=lambda line: None)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    assert collected["complete"] and collected["runs"] == first["runs"]
+    for name, fam in first["families"].items():
+        got = collected["families"][name]
+        assert got["verdict"] == fam["verdict"]
+        assert [c["metrics"] for c in got["comparisons"]] == \
+            [c["metrics"] for c in fam["comparisons"]]
+        for arm, entry in fam["arms"].items():
+            assert got["arms"][arm]["chosen_lr"] == entry["chosen_lr"]
+            assert got["arms"][arm]["runs"] == entry["runs"]
+
+
+def test_report_replaces_only_the_marked_section(quick, tmp_path):
+    out = quick[0]
+    doc = tmp_path / "docs" / "experiments.md"
+    doc.parent.mkdir()
+    begin, end = REPORT_MARKERS
+    doc.write_text(f"# Title\n\nBefore.\n\n{begin}\nold text\n{end}\n\nAfter.\n")
+    assert main(["experiment", "paper", "-o", str(out), "--report", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith(f"# Title\n\nBefore.\n\n{begin}\n")
+    assert text.endswith(f"{end}\n\nAfter.\n") and "old text" not in text
+    for name in FAMILY_NAMES:
+        assert f"| `{name}` |" in text and f"### {name}:" in text
+    images = re.findall(r"!\[[^]]*\]\((img/[^)]+)\)", text)
+    assert "img/paper-metrics.png" in images
+    assert all((doc.parent / path).stat().st_size > 0 for path in images)
+    again = text
+    write_report(out, doc, log=lambda line: None)  # regenerating changes nothing
+    assert doc.read_text() == again
+    doc.write_text("no markers\n")
+    with pytest.raises(ValueError, match="paper-results:begin"):
+        write_report(out, doc, log=lambda line: None)
+
+
 def test_other_design_or_foreign_folder_refused(quick, tmp_path):
     out = quick[0]
     with pytest.raises(FileExistsError, match="--force"):
@@ -175,6 +219,9 @@ def test_interrupted_experiment_resumes(tmp_path):
                   log=lambda line: None)
     assert "ssimref experiment paper -o" in str(info.value)
     assert "--quick" in str(info.value) and info.value.step == 4
+    partial = collect_paper(tmp_path / "a", log=lambda line: None)
+    assert not partial["complete"] and partial["families"]["vae"]["verdict"] == "pending"
+    assert partial["runs"] == 2  # the first arm's two grid runs; the third was interrupted
     resumed = run_paper(tmp_path / "a", design=design, figures=False, log=lambda line: None)
     n_runs = len(design.families[0].arms) * (2 + 1)
     assert resumed["this_call"]["runs_trained"] == n_runs - 2  # the 3rd resumed, the rest new
@@ -205,14 +252,22 @@ def test_sizing_covers_the_full_design_and_adds_up():
     names = {f"{f.name}/{a.name}" for f in design.families for a in f.arms}
     assert set(SIZING["ms_per_step"]) == names
     total = 0.0
+    per_family = {}
     for family in design.families:
         ae_steps = dict(family.options).get("ae_steps", 0) \
             if dict(family.options).get("space") == "code" else 0
+        per_family[family.name] = 0.0
         for arm in family.arms:
             key = f"{family.name}/{arm.name}"
             runs = len(family.lrs) + len(design.seeds) - 1
-            total += runs * (family.steps * SIZING["ms_per_step"][key]
-                             + ae_steps * SIZING["autoencoder_ms_per_step"].get(key, 0.0)) / 1e3
+            seconds = runs * (family.steps * SIZING["ms_per_step"][key]
+                              + ae_steps * SIZING["autoencoder_ms_per_step"].get(key, 0.0)) / 1e3
+            per_family[family.name] += seconds
+            total += seconds
+    # the families run cheapest first
+    order = [f.name for f in execution_order(design)]
+    assert sorted(order) == sorted(FAMILY_NAMES)
+    assert [per_family[n] for n in order] == sorted(per_family.values())
     # the projection was computed from unrounded step times; they are stored to 0.1 ms
     assert total == pytest.approx(SIZING["projected_seconds"]["training"], rel=2e-3)
     assert SIZING["projected_seconds"]["total"] <= 2 * 3600

@@ -1,11 +1,14 @@
 """``ssimref experiment paper``: the paper's claims tested on 28x28 digits (GMMN, VAE,
 AAE, image-conditional GAN, LSGAN; SSIM against l2, bce and the RBF mixture), resumable;
-``--plan`` measures step times and projects the duration without training."""
+``--plan`` measures step times and projects the duration without training; ``--report
+DOC`` renders the results (of a finished or a running experiment) into a Markdown
+document."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 NAME = "experiment"
 HELP = "experiments on the paper's claims (paper: SSIM vs l2/bce/RBF on 28x28 digits)"
@@ -51,6 +54,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "also in a folder that holds another design")
     e.add_argument("--plan", action="store_true", help="measure each arm's step time and "
                    "project the duration; trains nothing in the folder and writes nothing")
+    e.add_argument("--report", metavar="DOC", default=None,
+                   help="render the results of the folder -o (finished or not) into the "
+                   "Markdown file DOC, between its lines '<!-- paper-results:begin -->' "
+                   "and '<!-- paper-results:end -->', with the figures as img/paper-*.png "
+                   "beside it; trains and evaluates nothing, writes nothing into -o")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=run)
 
@@ -73,21 +81,31 @@ def run(args: argparse.Namespace) -> int:
     Raises
     ------
     ValueError
-        Bad seeds.
+        Bad seeds; ``--report``: a document without the markers.
     FileExistsError
         The folder holds another design (or files but no design) and no ``--force``.
+    FileNotFoundError
+        ``--report``: no such document, or no experiment in the folder.
     """
-    from ..experiments import paper_design, plan_paper, run_paper
+    from ..experiments import paper_design, plan_paper, run_paper, write_report
+    if args.report is not None:
+        results = write_report(args.output, args.report)
+        _print_verdicts(results)
+        return 0
     design = paper_design(seeds=args.seeds, device=args.device, quick=args.quick)
     if args.plan:
         plan_paper(design)
         return 0
     results = run_paper(args.output, design=design, force=args.force,
                         progress=not args.no_progress)
+    _print_verdicts(results)
+    print(f"wrote {Path(args.output) / 'results.json'}, tables.md and figures")
+    return 0
+
+
+def _print_verdicts(results: dict[str, Any]) -> None:
     print()
     for name, fam in results["families"].items():
         pairs = "; ".join(f"{c['ssim']} vs {c['baseline']}: {c['verdict']}"
                           for c in fam["comparisons"])
         print(f"{name}: {fam['verdict']} ({fam['primary']}; {pairs})")
-    print(f"wrote {Path(args.output) / 'results.json'}, tables.md and figures")
-    return 0

@@ -12,8 +12,8 @@ The GMMN study on the 8x8 digits stays in :mod:`ssimref.gmmn.experiment`
 
 from __future__ import annotations
 
-from .paper import (Arm, Design, Family, paired_comparison, paper_design, plan_paper,
-                    run_paper, verdict)
+from .paper import (Arm, Design, Family, collect_paper, paired_comparison, paper_design,
+                    plan_paper, run_paper, verdict, write_report)
 
 __all__ = ["Arm", "Design", "Family", "paper_design", "run_paper", "plan_paper",
-           "paired_comparison", "verdict"]
+           "paired_comparison", "verdict", "collect_paper", "write_report"]

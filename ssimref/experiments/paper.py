@@ -50,7 +50,9 @@ Folder (``out``)::
     tables.md                       one table per family and its paired comparisons
     samples-FAMILY.png, reconstructions-FAMILY.png, restorations-FAMILY.png, metrics.png
 
-Resumable: a finished run is not trained again, an unfinished one resumes from its
+Families run cheapest first (:func:`execution_order`), so that an experiment stopped
+early has finished as many families as it could. Resumable: a finished run is not
+trained again, an unfinished one resumes from its
 checkpoint, an evaluation or a selection score on file is reused (a selection score is
 tied to its checkpoint's SHA-256). SIGINT or SIGTERM stop a training run at a step boundary
 (the trainer's policy) and anywhere else raise KeyboardInterrupt; every file is written
@@ -79,6 +81,8 @@ from .. import __version__
 from ..io import atomic_path, save_json
 
 __all__ = ["Arm", "Family", "Design", "paper_design", "run_paper", "plan_paper", "verdict",
+           "collect_paper", "write_report", "report_markdown", "stored_design",
+           "REPORT_MARKERS",
            "paired_comparison", "family_verdict", "format_tables", "SENSES", "KINDS",
            "VERDICT_RULE", "FAMILY_NAMES", "SIZING"]
 
@@ -514,14 +518,20 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _Pending(Exception):
+    """A run, score or evaluation not yet on file (read-only sessions)."""
+
+
 class _Session:
-    """The state of one call of :func:`run_paper`."""
+    """The state of one call of :func:`run_paper` (``readonly``: of
+    :func:`collect_paper`, which reads what is on file and computes nothing)."""
 
     def __init__(self, out: Path, design: Design, force: bool, progress: bool,
                  log: Callable[[str], Any], command: str,
-                 callback: Callable[..., Any] | None = None):
+                 callback: Callable[..., Any] | None = None, readonly: bool = False):
         self.out, self.design, self.force, self.progress = out, design, force, progress
         self.log, self.command, self.callback = log, command, callback
+        self.readonly = readonly
         self.handled: set[Path] = set()
         self.trained = self.evaluated = self.selected = 0
         self.loads: list[float] = []
@@ -530,13 +540,16 @@ class _Session:
         path = out / "calls.json"
         self.calls: list[dict[str, Any]] = json.loads(path.read_text()) \
             if path.exists() else []
-        self.calls.append({})
+        if not readonly:
+            self.calls.append({})
 
     def load(self) -> None:
         """Sample the load average and bring this call's line of ``calls.json`` up to
         date (so that an interrupted call keeps its wall time up to its last run)."""
         with contextlib.suppress(OSError):
             self.loads.append(os.getloadavg()[0])
+        if self.readonly:
+            return
         self.calls[-1] = {
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z",
                                      time.localtime(time.time() - self.wall())),
@@ -560,6 +573,8 @@ class _Session:
         fresh = self.force or not (run_dir / "config.json").exists()
         if not fresh and _finished(run_dir, config.steps):
             return run_dir
+        if self.readonly:
+            raise _Pending(run_dir)
         t0 = time.perf_counter()
         try:
             if fresh:
@@ -588,6 +603,8 @@ class _Session:
             record = json.loads(path.read_text())
             if record.get("checkpoint_sha256") == sha and record.get("n") == self.design.n_eval:
                 return float(record["value"])
+        if self.readonly:
+            raise _Pending(path)
         t0 = time.perf_counter()
         value = validation_score(run_dir, family.kind, n=self.design.n_eval,
                                  device=self.design.device)
@@ -610,6 +627,8 @@ class _Session:
             if (record.get("done") and record.get("step") == family.steps and n_ok
                     and s.get("permutations") == d.permutations and s.get("split") == "test"):
                 return record
+        if self.readonly:
+            raise _Pending(path)
         t0 = time.perf_counter()
         record = evaluate_run(run_dir, n=d.n_eval, permutations=d.permutations,
                               device=d.device, write=True, force=True, figure=False)
@@ -757,7 +776,7 @@ def run_paper(out_dir: str | Path, *, seeds: int | Sequence[int] | None = None,
     session = _Session(out, design, force, progress, log, _command(out, design), callback)
     session.load()
     with _sigterm_interrupts():
-        families = {f.name: _run_family(session, f) for f in design.families}
+        families = {f.name: _run_family(session, f) for f in execution_order(design)}
         from ..generative.evaluate import reference_metrics
         reference = reference_metrics(design.dataset, n=design.n_eval,
                                       permutations=design.permutations, split="test")
@@ -776,34 +795,261 @@ def run_paper(out_dir: str | Path, *, seeds: int | Sequence[int] | None = None,
     return results
 
 
+def stored_design(out_dir: str | Path) -> Design:
+    """The design of the experiment folder ``out_dir`` (its ``design.json``).
+
+    Parameters
+    ----------
+    out_dir : str or Path
+
+    Returns
+    -------
+    Design
+
+    Raises
+    ------
+    FileNotFoundError
+        ``out_dir`` holds no ``design.json``.
+    ValueError
+        A design that :func:`paper_design` of this version does not produce (another
+        version's design, or a custom one).
+    """
+    path = Path(out_dir) / "design.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; run 'ssimref experiment paper -o "
+                                f"{out_dir}' first")
+    stored = json.loads(path.read_text())
+    names = [f["name"] for f in stored.get("families", [])]
+    try:
+        design = paper_design(seeds=stored["seeds"], device=stored["device"],
+                              quick=stored["quick"], families=names)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{path} is not a design of ssimref experiment paper: {exc}") \
+            from None
+    if design.to_dict() != stored:
+        raise ValueError(f"{path} holds a design that this version of ssimref does not "
+                         "produce (another version or a custom design); report it with the "
+                         "version that ran it")
+    return design
+
+
+def collect_paper(out_dir: str | Path, *, log: Callable[[str], Any] = print
+                  ) -> dict[str, Any]:
+    """What :func:`run_paper` would write into ``results.json``, from the runs,
+    validation scores and evaluations on file only: trains, scores and evaluates nothing
+    and writes nothing into ``out_dir`` (safe beside a running experiment). Arms not yet
+    finished are marked ``complete: False`` and their families' verdicts ``"pending"``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        An experiment folder of :func:`run_paper`.
+    log : callable(str)
+        Receives one line on what was found.
+
+    Returns
+    -------
+    dict
+        As :func:`run_paper` (``this_call`` is None; ``calls`` from ``calls.json``).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`stored_design`.
+    """
+    out = Path(out_dir)
+    design = stored_design(out)
+    session = _Session(out, design, False, False, log, _command(out, design), readonly=True)
+    families = {f.name: _run_family(session, f) for f in design.families}
+    from ..generative.evaluate import reference_metrics
+    reference = reference_metrics(design.dataset, n=design.n_eval,
+                                  permutations=design.permutations, split="test")
+    results = _assemble(design, families, reference, session, session.wall())
+    results["this_call"] = None
+    done = sum(len(a["runs"]) for f in families.values() for a in f.values())
+    total = sum(len(f.arms) for f in design.families) * len(design.seeds)
+    log(f"{out}: {done} of {total} chosen runs evaluated, {results['runs']} runs trained "
+        "in all")
+    return results
+
+
+def report_markdown(results: dict[str, Any], figures: Sequence[str] = (),
+                    figure_dir: str = "img") -> str:
+    """The results section of ``docs/experiments.md``: how and when the run went, the
+    verdicts per claim with the paired difference on the primary metric, the figures, and
+    the tables of :func:`format_tables` (headings from level 3).
+
+    Parameters
+    ----------
+    results : dict
+        From :func:`run_paper` or :func:`collect_paper`.
+    figures : sequence of str
+        File names of the figures (in ``figure_dir``, relative to the document).
+    figure_dir : str
+
+    Returns
+    -------
+    str
+    """
+    design = results["design"]
+    calls = results.get("calls") or []
+    load = [c["load"] for c in calls if c.get("load")]
+    wall = results["all_calls_wall_seconds"]
+    n_total = sum(len(f["arms"]) * (len(f["lrs"]) + len(design["seeds"]) - 1)
+                  for f in design["families"])
+    lines = ["Generated by `ssimref experiment paper -o DIR --report docs/experiments.md` "
+             "from the run's folder; every number below is read from it.", ""]
+    status = "complete" if results["complete"] else \
+        f"**not complete**: {results['runs']} of {n_total} training runs finished"
+    started = calls[0]["started"] if calls else "?"
+    lines += [f"Run {status}; started {started}; {len(calls)} call(s) of the command, "
+              f"{wall:.0f} s ({wall / 60:.0f} min) of wall time in all, "
+              f"{results['all_runs_train_seconds']:.0f} s of it training, on "
+              f"{results['machine']['cpus']} CPUs shared with other jobs"
+              + (f" (1-minute load average {min(x['min'] for x in load):.1f} to "
+                 f"{max(x['max'] for x in load):.1f})" if load else "")
+              + f"; {results['machine']['platform']}, NumPy {results['machine']['numpy']}, "
+              f"ssimref {results['ssimref']}.", ""]
+    lines += ["| family | claim | primary metric | SSIM arm − baseline (mean ± se, seeds "
+              "won) | verdict |", "|---|---|---|---|---|"]
+    for name, fam in results["families"].items():
+        pairs = []
+        for c in fam["comparisons"]:
+            e = c["metrics"].get(fam["primary"])
+            if e is None:
+                pairs.append(f"{c['ssim']} vs {c['baseline']}: –")
+                continue
+            se = f" ± {_fmt(e['difference']['se'])}" if e["difference"]["se"] is not None \
+                else ""
+            pairs.append(f"{c['ssim']} vs {c['baseline']}: {_fmt(e['difference']['mean'])}"
+                         f"{se} ({e['wins']}/{e['n']})")
+        lines.append(f"| `{name}` | {fam['claim']} | `{fam['primary']}` | "
+                     + "<br>".join(pairs) + f" | **{fam['verdict']}** |")
+    lines.append("")
+    for fig in figures:
+        what = fig.rsplit(".", 1)[0].split("-", 1)[-1]
+        lines += [f"![{what}]({figure_dir}/{fig})", ""]
+    lines.append(format_tables(results, level=3, title=False))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+#: The markers of the generated results section in a Markdown document.
+REPORT_MARKERS = ("<!-- paper-results:begin -->", "<!-- paper-results:end -->")
+
+
+def write_report(out_dir: str | Path, document: str | Path, *,
+                 log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Render the results of the experiment folder ``out_dir`` (finished or not, see
+    :func:`collect_paper`) into ``document``: the text between its
+    :data:`REPORT_MARKERS` is replaced by :func:`report_markdown`, and the figures are
+    written as ``img/paper-*.png`` beside it. Nothing else of the document changes;
+    both are written atomically.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The experiment folder.
+    document : str or Path
+        A Markdown file holding both markers, each on a line of its own.
+    log : callable(str)
+
+    Returns
+    -------
+    dict
+        The results (:func:`collect_paper`).
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``document``, or no ``design.json`` in ``out_dir``.
+    ValueError
+        ``document`` lacks a marker (or holds them out of order); a design this version
+        does not produce.
+    """
+    doc = Path(document)
+    if not doc.exists():
+        raise FileNotFoundError(f"document {doc} does not exist")
+    text = doc.read_text()
+    begin, end = REPORT_MARKERS
+    i, j = text.find(begin + "\n"), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"document {doc} must hold the lines {begin!r} and {end!r} (in "
+                         "that order) around the section to generate")
+    results = collect_paper(out_dir, log=log)
+    img = doc.parent / "img"
+    img.mkdir(exist_ok=True)
+    figures = _figures(Path(out_dir), stored_design(out_dir), results, dest=img,
+                       prefix="paper-")
+    body = report_markdown(results, figures, "img")
+    with atomic_path(doc, force=True) as tmp:
+        tmp.write_text(text[:i + len(begin) + 1] + "\n" + body + "\n" + text[j:])
+    log(f"wrote the results section of {doc} and {len(figures)} figures in {img}")
+    return results
+
+
+def execution_order(design: Design) -> list[Family]:
+    """The families of ``design`` in the order :func:`run_paper` runs them: cheapest
+    first by the projected training time of :data:`SIZING` (runs x steps x measured step
+    time, autoencoder phase included), so that an experiment stopped early has finished
+    as many families as it could; families without a measurement keep their order, first.
+    (``results.json`` lists them in the design's order.)
+
+    Parameters
+    ----------
+    design : Design
+
+    Returns
+    -------
+    list of Family
+    """
+    ms, ae_ms = SIZING["ms_per_step"], SIZING["autoencoder_ms_per_step"]
+
+    def cost(family: Family) -> float:
+        runs = len(family.lrs) + len(design.seeds) - 1
+        ae_steps = int(dict(family.options).get("ae_steps", 0)) \
+            if dict(family.options).get("space") == "code" else 0
+        return sum(runs * (family.steps * ms.get(f"{family.name}/{arm.name}", 0.0)
+                           + ae_steps * ae_ms.get(f"{family.name}/{arm.name}", 0.0))
+                   for arm in family.arms)
+
+    return sorted(design.families, key=cost)
+
+
 def _run_family(session: _Session, family: Family) -> dict[str, Any]:
+    """Train, select and evaluate every arm of ``family`` (a read-only session gathers
+    what is on file; an arm it cannot finish is marked ``complete: False``)."""
     seeds = session.design.seeds
     arms: dict[str, Any] = {}
     for arm in family.arms:
-        scores = {}
-        for lr in family.lrs:
-            run_dir = session.train(family, arm, lr, seeds[0])
-            scores[lr] = session.selection(family, run_dir)
-        chosen = min(family.lrs, key=lambda lr: (scores[lr], lr))
+        scores: dict[float, float] = {}
         grid = {}
         for lr in family.lrs:
+            with contextlib.suppress(_Pending):
+                run_dir = session.train(family, arm, lr, seeds[0])
+                scores[lr] = session.selection(family, run_dir)
             folder = run_folder(session.out, family, arm, lr, seeds[0])
-            meta = _checkpoint_meta(folder)
+            meta = _checkpoint_meta(folder) if lr in scores else None
             grid[_lr_text(lr)] = {"run": str(folder.relative_to(session.out)),
                                   "train_seconds": meta.get("seconds") if meta else None}
+        chosen = min(family.lrs, key=lambda lr: (scores[lr], lr)) \
+            if len(scores) == len(family.lrs) else None
         runs = []
         for seed in seeds:
-            run_dir = session.train(family, arm, chosen, seed)
-            record = session.evaluate(family, run_dir)
-            runs.append({"seed": seed, "lr": chosen,
-                         "run": str(run_dir.relative_to(session.out)),
-                         "train_seconds": record.get("train_seconds"),
-                         "metrics": record["metrics"]})
+            if chosen is None:
+                break
+            with contextlib.suppress(_Pending):
+                run_dir = session.train(family, arm, chosen, seed)
+                record = session.evaluate(family, run_dir)
+                runs.append({"seed": seed, "lr": chosen,
+                             "run": str(run_dir.relative_to(session.out)),
+                             "train_seconds": record.get("train_seconds"),
+                             "metrics": record["metrics"]})
         arms[arm.name] = {
             "ssim": arm.ssim, "options": dict(arm.options), "lr_grid": list(family.lrs),
             "selection_metric": f"{family.primary} on the validation split, seed {seeds[0]}",
-            "selection": {_lr_text(lr): scores[lr] for lr in family.lrs},
-            "chosen_lr": chosen, "grid_runs": grid, "runs": runs}
+            "selection": {_lr_text(lr): scores[lr] for lr in family.lrs if lr in scores},
+            "chosen_lr": chosen, "grid_runs": grid, "runs": runs,
+            "complete": len(runs) == len(seeds)}
     return arms
 
 
@@ -825,7 +1071,10 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _comparisons(family: Family, arms: dict[str, Any]) -> list[dict[str, Any]]:
+def _comparisons(family: Family, arms: dict[str, Any],
+                 complete: bool) -> list[dict[str, Any]]:
+    """Every (SSIM arm, baseline) pair on the seeds both have; verdict "pending" while
+    the family is not complete."""
     out = []
     for s_arm in family.ssim_arms:
         for b_arm in family.baselines:
@@ -838,9 +1087,11 @@ def _comparisons(family: Family, arms: dict[str, Any]) -> list[dict[str, Any]]:
                     metrics[key] = paired_comparison([s_runs[s][key] for s in seeds],
                                                      [b_runs[s][key] for s in seeds], sense)
                     metrics[key]["sense"] = sense
+            primary = metrics.get(family.primary)
             out.append({"ssim": s_arm.name, "baseline": b_arm.name, "seeds": seeds,
                         "primary": family.primary,
-                        "verdict": metrics[family.primary]["verdict"],
+                        "verdict": primary["verdict"] if primary and complete
+                        else "pending",
                         "metrics": metrics})
     return out
 
@@ -874,25 +1125,29 @@ def _assemble(design: Design, families: dict[str, Any], reference: dict[str, Any
         arms = families[family.name]
         for entry in arms.values():
             entry["summary"] = _summary(entry["runs"])
-        comparisons = _comparisons(family, arms)
+        complete = all(a["complete"] for a in arms.values())
+        comparisons = _comparisons(family, arms, complete)
         out_families[family.name] = {
             "title": family.title, "model": family.model, "kind": family.kind,
             "claim": family.claim, "primary": family.primary, "steps": family.steps,
             "batch": family.batch, "lr_grid": list(family.lrs),
             "options": dict(family.options), "arms": arms, "comparisons": comparisons,
-            "verdict": family_verdict([c["verdict"] for c in comparisons])}
+            "complete": complete,
+            "verdict": family_verdict([c["verdict"] for c in comparisons]) if complete
+            else "pending"}
     total_train = sum(r["train_seconds"] or 0.0 for f in families.values()
                       for a in f.values() for r in a["runs"])
     every_run: dict[str, float] = {}  # run folder -> training seconds, grid runs included
     for f in families.values():
         for a in f.values():
-            for r in a["runs"]:
-                every_run[r["run"]] = r["train_seconds"] or 0.0
-            for g in a["grid_runs"].values():
-                every_run[g["run"]] = g["train_seconds"] or 0.0
+            for r in [*a["runs"], *a["grid_runs"].values()]:
+                if r["train_seconds"] is not None:
+                    every_run[r["run"]] = r["train_seconds"]
     calls = [c for c in session.calls if c]
     return {
         "design": design.to_dict(), "verdict_rule": design.verdict_rule,
+        "complete": all(f["complete"] for f in out_families.values()),
+        "execution_order": [f.name for f in execution_order(design)],
         "senses": SENSES, "families": out_families, "reference": reference,
         "this_call": {"wall_seconds": round(wall, 1), "runs_trained": session.trained,
                       "runs_evaluated": session.evaluated,
@@ -934,7 +1189,7 @@ def _cell(entry: dict[str, Any] | None) -> str:
     return text
 
 
-def format_tables(results: dict[str, Any]) -> str:
+def format_tables(results: dict[str, Any], *, level: int = 1, title: bool = True) -> str:
     """Markdown: per family, the arms (mean ± sd over seeds of every table metric, the
     chosen learning rate and the validation scores of the grid), the real digits'
     values, the paired comparisons and the verdict.
@@ -942,7 +1197,12 @@ def format_tables(results: dict[str, Any]) -> str:
     Parameters
     ----------
     results : dict
-        What :func:`run_paper` returns (or ``results.json`` holds).
+        What :func:`run_paper` or :func:`collect_paper` return (or ``results.json``
+        holds).
+    level : int
+        Markdown level of the title (families one level below).
+    title : bool
+        Begin with the title and the settings paragraph.
 
     Returns
     -------
@@ -950,26 +1210,35 @@ def format_tables(results: dict[str, Any]) -> str:
     """
     from ..generative.evaluate import DIRECTIONS
     design = results["design"]
-    lines = [f"# SSIM against its baselines on {design['dataset']}: results", "",
+    h = "#" * level
+    lines = [f"{h} SSIM against its baselines on {design['dataset']}: results", "",
              f"Seeds {design['seeds']}; {design['n_eval']} evaluation samples against the "
              f"test split; {design['permutations']} permutations per MMD test. "
-             f"Mean ± sd over seeds. Verdict rule: {results['verdict_rule']}", ""]
+             f"Mean ± sd over seeds. Verdict rule: {results['verdict_rule']}", ""] \
+        if title else []
     ref = results["reference"]
     for name, fam in results["families"].items():
         metrics = [m for m in TABLE_METRICS[fam["kind"]]
                    if any(m in a["summary"] for a in fam["arms"].values())]
-        lines += [f"## {name}: {fam['title']}", "",
+        pending = [f"{arm} ({len(a['runs'])} of {len(design['seeds'])} seeds)"
+                   for arm, a in fam["arms"].items() if not a["complete"]]
+        lines += [f"{h}# {name}: {fam['title']}", "",
                   f"Claim: {fam['claim']}. {fam['steps']} steps of batch {fam['batch']}; "
                   f"learning-rate grid {fam['lr_grid']}. Primary metric: "
                   f"`{fam['primary']}` ({DIRECTIONS.get(fam['primary'], '')}). "
-                  f"**Verdict: {fam['verdict']}**.", ""]
+                  f"**Verdict: {fam['verdict']}**."
+                  + (f" Not yet finished: {', '.join(pending)}." if pending else ""), ""]
+        if not metrics:
+            lines += ["No run of this family has finished yet.", ""]
+            continue
         lines.append("| arm | lr (validation " + fam["primary"] + " per lr) | " +
                      " | ".join(f"`{m}`" for m in metrics) + " |")
         lines.append("|---|---|" + "---|" * len(metrics))
         for arm, a in fam["arms"].items():
-            sel = ", ".join(f"{lr}: {_fmt(v)}" for lr, v in a["selection"].items())
+            sel = ", ".join(f"{lr}: {_fmt(v)}" for lr, v in a["selection"].items()) or "–"
             label = f"{arm} (SSIM)" if a["ssim"] else arm
-            lines.append(f"| {label} | {_lr_text(a['chosen_lr'])} ({sel}) | " +
+            chosen = "–" if a["chosen_lr"] is None else _lr_text(a["chosen_lr"])
+            lines.append(f"| {label} | {chosen} ({sel}) | " +
                          " | ".join(_cell(a["summary"].get(m)) for m in metrics) + " |")
         ref_cells = []
         for m in metrics:
@@ -997,7 +1266,9 @@ def format_tables(results: dict[str, Any]) -> str:
             lines.append(f"| {c['ssim']} vs {c['baseline']} | {c['verdict']} | " +
                          " | ".join(cells) + " |")
         lines.append("")
-    call = results["this_call"]
+    call = results.get("this_call")
+    if call is None:
+        return "\n".join(lines)
     load = call.get("load") or {}
     lines += [f"This call: {call['wall_seconds']:.0f} s wall, {call['runs_trained']} runs "
               f"trained, {call['runs_evaluated']} evaluated; 1-minute load average "
@@ -1014,11 +1285,15 @@ def _figure_scale(shape: Sequence[int]) -> int:
     return 1 if min(shape) >= 20 else 4
 
 
-def _figures(out: Path, design: Design, results: dict[str, Any]) -> list[str]:
+def _figures(out: Path, design: Design, results: dict[str, Any], dest: Path | None = None,
+             prefix: str = "") -> list[str]:
+    """Write the figures of ``results`` into ``dest`` (default ``out``), file names
+    prefixed by ``prefix``; arms without a finished run are left out."""
     from ..backend import to_numpy
     from ..generative.data import load_splits
     from ..generative.grid import grid_image, save_panels
     from ..generative.runs import load_run
+    dest = out if dest is None else dest
     splits = load_splits(design.dataset)
     scale = _figure_scale(splits.image_shape)
     k = 40
@@ -1032,14 +1307,18 @@ def _figures(out: Path, design: Design, results: dict[str, Any]) -> list[str]:
         fam = results["families"][family.name]
         seed = design.seeds[0]
         samples, recons, restored = [], [], []
+        corrupted = None
         for arm in family.arms:
             entry = fam["arms"][arm.name]
+            if not entry["runs"]:
+                continue
             run = load_run(out / entry["runs"][0]["run"], device=design.device)
             model = run.model
             rng = np.random.default_rng([seed, 2])
             label = f"{arm.name} (lr {_lr_text(entry['chosen_lr'])})"
             if family.kind == "restoration":
-                restored.append(panel(label, model.restore(model.corrupted("test")[:k], rng)))
+                corrupted = model.corrupted("test")[:k]
+                restored.append(panel(label, model.restore(corrupted, rng)))
                 continue
             labels = np.arange(k) % splits.n_classes \
                 if getattr(model, "conditional", False) else None
@@ -1048,21 +1327,19 @@ def _figures(out: Path, design: Design, results: dict[str, Any]) -> list[str]:
                 recons.append(panel(label, model.reconstruct(test)))
         real = panel("real test digits", test)
         if samples:
-            path = out / f"samples-{family.name}.png"
+            path = dest / f"{prefix}samples-{family.name}.png"
             save_panels(path, [*samples, real], force=True)
             written.append(path.name)
         if recons:
-            path = out / f"reconstructions-{family.name}.png"
+            path = dest / f"{prefix}reconstructions-{family.name}.png"
             save_panels(path, [real, *recons], force=True)
             written.append(path.name)
         if restored:
-            first = load_run(out / fam["arms"][family.arms[0].name]["runs"][0]["run"],
-                             device=design.device).model
-            path = out / f"restorations-{family.name}.png"
-            save_panels(path, [real, panel("corrupted inputs", first.corrupted("test")[:k]),
-                               *restored], force=True)
+            path = dest / f"{prefix}restorations-{family.name}.png"
+            save_panels(path, [real, panel("corrupted inputs", corrupted), *restored],
+                        force=True)
             written.append(path.name)
-    chart = _bar_chart(out / "metrics.png", results)
+    chart = _bar_chart(dest / f"{prefix}metrics.png", results)
     if chart:
         written.append(chart)
     return written
