@@ -222,7 +222,10 @@ def test_interrupted_experiment_resumes(tmp_path):
     partial = collect_paper(tmp_path / "a", log=lambda line: None)
     assert not partial["complete"] and partial["families"]["vae"]["verdict"] == "pending"
     assert partial["runs"] == 2  # the first arm's two grid runs; the third was interrupted
+    calls = json.loads((tmp_path / "a" / "calls.json").read_text())
+    assert len(calls) == 1 and calls[0]["runs_trained"] == 2  # written on the way out
     resumed = run_paper(tmp_path / "a", design=design, figures=False, log=lambda line: None)
+    assert len(resumed["calls"]) == 2
     n_runs = len(design.families[0].arms) * (2 + 1)
     assert resumed["this_call"]["runs_trained"] == n_runs - 2  # the 3rd resumed, the rest new
     whole = run_paper(tmp_path / "b", design=design, figures=False, log=lambda line: None)

@@ -776,7 +776,10 @@ def run_paper(out_dir: str | Path, *, seeds: int | Sequence[int] | None = None,
     session = _Session(out, design, force, progress, log, _command(out, design), callback)
     session.load()
     with _sigterm_interrupts():
-        families = {f.name: _run_family(session, f) for f in execution_order(design)}
+        try:
+            families = {f.name: _run_family(session, f) for f in execution_order(design)}
+        finally:  # an interrupted call's line of calls.json too holds its wall time
+            session.load()
         from ..generative.evaluate import reference_metrics
         reference = reference_metrics(design.dataset, n=design.n_eval,
                                       permutations=design.permutations, split="test")
