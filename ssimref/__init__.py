@@ -13,12 +13,15 @@ Public names live in the packages' ``__init__``: :mod:`ssimref` (this module),
 from .config import SSIMConfig
 from .distances import distance, distance_map
 from .io import ImageSet, load_images
+from .jobs import distance_job, kernel_job
 from .paired import paired_distance, paired_distance_and_grad
 from .pairwise import distance_matrix, distance_matrix_vjp
 from .similarity import ssim, ssim_components, ssim_map
+from .stores import open_matrix
 
 __version__ = "0.1.0"
 
 __all__ = ["SSIMConfig", "ssim_components", "ssim_map", "ssim", "distance_map", "distance",
            "distance_matrix", "distance_matrix_vjp", "paired_distance",
-           "paired_distance_and_grad", "load_images", "ImageSet", "__version__"]
+           "paired_distance_and_grad", "load_images", "ImageSet", "distance_job",
+           "kernel_job", "open_matrix", "__version__"]

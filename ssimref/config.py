@@ -15,7 +15,12 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, TypeAlias
 
 __all__ = ["SSIMConfig", "resolve_config", "WINDOWS", "COVARIANCES", "WindowName",
-           "CovarianceName"]
+           "CovarianceName", "MAX_COVARIANCE_FACTOR"]
+
+#: The largest sample-covariance factor ``1 / (1 - sum_k w_k^2)`` a config accepts. A
+#: larger one belongs to a window that is one pixel in all but name (a Gaussian with a
+#: tiny sigma), whose weighted variance is round-off that the factor would only amplify.
+MAX_COVARIANCE_FACTOR = 1e6
 
 #: Window shapes (the ``window`` field).
 WindowName: TypeAlias = Literal["gaussian", "uniform"]
@@ -46,9 +51,9 @@ class SSIMConfig:
         paper's non-overlapping blocks. Only 'valid' positions are used (no padding):
         ``(H - size) // stride + 1`` positions along an axis of length ``H``.
     data_range : float or None, default None
-        The intensity range ``l`` of the images. ``None`` infers it from an integer dtype
-        (``iinfo.max - iinfo.min``: 255 for uint8, 65535 for uint16); floating-point images
-        require it.
+        The intensity range ``l`` of the images. ``None`` infers it from the dtype only
+        where the dtype is the pixel range: 255 for uint8, 65535 for uint16. Every other
+        input (floating point, boolean, signed or wider integers) requires it.
     k1, k2 : float, default 0.01, 0.03
         Stabilising constants ``c1 = (k1 l)^2`` and ``c2 = (k2 l)^2``; ``c3 = c2 / 2``
         always, which merges contrast and structure into ``s2``.
@@ -109,7 +114,7 @@ class SSIMConfig:
         Parameters
         ----------
         data_range : float, optional
-            ``L``; None infers it from integer images.
+            ``L``; None infers it from uint8 or uint16 images (others require it).
         **overrides
             Other fields.
 
@@ -130,13 +135,19 @@ class SSIMConfig:
         return cls(data_range=data_range, covariance="sample", **overrides)
 
     @classmethod
-    def wang2004(cls, data_range: float | None = 255, **overrides: Any) -> SSIMConfig:
+    def wang2004(cls, data_range: float | None = None, **overrides: Any) -> SSIMConfig:
         """Wang et al. 2004 (``ssim_index.m``): 11x11 Gaussian, sigma 1.5, population
-        covariance, 'valid' windows, ``L = 255`` unless given.
+        covariance, 'valid' windows.
+
+        Like every preset it carries no data range of its own (``ssim_index.m`` assumes
+        8-bit images, ``L = 255``): without ``data_range`` the range is inferred as for
+        any config (uint8: 255, uint16: 65535; other inputs are refused), so float images
+        in [0, 1] are never silently scored with ``L = 255``.
 
         Parameters
         ----------
-        data_range : float or None, default 255
+        data_range : float, optional
+            ``L``; None infers it from uint8 or uint16 images.
         **overrides
             Other fields.
 
@@ -217,8 +228,7 @@ class SSIMConfig:
         """
         if self.window == "uniform":
             return (1.0 / self.size,) * self.size
-        r = (self.size - 1) / 2.0
-        g = [math.exp(-((k - r) ** 2) / (2.0 * self.sigma**2)) for k in range(self.size)]
+        g = _gaussian(self.size, self.sigma)
         total = math.fsum(g)
         return tuple(v / total for v in g)
 
@@ -229,15 +239,16 @@ class SSIMConfig:
         -------
         float
             1 ("population"); ``q/(q-1)`` ("count", or a uniform window);
-            ``1 / (1 - sum_k w_k^2)`` ("sample" with Gaussian weights).
+            ``1 / (1 - sum_k w_k^2)`` ("sample" with Gaussian weights), computed without
+            cancellation (:func:`_sample_factor`); ``inf`` where that sum is 1 (a window
+            of one pixel), which the constructor refuses.
         """
         if self.covariance == "population":
             return 1.0
         q = self.q
         if self.covariance == "count" or self.window == "uniform":
             return q / (q - 1.0)
-        sum_w2 = math.fsum(t * t for t in self.taps()) ** 2
-        return 1.0 / (1.0 - sum_w2)
+        return _sample_factor(self.size, self.sigma)
 
     def constants(self, data_range: float | None = None) -> tuple[float, float]:
         """The stabilising constants ``(c1, c2) = ((k1 L)^2, (k2 L)^2)``.
@@ -260,6 +271,31 @@ class SSIMConfig:
         if L is None:
             raise ValueError("data_range is not set; pass data_range=... (e.g. 255 or 1.0)")
         return (self.k1 * L) ** 2, (self.k2 * L) ** 2
+
+    def in_range_units(self) -> SSIMConfig:
+        """This config in units of the data range: ``data_range = 1``, hence ``c1 = k1^2``
+        and ``c2 = k2^2``.
+
+        SSIM is unchanged when the images and ``L`` are scaled together, so every
+        computation divides the images by ``L`` once (:func:`ssimref.moments.in_range_units`)
+        and then works with this config: the numbers are of order 1 whatever the scale of
+        the data (no overflow or underflow at ``L = 1e200`` or ``1e-200``), and scaling
+        images and ``L`` by a power of two changes no bit (docs/conventions.md, "Units of
+        the data range").
+
+        Returns
+        -------
+        SSIMConfig
+            ``self`` when its data range is already 1.
+
+        Raises
+        ------
+        ValueError
+            When the data range is not set.
+        """
+        if self.data_range is None:
+            raise ValueError("data_range is not set; pass data_range=... (e.g. 255 or 1.0)")
+        return self if self.data_range == 1.0 else replace(self, data_range=1.0)
 
     def describe(self) -> str:
         """The conventions in one line of words (for messages, sidecars and reports).
@@ -293,6 +329,43 @@ class SSIMConfig:
                 (width - self.size) // self.stride + 1)
 
 
+def _gaussian(size: int, sigma: float) -> list[float]:
+    """The unnormalised 1-D Gaussian ``e_k = exp(-(k - r)^2 / (2 sigma^2))``."""
+    r = (size - 1) / 2.0
+    two_var = 2.0 * sigma**2
+    if two_var == 0.0:  # sigma**2 underflowed: only the centre has weight
+        return [1.0 if k == r else 0.0 for k in range(size)]
+    return [math.exp(-((k - r) ** 2) / two_var) for k in range(size)]
+
+
+def _sample_factor(size: int, sigma: float) -> float:
+    """``1 / (1 - sum_ij w_ij^2)`` of the 2-D Gaussian window ``w = g g^T``, without
+    cancellation.
+
+    With ``g = e / E`` (``E = sum_k e_k``) and ``S = sum_k g_k^2``, the 2-D sum is
+    ``S^2``, so ``1 - S^2 = (1 - S)(1 + S)``, and ``1 - S = (E^2 - sum_k e_k^2) / E^2
+    = 2 P / E^2`` with ``P = sum_{i<j} e_i e_j``, a sum of positive terms. Hence
+
+        f = E^2 / (2 P (1 + S)),
+
+    accurate to a few ulps for any sigma, where ``1 / (1 - S^2)`` loses
+    ``-log10(1 - S^2)`` digits (all of them once ``S^2`` rounds to 1: sigma 0.1 gave a
+    ZeroDivisionError).
+    """
+    e = _gaussian(size, sigma)
+    total = math.fsum(e)
+    after = 0.0  # sum of e_j for j > i, accumulated from the right
+    products = []
+    for value in reversed(e):
+        products.append(value * after)
+        after += value
+    P = math.fsum(products)
+    if P == 0.0:  # every weight but the centre's underflowed: a one-pixel window
+        return math.inf
+    S = math.fsum((v / total) ** 2 for v in e)
+    return total * total / (2.0 * P * (1.0 + S))
+
+
 def _check_config(cfg: SSIMConfig) -> None:
     if cfg.window not in WINDOWS:
         raise ValueError(f"window must be one of {WINDOWS}, got {cfg.window!r}")
@@ -309,6 +382,15 @@ def _check_config(cfg: SSIMConfig) -> None:
         value = getattr(cfg, name)
         if not _is_real(value) or not math.isfinite(value) or value <= 0:
             raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if cfg.window == "gaussian" and cfg.covariance == "sample":
+        f = _sample_factor(cfg.size, cfg.sigma)
+        if f > MAX_COVARIANCE_FACTOR:
+            raise ValueError(
+                f"sigma={cfg.sigma!r} with covariance='sample' makes the {cfg.size}x{cfg.size} "
+                f"Gaussian window one pixel in all but name: its sample-covariance factor "
+                f"1/(1 - sum w^2) is {f:.3g} (at most {MAX_COVARIANCE_FACTOR:g} is accepted), "
+                "which would only amplify round-off. Use a larger sigma (>= 0.18), "
+                "covariance='population', or window='uniform'")
     if cfg.data_range is not None:
         L = cfg.data_range
         if not _is_real(L) or not math.isfinite(L) or L <= 0:

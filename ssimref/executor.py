@@ -4,73 +4,253 @@ they belong.
 A tile flows like this: the plan names its rows and columns; the caller's tile function
 (e.g. :func:`ssimref.distance_matrix`'s) slices the images, converts them to float64 and
 hands them to an engine (:mod:`ssimref.engines`), which returns the tile's block; the
-executor writes the block into the output (copying it to the host when the output is a
-NumPy array, e.g. a memmap, and the block lives on a device), mirrors it below the
-diagonal for symmetric plans, and advances the progress bar. Reductions (MMD's weighted
-sums, gradients) run the same tiles into sums instead: the tile function returns a
-tile's contribution and an accumulator adds it where it belongs.
+executor writes the block into the output (copying it to the host when the output lives
+there, e.g. a memmap or a zarr array, and the block lives on a device), mirrors it below
+the diagonal for symmetric plans, records the tile as complete when a ledger is given,
+and advances the progress bar. Reductions (MMD's weighted sums, gradients, the kernel's
+row means) run the same tiles into sums instead: the tile function returns a tile's
+contribution and an accumulator adds it where it belongs, in the plan's order.
 
-Interruption (Ctrl-C, or SIGTERM turned into an exception by the caller) stops between
-tiles' writes; the progress bar is closed and the exception propagates: callers that own
-files remove or keep their partial output (the command line writes under a temporary name
-and renames only when complete).
+The interface (every executor provides it):
+
+``fill(plan, tile_fn, out, *, ledger=None, progress=False, desc=...) -> out``
+    Write every tile not yet complete in ``ledger``.
+``reduce(plan, tile_fn, accumulate, *, progress=False, desc=...) -> None``
+    ``accumulate(tile, tile_fn(tile))`` for every tile, in the plan's order.
+``last_run``
+    The :class:`TileReport` of each tile the last ``fill`` or ``reduce`` computed.
+
+Tile functions are plain callables ``tile_fn(tile)``. One that must travel to other
+processes is a :class:`TileTask`, a ``(function, data, options)`` description: the
+serial executor simply calls it; a distributed executor
+(:class:`ssimref.executor_dask.DaskExecutor`) sends ``data`` (the images) once to every
+worker and ships ``function`` and ``options`` with each tile.
+
+A ledger records completed tiles, so that an interrupted job can resume
+(:mod:`ssimref.stores`): ``completed()`` gives the indices (:meth:`PairPlan.index`) of
+the tiles already recorded, ``mark(index, report)`` records one after its block is
+written (wherever the tile was computed), ``close()`` writes what is pending.
+
+Interruption (:mod:`ssimref.interrupt`): SIGINT and SIGTERM stop at a tile boundary (a
+tile being computed is finished, written and recorded first); the progress bar is closed,
+pending records are written and :class:`ssimref.interrupt.Interrupted` propagates; callers
+that own files keep or remove their partial output.
 
 :class:`SerialExecutor` runs the tiles one after another in this process (each engine
-uses its own threads inside a tile). Another executor (e.g. a distributed one) provides
-the same two methods.
+uses its own threads inside a tile); :func:`get_executor` turns an ``executor=``
+argument (None, "serial", "dask", a Dask client or an executor) into an executor.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
+from array_api_compat import is_array_api_obj
 from tqdm.auto import tqdm
 
+from . import interrupt
 from .backend import Array, is_numpy_array, to_numpy
 from .tiling import PairPlan, Tile
 
-__all__ = ["SerialExecutor", "serial", "store"]
+__all__ = ["SerialExecutor", "serial", "store", "TileTask", "TileReport", "fill_tile",
+           "get_executor", "EXECUTORS", "progress_bar", "Ledger", "Executor"]
+
+#: Names accepted by ``executor=`` arguments (besides executor objects and Dask clients).
+EXECUTORS = ("serial", "dask")
 
 
-def store(out: Array, index: Any, block: Array) -> None:
-    """``out[index] = block``, copying ``block`` to the host first when ``out`` is a NumPy
-    array (e.g. a memmap) and ``block`` is not.
+@dataclass(frozen=True, eq=False)
+class TileTask:
+    """A tile function that can travel: ``task(tile) = function(tile, *data, **options)``.
 
     Parameters
     ----------
-    out : Array
+    function : callable
+        A module-level function (importable wherever the tile runs).
+    data : tuple
+        Large arguments (image stacks, a stored matrix): a distributed executor sends
+        them once to every worker.
+    options : dict
+        Small picklable arguments (kind, config, dtype names), sent with each tile.
+    """
+
+    function: Callable[..., Any]
+    data: tuple = ()
+    options: dict = field(default_factory=dict)
+
+    def __call__(self, tile: Tile) -> Any:
+        return self.function(tile, *self.data, **self.options)
+
+
+class TileReport(NamedTuple):
+    """What an executor learns of one computed tile (a few bytes, never the block):
+    ``tile``, its index in the plan's grid; ``seconds`` it took where it ran; ``worker``,
+    where (a Dask worker's address, or ``pid N``)."""
+
+    tile: tuple[int, int]
+    seconds: float
+    worker: str
+
+
+class Ledger(Protocol):
+    """Records of completed tiles (:mod:`ssimref.stores`): what an executor reads before
+    a run and writes after each tile's block is written."""
+
+    def completed(self) -> set[tuple[int, int]]:
+        """The indices of the tiles recorded as complete.
+
+        Returns
+        -------
+        set of (int, int)
+        """
+
+    def mark(self, index: tuple[int, int], report: TileReport | None = None) -> None:
+        """Record tile ``index`` as complete (after its block is written).
+
+        Parameters
+        ----------
+        index : (int, int)
+        report : TileReport, optional
+        """
+
+    def close(self) -> None:
+        """Write what is pending."""
+
+
+class Executor(Protocol):
+    """The executor interface (module docstring)."""
+
+    last_run: list[TileReport]
+
+    def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out: Any, *,
+             ledger: Ledger | None = None, progress: bool = False,
+             desc: str = "SSIM distances") -> Any:
+        """Write every tile not complete in ``ledger`` into ``out``.
+
+        Parameters
+        ----------
+        plan, tile_fn, out, ledger, progress, desc
+            As for :meth:`SerialExecutor.fill`.
+
+        Returns
+        -------
+        ``out`` (or the executor's own result when ``out`` is None)
+        """
+
+    def reduce(self, plan: PairPlan, tile_fn: Callable[[Tile], Any],
+               accumulate: Callable[[Tile, Any], None], *, progress: bool = False,
+               desc: str = "SSIM pairs") -> None:
+        """``accumulate(tile, tile_fn(tile))`` for every tile, in the plan's order.
+
+        Parameters
+        ----------
+        plan, tile_fn, accumulate, progress, desc
+            As for :meth:`SerialExecutor.reduce`.
+        """
+
+
+def _host_output(out: Any) -> bool:
+    """Whether ``out`` lives in host memory: a NumPy array, or an array-like store that is
+    no array library's array (zarr)."""
+    return is_numpy_array(out) or not is_array_api_obj(out)
+
+
+def store(out: Array, index: Any, block: Array) -> None:
+    """``out[index] = block``, copying ``block`` to the host first when ``out`` lives on
+    the host (a NumPy array, a memmap, a zarr array) and ``block`` does not.
+
+    Parameters
+    ----------
+    out : Array or zarr.Array
         The output, modified in place.
     index : Any
         An index of ``out`` (e.g. a pair of slices).
     block : Array
         Values of any array library.
     """
-    out[index] = to_numpy(block) if is_numpy_array(out) and not is_numpy_array(block) \
+    out[index] = to_numpy(block) if _host_output(out) and not is_numpy_array(block) \
         else block
+
+
+def fill_tile(tile_fn: Callable[[Tile], Any], tile: Tile, out: Any, symmetric: bool,
+              index: tuple[int, int], ledger: Ledger | None = None,
+              worker: str | None = None) -> TileReport:
+    """Compute one tile, write it (and its mirror off the diagonal of a symmetric plan)
+    into ``out``, then record it in ``ledger``: the one sequence every executor runs for a
+    tile, wherever it runs.
+
+    Parameters
+    ----------
+    tile_fn : callable or TileTask
+        ``tile_fn(tile) -> block`` of shape ``tile.shape``.
+    tile : Tile
+    out : Array or zarr.Array
+        Written in place.
+    symmetric : bool
+        The plan is symmetric: off the diagonal, ``block.T`` goes to the mirror too.
+    index : (int, int)
+        The tile's index (:meth:`ssimref.tiling.PairPlan.index`).
+    ledger : Ledger, optional
+        Where the tile is recorded, after its writes.
+    worker : str, optional
+        Where it runs (default ``pid N``).
+
+    Returns
+    -------
+    TileReport
+    """
+    start = time.perf_counter()
+    block = tile_fn(tile)
+    store(out, (tile.rows, tile.cols), block)
+    if symmetric and not tile.diagonal:
+        store(out, (tile.cols, tile.rows), block.T)
+    report = TileReport((index[0], index[1]), time.perf_counter() - start,
+                        worker or f"pid {os.getpid()}")
+    if ledger is not None:
+        ledger.mark(report.tile, report)
+    return report
 
 
 class SerialExecutor:
     """Runs a plan's tiles in order, in this process.
 
+    Attributes
+    ----------
+    last_run : list of TileReport
+        One report per tile computed by the last call.
+
     See Also
     --------
     ssimref.tiling.plan_pairs : the plans it runs.
+    ssimref.executor_dask.DaskExecutor : the same interface on a Dask cluster.
     """
 
-    def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Array], out: Array, *,
-             progress: bool = False, desc: str = "SSIM distances") -> Array:
+    def __init__(self) -> None:
+        self.last_run: list[TileReport] = []
+
+    def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out: Any, *,
+             ledger: Ledger | None = None, progress: bool = False,
+             desc: str = "SSIM distances") -> Any:
         """Write ``tile_fn(tile)`` into ``out[tile.rows, tile.cols]`` for every tile (and
         its transpose into ``out[tile.cols, tile.rows]`` off the diagonal of a symmetric
-        plan; diagonal blocks come back whole from ``tile_fn``).
+        plan; diagonal blocks come back whole from ``tile_fn``), skipping the tiles
+        ``ledger`` holds as complete and recording each one written.
 
         Parameters
         ----------
         plan : PairPlan
-        tile_fn : callable
+        tile_fn : callable or TileTask
             ``tile_fn(tile) -> block`` of shape ``tile.shape``.
-        out : Array, shape (plan.n, plan.m)
+        out : Array or zarr.Array, shape (plan.n, plan.m)
             Written in place.
+        ledger : Ledger, optional
+            Records of completed tiles (:mod:`ssimref.stores`): recorded tiles are
+            skipped, each tile written is recorded; pending records are written on any
+            exit.
         progress : bool, default False
             A tqdm progress bar over pairs.
         desc : str, default "SSIM distances"
@@ -83,17 +263,27 @@ class SerialExecutor:
 
         Raises
         ------
-        KeyboardInterrupt
-            Propagated between tiles (the bar is closed first); so is any exception of
-            ``tile_fn``.
+        ssimref.interrupt.Interrupted
+            On SIGINT/SIGTERM (with :func:`ssimref.interrupt.install`), at the next tile
+            boundary; a KeyboardInterrupt or any exception of ``tile_fn`` propagates too
+            (the bar is closed and pending records are written first).
         """
-        with _bar(plan.total_pairs, progress, desc) as bar:
-            for tile in plan.tiles():
-                block = tile_fn(tile)
-                store(out, (tile.rows, tile.cols), block)
-                if plan.symmetric and not tile.diagonal:
-                    store(out, (tile.cols, tile.rows), block.T)
-                bar.update(tile.pairs)
+        done = ledger.completed() if ledger is not None else set()
+        reports: list[TileReport] = []
+        try:
+            with progress_bar(plan.total_pairs, progress, desc) as bar, \
+                    interrupt.deferred():
+                for tile in plan.tiles():
+                    index = plan.index(tile)
+                    if index not in done:
+                        reports.append(fill_tile(tile_fn, tile, out, plan.symmetric, index,
+                                                 ledger))
+                    bar.update(tile.pairs)
+                    interrupt.boundary()
+        finally:
+            self.last_run = reports
+            if ledger is not None:
+                ledger.close()
         return out
 
     def reduce(self, plan: PairPlan, tile_fn: Callable[[Tile], Any],
@@ -105,7 +295,7 @@ class SerialExecutor:
         Parameters
         ----------
         plan : PairPlan
-        tile_fn : callable
+        tile_fn : callable or TileTask
             ``tile_fn(tile) -> result``, the tile's contribution.
         accumulate : callable
             ``accumulate(tile, result)`` adds it where it belongs.
@@ -114,18 +304,83 @@ class SerialExecutor:
 
         Raises
         ------
-        KeyboardInterrupt
-            Propagated between tiles, as for :meth:`fill`.
+        ssimref.interrupt.Interrupted
+            At a tile boundary, as for :meth:`fill`.
         """
-        with _bar(plan.total_pairs, progress, desc) as bar:
-            for tile in plan.tiles():
-                accumulate(tile, tile_fn(tile))
-                bar.update(tile.pairs)
+        reports: list[TileReport] = []
+        try:
+            with progress_bar(plan.total_pairs, progress, desc) as bar, \
+                    interrupt.deferred():
+                for tile in plan.tiles():
+                    start = time.perf_counter()
+                    accumulate(tile, tile_fn(tile))
+                    reports.append(TileReport(plan.index(tile), time.perf_counter() - start,
+                                              f"pid {os.getpid()}"))
+                    bar.update(tile.pairs)
+                    interrupt.boundary()
+        finally:
+            self.last_run = reports
 
 
 #: The default executor.
 serial = SerialExecutor()
 
 
-def _bar(total: int, enabled: bool, desc: str) -> tqdm:
+def get_executor(executor: Any = None) -> Any:
+    """The executor an ``executor=`` argument names.
+
+    Parameters
+    ----------
+    executor : None, "serial", "dask", dask.distributed.Client or executor
+        None and "serial": :data:`serial`, this process. "dask": a
+        :class:`~ssimref.executor_dask.DaskExecutor` on the current default Dask client
+        (``distributed.default_client()``). A Dask client: a DaskExecutor on it. Any
+        object with ``fill`` and ``reduce`` methods is returned as it is.
+
+    Returns
+    -------
+    SerialExecutor, DaskExecutor or the executor given
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or "dask" without a running client.
+    TypeError
+        For anything else.
+    """
+    if executor is None or (isinstance(executor, str) and executor == "serial"):
+        return serial
+    if isinstance(executor, str):
+        if executor == "dask":
+            from .executor_dask import DaskExecutor
+            return DaskExecutor.default()
+        raise ValueError(f"executor must be one of {EXECUTORS}, a dask.distributed Client "
+                         f"or an executor object, got {executor!r}")
+    if callable(getattr(executor, "fill", None)) and callable(getattr(executor, "reduce",
+                                                                      None)):
+        return executor
+    if type(executor).__module__.split(".")[0] == "distributed":
+        from .executor_dask import DaskExecutor
+        return DaskExecutor(executor)
+    raise TypeError(f"executor must be None, 'serial', 'dask', a dask.distributed Client or "
+                    f"an object with fill() and reduce() methods, got "
+                    f"{type(executor).__name__}")
+
+
+def progress_bar(total: int, enabled: bool, desc: str) -> tqdm:
+    """The executors' progress bar over pairs.
+
+    Parameters
+    ----------
+    total : int
+        Pairs.
+    enabled : bool
+        Shown at all.
+    desc : str
+        Its label.
+
+    Returns
+    -------
+    tqdm.tqdm
+    """
     return tqdm(total=total, unit="pair", unit_scale=True, disable=not enabled, desc=desc)

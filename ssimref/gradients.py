@@ -79,10 +79,9 @@ class PairForward:
         c1, c2 = config.constants()
         self.x = shifted_moments(x, config, xp)
         self.y = shifted_moments(y, config, xp)
-        *self.d, self.agree = difference_moments(x - y, config, xp)
+        *self.d, self.agree, self.mu_d = difference_moments(x - y, config, xp)
         self.mu_x = self.x[1] + self.x[3]
         self.mu_y = self.y[1] + self.y[3]
-        self.mu_d = self.d[1] + self.d[3]
         self.t1, self.t2 = defects(self.mu_x, self.x[2], self.mu_y, self.y[2], self.mu_d,
                                    self.d[2], c1, c2)
         self.inv_a = 1.0 / (self.mu_x * self.mu_x + self.mu_y * self.mu_y + c1)

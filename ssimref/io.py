@@ -1,14 +1,17 @@
 """Reading image sets and writing results safely.
 
-Inputs: a ``.npy`` or ``.npz`` file (read with ``allow_pickle=False``), a folder of
-PNG/JPEG files (sorted by name, all the same size), or the name of a bundled data set of
-:mod:`ssimref.datasets`, optionally with one part of its fixed split after a colon:
+Inputs: a ``.npy`` or ``.npz`` file (read with ``allow_pickle=False``), a zarr store
+(``.zarr``: an image array, or a group holding one; needs the ``dask`` extra's zarr 3), a
+folder of PNG/JPEG files (sorted by name, all the same size), or the name of a bundled
+data set of :mod:`ssimref.datasets`, optionally with one part of its fixed split after a
+colon:
 ``digits`` (scikit-learn's 8x8 digits, values 0..16, data range 16), ``mnist5k`` (5,000
 MNIST digits 28x28, uint8, with the ``data`` extra), ``digits:test``, ``mnist5k:train``,
 ``mnist5k:validation``. A data set name wins over a file of that name in the working
 folder (write ``./digits`` for the file). Outputs are written to a temporary file in the target
 folder and renamed into place only when complete, so an interrupted job never leaves a
-half-written result; an existing output is refused unless ``force`` is given.
+half-written result; an existing output is refused unless ``force`` is given (resumable
+matrices: :mod:`ssimref.stores`).
 """
 
 from __future__ import annotations
@@ -70,13 +73,15 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
     ----------
     source : str or Path
         A bundled data set, ``NAME`` or ``NAME:SPLIT`` with NAME "digits" or "mnist5k"
-        and SPLIT "train", "validation", "test" or "all"; a ``.npy``/``.npz`` file; or a
-        folder of PNG/JPEG images.
+        and SPLIT "train", "validation", "test" or "all"; a ``.npy``/``.npz`` file; a
+        ``.zarr`` store (an array of images, or a group with one); or a folder of PNG/JPEG
+        images.
     color : bool
         For folders: read RGB images ``(n, H, W, 3)`` instead of grayscale ``(n, H, W)``.
     key : str, optional
-        For ``.npz`` files holding several arrays: which one holds the images (else the
-        only array, or the one named ``images``). An array named ``labels`` is kept.
+        For ``.npz`` files and zarr groups holding several arrays: which one holds the
+        images (else the only array, or the one named ``images``). An array named
+        ``labels`` is kept.
 
     Returns
     -------
@@ -106,6 +111,8 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
         data = datasets.load(name, split or "all")
         return ImageSet(data.images, data.labels, data.data_range, str(source), data.split)
     path = Path(source)
+    if path.suffix == ".zarr":
+        return _load_zarr(path, key)
     if path.is_dir():
         return _load_folder(path, color)
     if not path.exists():
@@ -126,6 +133,41 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
             return ImageSet(data[key], labels, source=f"{path}:{key}")
     raise ValueError(f"IMAGES {str(source)!r}: expected a .npy or .npz file, a folder of "
                      f"PNG/JPEG images, or a data set ({', '.join(DATASET_SOURCES)})")
+
+
+def _load_zarr(path: Path, key: str | None) -> ImageSet:
+    """Images from a zarr store: an array ``(n, H, W[, C])``, or a group holding one
+    (named by ``key``, else ``images`` or its only array; ``labels`` is kept)."""
+    try:
+        import zarr
+    except ImportError:
+        raise ImportError(f"IMAGES {path}: reading zarr stores needs zarr 3: pip install "
+                          "'ssimref[dask]' (Python >= 3.11)") from None
+    if not path.exists():
+        raise FileNotFoundError(f"IMAGES {path} does not exist")
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:  # JSON, format or node type errors
+        raise ValueError(f"IMAGES {path} is not a readable zarr store ({type(exc).__name__}: "
+                         f"{exc})") from None
+    labels = None
+    if isinstance(node, zarr.Group):
+        if "ssimref" in dict(node.attrs):
+            raise ValueError(f"IMAGES {path} is a matrix store written by ssimref (a "
+                             "distance matrix or kernel), not images")
+        names = sorted(node.array_keys())
+        if key is None:
+            key = names[0] if len(names) == 1 else ("images" if "images" in names else None)
+        if key not in names:
+            raise ValueError(f"{path} holds arrays {names}; name the images with --key "
+                             "(or store them as 'images')")
+        if "labels" in names and key != "labels":
+            labels = np.asarray(node["labels"][...])
+        source = f"{path}:{key}"
+        node = node[key]
+    else:
+        source = str(path)
+    return ImageSet(np.asarray(node[...]), labels, source=source)
 
 
 def _load_folder(path: Path, color: bool) -> ImageSet:

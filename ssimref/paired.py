@@ -17,8 +17,10 @@ from .config import SSIMConfig, resolve_config
 from .kinds import KindName
 from .engines import reference
 from .gradients import distance_weight
+from .moments import in_range_units
 from .tiling import resolve_working_memory, row_batches
-from .validation import check_kind, check_stacks
+from .validation import (channels_back, check_channel_axis, check_kind, check_not_masked,
+                         check_stacks)
 
 __all__ = ["paired_distance", "paired_distance_and_grad", "paired_value_and_vjp"]
 
@@ -35,7 +37,8 @@ def paired_value_and_vjp(
     Parameters
     ----------
     X, Y : Array, shape (n, H, W, C)
-        One array library; converted to float64 batch by batch.
+        One array library; converted to float64 in units of the data range batch by
+        batch (:func:`ssimref.moments.in_range_units`), their gradients divided by it.
     kind : {"eq1", "eq1-uncentered", "eq2"}
     config : SSIMConfig
         With its data range set.
@@ -66,21 +69,25 @@ def paired_value_and_vjp(
     values = xp.empty((n,), dtype=xp.float64)
     dX = xp.empty(X.shape, dtype=xp.float64) if grad else None
     dY = xp.empty(Y.shape, dtype=xp.float64) if grad else None
+    units, L = config.in_range_units(), config.data_range
+    assert L is not None  # set at the public edge
     for rows in row_batches(n, per_pair, resolve_working_memory(working_memory)):
         values[rows], gx, gy = engine.paired_value_and_vjp(
-            xp.astype(X[rows, ...], xp.float64), xp.astype(Y[rows, ...], xp.float64), kind,
-            config, lambda S: cotangent(S, rows))
-        if dX is not None and dY is not None:
-            dX[rows, ...], dY[rows, ...] = gx, gy
+            in_range_units(X[rows, ...], config, xp), in_range_units(Y[rows, ...], config, xp),
+            kind, units, lambda S: cotangent(S, rows))
+        if dX is not None and dY is not None and gx is not None and gy is not None:
+            # gradients in units of the data range, then d/dx = (1/L) d/du
+            dX[rows, ...], dY[rows, ...] = gx / L, gy / L
     return values, dX, dY
 
 
 def _prepare(X: ArrayLike, Y: ArrayLike, kind: str, config: SSIMConfig | None,
-             conventions: dict[str, Any]) -> tuple[Namespace, Array, Array, SSIMConfig, bool]:
+             channel_axis: Any, conventions: dict[str, Any],
+             ) -> tuple[Namespace, Array, Array, SSIMConfig, bool]:
     config = resolve_config(config, **conventions)
     check_kind(kind)
-    squeeze = as_array(X).ndim == 3
-    xp, X, Y, config = check_stacks(X, Y, config)
+    squeeze = channel_axis is None and as_array(X).ndim == 3
+    xp, X, Y, config = check_stacks(X, Y, config, channel_axis=channel_axis)
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"X and Y must hold the same number of images (pairs are (X[i], "
                          f"Y[i])), got {X.shape[0]} and {Y.shape[0]}")
@@ -89,13 +96,15 @@ def _prepare(X: ArrayLike, Y: ArrayLike, kind: str, config: SSIMConfig | None,
 
 def paired_distance(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
                     config: SSIMConfig | None = None, *, squared: bool = False,
-                    working_memory: float | None = None, **conventions: Any) -> Array:
+                    working_memory: float | None = None, channel_axis: int | None = None,
+                    **conventions: Any) -> Array:
     """SSIM distance of each matched pair ``(X[i], Y[i])``.
 
     Parameters
     ----------
     X, Y : array_like, shape (n, H, W) or (n, H, W, C)
-        Two stacks of the same shape; any array-API array.
+        Two stacks of the same shape, channels last unless ``channel_axis`` says
+        otherwise; any array-API array.
     kind : {"eq2", "eq1", "eq1-uncentered"}, default "eq2"
     config : SSIMConfig, optional
         Conventions; keyword overrides as for :func:`ssimref.distance_matrix`.
@@ -103,6 +112,8 @@ def paired_distance(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
         Return ``D^2`` instead of ``D``.
     working_memory : float, optional
         MiB per chunk of pairs (scikit-learn's setting when None).
+    channel_axis : int, optional
+        As for :func:`ssimref.distance_matrix` (1 for ``(n, C, H, W)`` stacks).
     **conventions
         Fields of :class:`SSIMConfig` overriding ``config``.
 
@@ -129,7 +140,7 @@ def paired_distance(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
     Ghojogh, Karray, Crowley, ICIAR 2020, Sections 4 and 5 (the SSIM distance as the loss
     of VAEs, AAEs, GANs and LSGANs).
     """
-    xp, X, Y, config, _ = _prepare(X, Y, kind, config, conventions)
+    xp, X, Y, config, _ = _prepare(X, Y, kind, config, channel_axis, conventions)
     values, _, _ = paired_value_and_vjp(
         X, Y, kind, config, lambda S, rows: (S if squared else xp.sqrt(S), None),
         grad=False, working_memory=resolve_working_memory(working_memory))
@@ -140,13 +151,14 @@ def paired_distance_and_grad(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
                              config: SSIMConfig | None = None, *, squared: bool = False,
                              weights: ArrayLike | None = None,
                              working_memory: float | None = None,
+                             channel_axis: int | None = None,
                              **conventions: Any) -> tuple[Array, Array, Array]:
     """Distances of matched pairs and the gradient of their (weighted) sum.
 
     Parameters
     ----------
-    X, Y, kind, config, squared, working_memory
-        As for :func:`paired_distance`.
+    X, Y, kind, config, squared, working_memory, channel_axis
+        As for :func:`paired_distance` (the gradients keep the input's layout).
     weights : array_like, shape (n,), optional
         Cotangent of each pair's value; ones when omitted, so that the gradients are those
         of ``sum_i D(X[i], Y[i])`` (or of ``sum_i D^2``).
@@ -173,12 +185,13 @@ def paired_distance_and_grad(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
     ssimref.distance_matrix_vjp : the gradient over all pairs.
     ssimref.gradients : the derivation.
     """
-    xp, X, Y, config, squeeze = _prepare(X, Y, kind, config, conventions)
+    xp, X, Y, config, squeeze = _prepare(X, Y, kind, config, channel_axis, conventions)
     working_memory = resolve_working_memory(working_memory)
     n = X.shape[0]
     if weights is None:
         w = xp.ones((n,), dtype=xp.float64)
     else:
+        check_not_masked(weights, "weights")
         w = xp.astype(xp.asarray(weights), xp.float64)
         if tuple(w.shape) != (n,):
             raise ValueError(f"weights must have shape ({n},), got {tuple(w.shape)}")
@@ -190,4 +203,5 @@ def paired_distance_and_grad(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
     assert dX is not None and dY is not None  # grad=True
     if squeeze:
         dX, dY = dX[..., 0], dY[..., 0]
-    return values, dX, dY
+    axis = None if channel_axis is None else check_channel_axis(channel_axis, 4, True)
+    return values, channels_back(dX, axis, xp), channels_back(dY, axis, xp)

@@ -12,16 +12,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .backend import Array, ArrayLike, Namespace, as_array, float_dtype, namespace
+import numpy as np
+
+from .backend import (Array, ArrayLike, Namespace, arrays_for, as_array, float_dtype,
+                      namespace)
 from .config import SSIMConfig, resolve_config
 from .kinds import KindName
-from .engines import choose_engine, get_engine, reference
-from .executor import serial
+from .engines import ENGINES, choose_engine, get_engine, reference
+from .executor import SerialExecutor, TileTask, get_executor, serial
 from .gradients import distance_weight
-from .tiling import Tile, plan_pairs, resolve_working_memory, upper_mask
-from .validation import check_kind, check_stacks
+from .moments import in_range_units
+from .tiling import PairPlan, Tile, chunk_plan, plan_pairs, resolve_working_memory, upper_mask
+from .validation import (channels_back, check_channel_axis, check_kind, check_not_masked,
+                         check_stacks)
 
-__all__ = ["distance_matrix", "distance_matrix_vjp", "pairwise_value_and_vjp"]
+__all__ = ["distance_matrix", "distance_matrix_vjp", "pairwise_value_and_vjp",
+           "distance_tiles"]
 
 
 def _check_out(out: Array | None, shape: tuple[int, int], dtype: Any, xp: Namespace) -> Array:
@@ -45,13 +51,15 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
                     config: SSIMConfig | None = None, *, squared: bool = False,
                     dtype: Any = None, working_memory: float | None = None,
                     out: Array | None = None, progress: bool = False, backend: str = "auto",
+                    channel_axis: int | None = None, executor: Any = None,
                     **conventions: Any) -> Array:
     """All-pairs SSIM distances ``D(i, j) = ||D'(x_i, y_j)||_F``.
 
     Parameters
     ----------
     X : array_like, shape (n, H, W) or (n, H, W, C)
-        A stack of images, channels last; any array-API array (NumPy, CuPy, ...).
+        A stack of images, channels last unless ``channel_axis`` says otherwise; any
+        array-API array (NumPy, CuPy, ...).
     Y : array_like, shape (m, H, W) or (m, H, W, C), optional
         A second stack of images of the same image shape. When omitted (or ``Y is X``) the
         symmetric matrix of ``X`` against itself is computed: each unordered pair once,
@@ -85,14 +93,28 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
         ``8 n_windows 2**-53 (f / k2**2 + 1 / k1)`` (docs/engines.md). "auto" picks
         cupy for CuPy inputs, numba for NumPy inputs when Numba is installed, else the
         reference. The name of an engine plug-in
-        (:func:`ssimref.engines.register_engine`) selects it.
+        (:func:`ssimref.engines.register_engine`) selects it. Resolved once, in this
+        process: every tile runs on that engine.
+    channel_axis : int, optional
+        scikit-image's argument: the axis of 4-D stacks that holds the channels (1 for
+        ``(n, C, H, W)``). None (default): channels last, and a last axis longer than 4
+        is refused as the likely sign of channel-first data.
+    executor : None, "serial", "dask", dask.distributed.Client or executor, optional
+        Who runs the tiles (:func:`ssimref.executor.get_executor`): this process (None,
+        the default), or a Dask cluster ("dask" for the current default client, or a
+        client): each tile is then one task on a worker, the images are sent once to
+        every worker, and the workers write their blocks straight into ``out``, which
+        must then be a zarr array; the numba engine runs on CPU workers,
+        ``backend="cupy"`` runs the tiles on GPU workers (docs/scale.md).
     **conventions
         Fields of :class:`SSIMConfig` overriding ``config``.
 
     Returns
     -------
     Array, shape (n, m), or (n, n) when Y is None
-        ``out`` when given, else a new array of X's array library.
+        ``out`` when given, else a new array of X's array library; with a Dask executor
+        and no ``out``, a :class:`dask.array.Array` whose chunks are the tiles, computed
+        and held in the workers' memory (``.compute()`` brings it here).
 
     Raises
     ------
@@ -100,8 +122,9 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
         For an unknown ``kind``, invalid conventions, stacks of other dimensions or of
         different image shapes, empty stacks, NaN or Inf, a window larger than the
         images, floating-point images without ``data_range``, a non-positive
-        ``working_memory``, an ``out`` of the wrong shape, dtype or read-only, and an
-        unknown or unavailable ``backend`` (or one that cannot run on these arrays).
+        ``working_memory``, an ``out`` of the wrong shape, dtype or read-only (or, with a
+        Dask executor, not a zarr array with the tiles as chunks), and an unknown or
+        unavailable ``backend`` (or one that cannot run on these arrays).
     TypeError
         For stacks of different array libraries, boolean or non-real dtypes, an
         unsupported ``dtype`` or ``out`` dtype, or an unknown convention keyword.
@@ -110,6 +133,7 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
 
     See Also
     --------
+    distance_tiles : the plan and the tile function, for executors and resumable jobs.
     distance_matrix_vjp : its gradient.
     ssimref.distance : one pair.
     ssimref.paired_distance : matched pairs.
@@ -140,29 +164,117 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
     check_kind(kind)
     if Y is X:
         Y = None
-    xp, X, Y, config = check_stacks(X, Y, config)
-    engine = get_engine(choose_engine(backend, xp))
+    xp, X, Y, config = check_stacks(X, Y, config, channel_axis=channel_axis)
+    runner = get_executor(executor)
+    distributed = not isinstance(runner, SerialExecutor)
     working_memory = resolve_working_memory(working_memory)
     symmetric = Y is None
-    Yw: Array = X if Y is None else Y
-    out = _check_out(out, (X.shape[0], Yw.shape[0]), dtype, xp)
+    shape = (X.shape[0], (X if Y is None else Y).shape[0])
+    if distributed and out is None:
+        out_dtype = "float64" if dtype is None else str(float_dtype(np, dtype).__name__)
+    else:
+        out = _check_out(out, shape, dtype, xp)
+        out_dtype = str(out.dtype).split(".")[-1]
+    plan, task = distance_tiles(X, Y, kind, config, squared=squared, dtype=out_dtype,
+                                backend=backend, working_memory=working_memory,
+                                tiles=None if out is None else chunk_plan(out, symmetric),
+                                distributed=distributed, xp=xp)
+    return runner.fill(plan, task, out, progress=progress)
+
+
+def distance_tiles(X: Array, Y: Array | None, kind: str, config: SSIMConfig, *,
+                   squared: bool = False, dtype: str = "float64", backend: str = "auto",
+                   working_memory: float | None = None, tiles: PairPlan | None = None,
+                   distributed: bool = False,
+                   xp: Namespace | None = None) -> tuple[PairPlan, TileTask]:
+    """The tile plan and the tile function of an all-pairs distance matrix, for an
+    executor (:mod:`ssimref.executor`). Trusted input: validated stacks and config.
+
+    Parameters
+    ----------
+    X : Array, shape (n, H, W, C)
+    Y : Array, shape (m, H, W, C), or None
+        None for the symmetric matrix of ``X``.
+    kind : str
+    config : SSIMConfig
+        With its data range.
+    squared : bool, default False
+        Blocks of ``D^2`` instead of ``D``.
+    dtype : {"float64", "float32"}
+        dtype of the blocks (every entry accumulated in float64, rounded once).
+    backend : str, default "auto"
+        Resolved here, once: "auto" picks the engine for the arrays of this process
+        (:func:`ssimref.engines.choose_engine`), and every tile runs on that engine,
+        wherever it runs, so that all tiles are the same computation.
+    working_memory : float, optional
+        MiB per tile.
+    tiles : PairPlan, optional
+        The plan to follow (a stored job's, or the chunks of a zarr ``out``) instead of
+        one sized by ``working_memory``.
+    distributed : bool, default False
+        The tiles run in other processes: an explicit built-in ``backend`` is checked
+        where the tiles run (a client without a GPU can plan for GPU workers), the tile
+        images are moved to the engine's device there, and an engine plug-in travels
+        with the tiles.
+    xp : Namespace, optional
+        Of ``X`` (looked up when None).
+
+    Returns
+    -------
+    plan : PairPlan
+    task : TileTask
+        ``task(tile)`` is the tile's block, of the engine's array library;
+        ``task.options["engine"]`` the engine's name.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``backend``, or one that cannot run here (not distributed).
+    """
+    xp = namespace(X) if xp is None else xp
+    if distributed and backend in ENGINES and backend != "auto":
+        name = backend
+    else:
+        name = choose_engine(backend, xp)
+    engine = get_engine(name)
     image_shape = tuple(X.shape[1:])
-    plan = plan_pairs(X.shape[0], None if symmetric else Yw.shape[0],
-                      bytes_per_pair=engine.bytes_per_pair(image_shape, config),
-                      bytes_per_image=engine.bytes_per_image(image_shape, config),
-                      max_pairs=engine.max_tile_pairs(image_shape, config),
-                      working_memory=working_memory)
-    out_dtype = float_dtype(xp, str(out.dtype))
+    if tiles is None:
+        tiles = plan_pairs(X.shape[0], None if Y is None else Y.shape[0],
+                           bytes_per_pair=engine.bytes_per_pair(image_shape, config),
+                           bytes_per_image=engine.bytes_per_image(image_shape, config),
+                           max_pairs=engine.max_tile_pairs(image_shape, config),
+                           working_memory=resolve_working_memory(working_memory))
+    plugin = engine if distributed and name not in ENGINES else None
+    task = TileTask(_distance_tile, (X,) if Y is None else (X, Y),
+                    dict(kind=kind, config=config, squared=bool(squared), dtype=str(dtype),
+                         engine=name, move=distributed, plugin=plugin))
+    return tiles, task
 
-    def tile_block(tile: Tile) -> Array:
-        Xa = xp.astype(X[tile.rows, ...], xp.float64)
-        Yb = Xa if tile.diagonal else xp.astype(Yw[tile.cols, ...], xp.float64)
-        block = engine.squared_block(Xa, Yb, kind, config, upper=tile.diagonal)
-        if not squared:
-            block = xp.sqrt(block)
-        return xp.astype(block, out_dtype, copy=False)
 
-    return serial.fill(plan, tile_block, out, progress=progress)
+def _distance_tile(tile: Tile, X: Array, Y: Array | None = None, *, kind: str,
+                   config: SSIMConfig, squared: bool, dtype: str, engine: str, move: bool,
+                   plugin: Any = None) -> Array:
+    """One tile's block of ``D`` (or ``D^2``) on ``engine``, in ``dtype``: the tile's
+    images in float64 in units of the data range (moved to the engine's device first
+    when ``move``), the engine's ``D^2`` block, one square root, one rounding."""
+    Xa = X[tile.rows, ...]
+    Yb = None if tile.diagonal else (X if Y is None else Y)[tile.cols, ...]
+    if move:
+        Xa = arrays_for(engine, Xa)
+        Yb = None if Yb is None else arrays_for(engine, Yb)
+    xp = namespace(Xa)
+    if plugin is None:
+        choose_engine(engine, xp)  # the engine can run here, on these arrays
+    # in units of the data range (docs/conventions.md, "Numerics"): every engine sees
+    # pixels divided by L and c1 = k1^2, c2 = k2^2
+    Xa = in_range_units(Xa, config, xp)
+    Yb = Xa if Yb is None else in_range_units(Yb, config, xp)
+    block = (plugin or get_engine(engine)).squared_block(Xa, Yb, kind,
+                                                         config.in_range_units(),
+                                                         upper=tile.diagonal)
+    if not squared:
+        block = xp.sqrt(block)
+    return xp.astype(block, float_dtype(xp, dtype), copy=False)
 
 
 def pairwise_value_and_vjp(
@@ -178,6 +290,8 @@ def pairwise_value_and_vjp(
     Parameters
     ----------
     X : Array, shape (n, H, W, C), float64
+        In the data's own units: each tile is divided by the data range
+        (:func:`ssimref.moments.in_range_units`) and its gradients by it again.
     Y : Array, shape (m, H, W, C), float64, or None for ``Y = X``
     G : Array, shape (n, m), float64
         Upstream weights. With ``Y`` None both roles of each image count: ``G + G^T`` is
@@ -218,14 +332,19 @@ def pairwise_value_and_vjp(
     values = xp.empty((n, m), dtype=xp.float64) if keep_values else None
     dX = xp.zeros(X.shape, dtype=xp.float64)
     dY = dX if symmetric else (xp.zeros(Yw.shape, dtype=xp.float64) if wrt_y else None)
+    units, L = config.in_range_units(), config.data_range
+    assert L is not None  # set at the public edge
 
     def tile_vjp(tile: Tile) -> tuple[Array, Array, Array | None]:
         Gt = G[tile.rows, tile.cols]
         if tile.diagonal:
             Gt = upper_mask(Gt, xp)
-        return engine.value_and_vjp_block(X[tile.rows, ...], Yw[tile.cols, ...], kind,
-                                          config, lambda S: cotangent(S, Gt),
-                                          upper=tile.diagonal, wrt_y=dY is not None)
+        value, gx, gy = engine.value_and_vjp_block(
+            in_range_units(X[tile.rows, ...], config, xp),
+            in_range_units(Yw[tile.cols, ...], config, xp), kind, units,
+            lambda S: cotangent(S, Gt), upper=tile.diagonal, wrt_y=dY is not None)
+        # gradients in units of the data range, then d/dx = (1/L) d/du
+        return value, gx / L, (None if gy is None else gy / L)
 
     def accumulate(tile: Tile, result: tuple[Array, Array, Array | None]) -> None:
         value, gx, gy = result
@@ -244,6 +363,7 @@ def pairwise_value_and_vjp(
 def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
                         kind: KindName = "eq2", config: SSIMConfig | None = None, *,
                         squared: bool = False, working_memory: float | None = None,
+                        channel_axis: int | None = None,
                         **conventions: Any) -> tuple[Array, Array | None]:
     """Gradient of ``sum_ij G_ij D_ij`` (or of ``sum_ij G_ij D_ij^2``) with respect to the
     images, where ``D = distance_matrix(X, Y, kind, config)``.
@@ -263,6 +383,8 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
         Differentiate ``sum G_ij D_ij^2`` instead.
     working_memory : float, optional
         MiB for tiles (scikit-learn's setting when None).
+    channel_axis : int, optional
+        As for :func:`ssimref.distance_matrix`; the gradients keep the input's layout.
     **conventions
         Fields of :class:`SSIMConfig` overriding ``config``.
 
@@ -293,10 +415,12 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
     config = resolve_config(config, **conventions)
     check_kind(kind)
     working_memory = resolve_working_memory(working_memory)
-    squeeze = as_array(X).ndim == 3
-    xp, X, Y, config = check_stacks(X, Y, config)
+    squeeze = channel_axis is None and as_array(X).ndim == 3
+    xp, X, Y, config = check_stacks(X, Y, config, channel_axis=channel_axis)
+    axis = None if channel_axis is None else check_channel_axis(channel_axis, 4, True)
     n = X.shape[0]
     m = n if Y is None else Y.shape[0]
+    check_not_masked(G, "G")
     G = xp.asarray(G)
     if tuple(G.shape) != (n, m):
         raise ValueError(f"G must have shape {(n, m)} (the distance matrix's), got "
@@ -312,4 +436,6 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
     if squeeze:
         dX = dX[..., 0]
         dY = None if dY is None else dY[..., 0]
+    dX = channels_back(dX, axis, xp)
+    dY = None if dY is None else channels_back(dY, axis, xp)
     return dX, dY

@@ -26,11 +26,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from .backend import Array, Namespace
 
 __all__ = ["MIB", "default_working_memory", "resolve_working_memory", "Tile", "PairPlan",
-           "plan_pairs", "rows_per_batch", "row_batches", "upper_mask"]
+           "plan_pairs", "rows_per_batch", "row_batches", "upper_mask", "chunk_plan"]
 
 #: Bytes in a MiB, the unit of ``working_memory``.
 MIB = 2**20
@@ -153,6 +154,28 @@ class PairPlan:
             for j in range(i if self.symmetric else 0, self.m, self.tile_cols):
                 yield Tile(rows, slice(j, min(j + self.tile_cols, self.m)),
                            self.symmetric and i == j)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Tiles per column and per row of the full ``n x m`` grid (a symmetric plan
+        visits only those on and above the diagonal)."""
+        return -(-self.n // self.tile_rows), -(-self.m // self.tile_cols)
+
+    def index(self, tile: Tile) -> tuple[int, int]:
+        """The tile's place in :attr:`grid`: its name in records of completed tiles
+        (:mod:`ssimref.stores`).
+
+        Parameters
+        ----------
+        tile : Tile
+            One of :meth:`tiles`.
+
+        Returns
+        -------
+        (int, int)
+            Its row and column in the grid.
+        """
+        return tile.rows.start // self.tile_rows, tile.cols.start // self.tile_cols
 
     def __len__(self) -> int:
         rows = -(-self.n // self.tile_rows)
@@ -293,3 +316,36 @@ def upper_mask(block: Array, xp: Namespace) -> Array:
     rows = xp.arange(block.shape[0])[:, None]
     cols = xp.arange(block.shape[1])[None, :]
     return xp.where(rows < cols, block, xp.zeros_like(block))
+
+
+def chunk_plan(array: Any, symmetric: bool) -> PairPlan | None:
+    """The plan whose tiles are the chunks of a chunked 2-D ``array``.
+
+    Parameters
+    ----------
+    array : Any
+        A zarr array (``chunks`` a pair of ints), or an array without chunks.
+    symmetric : bool
+        A symmetric plan (tiles on and above the diagonal).
+
+    Returns
+    -------
+    PairPlan or None
+        None for an array without chunks (NumPy, a memmap).
+
+    Raises
+    ------
+    ValueError
+        For a symmetric plan on chunks that are not square (a tile and its mirror must
+        each be one chunk).
+    """
+    chunks = getattr(array, "chunks", None)
+    if not (isinstance(chunks, tuple) and len(chunks) == 2
+            and all(isinstance(c, int) for c in chunks)):
+        return None
+    n, m = (int(v) for v in array.shape)
+    rows, cols = chunks
+    if symmetric and rows != cols:
+        raise ValueError(f"out has chunks {chunks}: a symmetric matrix needs square chunks "
+                         "(each tile and its mirror are one chunk)")
+    return PairPlan(n, m, min(rows, n), min(cols, m), symmetric)

@@ -10,13 +10,16 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .backend import Array, ArrayLike, Namespace, as_array, float_dtype, namespace
 from .config import SSIMConfig
 from .kinds import KIND_NAMES as KINDS
 from .kinds import KindName
 
 __all__ = ["check_images", "check_stacks", "check_kind", "check_matrix", "check_dtype",
-           "check_positive", "infer_data_range", "KINDS"]
+           "check_channel_axis", "channels_last", "channels_back", "MAX_IMPLICIT_CHANNELS",
+           "check_not_masked", "check_positive", "infer_data_range", "range_advice", "RANGE_DTYPES", "KINDS"]
 
 
 def check_kind(kind: str) -> KindName:
@@ -42,8 +45,8 @@ def check_kind(kind: str) -> KindName:
     return kind
 
 
-def check_dtype(a: Array, name: str, xp: Namespace) -> None:
-    """Refuse booleans and non-real dtypes.
+def check_dtype(a: Array, name: str, xp: Namespace, *, allow_bool: bool = False) -> None:
+    """Refuse non-real dtypes (and booleans unless ``allow_bool``).
 
     Parameters
     ----------
@@ -52,18 +55,22 @@ def check_dtype(a: Array, name: str, xp: Namespace) -> None:
         The argument's name, for the message.
     xp : Namespace
         The namespace of ``a`` (trusted).
+    allow_bool : bool, default False
+        Accept a boolean dtype (images: 0 and 1 with ``data_range=1``).
 
     Raises
     ------
     TypeError
-        For a boolean dtype, or one that is neither integer nor real floating (complex,
-        object, strings).
+        For a boolean dtype (unless ``allow_bool``), or one that is neither integer nor
+        real floating (complex, object, strings).
     """
     dtype = a.dtype
     try:
         if xp.isdtype(dtype, "bool"):
+            if allow_bool:
+                return
             raise TypeError(f"{name} has boolean dtype; convert it to a number type "
-                            "(e.g. uint8 with values 0 and 255, or float with data_range=1)")
+                            "(e.g. float with values 0 and 1)")
         if xp.isdtype(dtype, "real floating") or xp.isdtype(dtype, "integral"):
             return
     except (TypeError, ValueError) as exc:
@@ -71,6 +78,32 @@ def check_dtype(a: Array, name: str, xp: Namespace) -> None:
             raise
     raise TypeError(f"{name} must hold real numbers (integer or floating dtype), got dtype "
                     f"{dtype}; complex, object and string arrays are not images")
+
+
+def check_not_masked(a: Any, name: str) -> None:
+    """Refuse NumPy masked arrays (before anything converts them and drops the mask).
+
+    A masked pixel has no value, and a window holding one has no SSIM: NumPy would carry
+    the mask through the arithmetic and return NaN or a mean over whatever it kept. The
+    caller decides what a masked pixel means.
+
+    Parameters
+    ----------
+    a : Any
+        The argument as given.
+    name : str
+        Its name, for the message.
+
+    Raises
+    ------
+    TypeError
+        For a ``numpy.ma.MaskedArray``; the message names the fixes (fill or drop the
+        masked pixels).
+    """
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array; SSIM has no value for masked pixels. "
+                        f"Fill them ({name}.filled(value)) or drop them (crop or select the "
+                        f"unmasked region), then pass a plain array")
 
 
 def check_positive(value: Any, name: str) -> float:
@@ -110,11 +143,37 @@ def _check_values(a: Array, name: str, xp: Namespace) -> None:
                          "drop those pixels first")
 
 
+#: The dtypes whose range is the pixel range: images of these dtypes without a
+#: ``data_range`` get ``iinfo.max - iinfo.min`` (255, 65535). Every other dtype (float,
+#: bool, signed integers, wider unsigned integers) needs ``data_range``: its dtype's range
+#: says nothing about the data (an int64 array of 8-bit values is not a 64-bit image).
+RANGE_DTYPES = ("uint8", "uint16")
+
+
+def range_advice(option: str = "data_range") -> str:
+    """What to pass when the data range cannot be inferred (for messages).
+
+    Parameters
+    ----------
+    option : str, default "data_range"
+        How the caller spells the argument (``"--data-range"`` on the command line).
+
+    Returns
+    -------
+    str
+    """
+    sep = " " if option.startswith("--") else "="
+    return (f"pass {option}{sep}1 for images in [0, 1], {option}{sep}255 for 8-bit values, "
+            f"or the range your data really has (it sets c1 and c2); only uint8 (255) and "
+            f"uint16 (65535) images imply their range")
+
+
 def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
                      names: Sequence[str] = ("x", "y"),
-                     xp: Namespace | None = None) -> SSIMConfig:
-    """``config`` with its data range set: as given, else from the arrays' shared integer
-    dtype (``iinfo.max - iinfo.min``: 255 for uint8, 65535 for uint16).
+                     xp: Namespace | None = None, *,
+                     option: str = "data_range") -> SSIMConfig:
+    """``config`` with its data range set: as given, else from the arrays' shared dtype
+    when that is one of :data:`RANGE_DTYPES` (255 for uint8, 65535 for uint16).
 
     Parameters
     ----------
@@ -125,6 +184,9 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
         Their argument names, for messages.
     xp : Namespace, optional
         Their namespace (looked up, and the arrays converted, when None).
+    option : str, default "data_range"
+        How the caller spells the argument in messages (``"--data-range"`` on the
+        command line).
 
     Returns
     -------
@@ -134,8 +196,9 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
     Raises
     ------
     ValueError
-        For floating-point arrays without a data range (the message suggests values), or
-        integer arrays of different dtypes.
+        For arrays of any other dtype (floating, boolean, signed or wider integers)
+        without a data range, or of different dtypes among uint8 and uint16; the message
+        names ``option`` and suggests values.
     """
     if xp is None:
         arrays = [as_array(a) for a in arrays]
@@ -143,63 +206,203 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
     if config.data_range is not None:
         return config
     dtypes = {a.dtype for a in arrays}
-    if any(xp.isdtype(d, "real floating") for d in dtypes):
-        raise ValueError("data_range is required for floating-point images: pass "
-                         "data_range=1.0 for images in [0, 1], 255 for [0, 255], or the "
-                         "range your data really has (it sets c1 and c2)")
+    names_of = sorted({_dtype_name(d) for d in dtypes})
+    if not set(names_of) <= set(RANGE_DTYPES):
+        other = [d for d in names_of if d not in RANGE_DTYPES]
+        raise ValueError(f"{option} is required for {' and '.join(other)} images "
+                         f"({', '.join(names)}): " + range_advice(option))
     if len(dtypes) > 1:
         raise ValueError(f"{' and '.join(names)} have different integer dtypes "
-                         f"({', '.join(sorted(str(d) for d in dtypes))}); pass data_range "
-                         "explicitly")
+                         f"({', '.join(names_of)}); pass {option} explicitly")
     info = xp.iinfo(dtypes.pop())
     return SSIMConfig(**{**config.__dict__, "data_range": float(info.max - info.min)})
 
 
-def _check_window_fits(config: SSIMConfig, shape: tuple[int, int], name: str) -> None:
-    h, w = shape
+def _dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", None) or str(dtype)
+    return str(name).rsplit(".", 1)[-1]
+
+
+def _check_window_fits(config: SSIMConfig, shape: tuple[int, ...], name: str,
+                       stack: bool) -> None:
+    h, w = shape[:2]
     if config.size > h or config.size > w:
+        layout = "(n, H, W, C)" if stack else "(H, W, C)"
         raise ValueError(f"size={config.size} is larger than the images of {name} "
-                         f"({h}x{w} pixels); use size <= {min(h, w)} or larger images")
+                         f"({h}x{w} pixels); use size <= {min(h, w)} or larger images"
+                         + (f" (images are read as {layout} with the channels last; if "
+                            "they are not, pass channel_axis)" if len(shape) == 3 else ""))
+
+
+#: Without ``channel_axis``, a channel axis longer than this is refused: it is far more
+#: often a channel-first array read channels-last than an image with that many channels.
+MAX_IMPLICIT_CHANNELS = 4
+
+
+def check_channel_axis(channel_axis: Any, ndim: int, stack: bool = False,
+                       name: str = "x") -> int | None:
+    """The channel axis of an image (``stack`` False) or a stack of images, normalised.
+
+    Parameters
+    ----------
+    channel_axis : int or None
+        scikit-image's name: the axis of ``name`` that holds the channels (negative values
+        count from the end); None for channels last (or no channel axis).
+    ndim : int
+        ``name.ndim``.
+    stack : bool, default False
+        A stack ``(n, ...)`` (axis 0 is the image index) rather than one image.
+    name : str, default "x"
+        The argument's name, for messages.
+
+    Returns
+    -------
+    int or None
+        The axis in ``0 .. ndim - 1``, or None when ``channel_axis`` is None.
+
+    Raises
+    ------
+    TypeError
+        For a ``channel_axis`` that is not an integer.
+    ValueError
+        For an array without a channel axis (images not 3-D, stacks not 4-D), an axis out
+        of range, or axis 0 of a stack.
+    """
+    if channel_axis is None:
+        return None
+    if isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer)):
+        raise TypeError(f"channel_axis must be an integer or None, got {channel_axis!r}")
+    want = 4 if stack else 3
+    if ndim != want:
+        shape = "(n, H, W, C) in some order" if stack else "(H, W, C) in some order"
+        raise ValueError(f"channel_axis={channel_axis} needs {name} with a channel axis, "
+                         f"{want} dimensions {shape}; got {ndim} dimensions (leave "
+                         "channel_axis=None for single-channel data)")
+    axis = int(channel_axis) + ndim if channel_axis < 0 else int(channel_axis)
+    if not 0 <= axis < ndim:
+        raise ValueError(f"channel_axis={channel_axis} is out of range for {name} with "
+                         f"{ndim} dimensions")
+    if stack and axis == 0:
+        raise ValueError(f"channel_axis=0 is the image index of the stack {name}; the "
+                         "channels of (n, C, H, W) stacks are channel_axis=1")
+    return axis
+
+
+def channels_last(a: Array, axis: int | None, xp: Namespace) -> Array:
+    """``a`` with its channel axis ``axis`` (from :func:`check_channel_axis`) moved last.
+
+    Parameters
+    ----------
+    a : Array
+    axis : int or None
+        None leaves ``a`` as it is.
+    xp : Namespace
+
+    Returns
+    -------
+    Array
+        A view where the library makes one.
+    """
+    if axis is None or axis == a.ndim - 1:
+        return a
+    return xp.moveaxis(a, axis, -1)
+
+
+def channels_back(a: Array, axis: int | None, xp: Namespace) -> Array:
+    """The inverse of :func:`channels_last` for an array of the same number of
+    dimensions (a gradient, or a map of window positions).
+
+    Parameters
+    ----------
+    a : Array
+        Channels last.
+    axis : int or None
+        Where the input held its channels.
+    xp : Namespace
+
+    Returns
+    -------
+    Array
+    """
+    if axis is None or axis == a.ndim - 1:
+        return a
+    return xp.moveaxis(a, -1, axis)
+
+
+def _check_channel_count(a: Array, name: str, stack: bool) -> None:
+    """Without ``channel_axis``: refuse a last axis longer than MAX_IMPLICIT_CHANNELS."""
+    shape = tuple(a.shape)
+    if a.ndim != (4 if stack else 3) or shape[-1] <= MAX_IMPLICIT_CHANNELS:
+        return
+    if stack:
+        read = (f"{shape[0]} images of {shape[1]}x{shape[2]} pixels with {shape[3]} "
+                "channels")
+        fix = ("pass channel_axis=1 for a channel-first stack (n, C, H, W), or transpose it "
+               "to (n, H, W, C)")
+    else:
+        read = f"an image of {shape[0]}x{shape[1]} pixels with {shape[2]} channels"
+        fix = ("pass channel_axis=0 for a channel-first image (C, H, W), or transpose it to "
+               "(H, W, C)")
+    raise ValueError(f"{name} has shape {shape}, which channels-last reads as {read}; more "
+                     f"than {MAX_IMPLICIT_CHANNELS} channels is refused as the likely sign of "
+                     f"channel-first data: {fix}; pass channel_axis=-1 if the {shape[-1]} "
+                     "channels are real")
 
 
 def _prepare(arrays: Sequence[ArrayLike], names: Sequence[str], ndims: tuple[int, int],
-             config: SSIMConfig, dtype: Any) -> tuple[Namespace, list[Array], SSIMConfig, Any]:
+             config: SSIMConfig, dtype: Any, channel_axis: Any = None,
+             ) -> tuple[Namespace, list[Array], SSIMConfig, Any]:
+    for a, name in zip(arrays, names):
+        check_not_masked(a, name)
     arrays = [as_array(a) for a in arrays]
     xp = namespace(*arrays)
+    stack = ndims == (3, 4)
+    moved = []
     for a, name in zip(arrays, names):
-        check_dtype(a, name, xp)
-        if a.ndim not in ndims:
-            raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimensions "
-                             f"({_SHAPES[ndims]}), got shape {tuple(a.shape)}")
+        check_dtype(a, name, xp, allow_bool=True)
+        if channel_axis is None:
+            if a.ndim not in ndims:
+                raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} "
+                                 f"dimensions ({_SHAPES[ndims]}), got shape "
+                                 f"{tuple(a.shape)}")
+            _check_channel_count(a, name, stack)
+        else:
+            a = channels_last(a, check_channel_axis(channel_axis, a.ndim, stack, name), xp)
         _check_values(a, name, xp)
-    config = infer_data_range(config, arrays, names, xp)
+        moved.append(a)
+    config = infer_data_range(config, moved, names, xp)
     work = float_dtype(xp, dtype)
-    return xp, arrays, config, work
+    return xp, moved, config, work
 
 
-_SHAPES = {(2, 3): "(H, W) or (H, W, C) with channels last",
-           (3, 4): "(n, H, W) or (n, H, W, C) with channels last"}
+_SHAPES = {(2, 3): "(H, W) or (H, W, C) with channels last; channel_axis=0 for (C, H, W)",
+           (3, 4): "(n, H, W) or (n, H, W, C) with channels last; channel_axis=1 for "
+                   "(n, C, H, W)"}
 
 
 def check_images(x: ArrayLike, y: ArrayLike, config: SSIMConfig, dtype: Any = None,
-                 names: tuple[str, str] = ("x", "y"),
+                 names: tuple[str, str] = ("x", "y"), *, channel_axis: Any = None,
                  ) -> tuple[Namespace, Array, Array, SSIMConfig, bool]:
     """Validate two images of the same shape.
 
     Parameters
     ----------
-    x, y : array_like, shape (H, W) or (H, W, C)
+    x, y : array_like, shape (H, W) or (H, W, C) (any order with ``channel_axis``)
     config : SSIMConfig
     dtype : {None, "float64", "float32"}
         Working precision (float64 when None).
     names : tuple of str, default ("x", "y")
         The arguments' names, for messages.
+    channel_axis : int, optional
+        The channel axis of 3-D images (:func:`check_channel_axis`); None: channels last,
+        at most :data:`MAX_IMPLICIT_CHANNELS` of them.
 
     Returns
     -------
     xp : Namespace
     x, y : Array, shape (H, W, C)
-        Both images in the working dtype.
+        Both images channels last, in their own dtype (the computation converts them,
+        :func:`ssimref.moments.in_range_units`).
     config : SSIMConfig
         With its data range set.
     squeeze : bool
@@ -208,34 +411,38 @@ def check_images(x: ArrayLike, y: ArrayLike, config: SSIMConfig, dtype: Any = No
     Raises
     ------
     TypeError
-        For arrays of different libraries, boolean or non-real dtypes, or an unsupported
-        ``dtype``.
+        For arrays of different libraries, non-real dtypes, masked arrays, or an
+        unsupported ``dtype`` or ``channel_axis``.
     ValueError
-        For other dimensions, different shapes, empty images, NaN or Inf, a window larger
-        than the images, or a missing data range (:func:`infer_data_range`).
+        For other dimensions, more than 4 channels without ``channel_axis``, different
+        shapes, empty images, NaN or Inf, a window larger than the images, or a missing
+        data range (:func:`infer_data_range`).
     """
-    xp, (x, y), config, work = _prepare((x, y), names, (2, 3), config, dtype)
+    xp, (x, y), config, _ = _prepare((x, y), names, (2, 3), config, dtype, channel_axis)
     if tuple(x.shape) != tuple(y.shape):
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
-    _check_window_fits(config, tuple(x.shape[:2]), f"{names[0]} and {names[1]}")
+    _check_window_fits(config, tuple(x.shape), f"{names[0]} and {names[1]}", False)
     squeeze = x.ndim == 2
-    x, y = (_as_channels_last(a, xp, work) for a in (x, y))
+    x, y = (a if a.ndim == 3 else xp.expand_dims(a, axis=-1) for a in (x, y))
     return xp, x, y, config, squeeze
 
 
 def check_stacks(X: ArrayLike, Y: ArrayLike | None, config: SSIMConfig,
-                 names: tuple[str, str] = ("X", "Y"),
+                 names: tuple[str, str] = ("X", "Y"), *, channel_axis: Any = None,
                  ) -> tuple[Namespace, Array, Array | None, SSIMConfig]:
     """Validate one or two stacks of images ``(n, H, W[, C])`` of matching image shape.
 
     Parameters
     ----------
-    X : array_like, shape (n, H, W) or (n, H, W, C)
+    X : array_like, shape (n, H, W) or (n, H, W, C) (any order with ``channel_axis``)
     Y : array_like, shape (m, H, W) or (m, H, W, C), or None
     config : SSIMConfig
     names : tuple of str, default ("X", "Y")
         The arguments' names, for messages.
+    channel_axis : int, optional
+        The channel axis of 4-D stacks (:func:`check_channel_axis`, ``stack=True``);
+        None: channels last, at most :data:`MAX_IMPLICIT_CHANNELS` of them.
 
     Returns
     -------
@@ -252,18 +459,15 @@ def check_stacks(X: ArrayLike, Y: ArrayLike | None, config: SSIMConfig,
         As for :func:`check_images`, for stacks.
     """
     given = [X] if Y is None else [X, Y]
-    xp, arrays, config, _ = _prepare(given, names[:len(given)], (3, 4), config, None)
+    xp, arrays, config, _ = _prepare(given, names[:len(given)], (3, 4), config, None,
+                                     channel_axis)
     if len(arrays) == 2 and tuple(arrays[0].shape[1:]) != tuple(arrays[1].shape[1:]):
         raise ValueError(f"{names[0]} and {names[1]} must hold images of the same shape, got "
                          f"{tuple(arrays[0].shape[1:])} and {tuple(arrays[1].shape[1:])}")
-    _check_window_fits(config, tuple(arrays[0].shape[1:3]), " and ".join(names[:len(given)]))
+    _check_window_fits(config, tuple(arrays[0].shape[1:]), " and ".join(names[:len(given)]),
+                       True)
     arrays = [a if a.ndim == 4 else xp.expand_dims(a, axis=-1) for a in arrays]
     return xp, arrays[0], (arrays[1] if len(arrays) == 2 else None), config
-
-
-def _as_channels_last(a: Array, xp: Namespace, work: Any) -> Array:
-    a = xp.astype(a, work)
-    return xp.expand_dims(a, axis=-1) if a.ndim == 2 else a
 
 
 def check_matrix(M: ArrayLike, name: str = "D", *, square: bool = True,
@@ -293,11 +497,12 @@ def check_matrix(M: ArrayLike, name: str = "D", *, square: bool = True,
     Raises
     ------
     TypeError
-        For boolean or non-real dtypes.
+        For boolean or non-real dtypes, or a masked array.
     ValueError
         For another number of dimensions, an empty or non-square matrix, NaN or Inf,
         negative entries (``nonnegative``), or an asymmetry beyond ``symmetry_rtol``.
     """
+    check_not_masked(M, name)
     M = as_array(M)
     xp = namespace(M)
     check_dtype(M, name, xp)

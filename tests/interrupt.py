@@ -24,19 +24,20 @@ def _default_sigint() -> None:
 
 
 def _written_fraction(path: Path) -> float | None:
-    """Fraction of non-zero entries of the .npy memmap at ``path`` (None while it cannot
-    be read yet)."""
+    """Fraction of written entries of the .npy memmap at ``path``: those that are no
+    longer NaN, the value a resumable job's memmap starts with (None while it cannot be
+    read yet)."""
     try:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError):
         return None
-    return float(np.count_nonzero(data)) / data.size
+    return float(np.count_nonzero(~np.isnan(data))) / data.size
 
 
 def interrupt_after_first_tiles(args: list[str], folder: Path, output: str, *,
                                 timeout: float = 600.0) -> tuple[int, str, float]:
-    """Run ``python -m ssimref *args`` in ``folder``; as soon as the temporary file the
-    command writes ``output`` into holds some non-zero entries (the first tiles), send
+    """Run ``python -m ssimref *args`` in ``folder``; as soon as the partial memmap the
+    command writes ``output`` into holds some written entries (the first tiles), send
     SIGINT, and wait for the process to end.
 
     Returns ``(exit status, stderr, fraction of entries written when interrupted)``.
@@ -46,7 +47,7 @@ def interrupt_after_first_tiles(args: list[str], folder: Path, output: str, *,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_sigint,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    tmp = folder / f".{output}.{proc.pid}.tmp"  # ssimref.io.atomic_path's temporary name
+    tmp = folder / f".{output}.partial" / "matrix.npy"  # ssimref.stores.NpyStore's memmap
     deadline = time.monotonic() + timeout
     written = None
     try:

@@ -95,7 +95,7 @@ def test_digits(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["missing.npy"], "neither"),
-    (["{float}"], "data_range is required"),
+    (["{float}"], "--data-range is required"),
     (["{stack}", "--size", "13"], "size=13"),
     (["{pickled}"], "pickle"),
     (["{stack}", "--stride", "0"], "stride"),
@@ -113,17 +113,20 @@ def test_bad_input_exits_2_with_one_line(args, message, tmp_path, stack_file, ca
     assert not list(tmp_path.glob(".out.npy*"))
 
 
-def test_interrupt_leaves_no_output(tmp_path):
-    """Ctrl-C (SIGINT) while the matrix is half-written: exit status 130, and neither the
-    matrix, nor its sidecar, nor the temporary file is left."""
+def test_interrupt_keeps_the_completed_tiles_and_says_how_to_resume(tmp_path):
+    """Ctrl-C (SIGINT) while the matrix is half-written: exit status 130, the message
+    names what was kept and the command that resumes; neither the matrix nor its sidecar
+    stands under its name, and the partial job is beside it (tests/test_resume.py
+    resumes such jobs)."""
     X = np.random.default_rng(0).integers(0, 256, (2000, 28, 28), dtype=np.uint8)
     np.save(tmp_path / "X.npy", X)
     code, err, written = interrupt_after_first_tiles(
         ["distance", "X.npy", "-o", "D.npy", "--window", "uniform", "--working-memory", "1.5"],
         tmp_path, "D.npy")
     assert code == 130 and 0 < written < 1  # interrupted with part of the matrix written
-    assert "interrupted" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy"]
+    assert "interrupted (SIGINT); kept" in err and "resume with:" in err
+    assert err.strip().endswith("--resume")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".D.npy.partial", "X.npy"]
 
 
 def test_console_entry_point_runs(stack_file, tmp_path):
@@ -134,3 +137,15 @@ def test_console_entry_point_runs(stack_file, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ssimref", "distance", str(path), "-o",
                            str(tmp_path / "D.npy")], capture_output=True, text=True)
     assert proc.returncode == 2 and "exists" in proc.stderr
+
+
+def test_top_level_help_lists_each_command_on_one_line(monkeypatch):
+    # argparse wraps at $COLUMNS - 2: at the common 80 columns every command must keep
+    # its summary on its own line, and every command of the table must be listed
+    monkeypatch.setenv("COLUMNS", "80")
+    text = cli.build_parser().format_help()
+    block = text.split("COMMAND\n", 1)[1].split("\noptions:", 1)[0]
+    lines = [line for line in block.splitlines() if line.strip()]
+    names = [command.NAME for command in cli.COMMANDS]
+    assert [line.split()[0] for line in lines] == names
+    assert all(len(line.split(None, 1)) == 2 for line in lines)

@@ -74,7 +74,7 @@ def test_json_record(two_sets, tmp_path, capsys):
     (["--estimator", "linear"], "permutation test"),
     (["--permutations", "-1"], "permutations"),
     (["--size", "13"], "size=13"),
-    (["{float}"], "data_range is required"),
+    (["{float}"], "--data-range is required"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message, two_sets, tmp_path, capsys):
     a, b, A, _ = two_sets

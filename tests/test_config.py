@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
+import ssimref
 from ssimref import SSIMConfig
 from ssimref.config import resolve_config
 
@@ -20,7 +21,7 @@ def test_presets():
     assert SSIMConfig.paper(255).covariance == "sample"
     w = SSIMConfig.wang2004()
     assert (w.window, w.size, w.sigma, w.covariance, w.data_range) == \
-        ("gaussian", 11, 1.5, "population", 255)
+        ("gaussian", 11, 1.5, "population", None)
     s = SSIMConfig.skimage(1.0)
     assert (s.window, s.size, s.covariance) == ("uniform", 7, "sample")
     g = SSIMConfig.skimage(1.0, gaussian_weights=True)
@@ -97,3 +98,51 @@ def test_unknown_override_and_wrong_config_type():
         resolve_config(None, win_size=7)
     with pytest.raises(TypeError, match="config"):
         resolve_config({"size": 7})
+
+
+# --------------------------------------------- the sample-covariance factor, tiny sigma
+def _factor_in_60_digits(size, sigma):
+    """1 / (1 - sum w^2) of the 2-D Gaussian window, in 60-digit decimal arithmetic from
+    the exact binary sigma: the naive formula, made harmless by the precision."""
+    from decimal import Decimal, localcontext
+    with localcontext() as ctx:
+        ctx.prec = 60
+        r, s = Decimal(size - 1) / 2, Decimal(sigma)
+        e = [(-((Decimal(k) - r) ** 2) / (2 * s * s)).exp() for k in range(size)]
+        total = sum(e)
+        S = sum((v / total) ** 2 for v in e)
+        return 1 / (1 - S * S)
+
+
+@pytest.mark.parametrize("size", [3, 5, 7, 11, 15])
+@pytest.mark.parametrize("sigma", [0.18, 0.2, 0.25, 0.3, 0.5, 1.0, 1.5, 3.5, 10.0, 1e3])
+def test_sample_factor_has_no_cancellation(size, sigma):
+    from decimal import Decimal
+    f = SSIMConfig(size=size, sigma=sigma).covariance_factor()
+    exact = _factor_in_60_digits(size, sigma)
+    assert abs(Decimal(f) - exact) <= Decimal(1e-14) * exact
+    # a huge sigma is the uniform window: q / (q - 1)
+    if sigma == 1e3:
+        assert f == pytest.approx(size * size / (size * size - 1.0), rel=1e-6)
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.17, 1e-3, 1e-300])
+@pytest.mark.parametrize("size", [3, 7, 11])
+def test_one_pixel_windows_are_refused_at_construction(size, sigma):
+    # the issue's SSIMConfig(sigma=0.1): 1 - sum w^2 rounded to 0 and ssim raised a bare
+    # ZeroDivisionError; the factor (1e20 and more) would only amplify round-off
+    with pytest.raises(ValueError, match=r"sigma=.*covariance='sample'.*1/\(1 - sum w\^2\)"):
+        SSIMConfig(size=size, sigma=sigma)
+    with pytest.raises(ValueError, match="sigma"):
+        ssimref.ssim(np.zeros((16, 16)), np.zeros((16, 16)), data_range=1, size=size,
+                     sigma=sigma)
+    # the other normalisations have no such factor: the window is legal there
+    for covariance in ("population", "count"):
+        config = SSIMConfig(size=size, sigma=sigma, covariance=covariance)
+        assert np.isfinite(ssimref.ssim(np.eye(16), np.ones((16, 16)), config,
+                                        data_range=1))
+
+
+def test_the_accepted_bound_is_stated():
+    from ssimref.config import MAX_COVARIANCE_FACTOR
+    assert SSIMConfig(sigma=0.18).covariance_factor() <= MAX_COVARIANCE_FACTOR == 1e6

@@ -5,10 +5,11 @@ of window positions times channels, ``f`` the covariance factor::
 
     |D2_engine - D2_reference| <= 1e-12 * D2_reference + 8 n u (f / k2**2 + 1 / k1)
 
-The absolute floor is eight rounding units of the largest possible window energy ``L**2``
-divided by the smallest possible denominator, ``c2 = (k2 L)**2`` for ``t2`` (and a
-``sqrt(c1)``-bounded term for ``t1``), per window. The local variance of a difference
-image is ``E_w[d^2] - mean_d^2`` with both terms up to ``L**2``; the engines take
+Engines compute in units of the data range (tiles arrive divided by ``L``), where the
+contract lives: the absolute floor is eight rounding units of the largest possible window
+energy, 1 in these units, divided by the smallest possible denominator, ``c2 = k2**2`` for
+``t2`` (and a ``sqrt(c1)``-bounded term for ``t1``), per window. The local variance of a
+difference image is ``E_w[d^2] - mean_d^2`` with both terms up to 1; the engines take
 ``mean_d`` as a difference of per-image means and ``E_w[d^2]`` from running sums, so
 their rounding is relative to the images' range rather than to each window's
 difference, and ``c1, c2 > 0`` turn that into a bounded absolute error. (Two float64
@@ -367,15 +368,15 @@ def test_out_memmap_and_progress(backend, dtype, tmp_path, capsys):
 # ---------------------------------------------------------------------------- Ctrl-C
 @pytest.mark.parametrize("backend", ["reference", pytest.param("numba", marks=needs_numba)])
 def test_interrupt_leaves_no_output_and_no_temporary_file(backend, tmp_path):
-    """SIGINT (Ctrl-C) after the first tiles are written leaves neither the matrix, nor
-    its sidecar, nor the temporary memmap."""
+    """SIGINT (Ctrl-C) after the first tiles are written leaves neither the matrix nor
+    its sidecar under their names; the completed tiles are kept to resume."""
     np.save(tmp_path / "X.npy", natural_patches(2000))
     code, err, written = interrupt_after_first_tiles(
         ["distance", "X.npy", "-o", "D.npy", "--window", "uniform", "--working-memory", "1.5",
          "--backend", backend], tmp_path, "D.npy")
     assert code == 130 and 0 < written < 1  # interrupted with part of the matrix written
-    assert "interrupted" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.npy"]
+    assert "interrupted (SIGINT); kept" in err and "resume with:" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".D.npy.partial", "X.npy"]
 
 
 # --------------------------------------------------------------------- engine choice

@@ -502,7 +502,8 @@ def _no_distances(*args, **kw):
      "56 features"),
     (lambda X: (nystroem(image_shape=8), X), ValueError, "image_shape must be"),
     (lambda X: (nystroem(), X[:, :, :, None, None]), ValueError, "must have shape"),
-    (lambda X: (nystroem(), X > 0.5), TypeError, "boolean"),
+    (lambda X: (nystroem(data_range=None), X > 0.5), ValueError,
+     "data_range is required for bool"),
     (lambda X: (nystroem(config={"size": 3}), X), TypeError, "config must be"),
     (lambda X: (nystroem(window="box"), X), ValueError, "window must be one of"),
 ])

@@ -70,3 +70,49 @@ def test_exact_rational_oracle_agrees_with_float_oracle_and_with_us(rng):
     s1, s2 = oracle.ssim_components(x, y, config, exact=True)
     np.testing.assert_allclose(ssimref.ssim_components(x, y, config)[0], s1.astype(float),
                                rtol=1e-13, atol=1e-15)
+
+
+@st.composite
+def near_agreeing_pairs(draw):
+    """A uniform-window config with gaps between windows, an image x of multiples of
+    L/64, and y = x except for changes of 2^-15..2^-40 of L at some covered pixels and
+    arbitrary values at every pixel no window covers (which move the mean of x - y)."""
+    size = draw(st.integers(2, 3))
+    stride = draw(st.integers(size, size + 2))
+    ho, wo = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    height = (ho - 1) * stride + size + draw(st.integers(0, 2))
+    width = (wo - 1) * stride + size + draw(st.integers(0, 2))
+    config = SSIMConfig(window="uniform", size=size, stride=stride,
+                        data_range=draw(st.sampled_from([1.0, 255.0])),
+                        covariance=draw(st.sampled_from(["sample", "population", "count"])))
+    L = config.data_range
+    covered = np.zeros((height, width), bool)
+    for p in range(ho):
+        for q in range(wo):
+            covered[p * stride:p * stride + size, q * stride:q * stride + size] = True
+    levels = st.integers(0, 64)
+    x = np.array(draw(st.lists(levels, min_size=height * width, max_size=height * width)),
+                 dtype=float).reshape(height, width) * (L / 64)
+    y = x.copy()
+    for i, j in zip(*np.nonzero(covered)):
+        if draw(st.booleans()):
+            y[i, j] += draw(st.sampled_from([-1, 1])) * 2.0 ** -draw(st.integers(15, 40)) * L
+    for i, j in zip(*np.nonzero(~covered)):
+        y[i, j] = draw(levels) * (L / 64)
+    return config, x, y
+
+
+@given(near_agreeing_pairs(), st.sampled_from(KINDS))
+def test_near_agreeing_windows_against_exact_arithmetic(case, kind):
+    """The reference's stated bound (ssimref.moments.reference_rtol) holds relative to the
+    exact value, with no absolute floor, where the images nearly agree on every window
+    and differ arbitrarily outside them: pixels no window sees do not move the result."""
+    from ssimref.moments import reference_rtol
+    config, x, y = case
+    exact = oracle.squared_distance(np.vectorize(Fraction, otypes=[object])(x),
+                                    np.vectorize(Fraction, otypes=[object])(y),
+                                    config, kind, exact=True)
+    for got in (ssimref.distance(x, y, kind, config, squared=True),
+                ssimref.distance_matrix(np.stack([x, y]), kind=kind, config=config,
+                                        squared=True, backend="reference")[0, 1]):
+        assert abs(Fraction(got) - exact) <= Fraction(reference_rtol(config)) * exact

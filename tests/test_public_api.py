@@ -19,7 +19,8 @@ PUBLIC = {
     "ssimref": {
         "SSIMConfig", "ssim_components", "ssim_map", "ssim", "distance_map", "distance",
         "distance_matrix", "distance_matrix_vjp", "paired_distance",
-        "paired_distance_and_grad", "load_images", "ImageSet", "__version__"},
+        "paired_distance_and_grad", "load_images", "ImageSet", "distance_job", "kernel_job",
+        "open_matrix", "__version__"},
     "ssimref.kernels": {
         "double_center", "center_out_of_sample", "ssim_kernel", "SSIMKernel",
         "ssim_rbf_kernel", "mean_ssim_kernel", "median_heuristic", "psd_report",

@@ -392,13 +392,41 @@ def test_one_image_gives_a_zero_kernel(images):
     assert est.transform(images[1:3]).shape == (2, 1)
 
 
-if "expected_failed_checks" in inspect.signature(parametrize_with_checks).parameters:
+if "xfail_strict" in inspect.signature(parametrize_with_checks).parameters:
+    # strict: a check listed as failing that starts to pass fails the suite, so that the
+    # list (and the reasons beside it) cannot go stale
     @parametrize_with_checks([SSIMKernel(image_shape=(2, 2), data_range=1.0,
                                          window="uniform", size=2)],
-                             expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+                             expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+                             xfail_strict=True)
     def test_sklearn_estimator_checks(estimator, check):
         check(estimator)
 else:  # scikit-learn < 1.6 cannot mark expected failures
-    @pytest.mark.skip(reason="scikit-learn >= 1.6 needed for expected_failed_checks")
+    @pytest.mark.skip(reason="scikit-learn >= 1.6 needed for strict expected_failed_checks")
     def test_sklearn_estimator_checks():
         pass
+
+
+def test_every_expected_failure_is_a_real_check():
+    # a misspelt name in EXPECTED_FAILED_CHECKS would mark nothing
+    from sklearn.utils.estimator_checks import estimator_checks_generator
+    names = {getattr(check, "func", check).__name__ for _, check in estimator_checks_generator(
+        SSIMKernel(image_shape=(2, 2), data_range=1.0, window="uniform", size=2))}
+    assert set(EXPECTED_FAILED_CHECKS) <= names
+
+
+def test_cupy_backend_works_or_is_refused_clearly(images):
+    # scikit-learn hands the estimator NumPy arrays: with backend="cupy" they are copied
+    # to the GPU for the distances and the kernels come back as NumPy arrays; without
+    # CuPy and a device, fit says so before any work
+    from .conftest import cupy_with_device
+    if cupy_with_device() is None:
+        with pytest.raises(ValueError, match="backend 'cupy' is not available here"):
+            kernel(backend="cupy").fit(images)
+        return
+    gpu, cpu = kernel(backend="cupy"), kernel(backend="reference")
+    K, K_ref = gpu.fit_transform(images[:6]), cpu.fit_transform(images[:6])
+    assert isinstance(K, np.ndarray)
+    np.testing.assert_allclose(K, K_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gpu.transform(images[6:]), cpu.transform(images[6:]),
+                               rtol=1e-10, atol=1e-12)

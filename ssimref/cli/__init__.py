@@ -3,6 +3,10 @@ calling the library function that does the work.
 
 Every command exits with 0 on success and with 2 and a one-line message on bad input;
 outputs are written atomically and never overwrite an existing file without ``--force``.
+SIGINT and SIGTERM are handled alike (:mod:`ssimref.interrupt`): a job stops at a tile
+boundary; a resumable one (``distance``, ``kernel``) keeps its completed tiles and prints
+the command that resumes it (exit status 130 or 143), the others remove what they
+started.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from .. import __version__, interrupt
 from ..generative.trainer import TrainingInterrupted
+from ..jobs import JobError
 from . import demo, distance, evaluate, experiment, gmmn, kernel, mmd, sample, train, verify
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -50,28 +55,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success; 2 with a one-line message on stderr for bad input (ValueError,
-        TypeError, OSError, ImportError); 130 after Ctrl-C (no output is left); 1 from
-        ``verify`` when an implementation differs.
+        TypeError, OSError, ImportError); 1 when a resumable job failed (its completed
+        tiles are kept; the command that resumes it is printed); 130 after SIGINT and
+        143 after SIGTERM (a resumable job keeps its completed tiles and prints the
+        command that resumes it; other commands leave each output complete or absent),
+        130 for a training run stopped at a step boundary; 1 from ``verify`` when an
+        implementation differs.
 
     Raises
     ------
     SystemExit
         From argparse, for unknown arguments and ``--help``.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    installed = interrupt.install()
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"ssimref: error: {exc}", file=sys.stderr)
         return 2
-    except TrainingInterrupted as exc:
+    except JobError as exc:
+        print(f"ssimref: error: {exc}; resume with:\n  {interrupt.resume_command(argv)}",
+              file=sys.stderr)
+        return 1
+    except TrainingInterrupted as exc:  # a training run stopped at a step boundary
         print(f"ssimref: {exc}", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
-        print("ssimref: interrupted; files are replaced atomically, so each output is "
-              "complete or absent (a training run resumes from its last checkpoint with "
-              "--resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (ssimref.interrupt)
+        print(interrupt.message(exc, argv), file=sys.stderr)
+        return interrupt.exit_status(exc)
+    finally:
+        if installed:
+            interrupt.uninstall()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..backend import ENGINES
 from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
 from ..io import ImageSet
+from ..validation import check_channel_axis
 
 __all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
            "add_compute_arguments", "config_from_args", "check_npy_output",
-           "check_plot_output", "split_field"]
+           "check_plot_output", "split_field", "add_job_arguments", "check_matrix_output",
+           "executor_from_args", "describe_run", "images_of"]
 
 #: The ``--preset`` names and the :class:`SSIMConfig` constructors they stand for.
 PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
@@ -31,15 +37,22 @@ def add_image_arguments(parser: argparse.ArgumentParser, name: str = "images",
     help_text : str, optional
         Its help (the forms :func:`ssimref.io.load_images` reads, by default).
     """
-    parser.add_argument(name, help=help_text or "a .npy/.npz file, a folder of PNG/JPEG "
-                        "images (sorted by name, same size), or a bundled data set: 'digits' "
+    parser.add_argument(name, help=help_text or "a .npy/.npz file, a .zarr store (an image "
+                        "array, or a group with one; needs the 'dask' extra), a folder of "
+                        "PNG/JPEG images (sorted by name, same size), or a bundled data set: "
+                        "'digits' "
                         "(sklearn's 8x8 digits, data range 16) or 'mnist5k' (5,000 MNIST "
                         "digits 28x28, uint8; needs the 'data' extra), optionally with "
                         "':train', ':validation' or ':test' for one part of its fixed split "
                         "(e.g. mnist5k:test)")
     parser.add_argument("--color", action="store_true",
                         help="read folders as RGB (channels last) instead of grayscale")
-    parser.add_argument("--key", help="array name inside a .npz file holding several")
+    parser.add_argument("--key", help="array name inside a .npz file or zarr group holding "
+                        "several")
+    parser.add_argument("--channel-axis", type=int, dest="channel_axis",
+                        help="axis of a .npy/.npz stack that holds the colour channels, e.g. "
+                        "1 for (n, C, H, W) (default: the last axis of a 4-D stack, at most "
+                        "4 channels; a 3-D stack (n, H, W) has none)")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +101,37 @@ def add_compute_arguments(parser: argparse.ArgumentParser, backend: bool = True,
                             "streamed to the output file tile by tile)")
     if progress:
         parser.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
+def images_of(data: ImageSet, args: argparse.Namespace, name: str = "IMAGES") -> Any:
+    """The images of ``data`` as a channels-last stack, by ``--channel-axis``.
+
+    Parameters
+    ----------
+    data : ssimref.io.ImageSet
+    args : argparse.Namespace
+        With ``channel_axis`` (None: the images as read).
+    name : str, default "IMAGES"
+        The argument's name, for messages.
+
+    Returns
+    -------
+    array
+        ``data.images``, or a NumPy array with the channel axis moved last.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a channel axis the stack does not have (as
+        :func:`ssimref.validation.check_channel_axis`).
+    """
+    if getattr(args, "channel_axis", None) is None:
+        return data.images
+    images = np.asarray(data.images)
+    axis = check_channel_axis(args.channel_axis, images.ndim, True, name)
+    if axis is None:  # not reached: channel_axis is not None here
+        return data.images
+    return np.ascontiguousarray(np.moveaxis(images, axis, -1))
 
 
 def split_field(data: ImageSet) -> dict[str, str]:
@@ -198,3 +242,137 @@ def check_plot_output(path: str | Path | None, force: bool) -> Path | None:
     except ImportError as exc:
         raise ValueError(str(exc)) from None
     return path
+
+
+def add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--dask`` and ``--resume``, for the commands that write a matrix tile by tile.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
+    parser.add_argument("--dask", metavar="ADDRESS|local[:N]",
+                        help="run the tiles on a Dask cluster, one task per tile, the "
+                        "workers writing straight into the output, which must then be a "
+                        ".zarr store: 'local' starts a LocalCluster in this process with one "
+                        "worker process per CPU ('local:N' for N), 1 thread each; an address "
+                        "(tcp://HOST:8786) joins a running scheduler and its workers "
+                        "(needs the 'dask' extra). Default: this process")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted job at -o: compute only the tiles not "
+                        "yet complete (same images and options, checked; the tiles of the "
+                        "first run are kept, so the result is the uninterrupted one bit for "
+                        "bit); starts afresh when there is nothing to resume")
+
+
+def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bool,
+                        flag: str = "-o") -> tuple[Path, Path | None]:
+    """A matrix output (``.npy``, or ``.zarr`` needed with ``--dask``) and its JSON
+    sidecar, checked before any work.
+
+    Parameters
+    ----------
+    path : str or Path
+    force : bool
+        ``--force``: existing outputs may be replaced.
+    resume : bool
+        ``--resume``: an incomplete job there may be continued.
+    dask : bool
+        ``--dask`` was given (the workers write: a zarr store is needed).
+    flag : str, default "-o"
+        The option's name, for messages.
+
+    Returns
+    -------
+    (Path, Path or None)
+        The output and its sidecar (None for a zarr store, which holds its metadata).
+
+    Raises
+    ------
+    ValueError
+        For another suffix, a ``.npy`` with ``--dask``, or a zarr store without zarr 3.
+    FileNotFoundError
+        When the folder does not exist.
+    FileExistsError
+        For existing outputs without ``--force`` (an incomplete job without ``--resume``
+        or ``--force``).
+    """
+    from ..stores import NpyStore, ZarrStore, is_zarr_path, require_zarr
+
+    path = Path(path)
+    zarr_out = is_zarr_path(path)
+    if not zarr_out and path.suffix != ".npy":
+        raise ValueError(f"output {flag} {path} must end in .npy (NumPy format, no pickles) "
+                         "or .zarr (a zarr store)")
+    if dask and not zarr_out:
+        raise ValueError(f"output {flag} {path}: with --dask the workers write the matrix, "
+                         "so it must be a zarr store (NAME.zarr)")
+    if zarr_out:
+        try:
+            require_zarr()
+        except ImportError as exc:
+            raise ValueError(f"output {flag} {path}: {exc}") from None
+    if not path.parent.exists():
+        raise FileNotFoundError(f"folder {path.parent} of output {flag} {path} does not "
+                                "exist")
+    sidecar = None if zarr_out else path.with_suffix(".json")
+    if not force:
+        if zarr_out and path.exists() and not resume:
+            raise FileExistsError(f"{path} exists ({ZarrStore.describe(path)}); pass "
+                                  "--resume to continue an incomplete job, or --force to "
+                                  "replace it")
+        for p in [path, sidecar] if sidecar is not None else []:
+            if p.exists():
+                raise FileExistsError(f"{p} exists; pass --force to overwrite it")
+        partial = None if zarr_out else NpyStore.partial_folder(path)
+        if partial is not None and partial.exists() and not resume:
+            raise FileExistsError(f"{path} has an incomplete job in {partial}; pass --resume "
+                                  "to continue it, or --force to start again")
+    return path, sidecar
+
+
+@contextlib.contextmanager
+def executor_from_args(args: argparse.Namespace) -> Iterator[Any]:
+    """The executor ``--dask`` names, as a context.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``dask`` (None or the option's value).
+
+    Yields
+    ------
+    None or DaskExecutor
+        None (this process) without ``--dask``; else a Dask executor on the cluster it
+        names, closed (a local cluster shut down) on exit.
+    """
+    if getattr(args, "dask", None) is None:
+        yield None
+        return
+    from ..executor_dask import DaskExecutor, parse_dask_spec, start_client
+
+    parse_dask_spec(args.dask)  # a malformed value is an error before anything starts
+    with start_client(args.dask) as client:
+        yield DaskExecutor(client)
+
+
+def describe_run(result: Any, executor: Any) -> str:
+    """A summary of what a job computed and where.
+
+    Parameters
+    ----------
+    result : ssimref.jobs.JobResult
+    executor : None or DaskExecutor
+
+    Returns
+    -------
+    str
+        E.g. "12 tiles computed (3 already complete) with the numba engine on 2 Dask
+        workers".
+    """
+    computed = result.computed
+    before = sum(b for _, b, _ in result.tiles.values())
+    where = "in this process" if executor is None else \
+        f"on {len(executor.client.scheduler_info()['workers'])} Dask workers"
+    done = f"{computed} tiles computed" + (f" ({before} already complete)" if before else "")
+    return f"{done} with the {result.engine} engine {where}"

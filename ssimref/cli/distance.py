@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-import time
-from dataclasses import asdict
-
-import numpy as np
-
 from .. import __version__
-from ..backend import arrays_for
-from ..io import load_images, save_json, write_npy
-from ..pairwise import distance_matrix
+from ..io import load_images
+from ..jobs import prepare_distance_job
 from ..validation import KINDS, check_kind, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
-                     check_npy_output, config_from_args, split_field)
+                     add_job_arguments, check_matrix_output, config_from_args, describe_run,
+                     executor_from_args, images_of, split_field)
 
 NAME = "distance"
 HELP = "all-pairs SSIM distance matrix of an image set"
@@ -31,12 +26,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """
     p = sub.add_parser(NAME, help=HELP)
     add_image_arguments(p)
-    p.add_argument("-o", "--output", required=True, help="output .npy file (a .json with "
-                   "the conventions is written beside it)")
+    p.add_argument("-o", "--output", required=True, help="output: a .npy file (a .json with "
+                   "the conventions is written beside it) or a .zarr store (the array "
+                   "'matrix', conventions in its metadata); computed tile by tile, "
+                   "resumable with --resume")
     p.add_argument("--kind", default="eq2", choices=KINDS)
     add_config_arguments(p)
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     add_compute_arguments(p)
+    add_job_arguments(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=run)
 
@@ -58,28 +56,34 @@ def run(args: argparse.Namespace) -> int:
     ------
     ValueError, TypeError, OSError, ImportError
         For bad images, conventions or outputs (the command line prints them and exits
-        with 2); KeyboardInterrupt leaves no output.
+        with 2).
+    ssimref.interrupt.Interrupted
+        On SIGINT/SIGTERM: the completed tiles are kept (the command line prints how to
+        resume).
+    ssimref.jobs.JobError
+        When the computation fails; the completed tiles are kept.
     """
     check_kind(args.kind)
-    output, sidecar = check_npy_output(args.output, args.force)
+    output, sidecar = check_matrix_output(args.output, force=args.force, resume=args.resume,
+                                          dask=args.dask is not None)
     data = load_images(args.images, color=args.color, key=args.key)
-    config = infer_data_range(config_from_args(args, data.data_range), [data.images],
-                              names=("IMAGES",))
-    n = data.images.shape[0]
-    start = time.perf_counter()
-    images = arrays_for(args.backend, data.images)
-    write_npy(output, (n, n), np.dtype(args.dtype),
-              lambda out: distance_matrix(images, kind=args.kind, config=config,
-                                          out=out, progress=args.progress,
-                                          working_memory=args.working_memory,
-                                          backend=args.backend),
-              force=args.force)
-    seconds = time.perf_counter() - start
-    save_json(sidecar, {"what": f"SSIM distance matrix D(i, j) = ||D'_ij||_F, kind {args.kind}",
-                        "source": data.source, "shape": [n, n], "dtype": args.dtype,
-                        **split_field(data),
-                        "kind": args.kind, "config": asdict(config), "backend": args.backend,
-                        "ssimref": __version__, "seconds": round(seconds, 3)}, args.force)
-    print(f"wrote {output} ({n} x {n} {args.dtype}, {args.kind} distances of {data.source}; "
-          f"{config.describe()}) and {sidecar.name} in {seconds:.2f} s")
+    images = images_of(data, args)
+    config = infer_data_range(config_from_args(args, data.data_range), [images],
+                              names=("IMAGES",), option="--data-range")
+    n = images.shape[0]
+    job = prepare_distance_job(
+        images, output, kind=args.kind, config=config, dtype=args.dtype,
+        backend=args.backend, working_memory=args.working_memory,
+        distributed=args.dask is not None, resume=args.resume, force=args.force,
+        progress=args.progress, describe={"source": data.source, **split_field(data),
+                                          "backend": args.backend, "ssimref": __version__})
+    if job.complete:
+        print(f"{output} is complete already; nothing to resume")
+        return 0
+    with executor_from_args(args) as executor:
+        result = job.run(executor)
+        how = describe_run(result, executor)
+    written = f"{output}" + ("" if sidecar is None else f" and {sidecar.name}")
+    print(f"wrote {written} ({n} x {n} {args.dtype}, {args.kind} distances of {data.source}; "
+          f"{config.describe()}) in {result.seconds:.2f} s; {how}")
     return 0

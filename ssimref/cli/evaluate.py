@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 NAME = "evaluate"
-HELP = "metrics of a trained run on the held-out test digits, and its figure"
+HELP = "metrics of a trained run on held-out digits"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -11,29 +11,6 @@ import numpy as np
 NAME = "gmmn"
 HELP = "generative moment-matching networks: train, sample, evaluate"
 
-_TRAIN_OPTIONS = (  # (flag, TrainConfig field, type, help)
-    ("--dataset", "dataset", str, "training data: digits (sklearn's 8x8 digits) or mnist5k "
-     "(5,000 28x28 MNIST digits)"),
-    ("--kernel", "kernel", str, "rbf: Li et al.'s RBF mixture; ssim: the paper's SSIM "
-     "distance kernel (Eq. (2), power 1)"),
-    ("--space", "space", str, "data: generate pixels; code: generate autoencoder codes"),
-    ("--steps", "steps", int, "generator training steps (default 2000)"),
-    ("--batch", "batch", int, "minibatch size, generated and data (default 100)"),
-    ("--seed", "seed", int, "seed of all randomness of the run (default 0)"),
-    ("--device", "device", str, "cpu (NumPy) or gpu (CuPy)"),
-    ("--loss", "loss", str, "sqrt: sqrt(MMD^2) as Li et al. (default); mmd2: MMD^2"),
-    ("--optimizer", "optimizer", str, "adam (default) or sgd (with momentum 0.9)"),
-    ("--lr", "lr", float, "learning rate (default 1e-3)"),
-    ("--ae-steps", "ae_steps", int, "autoencoder training steps in code space (1500)"),
-    ("--log-every", "log_every", int, "steps between metric lines (10)"),
-    ("--sample-every", "sample_every", int, "steps between sample grids (250)"),
-    ("--checkpoint-every", "checkpoint_every", int, "steps between checkpoints (100)"),
-)
-_CHOICES = {"dataset": ("digits", "mnist5k"), "kernel": ("rbf", "ssim"),
-            "space": ("data", "code"),
-            "device": ("cpu", "gpu"), "loss": ("sqrt", "mmd2"), "optimizer": ("adam", "sgd")}
-
-
 def cmd_gmmn_train(args: argparse.Namespace) -> int:
     """``ssimref gmmn train``: train a GMMN into the run folder ``args.output``.
 
@@ -57,24 +34,12 @@ def cmd_gmmn_train(args: argparse.Namespace) -> int:
     --------
     ssimref.gmmn.train.train
     """
-    from dataclasses import replace
-    from ..gmmn.train import TrainConfig, train
+    from ..gmmn.train import train
+    from ..generative.runs import run_config
+    from .train import given_options
 
-    given = {field: getattr(args, field) for _, field, _, _ in _TRAIN_OPTIONS
-             if getattr(args, field) is not None}
-    if args.conditional:
-        given["conditional"] = True
     run_dir = Path(args.output)
-    if args.resume:
-        stored = run_dir / "config.json"
-        if not stored.exists():
-            raise FileNotFoundError(f"--resume: {run_dir} holds no config.json")
-        import json
-        saved = json.loads(stored.read_text())
-        saved.pop("ssimref", None)
-        config = replace(TrainConfig.from_dict(saved), **given)
-    else:
-        config = TrainConfig(**given)
+    config = run_config("gmmn", run_dir, resume=args.resume, **given_options(args))
     summary = train(run_dir, config, resume=args.resume, force=args.force,
                     progress=not args.no_progress)
     print(f"trained {run_dir} to step {summary['steps']} (final batch loss "
@@ -233,17 +198,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     gmmn = sub.add_parser(NAME, help=HELP)
     commands = gmmn.add_subparsers(dest="gmmn_command", required=True)
 
-    p = commands.add_parser("train", help="train a GMMN (resumable)")
-    for flag, field, kind, text in _TRAIN_OPTIONS:
-        p.add_argument(flag, dest=field, type=kind, choices=_CHOICES.get(field), help=text)
-    p.add_argument("--conditional", action="store_true",
-                   help="condition on the digit label (CMMD, Ren et al. 2016)")
+    from .train import add_config_options, all_fields
+
+    p = commands.add_parser("train", help="train a GMMN (resumable; the same as "
+                            "'ssimref train gmmn')")
+    fields = all_fields()
+    add_config_options(p, "gmmn", fields)
     p.add_argument("-o", "--output", required=True, help="run folder (runs/NAME)")
     p.add_argument("--resume", action="store_true", help="continue the run in the folder "
                    "from its last checkpoint (only --steps may change)")
     p.add_argument("--force", action="store_true", help="start afresh in a non-empty folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_gmmn_train)
+    p.set_defaults(func=cmd_gmmn_train, model="gmmn", _fields=fields)
 
     p = commands.add_parser("sample", help="draw samples from a trained run")
     p.add_argument("run", help="run folder")

@@ -89,10 +89,12 @@ def run(args: argparse.Namespace) -> int:
     implied = {r for r in (a.data_range, b.data_range) if r is not None}
     config = config_from_args(args, implied.pop() if len(implied) == 1 else None)
     if args.kernel != "rbf":
-        config = infer_data_range(config, [a.images, b.images], names=("A", "B"))
+        config = infer_data_range(config, [a.images, b.images], names=("A", "B"),
+                                  option="--data-range")
     kernel = make_kernel(args.kernel, a.images, b.images, kind=args.kind, power=args.power,
                          config=config, scales=args.scales,
-                         working_memory=args.working_memory)
+                         working_memory=args.working_memory,
+                         channel_axis=args.channel_axis)
     start = time.perf_counter()
     if args.permutations:
         result = mmd_test(a.images, b.images, kernel, args.permutations, args.seed,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 NAME = "sample"
-HELP = "samples of a trained run (restorations of corrupted test digits for pix2pix)"
+HELP = "samples (or restorations) of a trained run"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 NAME = "train"
-HELP = "train a generative model (vae, aae, gan, lsgan, cgan, pix2pix, gmmn); resumable"
-
-_RUN_FLAGS = ("output", "resume", "force", "no_progress", "model", "func", "command")
+HELP = "train a generative model (resumable)"
 
 
 def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
@@ -35,9 +32,15 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _all_fields() -> dict[str, list[Any]]:
-    """``name -> (type, default, metadata, models that have the field)`` over every
-    model's config, in a stable order."""
+def all_fields() -> dict[str, list[Any]]:
+    """Every model's config fields, merged, in a stable order.
+
+    Returns
+    -------
+    dict of str to list
+        ``name -> [type, default, metadata, models that have the field]``; the command
+        line builds one flag per name from it.
+    """
     from ..generative.config import config_fields
     from ..generative.runs import MODELS
     out: dict[str, list[Any]] = {}
@@ -114,7 +117,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     setattr(p, "error", functools.partial(_one_line_error, p))  # unknown MODEL: one line
     models = p.add_subparsers(dest="model", required=True, metavar="MODEL",
                               parser_class=_OneLineParser)
-    fields = _all_fields()
+    fields = all_fields()
     for name, spec in MODELS.items():
         m = models.add_parser(name, help=spec.help, description=spec.help)
         add_config_options(m, name, fields)
@@ -127,9 +130,35 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         m.set_defaults(func=run, _fields=fields)
 
 
-def _given(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
-            if k not in _RUN_FLAGS and not k.startswith("_") and v is not None}
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The config options of ``args.model`` given on the command line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser built with :func:`add_config_options`; ``args._fields`` is
+        :func:`all_fields` (or one model's share of it).
+
+    Returns
+    -------
+    dict of str to object
+        The options given; flags left at None are not given. Lists become tuples.
+
+    Raises
+    ------
+    ValueError
+        If an option of another model was given, naming the models that take it.
+    """
+    from ..generative.runs import config_class
+    given = {k: (tuple(v) if isinstance(v, list) else v) for k in args._fields
+             if (v := getattr(args, k, None)) is not None}
+    foreign = sorted(set(given) - set(config_class(args.model).__dataclass_fields__))
+    if foreign:
+        detail = "; ".join(f"{_flag(k)} is an option of {', '.join(args._fields[k][3])}"
+                           for k in foreign)
+        raise ValueError(f"{args.model} does not take "
+                         f"{', '.join(_flag(k) for k in foreign)} ({detail})")
+    return given
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,27 +183,11 @@ def run(args: argparse.Namespace) -> int:
     FileNotFoundError
         ``--resume`` on a folder without ``config.json``.
     """
-    from ..generative.runs import config_class, train
+    from ..generative.runs import run_config, train
     name = args.model
-    cls = config_class(name)
-    given = _given(args)
-    own = set(cls.__dataclass_fields__)
-    foreign = sorted(set(given) - own)
-    if foreign:
-        owners = {k: [m for m in args._fields[k][3]] for k in foreign}
-        detail = "; ".join(f"{_flag(k)} is an option of {', '.join(v)}"
-                           for k, v in owners.items())
-        raise ValueError(f"{name} does not take {', '.join(_flag(k) for k in foreign)} "
-                         f"({detail})")
+    given = given_options(args)
     run_dir = Path(args.output)
-    if args.resume:
-        stored = run_dir / "config.json"
-        if not stored.exists():
-            raise FileNotFoundError(f"--resume: {run_dir} holds no config.json; start the "
-                                    "run without --resume")
-        config = replace(cls.from_dict(json.loads(stored.read_text())), **given)
-    else:
-        config = cls(**given)
+    config = run_config(name, run_dir, resume=args.resume, **given)
     summary = train(name, run_dir, config, resume=args.resume, force=args.force,
                     progress=not args.no_progress)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())

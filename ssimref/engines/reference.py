@@ -158,9 +158,12 @@ def squared_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
 def refine_near_zero(block: Array, Xa: Array, Yb: Array, upper: bool, floor: float,
                      kind: str, config: SSIMConfig) -> Array:
     """Recompute with this engine the pairs a fused engine put within its accuracy floor
-    of 0 (docs/engines.md): there the fused engine's absolute error is largest relative
-    to the value, and the reference is exactly 0 for images that agree on every window.
-    Such pairs are rare (near-duplicates), so this costs nothing on ordinary data.
+    of 0, exact zeros included (docs/engines.md): there the fused engine's absolute error
+    is largest relative to the value (a fused 0 may hide a tiny distance whose window
+    terms cancelled), the reference is exactly 0 for images that agree on every window
+    and accurate where they nearly agree. Such pairs are rare (duplicates and
+    near-duplicates), so this costs nothing on ordinary data; the diagonal of a diagonal
+    tile (an image with itself) is exactly 0 and skipped.
 
     Parameters
     ----------
@@ -176,11 +179,11 @@ def refine_near_zero(block: Array, Xa: Array, Yb: Array, upper: bool, floor: flo
     Array
         ``block``.
     """
-    near = to_numpy((block > 0) & (block <= floor))
+    near = to_numpy(block <= floor)
     if not near.any():
         return block
     for i, j in zip(*near.nonzero()):
-        if upper and i > j:
+        if upper and i >= j:  # the diagonal is exactly 0, the lower triangle a mirror
             continue
         value = squared_block(Xa[i:i + 1, ...], Yb[j:j + 1, ...], kind, config)[0, 0]
         block[i, j] = value

@@ -74,6 +74,25 @@ def config_class(name):
     return _spec(name).config_class()
 
 
+def run_config(name, run_dir, *, resume, **given):
+    """The config of a run of model ``name``: the one stored in ``run_dir`` with the
+    options ``given`` applied (``resume``), or a new config from ``given``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``resume`` on a folder without ``config.json``.
+    ValueError, TypeError
+        For options the model's config refuses.
+    """
+    cls = config_class(name)
+    if not resume:
+        return cls(**given)
+    data = read_config_json(run_dir, f"--resume: {run_dir} holds no config.json; start the "
+                            "run without --resume")
+    return replace(cls.from_dict(data), **given)
+
+
 def build_model(name, config, splits=None):
     """The model ``name`` built from ``config`` (parameters not yet initialised)."""
     spec = _spec(name)

@@ -15,7 +15,7 @@ from typing import Any
 from ..backend import Array, ArrayLike, as_array
 from ..config import SSIMConfig, resolve_config
 from ..pairwise import distance_matrix
-from ..validation import check_matrix
+from ..validation import check_channel_axis, check_matrix
 
 __all__ = ["ssim_rbf_kernel", "mean_ssim_kernel", "median_heuristic"]
 
@@ -142,7 +142,7 @@ def ssim_rbf_kernel(D: ArrayLike, gamma: float | None = None) -> Array:
 def mean_ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None,
                      config: SSIMConfig | None = None, *, backend: str = "auto",
                      working_memory: float | None = None, progress: bool = False,
-                     **conventions: Any) -> Array:
+                     channel_axis: int | None = None, **conventions: Any) -> Array:
     """Gram matrix of mean SSIM: ``S_ij = mean over windows (and channels) of
     SSIM(x_i, y_j)``.
 
@@ -153,7 +153,7 @@ def mean_ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None,
         Defaults to ``X`` (then ``S`` is exactly symmetric with diagonal exactly 1).
     config, **conventions
         SSIM conventions as for :func:`ssimref.ssim`.
-    backend, working_memory, progress
+    backend, working_memory, progress, channel_axis
         Passed to :func:`ssimref.distance_matrix`.
 
     Returns
@@ -192,9 +192,15 @@ def mean_ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None,
     """
     config = resolve_config(config, **conventions)
     D2 = distance_matrix(X, Y, kind="eq1-uncentered", config=config, squared=True,
-                         backend=backend, working_memory=working_memory, progress=progress)
-    X = as_array(X)
-    height, width = X.shape[1], X.shape[2]
-    channels = X.shape[3] if X.ndim == 4 else 1
+                         backend=backend, working_memory=working_memory, progress=progress,
+                         channel_axis=channel_axis)
+    shape = list(as_array(X).shape)
+    if channel_axis is None:
+        channels = shape[3] if len(shape) == 4 else 1
+    else:
+        axis = check_channel_axis(channel_axis, len(shape), True)
+        assert axis is not None  # channel_axis was given
+        channels = shape.pop(axis)
+    height, width = shape[1], shape[2]
     ho, wo = config.positions(height, width)
     return 1.0 - D2 / float(ho * wo * channels)

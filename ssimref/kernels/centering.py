@@ -35,13 +35,18 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
-from ..backend import Array, ArrayLike, Namespace, namespace, to_numpy
-from ..tiling import resolve_working_memory, row_batches
+from array_api_compat import is_array_api_obj
+
+from ..backend import Array, ArrayLike, Namespace, is_numpy_array, namespace, to_numpy
+from ..executor import TileTask, get_executor
+from ..tiling import (PairPlan, Tile, chunk_plan, plan_pairs, resolve_working_memory,
+                      row_batches, rows_per_batch)
 from ..validation import check_matrix
 
 __all__ = ["double_center", "center_out_of_sample", "negative_half_power", "check_power",
            "double_center_inplace", "training_centerer", "centered_kernel",
-           "centered_test_kernel"]
+           "centered_test_kernel", "centerer_from_statistics", "centring_statistics",
+           "centre_tiles", "out_of_sample_statistics", "centre_test_tiles"]
 
 if TYPE_CHECKING:
     from sklearn.preprocessing import KernelCenterer
@@ -273,29 +278,251 @@ def training_centerer(A_train: Array) -> KernelCenterer:
     return KernelCenterer().fit(to_numpy(A_train))
 
 
+def centerer_from_statistics(row_means: Array, grand_mean: float) -> KernelCenterer:
+    """A fitted :class:`sklearn.preprocessing.KernelCenterer` holding training statistics.
+
+    Equivalent to :func:`training_centerer` on ``A = -1/2 D^p`` without ``A`` in memory:
+    ``m`` holds the row means of ``A``, which are its column means (``A`` is symmetric),
+    as :func:`centring_statistics` computes them tile by tile.
+
+    Parameters
+    ----------
+    row_means : Array, shape (n,)
+        ``m``.
+    grand_mean : float
+        ``g``, the mean of ``m``.
+
+    Returns
+    -------
+    sklearn.preprocessing.KernelCenterer
+        With ``K_fit_rows_ = m`` (NumPy) and ``K_fit_all_ = g``.
+    """
+    from sklearn.preprocessing import KernelCenterer
+
+    m = np.asarray(to_numpy(row_means), dtype=np.float64)
+    centerer = KernelCenterer()
+    centerer.K_fit_rows_ = m
+    centerer.K_fit_all_ = float(grand_mean)
+    centerer.n_features_in_ = int(m.shape[0])
+    return centerer
+
+
+# Tile functions of the centring pipeline (module level, so that an executor can ship them
+# to other processes; see ssimref.executor.TileTask). ``D`` may be any array that slices
+# into an array: NumPy, a memmap, CuPy, a zarr array (read chunk by chunk).
+def _row_means_tile(tile: Tile, D: Array, *, power: float, squared: bool) -> Array:
+    """Row means of ``A = -1/2 D^p`` over one block of full rows."""
+    A = negative_half_power(D[tile.rows, :], power, squared=squared)
+    return namespace(A).mean(A, axis=1)
+
+
+def _row_sums_over_n_tile(tile: Tile, D: Array, *, power: float, squared: bool) -> Array:
+    """``sum_j A_ij / n`` over one block of full rows: sklearn's ``K_pred_cols``."""
+    A = negative_half_power(D[tile.rows, :], power, squared=squared)
+    return namespace(A).sum(A, axis=1) / A.shape[1]
+
+
+def _centre_tile(tile: Tile, D: Array, m: Array, *, g: float, power: float,
+                 squared: bool) -> Array:
+    """``K = (A + g) - (m_i + m_j)`` on one tile (exactly symmetric in ``i, j``)."""
+    A = negative_half_power(D[tile.rows, tile.cols], power, squared=squared)
+    return (A + g) - (m[tile.rows, None] + m[None, tile.cols])
+
+
+def _centre_test_tile(tile: Tile, D: Array, fit_rows: Array, pred_cols: Array, *,
+                      fit_all: float, power: float, squared: bool) -> Array:
+    """``K = ((a - m_j) - a_i.) + g`` on one tile of test rows: the operations of
+    :meth:`sklearn.preprocessing.KernelCenterer.transform`, in its order."""
+    K = negative_half_power(D[tile.rows, tile.cols], power, squared=squared)
+    K = K - fit_rows[None, tile.cols]
+    K = K - pred_cols[tile.rows, None]
+    return K + fit_all
+
+
+def _row_plan(n: int, m: int, working_memory: float | None) -> PairPlan:
+    """Blocks of full rows: a row and its temporary result within ``working_memory``."""
+    rows = rows_per_batch(2 * 8 * m, resolve_working_memory(working_memory))
+    return PairPlan(n, m, min(rows, n), m, False)
+
+
+def _reduce_rows(D: Array, tile_fn: TileTask, working_memory: float | None, executor: Any,
+                 progress: bool, desc: str) -> Array:
+    n, m = D.shape
+    parts: list[Array] = []
+    get_executor(executor).reduce(_row_plan(n, m, working_memory), tile_fn,
+                                  lambda tile, part: parts.append(part), progress=progress,
+                                  desc=desc)
+    return namespace(*parts[:1]).concat(parts) if parts else np.empty(0)
+
+
+def centring_statistics(D: Array, power: float, *, squared: bool = False,
+                        working_memory: float | None = None, executor: Any = None,
+                        progress: bool = False) -> tuple[Array, float]:
+    """The training statistics of ``K = -1/2 H D^p H``: the row means ``m`` of
+    ``A = -1/2 D^p`` and their mean ``g``, as a reduction over blocks of full rows run by
+    an executor (trusted input).
+
+    Parameters
+    ----------
+    D : Array, shape (n, n)
+        Symmetric distances (``squared``: their squares): NumPy, a memmap, CuPy, or a
+        zarr array (read block by block, by the workers with a Dask executor).
+    power : float in (0, 2]
+    squared : bool, default False
+    working_memory : float, optional
+        MiB per block of rows (scikit-learn's setting when None).
+    executor : optional
+        Who runs the blocks (:func:`ssimref.executor.get_executor`); the partial results
+        are put together in row order, so every executor gives the same bits.
+    progress : bool, default False
+
+    Returns
+    -------
+    m : Array, shape (n,), float64
+    g : float
+    """
+    m = _reduce_rows(D, TileTask(_row_means_tile, (D,), dict(power=power, squared=squared)),
+                     working_memory, executor, progress, "row means")
+    return m, float(namespace(m).mean(m))
+
+
+def centre_tiles(D: Array, m: Array, g: float, power: float, out: Array, *,
+                 squared: bool = False, plan: PairPlan | None = None,
+                 working_memory: float | None = None, executor: Any = None,
+                 ledger: Any = None, progress: bool = False) -> Array:
+    """Write ``K = (A + g) - (m_i + m_j)``, ``A = -1/2 D^p``, into ``out`` tile by tile,
+    each tile and its mirror (trusted input).
+
+    Parameters
+    ----------
+    D : Array, shape (n, n)
+        As for :func:`centring_statistics`.
+    m, g
+        The statistics (:func:`centring_statistics`).
+    power : float in (0, 2]
+    out : Array, shape (n, n)
+        May be ``D`` itself: each tile reads only its own block of ``D``, on or above the
+        diagonal, before it is overwritten.
+    squared : bool, default False
+    plan : PairPlan, optional
+        The tiles (symmetric); by default ``out``'s chunks (a zarr array), else square
+        tiles within ``working_memory``.
+    working_memory : float, optional
+    executor : optional
+        Who runs the tiles (:func:`ssimref.executor.get_executor`).
+    ledger : optional
+        Records of completed tiles (:mod:`ssimref.stores`).
+    progress : bool, default False
+
+    Returns
+    -------
+    Array
+        ``out``.
+    """
+    n = D.shape[0]
+    if plan is None:
+        plan = chunk_plan(out, True) or plan_pairs(
+            n, None, bytes_per_pair=4 * 8, working_memory=resolve_working_memory(
+                working_memory))
+    task = TileTask(_centre_tile, (D, m), dict(g=float(g), power=power, squared=squared))
+    return get_executor(executor).fill(plan, task, out, ledger=ledger, progress=progress,
+                                       desc="centring")
+
+
+def out_of_sample_statistics(D_test: Array, power: float, *, squared: bool = False,
+                    working_memory: float | None = None, executor: Any = None,
+                    progress: bool = False) -> Array:
+    """``sum_j A_ij / n`` for every test row of ``A = -1/2 D_test^p`` (scikit-learn's
+    ``K_pred_cols``), as a reduction over blocks of full rows (trusted input).
+
+    Parameters
+    ----------
+    D_test : Array, shape (m, n)
+    power : float in (0, 2]
+    squared : bool, default False
+    working_memory : float, optional
+    executor : optional
+    progress : bool, default False
+
+    Returns
+    -------
+    Array, shape (m,), float64
+    """
+    return _reduce_rows(D_test, TileTask(_row_sums_over_n_tile, (D_test,),
+                                         dict(power=power, squared=squared)),
+                        working_memory, executor, progress, "test row means")
+
+
+def centre_test_tiles(D_test: Array, centerer: KernelCenterer, pred_cols: Array,
+                      power: float, out: Array, *, squared: bool = False,
+                      plan: PairPlan | None = None, working_memory: float | None = None,
+                      executor: Any = None, ledger: Any = None,
+                      progress: bool = False) -> Array:
+    """Write the test kernel centred with the training statistics of ``centerer`` into
+    ``out``, tile by tile (trusted input).
+
+    Parameters
+    ----------
+    D_test : Array, shape (m, n)
+    centerer : sklearn.preprocessing.KernelCenterer
+        The training statistics.
+    pred_cols : Array, shape (m,)
+        :func:`out_of_sample_statistics` of ``D_test``.
+    power : float in (0, 2]
+    out : Array, shape (m, n)
+        May be ``D_test`` itself.
+    squared : bool, default False
+    plan : PairPlan, optional
+        The tiles; by default ``out``'s chunks, else within ``working_memory``.
+    working_memory : float, optional
+    executor, ledger, progress
+        As for :func:`centre_tiles`.
+
+    Returns
+    -------
+    Array
+        ``out``: ``K_ij = ((a_ij - m_j) - 1/n sum_k a_ik) + g``.
+    """
+    m, n = D_test.shape
+    if plan is None:
+        plan = chunk_plan(out, False) or plan_pairs(
+            m, n, bytes_per_pair=4 * 8, working_memory=resolve_working_memory(
+                working_memory))
+    fit_rows = np.asarray(to_numpy(centerer.K_fit_rows_), dtype=np.float64)
+    if not is_numpy_array(pred_cols):
+        fit_rows = namespace(pred_cols).asarray(fit_rows)
+    task = TileTask(_centre_test_tile, (D_test, fit_rows, pred_cols),
+                    dict(fit_all=float(centerer.K_fit_all_), power=power, squared=squared))
+    return get_executor(executor).fill(plan, task, out, ledger=ledger, progress=progress,
+                                       desc="centring")
+
+
 @overload
 def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
                     with_centerer: Literal[False] = ...,
-                    working_memory: float | None = ...) -> Array: ...
+                    working_memory: float | None = ..., executor: Any = ...,
+                    progress: bool = ...) -> Array: ...
 
 
 @overload
 def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
                     with_centerer: Literal[True],
-                    working_memory: float | None = ...) -> tuple[Array, KernelCenterer]: ...
+                    working_memory: float | None = ..., executor: Any = ...,
+                    progress: bool = ...) -> tuple[Array, KernelCenterer]: ...
 
 
 @overload
 def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
                     with_centerer: bool,
-                    working_memory: float | None = ...) -> Array | tuple[Array, KernelCenterer]:
+                    working_memory: float | None = ..., executor: Any = ...,
+                    progress: bool = ...) -> Array | tuple[Array, KernelCenterer]:
     ...
 
 
 def centered_kernel(D: Array, power: float, *, squared: bool = False,
                     out: Array | None = None, with_centerer: bool = False,
-                    working_memory: float | None = None,
-                    ) -> Array | tuple[Array, KernelCenterer]:
+                    working_memory: float | None = None, executor: Any = None,
+                    progress: bool = False) -> Array | tuple[Array, KernelCenterer]:
     """The one pipeline from training distances to the centred kernel ``-1/2 H D^p H``
     (trusted input: validate at the public edge).
 
@@ -303,20 +530,25 @@ def centered_kernel(D: Array, power: float, *, squared: bool = False,
     ----------
     D : array (n, n)
         Symmetric distances (``squared``: their squares), any array library; may be a
-        memmap.
+        memmap or a zarr array.
     power : float in (0, 2]
     squared : bool, default False
         ``D`` holds squared distances.
     out : array (n, n), optional
-        Where to write the kernel; may be ``D`` itself (in place, one block of rows at a
-        time within ``working_memory``, so a memmap never needs to fit in memory). A new
-        array when None.
+        Where to write the kernel; may be ``D`` itself (in place, one tile at a time
+        within ``working_memory``, so a memmap or zarr array never needs to fit in
+        memory). A new array when None.
     with_centerer : bool, default False
-        Also return the :class:`sklearn.preprocessing.KernelCenterer` fitted on
-        ``-1/2 D^p`` before centring (:func:`training_centerer`), for
+        Also return a fitted :class:`sklearn.preprocessing.KernelCenterer` holding the
+        training statistics (:func:`centerer_from_statistics`), for
         :func:`centered_test_kernel`.
     working_memory : float, optional
-        MiB per block of rows (scikit-learn's setting when None).
+        MiB per block of rows and per tile (scikit-learn's setting when None).
+    executor : optional
+        Who runs the row-mean reduction and the centring tiles
+        (:func:`ssimref.executor.get_executor`; with Dask, ``D`` and ``out`` are zarr
+        arrays the workers read and write).
+    progress : bool, default False
 
     Returns
     -------
@@ -329,25 +561,32 @@ def centered_kernel(D: Array, power: float, *, squared: bool = False,
     --------
     centered_test_kernel : the test rows.
     double_center : the validating public form.
+
+    Notes
+    -----
+    Two passes over ``D``: the row means ``m`` and their mean ``g``
+    (:func:`centring_statistics`, blocks of full rows), then ``K_ij = (A_ij + g) -
+    (m_i + m_j)`` tile by tile (:func:`centre_tiles`). Every entry depends on its own
+    block and the statistics only, so the result does not depend on the tile sizes or
+    the executor.
     """
+    m, g = centring_statistics(D, power, squared=squared, working_memory=working_memory,
+                               executor=executor, progress=progress)
     if out is None:
-        A = negative_half_power(D, power, squared=squared)
-    else:
-        A = out
-        for rows in row_batches(D.shape[0], 8 * D.shape[1],
-                                resolve_working_memory(working_memory)):
-            A[rows] = negative_half_power(D[rows], power, squared=squared)
-    centerer = training_centerer(A) if with_centerer else None
-    K = double_center_inplace(A, working_memory=working_memory)
-    return (K, centerer) if with_centerer else K
+        xp = namespace(D)
+        out = xp.empty(tuple(D.shape), dtype=xp.float64)
+    K = centre_tiles(D, m, g, power, out, squared=squared, working_memory=working_memory,
+                     executor=executor, progress=progress)
+    return (K, centerer_from_statistics(m, g)) if with_centerer else K
 
 
 def centered_test_kernel(D_test: Array, centerer: KernelCenterer, power: float, *,
                          squared: bool = False, out: Array | None = None,
-                         working_memory: float | None = None) -> npt.NDArray[np.float64]:
+                         working_memory: float | None = None, executor: Any = None,
+                         progress: bool = False) -> Array:
     """Kernel of new points against the training points, ``-1/2 D_test^p`` centred with
-    the training statistics held by ``centerer`` (from :func:`centered_kernel`), one block
-    of rows at a time (trusted input).
+    the training statistics held by ``centerer`` (from :func:`centered_kernel`), tile by
+    tile (trusted input).
 
     Parameters
     ----------
@@ -356,25 +595,33 @@ def centered_test_kernel(D_test: Array, centerer: KernelCenterer, power: float, 
     centerer : sklearn.preprocessing.KernelCenterer
     power : float in (0, 2]
     squared : bool, default False
-    out : NumPy array (m, n), optional
-        Where to write the result (may be ``D_test`` itself when it is a NumPy array or
-        memmap); a new NumPy array when None.
+    out : array (m, n), optional
+        Where to write the result (may be ``D_test`` itself when it is a NumPy array,
+        memmap or zarr array); a new NumPy array when None.
     working_memory : float, optional
+    executor : optional
+        As for :func:`centered_kernel`.
+    progress : bool, default False
 
     Returns
     -------
-    numpy.ndarray, shape (m, n), float64
-        ``out`` when given.
+    Array, shape (m, n), float64
+        ``out`` when given (else a new NumPy array): ``K_ij = ((a_ij - m_j) -
+        1/n sum_k a_ik) + g``, the operations of
+        :meth:`sklearn.preprocessing.KernelCenterer.transform` in its order.
 
     See Also
     --------
     centered_kernel : the training kernel and its centerer.
     center_out_of_sample : the validating public form.
     """
-    m, n = D_test.shape
+    D_host = D_test if not is_array_api_obj(D_test) or is_numpy_array(D_test) \
+        else to_numpy(D_test)
     if out is None:
-        out = np.empty((m, n))
-    for rows in row_batches(m, 8 * n, resolve_working_memory(working_memory)):
-        out[rows] = centerer.transform(
-            to_numpy(negative_half_power(D_test[rows], power, squared=squared)), copy=False)
-    return out
+        out = np.empty(tuple(D_host.shape))
+    pred_cols = out_of_sample_statistics(D_host, power, squared=squared,
+                                working_memory=working_memory, executor=executor,
+                                progress=progress)
+    return centre_test_tiles(D_host, centerer, pred_cols, power, out, squared=squared,
+                             working_memory=working_memory, executor=executor,
+                             progress=progress)

@@ -24,7 +24,7 @@ KERNEL_NAMES: tuple[KernelName, ...] = ("ssim", "ssim-rbf", "mean-ssim", "rbf")
 def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | None = None, *,
                 kind: KindName = "eq2", power: int = 1, config: SSIMConfig | None = None,
                 scales: Sequence[float] = (1.0,), working_memory: float | None = None,
-                **conventions: Any) -> Kernel:
+                channel_axis: int | None = None, **conventions: Any) -> Kernel:
     """A differentiable kernel (:mod:`ssimref.kernels.protocol`) by name.
 
     Parameters
@@ -49,6 +49,9 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
         Median-heuristic scales.
     working_memory : float, optional
         MiB for the SSIM kernels' tiles.
+    channel_axis : int, optional
+        The channel axis of the image stacks, for the SSIM kernels (as for
+        :func:`ssimref.distance_matrix`); "rbf" flattens each image and needs none.
 
     **conventions
         Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
@@ -74,13 +77,15 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
         raise ValueError(f"kernel must be one of {KERNEL_NAMES}, got {name!r}")
     if name == "ssim":
         return SSIMDistanceKernel(kind, power, config, working_memory=working_memory,
-                                  **conventions)
+                                  channel_axis=channel_axis, **conventions)
     if name == "mean-ssim":
-        return MeanSSIMKernel(config, working_memory=working_memory, **conventions)
+        return MeanSSIMKernel(config, working_memory=working_memory,
+                              channel_axis=channel_axis, **conventions)
     if X is None:
         raise ValueError(f"kernel {name!r} takes its bandwidth from the samples' median "
                          "distance: pass X (and Y)")
     if name == "ssim-rbf":
         return SSIMRBFKernel.from_median(X, Y, kind, config, scale=scales[0],
-                                         working_memory=working_memory, **conventions)
+                                         working_memory=working_memory,
+                                         channel_axis=channel_axis, **conventions)
     return RBFMixture.from_median(X, Y, scales=tuple(scales))

@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_array
 
 from ..backend import ArrayLike
 from ..config import SSIMConfig, resolve_config
+from ..validation import check_not_masked
 
 __all__ = ["ImageInputMixin", "CONVENTIONS"]
 
@@ -36,6 +37,7 @@ class ImageInputMixin:
                                               for name in CONVENTIONS})
 
     def _images(self, X: ArrayLike, reset: bool) -> npt.NDArray[Any]:
+        check_not_masked(X, "X")  # check_array would drop the mask
         X = check_array(X, allow_nd=True, dtype="numeric")
         given = self._check_image_shape()
         if X.ndim == 2:

@@ -65,6 +65,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.validation import check_is_fitted
 
+from ..backend import arrays_for, to_numpy
 from ..config import SSIMConfig
 from ..engines import ENGINES
 from ..pairwise import distance_matrix
@@ -111,7 +112,9 @@ class SSIMNystroem(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, Transformer
     config : SSIMConfig, optional
         Conventions; the fields below override it when not None.
     backend : {"auto", "reference", "numba", "cupy"}, default "auto"
-        Engine of :func:`ssimref.distance_matrix`.
+        Engine of :func:`ssimref.distance_matrix`. With "cupy" each batch of images is
+        copied to the GPU for its distances (features stay NumPy arrays); without CuPy
+        and a CUDA device, ``fit`` raises ``ValueError`` saying so.
     n_components : int, default 100
         Number of landmarks ``m``, and of features. At most the number of training
         images.
@@ -135,15 +138,21 @@ class SSIMNystroem(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         ``1 / sqrt(rtol lambda_max)``.
     image_shape : tuple (H, W) or (H, W, C), optional
         Shape of one image when ``X`` is given flat, ``(n_samples, H * W [* C])``
-        (reshaped in C order, channels last). If given with image stacks it must match.
+        (reshaped in C order, channels last unless ``channel_axis`` says otherwise). If
+        given with image stacks it must match.
+    channel_axis : int, optional
+        The axis of the stack ``(n, ...)`` that holds the channels (1 for
+        ``(n, C, H, W)``), as for :func:`ssimref.distance_matrix`; None: channels last,
+        at most 4 of them.
     working_memory : float, optional
         MiB for one batch of images: half for the batch's distances, kernel values and
         features (float64), half for the tiles of :func:`ssimref.distance_matrix`.
         scikit-learn's ``working_memory`` setting (1024) when None.
     window, size, sigma, stride, data_range, k1, k2, covariance : optional
         Fields of :class:`ssimref.SSIMConfig` (None: the config's value). ``data_range``
-        is required for floating-point images (16 for scikit-learn's digits); for
-        integer images it is inferred from the training dtype at fit.
+        is required for floating-point images (16 for scikit-learn's digits); for uint8
+        and uint16 images it is inferred from the training dtype at fit (255, 65535),
+        other integer and boolean images require it too.
 
     Attributes
     ----------
@@ -210,8 +219,9 @@ class SSIMNystroem(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, Transformer
 
     def __init__(self, *, kind="eq2", power=1, config=None, backend="auto",
                  n_components=100, landmarks="uniform", random_state=None, rtol=1e-10,
-                 image_shape=None, working_memory=None, window=None, size=None, sigma=None,
-                 stride=None, data_range=None, k1=None, k2=None, covariance=None):
+                 image_shape=None, channel_axis=None, working_memory=None, window=None,
+                 size=None, sigma=None, stride=None, data_range=None, k1=None, k2=None,
+                 covariance=None):
         self.kind = kind
         self.power = power
         self.config = config
@@ -221,6 +231,7 @@ class SSIMNystroem(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         self.random_state = random_state
         self.rtol = rtol
         self.image_shape = image_shape
+        self.channel_axis = channel_axis
         self.working_memory = working_memory
         self.window = window
         self.size = size
@@ -336,7 +347,8 @@ class SSIMNystroem(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         working_memory = resolve_working_memory(self.working_memory)
         config = self._conventions()
         images = self._images(X, reset=True)
-        _, _, _, config = check_stacks(images, None, config, names=("X",))
+        _, _, _, config = check_stacks(images, None, config, names=("X",),
+                                       channel_axis=self.channel_axis)
         n = images.shape[0]
         m = _check_n_components(self.n_components, n)
         if keep:
@@ -457,8 +469,10 @@ class SSIMNystroem(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, Transformer
     # ----------------------------------------------------------------- features
     def _rho(self, A, B, working_memory):
         """``D^p`` of two stacks (``B`` None: ``A`` against itself), float64."""
-        D2 = distance_matrix(A, B, kind=self._kind, config=self.config_, squared=True,
-                             backend=self.backend, working_memory=working_memory / 2)
+        D2 = to_numpy(distance_matrix(
+            arrays_for(self.backend, A), None if B is None else arrays_for(self.backend, B),
+            kind=self._kind, config=self.config_, squared=True, backend=self.backend,
+            working_memory=working_memory / 2, channel_axis=self.channel_axis))
         if self.power_ == 1:
             return np.sqrt(D2, out=D2)
         return D2 if self.power_ == 2 else np.power(D2, self.power_ / 2, out=D2)

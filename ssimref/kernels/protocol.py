@@ -15,7 +15,7 @@ any object with the same methods works, duck typing is allowed):
   ``sum_i g_i k(x_i, y_i)`` (used by the linear-time MMD estimator).
 - ``prepare(X, Y=None) -> (X, Y, kernel)`` (optional): validate once at the public edge,
   convert to float64 arrays in the kernel's working layout and return a kernel whose
-  conventions are resolved (e.g. the SSIM data range inferred from integer data). Callers
+  conventions are resolved (e.g. the SSIM data range inferred from uint8 data). Callers
   that loop over tiles (:mod:`ssimref.gmmn`) call it once, then work on the prepared arrays.
 
 Built-in kernels: :class:`~ssimref.kernels.RBFMixture` (:mod:`ssimref.kernels.rbf`,
@@ -37,11 +37,13 @@ from __future__ import annotations
 from typing import Any, Literal, overload
 
 from ..backend import Array, ArrayLike, Namespace, as_array, namespace
+from ..validation import check_not_masked
 
 __all__ = ["Kernel", "bind_kernel", "BoundKernel"]
 
 
 def _check_matrix(G: ArrayLike, shape: tuple[int, ...], name: str, xp: Namespace) -> Array:
+    check_not_masked(G, name)
     G = xp.asarray(G)
     if tuple(G.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(G.shape)}")
@@ -95,7 +97,7 @@ class Kernel:
             ``Y`` None when not given.
         kernel : Kernel
             This kernel, or a copy with its conventions resolved for these data (e.g. the
-            SSIM data range inferred from integer images).
+            SSIM data range inferred from uint8 or uint16 images).
 
         Raises
         ------
@@ -103,6 +105,12 @@ class Kernel:
             For invalid points (each kernel states which).
         """
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def _to_input_layout(self, d: Array | None, shape: tuple[int, ...] | None,
+                         xp: Namespace) -> Array | None:
+        """A gradient computed in the working layout of :meth:`prepare`, in the layout of
+        the caller's input of ``shape`` (default: reshaped)."""
+        return _restore(d, shape, xp)
 
     def describe(self) -> str:
         """The kernel and its conventions in words (for reports and sidecars).
@@ -184,8 +192,8 @@ class Kernel:
         m = Xw.shape[0] if Yw is None else Yw.shape[0]
         G = _check_matrix(G, (Xw.shape[0], m), "G", xp)
         K, dX, dY = kernel._value_and_vjp(Xw, Yw, G, wrt_y)
-        dX = _restore(dX, x_shape, xp)
-        return (K, dX, _restore(dY, y_shape, xp)) if wrt_y else (K, dX)
+        dX = kernel._to_input_layout(dX, x_shape, xp)
+        return (K, dX, kernel._to_input_layout(dY, y_shape, xp)) if wrt_y else (K, dX)
 
     @overload
     def gram_vjp(self, X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
@@ -265,7 +273,8 @@ class Kernel:
         xp = namespace(Xw)
         g = _check_matrix(g, (Xw.shape[0],), "g", xp)
         _, dX, dY = kernel._paired_value_and_vjp(Xw, Yw, g)
-        return _restore(dX, x_shape, xp), _restore(dY, y_shape, xp)
+        return (kernel._to_input_layout(dX, x_shape, xp),
+                kernel._to_input_layout(dY, y_shape, xp))
 
     def _prepare_pairs(self, X: ArrayLike, Y: ArrayLike) -> tuple[Array, Array, Kernel]:
         Xw, Yw, kernel = self.prepare(X, Y)
@@ -331,6 +340,26 @@ class BoundKernel:
     def _value_and_vjp(self, X: Array, Y: Array | None, G: Array,
                        wrt_y: bool) -> tuple[Array, Array, Array | None]:
         return self.value_and_vjp(X, Y, G, wrt_y)
+
+    def to_input_layout(self, d: Array | None, shape: tuple[int, ...] | None,
+                        xp: Namespace) -> Array | None:
+        """A gradient of prepared arrays in the layout of the caller's input of ``shape``
+        (a kernel's own rule, e.g. its channel axis; else reshaped).
+
+        Parameters
+        ----------
+        d : Array or None
+        shape : tuple of int or None
+            The input's shape (None: leave ``d`` as it is).
+        xp : Namespace
+
+        Returns
+        -------
+        Array or None
+        """
+        if self.trusted:
+            return self.kernel._to_input_layout(d, shape, xp)
+        return _restore(d, shape, xp)
 
     def gram(self, X: Array, Y: Array | None) -> Array:
         """The kernel matrix of prepared arrays (``Y = X`` when None).
@@ -434,6 +463,8 @@ def bind_kernel(kernel: Any, X: ArrayLike, Y: ArrayLike | None = None,
     if hasattr(kernel, "prepare"):
         X, Y, kernel = kernel.prepare(X, Y)
     else:
+        check_not_masked(X, "X")
+        check_not_masked(Y, "Y")
         X = as_array(X)
         xp = namespace(X, None if Y is None else as_array(Y))
         X = xp.astype(X, xp.float64)

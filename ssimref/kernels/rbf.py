@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 
 from ..backend import Array, ArrayLike, Namespace, as_array, namespace, to_numpy
-from ..validation import check_dtype, check_positive
+from ..validation import check_dtype, check_not_masked, check_positive
 from .protocol import Kernel
 
 __all__ = ["RBFMixture"]
@@ -16,6 +16,7 @@ __all__ = ["RBFMixture"]
 
 def _points(a: ArrayLike, name: str) -> Array:
     """Validate a point set and return it as a float64 (n, d) array."""
+    check_not_masked(a, name)
     a = as_array(a)
     xp = namespace(a)
     check_dtype(a, name, xp)

@@ -20,7 +20,8 @@ from ..gradients import distance_weight
 from ..paired import paired_value_and_vjp
 from ..pairwise import distance_matrix, pairwise_value_and_vjp
 from ..tiling import resolve_working_memory
-from ..validation import check_kind, check_positive, check_stacks
+from ..validation import (channels_back, check_channel_axis, check_kind, check_positive,
+                          check_stacks)
 from .alternatives import median_heuristic
 from .protocol import Kernel
 
@@ -38,12 +39,21 @@ class _SSIMKernel(Kernel):
     bytes_per_pair = 32
 
     def __init__(self, kind: str, config: SSIMConfig | None, working_memory: float | None,
-                 conventions: dict[str, Any]) -> None:
+                 conventions: dict[str, Any], channel_axis: int | None = None) -> None:
         self.kind = check_kind(kind)
         self.config = resolve_config(config, **conventions)
         if working_memory is not None:
             resolve_working_memory(working_memory)
         self.working_memory = working_memory
+        if channel_axis is not None:  # validate the type and stack rule now
+            check_channel_axis(channel_axis, 4, True, "the image stacks")
+        self.channel_axis = channel_axis
+
+    def _to_input_layout(self, d: Array | None, shape: tuple[int, ...] | None,
+                         xp: Namespace) -> Array | None:
+        if d is None or self.channel_axis is None or shape is None:
+            return super()._to_input_layout(d, shape, xp)
+        return channels_back(d, check_channel_axis(self.channel_axis, 4, True), xp)
 
     def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
                     xp: Namespace) -> tuple[Array, Array | None]:  # pragma: no cover
@@ -59,7 +69,7 @@ class _SSIMKernel(Kernel):
     def prepare(self: _K, X: ArrayLike,
                 Y: ArrayLike | None = None) -> tuple[Array, Array | None, _K]:
         """Validate image stacks once: float64 ``(n, H, W, C)`` arrays, and this kernel
-        with the data range inferred from integer images when it was not given.
+        with the data range inferred from uint8 or uint16 images when it was not given.
 
         Parameters
         ----------
@@ -78,7 +88,7 @@ class _SSIMKernel(Kernel):
         ValueError, TypeError
             As for :func:`ssimref.distance_matrix`.
         """
-        xp, X4, Y4, config = check_stacks(X, Y, self.config)
+        xp, X4, Y4, config = check_stacks(X, Y, self.config, channel_axis=self.channel_axis)
         X4 = xp.astype(X4, xp.float64)
         Y4 = None if Y4 is None else xp.astype(Y4, xp.float64)
         bound = self
@@ -92,8 +102,9 @@ class _SSIMKernel(Kernel):
 
     def _gram(self, X: Array, Y: Array | None) -> Array:
         xp = namespace(X)
+        # prepared arrays are channels last, whatever their number of channels
         S = distance_matrix(X, Y, self.kind, self.config, squared=True,
-                            working_memory=self._memory())
+                            working_memory=self._memory(), channel_axis=-1)
         return self._of_squared(S, None, tuple(X.shape[1:]), xp)[0]
 
     def _value_and_vjp(self, X: Array, Y: Array | None, G: Array,
@@ -132,16 +143,20 @@ class SSIMDistanceKernel(_SSIMKernel):
         as for :func:`ssimref.distance_matrix`.
     working_memory : float, optional
         MiB for the tiles of pairs (scikit-learn's setting when None).
+    channel_axis : int, optional
+        The channel axis of the 4-D image stacks the kernel is given (1 for
+        ``(n, C, H, W)``), as for :func:`ssimref.distance_matrix`; gradients keep that
+        layout. None: channels last, at most 4 of them.
     **conventions
         Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
 
     Raises
     ------
     ValueError
-        For an unknown ``kind``, a ``power`` other than 1 or 2, invalid conventions or a
-        non-positive ``working_memory``.
+        For an unknown ``kind``, a ``power`` other than 1 or 2, invalid conventions, a
+        ``channel_axis`` of 0, or a non-positive ``working_memory``.
     TypeError
-        For an unknown convention keyword.
+        For an unknown convention keyword or a non-integer ``channel_axis``.
 
     See Also
     --------
@@ -186,8 +201,8 @@ class SSIMDistanceKernel(_SSIMKernel):
 
     def __init__(self, kind: KindName = "eq2", power: int = 1,
                  config: SSIMConfig | None = None, *, working_memory: float | None = None,
-                 **conventions: Any) -> None:
-        super().__init__(kind, config, working_memory, conventions)
+                 channel_axis: int | None = None, **conventions: Any) -> None:
+        super().__init__(kind, config, working_memory, conventions, channel_axis)
         if power not in (1, 2):
             raise ValueError(f"power must be 1 (the paper's kernel, characteristic) or 2 "
                              f"(D o D, classical MDS), got {power!r}")
@@ -226,7 +241,7 @@ class SSIMRBFKernel(_SSIMKernel):
     Parameters
     ----------
     gamma : float > 0
-    kind, config, working_memory, **conventions
+    kind, config, working_memory, channel_axis, **conventions
         As for :class:`SSIMDistanceKernel`.
 
     Raises
@@ -249,8 +264,9 @@ class SSIMRBFKernel(_SSIMKernel):
     """
 
     def __init__(self, gamma: float, kind: KindName = "eq2", config: SSIMConfig | None = None,
-                 *, working_memory: float | None = None, **conventions: Any) -> None:
-        super().__init__(kind, config, working_memory, conventions)
+                 *, working_memory: float | None = None, channel_axis: int | None = None,
+                 **conventions: Any) -> None:
+        super().__init__(kind, config, working_memory, conventions, channel_axis)
         self.gamma = check_positive(gamma, "gamma")
         self.median: float | None = None
 
@@ -258,7 +274,7 @@ class SSIMRBFKernel(_SSIMKernel):
     def from_median(cls, X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2",
                     config: SSIMConfig | None = None, *, scale: float = 1.0,
                     max_points: int = 500, seed: int = 0,
-                    working_memory: float | None = None,
+                    working_memory: float | None = None, channel_axis: int | None = None,
                     **conventions: Any) -> SSIMRBFKernel:
         """The kernel with ``gamma = 1 / (2 scale med^2)``, ``med`` the median SSIM
         distance over distinct pairs of the pooled sample; the same convention as
@@ -269,7 +285,7 @@ class SSIMRBFKernel(_SSIMKernel):
         X : array_like, shape (n, H, W) or (n, H, W, C)
         Y : array_like, shape (m, H, W) or (m, H, W, C), optional
             Pooled with ``X`` for the median.
-        kind, config, working_memory, **conventions
+        kind, config, working_memory, channel_axis, **conventions
             As for :class:`SSIMDistanceKernel`.
         scale : float > 0, default 1.0
         max_points : int, default 500
@@ -290,7 +306,8 @@ class SSIMRBFKernel(_SSIMKernel):
         """
         import numpy as np
 
-        kernel = cls(1.0, kind, config, working_memory=working_memory, **conventions)
+        kernel = cls(1.0, kind, config, working_memory=working_memory,
+                     channel_axis=channel_axis, **conventions)
         X4, Y4, bound = kernel.prepare(X, Y)
         xp = namespace(X4)
         Z = X4 if Y4 is None else xp.concat([X4, Y4], axis=0)
@@ -301,7 +318,8 @@ class SSIMRBFKernel(_SSIMKernel):
                                                               replace=False))
             Z = xp.take(Z, xp.asarray(pick), axis=0)
         med = median_heuristic(to_numpy(distance_matrix(Z, None, kind, bound.config,
-                                                        working_memory=bound._memory())))
+                                                        working_memory=bound._memory(),
+                                                        channel_axis=-1)))
         if not med > 0:
             raise ValueError("the median SSIM distance between the images is 0; give gamma "
                              "explicitly")
@@ -343,7 +361,7 @@ class MeanSSIMKernel(_SSIMKernel):
 
     Parameters
     ----------
-    config, working_memory, **conventions
+    config, working_memory, channel_axis, **conventions
         As for :class:`SSIMDistanceKernel`.
 
     Raises
@@ -358,8 +376,9 @@ class MeanSSIMKernel(_SSIMKernel):
     """
 
     def __init__(self, config: SSIMConfig | None = None, *,
-                 working_memory: float | None = None, **conventions: Any) -> None:
-        super().__init__("eq1-uncentered", config, working_memory, conventions)
+                 working_memory: float | None = None, channel_axis: int | None = None,
+                 **conventions: Any) -> None:
+        super().__init__("eq1-uncentered", config, working_memory, conventions, channel_axis)
 
     def __repr__(self) -> str:
         return f"MeanSSIMKernel(config={self.config!r})"

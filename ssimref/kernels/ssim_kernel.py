@@ -19,8 +19,9 @@ import numpy.typing as npt
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..backend import Array, ArrayLike
+from ..backend import Array, ArrayLike, arrays_for, to_numpy
 from ..config import SSIMConfig, resolve_config
+from ..executor import SerialExecutor, get_executor
 from ..kinds import KindName
 from ..pairwise import distance_matrix
 from ..validation import check_kind, infer_data_range
@@ -42,6 +43,7 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = ..., kind: KindName = ...,
                 centerer: KernelCenterer | None = ..., return_centerer: Literal[False] = ...,
                 out: Array | None = ..., backend: str = ...,
                 working_memory: float | None = ..., progress: bool = ...,
+                channel_axis: int | None = ..., executor: Any = ...,
                 **conventions: Any) -> Array: ...
 
 
@@ -51,6 +53,7 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = ..., kind: KindName = ...,
                 centerer: KernelCenterer | None = ..., return_centerer: Literal[True],
                 out: Array | None = ..., backend: str = ...,
                 working_memory: float | None = ..., progress: bool = ...,
+                channel_axis: int | None = ..., executor: Any = ...,
                 **conventions: Any) -> tuple[Array, KernelCenterer]: ...
 
 
@@ -59,6 +62,7 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
                 centerer: KernelCenterer | None = None, return_centerer: bool = False,
                 out: Array | None = None, backend: str = "auto",
                 working_memory: float | None = None, progress: bool = False,
+                channel_axis: int | None = None, executor: Any = None,
                 **conventions: Any) -> Array | tuple[Array, KernelCenterer]:
     """The SSIM kernel of a set of images: ``K = -1/2 H D^p H``.
 
@@ -90,9 +94,14 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
         Where to write the kernel, e.g. a ``numpy.memmap`` of shape (n, n) float64 (or
         (n, m) with ``Y``): distances are computed into it, then turned into the kernel in
         place one block of rows at a time, so an ``n x n`` kernel larger than RAM works.
-    backend, working_memory, progress
+    backend, working_memory, progress, channel_axis
         Passed to :func:`ssimref.distance_matrix`; ``working_memory`` also bounds the
-        blocks of rows centred at a time.
+        blocks of rows and the tiles centred at a time.
+    executor : None, "serial", "dask", dask.distributed.Client or executor, optional
+        Who runs the distance tiles, the row-mean reduction and the centring tiles
+        (:func:`ssimref.executor.get_executor`). With Dask, ``out`` must be a zarr array
+        (the workers compute the distances into it and centre it in place) and, with
+        ``Y``, the training ``centerer`` must be given.
     **conventions
         Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
 
@@ -107,8 +116,9 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
     Raises
     ------
     ValueError, TypeError
-        For invalid images, conventions, ``power`` or ``kind`` (before any work), and for
-        ``centerer`` without ``Y`` or ``return_centerer`` with ``Y``.
+        For invalid images, conventions, ``power`` or ``kind`` (before any work), for
+        ``centerer`` without ``Y`` or ``return_centerer`` with ``Y``, and for a Dask
+        executor without ``out`` (or, with ``Y``, without ``centerer``).
 
     See Also
     --------
@@ -139,19 +149,26 @@ def ssim_kernel(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2"
     if Y is not None and return_centerer:
         raise ValueError("return_centerer=True is for training kernels (Y=None); pass the "
                          "returned centerer back with Y for out-of-sample kernels")
+    runner = get_executor(executor)
+    if not isinstance(runner, SerialExecutor) and (out is None or (Y is not None
+                                                                   and centerer is None)):
+        raise ValueError("with a Dask executor, ssim_kernel needs out= a zarr array (the "
+                         "workers write the kernel into it) and, with Y, the training "
+                         "centerer= (from ssim_kernel(Y, out=..., return_centerer=True))")
     options: dict[str, Any] = dict(kind=kind, config=config, squared=True, backend=backend,
-                   working_memory=working_memory, progress=progress)
+                                   working_memory=working_memory, progress=progress,
+                                   channel_axis=channel_axis, executor=runner)
+    centring: dict[str, Any] = dict(working_memory=working_memory, executor=runner,
+                                    progress=progress)
     if Y is None:
         D2 = distance_matrix(X, out=out, **options)
         return centered_kernel(D2, power, squared=True, out=D2, with_centerer=return_centerer,
-                               working_memory=working_memory)
+                               **centring)
     if centerer is None:
         _, centerer = centered_kernel(distance_matrix(Y, **options), power, squared=True,
-                                      with_centerer=True, working_memory=working_memory)
+                                      with_centerer=True, **centring)
     D2 = distance_matrix(X, Y, out=out, **options)
-    return centered_test_kernel(D2, centerer, power, squared=True,
-                                out=out,
-                                working_memory=working_memory)
+    return centered_test_kernel(D2, centerer, power, squared=True, out=out, **centring)
 
 
 
@@ -185,12 +202,19 @@ class SSIMKernel(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         otherwise :func:`~ssimref.kernels.repair_psd`'s method, with test rows mapped
         consistently (Chen et al., JMLR 2009).
     backend : {"auto", "reference", "numba", "cupy"}, default "auto"
-        Engine of :func:`ssimref.distance_matrix`.
+        Engine of :func:`ssimref.distance_matrix`. scikit-learn hands the estimator NumPy
+        arrays; with "cupy" the images are copied to the GPU for the distances and the
+        kernels come back as NumPy arrays (without CuPy and a CUDA device, ``fit``
+        raises ``ValueError`` saying so).
     image_shape : tuple (H, W) or (H, W, C), optional
         Shape of one image when ``X`` is given flat, ``(n_samples, H * W [* C])``
-        (scikit-learn's 2-D convention; rows are reshaped in C order, channels last).
-        Not needed for ``X`` of shape ``(n, H, W)`` or ``(n, H, W, C)``; if given it
-        must match.
+        (scikit-learn's 2-D convention; rows are reshaped in C order, channels last
+        unless ``channel_axis`` says otherwise). Not needed for ``X`` of shape
+        ``(n, H, W)`` or ``(n, H, W, C)``; if given it must match.
+    channel_axis : int, optional
+        The axis of the stack ``(n, ...)`` (after reshaping flat rows to ``image_shape``)
+        that holds the channels, e.g. 1 for ``(n, C, H, W)``; None: channels last, at
+        most 4 of them (as :func:`ssimref.distance_matrix`).
     check_psd : bool, default True
         Compute the training kernel's spectrum at fit (an ``O(n^3)`` eigenvalue
         decomposition) to warn about, or repair, indefiniteness. ``repair`` implies it.
@@ -199,7 +223,8 @@ class SSIMKernel(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
     window, size, sigma, stride, data_range, k1, k2, covariance : optional
         Fields of :class:`ssimref.SSIMConfig` (None: the config's value). ``data_range``
         is required for floating-point images (16 for scikit-learn's digits); for
-        integer images it is inferred from the training dtype at fit.
+        uint8 and uint16 images it is inferred from the training dtype at fit (255,
+        65535); other integer and boolean images require it too.
 
     Attributes
     ----------
@@ -274,7 +299,7 @@ class SSIMKernel(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
     def __init__(self, *, kind: KindName = "eq2", power: float = 1,
                  config: SSIMConfig | None = None, repair: RepairName | None = None,
                  backend: str = "auto", image_shape: tuple[int, ...] | None = None,
-                 check_psd: bool = True, working_memory: float | None = None,
+                 channel_axis: int | None = None, check_psd: bool = True, working_memory: float | None = None,
                  window: str | None = None, size: int | None = None,
                  sigma: float | None = None, stride: int | None = None,
                  data_range: float | None = None, k1: float | None = None,
@@ -285,6 +310,7 @@ class SSIMKernel(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.repair = repair
         self.backend = backend
         self.image_shape = image_shape
+        self.channel_axis = channel_axis
         self.check_psd = check_psd
         self.working_memory = working_memory
         self.window = window
@@ -370,9 +396,11 @@ class SSIMKernel(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         """
         check_is_fitted(self, "centerer_")
         images = self._images(X, reset=False)
-        K = ssim_kernel(images, self.X_fit_, self.kind, self.power_, self.config_,
-                        centerer=self.centerer_, backend=self.backend,
-                        working_memory=self.working_memory)
+        K = to_numpy(ssim_kernel(arrays_for(self.backend, images),
+                                 arrays_for(self.backend, self.X_fit_), self.kind,
+                                 self.power_, self.config_, centerer=self.centerer_,
+                                 backend=self.backend, working_memory=self.working_memory,
+                                 channel_axis=self.channel_axis))
         if self.repair_map_ is not None:
             K = K @ self.repair_map_
         return K
@@ -387,9 +415,11 @@ class SSIMKernel(ImageInputMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
         config = self._conventions()
         images = self._images(X, reset=True)
         config = infer_data_range(config, [images], names=("X",))
-        K, centerer = ssim_kernel(images, None, self.kind, power, config,
-                                  return_centerer=True, backend=self.backend,
-                                  working_memory=self.working_memory)
+        K, centerer = ssim_kernel(arrays_for(self.backend, images), None, self.kind, power,
+                                  config, return_centerer=True, backend=self.backend,
+                                  working_memory=self.working_memory,
+                                  channel_axis=self.channel_axis)
+        K = to_numpy(K)
 
         report, right_map = None, None
         if self.check_psd or self.repair is not None:

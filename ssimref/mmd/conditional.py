@@ -41,6 +41,7 @@ import numpy.typing as npt
 from ..backend import Array, ArrayLike, as_array, namespace, to_numpy
 from ..kernels.protocol import bind_kernel
 from ..tiling import resolve_working_memory
+from ..validation import check_not_masked
 from .estimators import sqrt_loss
 from .weighted import constant_weights, matrix_weights, weighted_form
 
@@ -49,6 +50,7 @@ __all__ = ["cmmd2", "cmmd2_and_grad", "cmmd_weights"]
 
 def _labels(conditions: ArrayLike, n: int) -> npt.NDArray[np.intp]:
     """Class index of each row, from labels (n,) or one-hot rows (n, k)."""
+    check_not_masked(conditions, "conditions")
     c = np.asarray(to_numpy(as_array(conditions)))
     if c.shape[:1] != (n,) or c.ndim > 2:
         raise ValueError(f"conditions must be labels of shape ({n},) or one-hot rows of "
@@ -97,6 +99,7 @@ def cmmd_weights(gram: ArrayLike, lam: float) -> Array:
     Ren, Li, Luo, Zhu, NIPS 2016 (the estimator); Song, Huang, Smola, Fukumizu, ICML
     2009 (``C = (K + lam I)^-1``).
     """
+    check_not_masked(gram, "gram")
     K = as_array(gram)
     xp = namespace(K)
     K = xp.astype(K, xp.float64)
@@ -123,12 +126,12 @@ def cmmd_weights(gram: ArrayLike, lam: float) -> Array:
 
 def _cmmd(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: Any,
           condition_kernel: Any, lam: Any, grad: bool,
-          working_memory: float | None) -> tuple[float, Array | None]:
+          working_memory: float | None, executor: Any = None) -> tuple[float, Array | None]:
     lam = float(lam) if isinstance(lam, numbers.Real) and not isinstance(lam, bool) else lam
     if not (isinstance(lam, float) and math.isfinite(lam) and lam > 0):
         raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
     working_memory = resolve_working_memory(working_memory)
-    x_shape = tuple(getattr(Y_gen, "shape", ()))
+    x_shape = tuple(as_array(Y_gen).shape)
     if Y_data is None:
         raise ValueError("Y_data (the data outputs) is required")
     xp, Xw, Yw, ops = bind_kernel(kernel, Y_gen, Y_data)
@@ -155,7 +158,7 @@ def _cmmd(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: An
                                  constant_weights(inv, False, xp),
                                  constant_weights(-inv, False, xp),
                                  constant_weights(inv, False, xp), grad, working_memory,
-                                 xp)
+                                 xp, executor)
             value = value + factor * v
             if dXs is not None:
                 dXs[start:stop, ...] = factor * g
@@ -178,15 +181,15 @@ def _cmmd(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: An
                              f"{tuple(gram.shape)}")
         M = xp.asarray(cmmd_weights(gram, lam))
         value, dX = weighted_form(Xw, Yw, ops, matrix_weights(M), matrix_weights(M, -1.0),
-                                  matrix_weights(M), grad, working_memory, xp)
-    if dX is not None and x_shape and tuple(dX.shape) != x_shape:
-        dX = xp.reshape(dX, x_shape)
+                                  matrix_weights(M), grad, working_memory, xp, executor)
+    if dX is not None and x_shape:
+        dX = ops.to_input_layout(dX, x_shape, xp)
     return float(value), dX
 
 
 def cmmd2(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: Any,
           condition_kernel: Any = "delta", lam: float = 1e-3, *,
-          working_memory: float | None = None) -> float:
+          working_memory: float | None = None, executor: Any = None) -> float:
     """Squared conditional MMD of Ren et al. (2016) between generated and data outputs
     sharing the same conditions.
 
@@ -210,6 +213,9 @@ def cmmd2(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: An
     working_memory : float, optional
         MiB for the tiles, as for :func:`ssimref.mmd.mmd2`. The general form also holds
         ``M`` (n x n).
+    executor : optional
+        Who runs the tiles, as for :func:`ssimref.mmd.mmd2` (with Dask, ``M`` is sent
+        once to every worker).
 
     Returns
     -------
@@ -239,13 +245,13 @@ def cmmd2(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: An
     Ren, Li, Luo, Zhu, "Conditional generative moment-matching networks", NIPS 2016.
     """
     return _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, False,
-                 working_memory)[0]
+                 working_memory, executor)[0]
 
 
 def cmmd2_and_grad(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, kernel: Any,
                    condition_kernel: Any = "delta", lam: float = 1e-3, *,
-                   sqrt: bool = False,
-                   working_memory: float | None = None) -> tuple[float, Array]:
+                   sqrt: bool = False, working_memory: float | None = None,
+                   executor: Any = None) -> tuple[float, Array]:
     """``CMMD^2`` (or ``CMMD`` with ``sqrt=True``) and its gradient with respect to
     ``Y_gen``.
 
@@ -273,6 +279,6 @@ def cmmd2_and_grad(Y_gen: ArrayLike, Y_data: ArrayLike, conditions: ArrayLike, k
     ssimref.mmd.mmd2_and_grad : the unconditional form.
     """
     value, dX = _cmmd(Y_gen, Y_data, conditions, kernel, condition_kernel, lam, True,
-                      working_memory)
+                      working_memory, executor)
     assert dX is not None  # grad=True
     return sqrt_loss(value, dX) if sqrt else (value, dX)

@@ -35,7 +35,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal, TypeAlias
 
-from ..backend import Array, ArrayLike, Namespace
+from ..backend import Array, ArrayLike, Namespace, as_array
 from ..kernels.protocol import BoundKernel, bind_kernel
 from ..tiling import resolve_working_memory
 from .weighted import WeightTiles, constant_weights, weighted_form
@@ -148,12 +148,12 @@ def check_sizes(estimator: str, n: int, m: int) -> None:
 
 
 def _mmd(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: str, grad: bool,
-         working_memory: float | None) -> tuple[float, Array | None]:
+         working_memory: float | None, executor: Any = None) -> tuple[float, Array | None]:
     check_estimator(estimator)
     if Y is None:
         raise ValueError("Y (the data sample) is required")
     working_memory = resolve_working_memory(working_memory)
-    x_shape = tuple(getattr(X, "shape", ()))
+    x_shape = tuple(as_array(X).shape)
     xp, Xw, Yw, ops = bind_kernel(kernel, X, Y)
     assert Yw is not None  # Y was given
     n, m = Xw.shape[0], Yw.shape[0]
@@ -162,14 +162,15 @@ def _mmd(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: str, grad: bool,
         value, dX = _linear(Xw, Yw, ops, grad, xp)
     else:
         wxx, wxy, wyy = dense_weights(estimator, n, m, xp)
-        value, dX = weighted_form(Xw, Yw, ops, wxx, wxy, wyy, grad, working_memory, xp)
-    if dX is not None and x_shape and tuple(dX.shape) != x_shape:
-        dX = xp.reshape(dX, x_shape)
+        value, dX = weighted_form(Xw, Yw, ops, wxx, wxy, wyy, grad, working_memory, xp,
+                                  executor)
+    if dX is not None and x_shape:
+        dX = ops.to_input_layout(dX, x_shape, xp)
     return float(value), dX
 
 
 def mmd2(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: EstimatorName = "biased", *,
-         working_memory: float | None = None) -> float:
+         working_memory: float | None = None, executor: Any = None) -> float:
     """Estimate of the squared maximum mean discrepancy between two samples.
 
     Parameters
@@ -188,6 +189,12 @@ def mmd2(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: EstimatorName = "bi
     working_memory : float, optional
         MiB for the tiles (scikit-learn's ``working_memory`` when None); see the module
         docstring for the bound.
+    executor : None, "serial", "dask", dask.distributed.Client or executor, optional
+        Who runs the tiles of the dense estimators (:func:`ssimref.executor.get_executor`):
+        this process by default; with Dask each tile is a task on a worker (the samples
+        and the kernel are sent once to every worker) and the tiles' sums come back in
+        the plan's order, so the value is the serial one bit for bit. The linear
+        estimator (O(n)) always runs here.
 
     Returns
     -------
@@ -224,18 +231,19 @@ def mmd2(X: ArrayLike, Y: ArrayLike, kernel: Any, estimator: EstimatorName = "bi
     >>> mmd2(X, Y, RBFMixture((1.0,))) > 0.5
     True
     """
-    return _mmd(X, Y, kernel, estimator, False, working_memory)[0]
+    return _mmd(X, Y, kernel, estimator, False, working_memory, executor)[0]
 
 
 def mmd2_and_grad(X: ArrayLike, Y: ArrayLike, kernel: Any,
                   estimator: EstimatorName = "biased", *, sqrt: bool = False,
-                  working_memory: float | None = None) -> tuple[float, Array]:
+                  working_memory: float | None = None,
+                  executor: Any = None) -> tuple[float, Array]:
     """``MMD^2`` (or ``MMD``) and its gradient with respect to the first sample.
 
     Parameters
     ----------
-    X, Y, kernel, estimator, working_memory
-        As for :func:`mmd2`. Only ``X`` (the generated sample) is differentiated.
+    X, Y, kernel, estimator, working_memory, executor
+        As for :func:`mmd2` (with Dask, the gradient rows of each tile come back too). Only ``X`` (the generated sample) is differentiated.
     sqrt : bool, default False
         Return ``sqrt(max(L, 0))`` (Li et al.'s GMMN loss with the biased estimator) and its
         gradient ``dL / (2 sqrt(L))``; where ``L <= 0`` (possible for the unbiased
@@ -262,7 +270,7 @@ def mmd2_and_grad(X: ArrayLike, Y: ArrayLike, kernel: Any,
     ----------
     Li, Swersky, Zemel, ICML 2015 (the GMMN loss ``sqrt(MMD_b^2)``).
     """
-    value, dX = _mmd(X, Y, kernel, estimator, True, working_memory)
+    value, dX = _mmd(X, Y, kernel, estimator, True, working_memory, executor)
     assert dX is not None  # grad=True
     return sqrt_loss(value, dX) if sqrt else (value, dX)
 

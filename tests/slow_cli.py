@@ -1,0 +1,22 @@
+"""``python tests/slow_cli.py ARGS...`` runs ``ssimref ARGS...`` with every engine slowed
+down by ``$SSIMREF_TEST_TILE_DELAY`` seconds per tile, in this process and in the Dask
+worker processes it starts (they re-import this file as their main module, which runs the
+module-level code below but not the command). The kill/resume tests use it to stop a job
+after some but not all of its tiles on any machine."""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.dask_helpers import slow_engines  # noqa: E402
+
+_DELAY = float(os.environ.get("SSIMREF_TEST_TILE_DELAY", "0") or 0)
+if _DELAY > 0:
+    slow_engines(_DELAY)
+
+if __name__ == "__main__":
+    from ssimref.cli import main
+
+    sys.exit(main(sys.argv[1:]))
