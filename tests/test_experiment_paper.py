@@ -145,6 +145,12 @@ def test_second_call_trains_nothing(quick):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.json")} == stamps
     assert len(second["calls"]) == 2 and second["calls"][0]["runs_trained"] == first["runs"]
     assert second["all_runs_train_seconds"] == first["all_runs_train_seconds"]
+    # the command printed after an interruption (with --resume) runs and trains nothing
+    assert main(["experiment", "paper", "--quick", "-o", str(out), "--resume",
+                 "--no-progress"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.json")} == stamps
+    third = json.loads((out / "results.json").read_text())
+    assert third["this_call"]["runs_trained"] == 0 and len(third["calls"]) == 3
     for name, fam in first["families"].items():
         for arm, entry in fam["arms"].items():
             again = second["families"][name]["arms"][arm]
@@ -232,6 +238,37 @@ def test_interrupted_experiment_resumes(tmp_path):
     for arm, entry in whole["families"]["vae"]["arms"].items():
         again = resumed["families"]["vae"]["arms"][arm]
         assert again["selection"] == entry["selection"]
+        assert [r["metrics"] for r in again["runs"]] == [r["metrics"] for r in entry["runs"]]
+
+
+def test_signal_between_runs_keeps_what_is_finished(tmp_path):
+    """Under the command line's policy (ssimref.interrupt installed), SIGTERM outside a
+    training run (here while the first evaluation is logged) raises Interrupted naming
+    what was kept; the next call trains only the rest and ends where a whole call ends."""
+    from ssimref import interrupt
+    design = paper_design(quick=True, families=["pix2pix"])
+    lines = []
+
+    def log(line):
+        lines.append(line)
+        if "evaluated" in line and len(lines) < 10:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    assert interrupt.install()
+    try:
+        with pytest.raises(interrupt.Interrupted) as info:
+            run_paper(tmp_path / "a", design=design, figures=False, log=log)
+    finally:
+        interrupt.uninstall()
+    # the first evaluation follows the two grid runs of the tuning seed
+    assert info.value.signal_name == "SIGTERM" and "2 runs trained" in info.value.kept
+    assert not (tmp_path / "a" / "results.json").exists()
+    resumed = run_paper(tmp_path / "a", design=design, figures=False, log=lambda line: None)
+    n_runs = len(design.families[0].arms) * (2 + 2 - 1)
+    assert resumed["this_call"]["runs_trained"] == n_runs - 2
+    whole = run_paper(tmp_path / "b", design=design, figures=False, log=lambda line: None)
+    for arm, entry in whole["families"]["pix2pix"]["arms"].items():
+        again = resumed["families"]["pix2pix"]["arms"][arm]
         assert [r["metrics"] for r in again["runs"]] == [r["metrics"] for r in entry["runs"]]
 
 

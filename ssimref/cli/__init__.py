@@ -26,6 +26,21 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 COMMANDS = (distance, kernel, mmd, demo, verify, train, sample, evaluate, gmmn, experiment)
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse (3.11) measures the names of subcommands without the indent it prints
+    them with, so a name longer than the options (``experiment``) is pushed onto a line
+    of its own; this formatter counts that indent."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if action.help is argparse.SUPPRESS or not hasattr(action, "_get_subactions"):
+            return
+        names = [self._format_action_invocation(sub) for sub in action._get_subactions()]
+        if names:
+            self._action_max_length = max(self._action_max_length, max(map(len, names))
+                                          + self._current_indent + self._indent_increment)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``ssimref`` with every command of :data:`COMMANDS`.
 
@@ -35,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="ssimref", description="SSIM as a first-class distance for kernel methods and "
-        "generative models.")
+        "generative models.", formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"ssimref {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:

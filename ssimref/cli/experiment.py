@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 NAME = "experiment"
-HELP = "experiments on the paper's claims (paper: SSIM vs l2/bce/RBF on 28x28 digits)"
+HELP = "SSIM vs l2, bce and RBF in generative models on 28x28 digits"
 
 
 def _seeds(text: str) -> int | list[int]:
@@ -59,6 +59,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "Markdown file DOC, between its lines '<!-- paper-results:begin -->' "
                    "and '<!-- paper-results:end -->', with the figures as img/paper-*.png "
                    "beside it; trains and evaluates nothing, writes nothing into -o")
+    e.add_argument("--resume", action="store_true", help="continue the experiment in -o "
+                   "(what the command always does; accepted so that the command printed "
+                   "after an interruption runs as printed)")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=run)
 

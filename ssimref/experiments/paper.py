@@ -52,11 +52,11 @@ Folder (``out``)::
 
 Families run cheapest first (:func:`execution_order`), so that an experiment stopped
 early has finished as many families as it could. Resumable: a finished run is not
-trained again, an unfinished one resumes from its
-checkpoint, an evaluation or a selection score on file is reused (a selection score is
-tied to its checkpoint's SHA-256). SIGINT or SIGTERM stop a training run at a step boundary
-(the trainer's policy) and anywhere else raise KeyboardInterrupt; every file is written
-atomically.
+trained again, an unfinished one resumes from its checkpoint, an evaluation or a selection
+score on file is reused (a selection score is tied to its checkpoint's SHA-256). SIGINT or
+SIGTERM stop a training run at a step boundary (the trainer's policy) and anywhere else
+follow :mod:`ssimref.interrupt` (an :class:`~ssimref.interrupt.Interrupted` naming what
+was kept); every file is written atomically.
 """
 
 from __future__ import annotations
@@ -66,18 +66,17 @@ import json
 import math
 import os
 import platform
-import signal
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, interrupt
+from ..generative.trainer import TrainingInterrupted
 from ..io import atomic_path, save_json
 
 __all__ = ["Arm", "Family", "Design", "paper_design", "run_paper", "plan_paper", "verdict",
@@ -500,24 +499,6 @@ def _finished(run_dir: Path, steps: int) -> bool:
     return bool(meta and meta.get("done") and meta.get("step") == steps)
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt (outside training, where the trainer's own policy
-    stops at a step boundary); only in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 class _Pending(Exception):
     """A run, score or evaluation not yet on file (read-only sessions)."""
 
@@ -563,7 +544,6 @@ class _Session:
 
     def train(self, family: Family, arm: Arm, lr: float, seed: int) -> Path:
         from ..generative.runs import train
-        from ..generative.trainer import TrainingInterrupted
         run_dir = run_folder(self.out, family, arm, lr, seed)
         if run_dir in self.handled:
             return run_dir
@@ -766,8 +746,10 @@ def run_paper(out_dir: str | Path, *, seeds: int | Sequence[int] | None = None,
     ssimref.generative.TrainingInterrupted
         SIGINT or SIGTERM during training (a checkpoint is written; the message names
         the command that resumes the experiment).
-    KeyboardInterrupt
-        SIGINT or SIGTERM elsewhere.
+    ssimref.interrupt.Interrupted
+        SIGINT, or SIGTERM where :func:`ssimref.interrupt.install` handles it (the command
+        line does), elsewhere: what is finished is kept (every file is written
+        atomically), and the same call resumes.
     """
     design = design or paper_design(seeds=seeds, device=device, quick=quick)
     out = Path(out_dir)
@@ -775,23 +757,27 @@ def run_paper(out_dir: str | Path, *, seeds: int | Sequence[int] | None = None,
     started = time.perf_counter()
     session = _Session(out, design, force, progress, log, _command(out, design), callback)
     session.load()
-    with _sigterm_interrupts():
-        try:
-            families = {f.name: _run_family(session, f) for f in execution_order(design)}
-        finally:  # an interrupted call's line of calls.json too holds its wall time
-            session.load()
-        from ..generative.evaluate import reference_metrics
-        reference = reference_metrics(design.dataset, n=design.n_eval,
-                                      permutations=design.permutations, split="test")
-        session.load()  # (also writes this call's line of calls.json)
-        results = _assemble(design, families, reference, session,
-                            time.perf_counter() - started)
+    try:
+        families = {f.name: _run_family(session, f) for f in execution_order(design)}
+    except TrainingInterrupted:
+        raise  # (its message names the run, the step and the command that resumes)
+    except KeyboardInterrupt as exc:
+        raise interrupt.keep(exc, f"{out} ({session.trained} runs trained in this call; "
+                             "every finished run, score and evaluation)") from None
+    finally:  # an interrupted call's line of calls.json too holds its wall time
+        session.load()
+    from ..generative.evaluate import reference_metrics
+    reference = reference_metrics(design.dataset, n=design.n_eval,
+                                  permutations=design.permutations, split="test")
+    session.load()  # (also writes this call's line of calls.json)
+    results = _assemble(design, families, reference, session,
+                        time.perf_counter() - started)
+    save_json(out / "results.json", results, force=True)
+    with atomic_path(out / "tables.md", force=True) as tmp:
+        tmp.write_text(format_tables(results))
+    if figures:
+        results["figures"] = _figures(out, design, results)
         save_json(out / "results.json", results, force=True)
-        with atomic_path(out / "tables.md", force=True) as tmp:
-            tmp.write_text(format_tables(results))
-        if figures:
-            results["figures"] = _figures(out, design, results)
-            save_json(out / "results.json", results, force=True)
     log(f"{out}: {session.trained} runs trained, {session.evaluated} evaluated in "
         f"{results['this_call']['wall_seconds']:.0f} s; results.json, tables.md"
         + (", figures" if figures else ""))
