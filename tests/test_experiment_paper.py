@@ -199,6 +199,19 @@ def test_report_replaces_only_the_marked_section(quick, tmp_path):
         write_report(out, doc, log=lambda line: None)
 
 
+def test_gpu_without_a_device_is_refused_before_any_file(tmp_path):
+    from ssimref.backend import device_namespace
+    try:
+        device_namespace("gpu")
+    except ValueError:
+        pass
+    else:
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ValueError, match="gpu|CuPy|CUDA"):
+        run_paper(tmp_path / "g", quick=True, device="gpu")
+    assert not (tmp_path / "g").exists()
+
+
 def test_other_design_or_foreign_folder_refused(quick, tmp_path):
     out = quick[0]
     with pytest.raises(FileExistsError, match="--force"):

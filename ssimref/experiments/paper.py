@@ -743,6 +743,8 @@ def run_paper(out_dir: str | Path, *, seeds: int | Sequence[int] | None = None,
     ------
     FileExistsError
         ``out_dir`` holds another design, or files but no design, and not ``force``.
+    ValueError
+        ``device="gpu"`` where CuPy finds no CUDA device (before any file is written).
     ssimref.generative.TrainingInterrupted
         SIGINT or SIGTERM during training (a checkpoint is written; the message names
         the command that resumes the experiment).
@@ -751,7 +753,9 @@ def run_paper(out_dir: str | Path, *, seeds: int | Sequence[int] | None = None,
         line does), elsewhere: what is finished is kept (every file is written
         atomically), and the same call resumes.
     """
+    from ..backend import device_namespace
     design = design or paper_design(seeds=seeds, device=device, quick=quick)
+    device_namespace(design.device)  # "gpu" without CuPy or a device: refused before any file
     out = Path(out_dir)
     _check_design(out, design, force)
     started = time.perf_counter()
