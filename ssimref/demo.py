@@ -23,6 +23,7 @@ recompute the distances for every fold).
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -33,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import SSIMConfig
-from .io import load_images, save_json
+from .io import check_writable, load_images, save_json
 from .kernels.centering import centered_kernel, centered_test_kernel
 from .kinds import KindName
 from .pairwise import distance_matrix
@@ -88,7 +89,7 @@ def _pixel_models() -> dict[str, Any]:
             "linear pixels": SVC(kernel="linear")}
 
 
-def _prepare_folder(folder: Path, force: bool) -> None:
+def _check_folder(folder: Path, force: bool) -> None:
     if folder.exists():
         if not folder.is_dir():
             raise FileExistsError(f"{folder} exists and is not a folder; choose another "
@@ -96,10 +97,9 @@ def _prepare_folder(folder: Path, force: bool) -> None:
         if not force:
             raise FileExistsError(f"folder {folder} exists; pass --force to overwrite the "
                                   "demo's files in it, or choose another --output")
+        check_writable(folder / "results.json", force=True, name="--output")
     else:
-        if not folder.parent.exists():
-            raise FileNotFoundError(f"folder {folder.parent} does not exist")
-        folder.mkdir()
+        check_writable(folder, name="--output")
 
 
 def _table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
@@ -144,8 +144,13 @@ def run_demo(output: str | os.PathLike[str] = "ssimref-demo", *, force: bool = F
         When ``output`` exists (as a folder, without ``force``; or as a file).
     FileNotFoundError
         When the parent folder of ``output`` does not exist.
+    PermissionError
+        When the folder cannot be written.
     ValueError
         For a ``limit`` outside 50..1797.
+    KeyboardInterrupt
+        On Ctrl-C or SIGTERM (:mod:`ssimref.interrupt`), after removing the folder when
+        this call created it (an error does the same).
 
     See Also
     --------
@@ -155,11 +160,11 @@ def run_demo(output: str | os.PathLike[str] = "ssimref-demo", *, force: bool = F
     ----------
     Ghojogh, Karray, Crowley, ICIAR 2020, Section 2 (the SSIM kernel ``-1/2 H D H``).
     """
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+    from sklearn.model_selection import train_test_split
 
     start = time.perf_counter()
     folder = Path(output)
-    _prepare_folder(folder, force)
+    _check_folder(folder, force)
     data = load_images("digits")
     images, labels = data.images, data.labels
     assert labels is not None  # the digits are labelled
@@ -171,6 +176,23 @@ def run_demo(output: str | os.PathLike[str] = "ssimref-demo", *, force: bool = F
                                        stratify=labels, random_state=seed)
             keep = np.sort(keep)
             images, labels = images[keep], labels[keep]
+    created = not folder.exists()
+    if created:
+        folder.mkdir()
+    try:
+        return _demo(folder, images, labels, start, force=force, seed=seed, plots=plots,
+                     progress=progress, echo=echo)
+    except BaseException:  # an error or an interruption: remove the folder it started
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _demo(folder: Path, images: npt.NDArray[Any], labels: npt.NDArray[Any], start: float, *,
+          force: bool, seed: int, plots: bool, progress: bool,
+          echo: Callable[[str], object]) -> dict[str, Any]:
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
     n = len(labels)
     flat = images.reshape(n, -1)
     config = DEMO_CONFIG

@@ -29,7 +29,8 @@ import numpy.typing as npt
 
 from .backend import ArrayLike
 
-__all__ = ["ImageSet", "load_images", "atomic_path", "save_npy", "write_npy", "save_json"]
+__all__ = ["ImageSet", "load_images", "atomic_path", "check_writable", "save_npy", "write_npy",
+           "save_json"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -56,6 +57,12 @@ class ImageSet:
     split : str or None
         The part of a bundled data set's fixed split ("all", "train", "validation",
         "test"); None for files.
+    files : tuple of str or None
+        For a folder: the image files in the order of the stack (row ``i`` of a matrix
+        is ``files[i]``); None otherwise.
+    color : bool or None
+        For a folder: whether it was read as RGB (True) or grayscale (False); None
+        otherwise.
     """
 
     images: npt.NDArray[Any]
@@ -63,6 +70,34 @@ class ImageSet:
     data_range: float | None = None
     source: str = ""
     split: str | None = None
+    files: tuple[str, ...] | None = None
+    color: bool | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What a sidecar records to reproduce and index a result computed on this set.
+
+        Returns
+        -------
+        dict
+            ``source``: a bundled data set's name as given, else the absolute path (with
+            ``:key`` for an array of an ``.npz`` or zarr group); ``shape`` and ``dtype``
+            of the stack; for a data set its ``split``; for a folder ``color`` and
+            ``files``, the file names in the order of the rows.
+        """
+        name, colon, key = self.source.rpartition(":") if self.split is None else ("", "", "")
+        if self.split is not None:
+            source = self.source
+        elif colon and Path(name).suffix in (".npz", ".zarr"):
+            source = f"{Path(name).resolve()}:{key}"
+        else:
+            source = str(Path(self.source).resolve())
+        out: dict[str, Any] = {"source": source, "shape": list(self.images.shape),
+                               "dtype": str(self.images.dtype)}
+        if self.split is not None:
+            out["split"] = self.split
+        if self.files is not None:
+            out.update(color=bool(self.color), files=list(self.files))
+        return out
 
 
 def load_images(source: str | os.PathLike[str], *, color: bool = False,
@@ -77,11 +112,12 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
         ``.zarr`` store (an array of images, or a group with one); or a folder of PNG/JPEG
         images.
     color : bool
-        For folders: read RGB images ``(n, H, W, 3)`` instead of grayscale ``(n, H, W)``.
+        For folders: read RGB images ``(n, H, W, 3)`` instead of grayscale ``(n, H, W)``;
+        refused for any other source, where it would do nothing.
     key : str, optional
         For ``.npz`` files and zarr groups holding several arrays: which one holds the
         images (else the only array, or the one named ``images``). An array named
-        ``labels`` is kept.
+        ``labels`` is kept. Refused for any other source.
 
     Returns
     -------
@@ -92,7 +128,9 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
     Raises
     ------
     ValueError
-        An unknown split, a file of another kind, an ``.npz`` without a clear image array.
+        An unknown split, a file of another kind, an ``.npz`` without a clear image array,
+        ``color`` for anything but a folder, ``key`` for anything but an ``.npz`` file or
+        a zarr store.
     FileNotFoundError
         ``source`` is neither a data set nor an existing file or folder.
     ImportError
@@ -108,12 +146,22 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
         if colon and split not in ("all",) + datasets.SPLITS:
             raise ValueError(f"IMAGES {str(source)!r}: the split after the colon must be "
                              f"one of {('all',) + datasets.SPLITS}")
+        if color or key is not None:
+            raise ValueError(f"{'--color (color=True)' if color else '--key (key=)'} does "
+                             f"nothing for the data set {str(source)!r}")
         data = datasets.load(name, split or "all")
         return ImageSet(data.images, data.labels, data.data_range, str(source), data.split)
     path = Path(source)
+    folder = path.is_dir() and path.suffix != ".zarr"
+    if color and not folder:
+        raise ValueError(f"--color (color=True) does nothing for {str(source)!r}: it reads "
+                         "a folder of images as RGB; arrays keep their channels as stored")
+    if key is not None and path.suffix not in (".npz", ".zarr"):
+        raise ValueError(f"--key (key=) does nothing for {str(source)!r}: it names an array "
+                         "inside a .npz file or zarr group")
     if path.suffix == ".zarr":
         return _load_zarr(path, key)
-    if path.is_dir():
+    if folder:
         return _load_folder(path, color)
     if not path.exists():
         raise FileNotFoundError(f"IMAGES {str(source)!r} is neither a data set "
@@ -192,7 +240,66 @@ def _load_folder(path: Path, color: bool) -> ImageSet:
                              f"{first[1]} {first[2]}; all images of a folder must share "
                              "size and bit depth")
         images.append(arr)
-    return ImageSet(np.stack(images), source=str(path))
+    return ImageSet(np.stack(images), source=str(path), files=tuple(f.name for f in files),
+                    color=bool(color))
+
+
+def check_writable(path: str | os.PathLike[str], *, force: bool = False,
+                   name: str = "output", folder_only: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be written as a file.
+
+    Its folder must exist and take a new file (checked by creating and removing an empty
+    hidden file there, which also catches read-only file systems and access lists), the
+    path must not be a folder, and an existing file is refused unless ``force``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output file.
+    force : bool, default False
+        Allow replacing an existing file.
+    name : str, default "output"
+        What the path is called in messages (e.g. ``"-o"``, ``"--json"``).
+    folder_only : bool, default False
+        Check only the folder (for outputs whose existing state the caller judges, such
+        as resumable matrices and zarr stores).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder does not exist.
+    NotADirectoryError
+        When the folder is a file.
+    IsADirectoryError
+        When ``path`` is a folder.
+    FileExistsError
+        When ``path`` exists and not ``force``.
+    PermissionError
+        When the folder does not take new files; the message names ``path``.
+    """
+    path = Path(path)
+    folder = path.parent
+    if not folder.exists():
+        raise FileNotFoundError(f"{name} {path}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{name} {path}: {folder} is a file, not a folder")
+    if not folder_only and path.is_dir():
+        raise IsADirectoryError(f"{name} {path} is a folder; give a file name")
+    if not folder_only and path.exists() and not force:
+        raise FileExistsError(f"{name} {path} exists; pass --force (force=True) to "
+                              "overwrite it")
+    probe = folder / f".{path.name}.{os.getpid()}.probe"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        raise PermissionError(f"{name} {path} cannot be written: folder {folder} does not "
+                              f"take new files ({exc.strerror or exc})") from None
+    probe.unlink()
+    return path
 
 
 @contextlib.contextmanager
@@ -218,6 +325,8 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
         When ``path`` exists and not ``force``.
     FileNotFoundError
         When the folder of ``path`` does not exist.
+    OSError
+        From writing the temporary file (e.g. PermissionError), naming ``path``.
     """
     path = Path(path)
     if path.exists() and not force:
@@ -228,6 +337,11 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None or Path(exc.filename) != tmp:
+            raise
+        # name the output the user gave, not the hidden temporary file
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

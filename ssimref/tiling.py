@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backend import Array, Namespace
+from .validation import check_positive
 
 __all__ = ["MIB", "default_working_memory", "resolve_working_memory", "Tile", "PairPlan",
            "plan_pairs", "rows_per_batch", "row_batches", "upper_mask", "chunk_plan"]
@@ -78,14 +79,11 @@ def resolve_working_memory(working_memory: float | None,
     if working_memory is None:
         return default_working_memory()
     try:
-        value = float(working_memory)
-    except (TypeError, ValueError):
-        value = math.nan
-    if isinstance(working_memory, (bool, str)) or not math.isfinite(value) or value <= 0:
+        return check_positive(working_memory, name)
+    except ValueError:
         raise ValueError(f"{name} must be a number of MiB > 0 (or None for scikit-learn's "
                          f"working_memory setting, now {default_working_memory():g} MiB), "
-                         f"got {working_memory!r}")
-    return value
+                         f"got {working_memory!r}") from None
 
 
 @dataclass(frozen=True)

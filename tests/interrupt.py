@@ -70,3 +70,40 @@ def interrupt_after_first_tiles(args: list[str], folder: Path, output: str, *,
             proc.kill()
             proc.communicate()
     return proc.returncode, err, written
+
+
+SLOW_CLI = Path(__file__).with_name("slow_cli.py")
+
+
+def signal_once_computing(args: list[str], folder: Path, sig: int, *, delay: float = 0.3,
+                          timeout: float = 300.0) -> tuple[int, str]:
+    """Run ``ssimref *args`` in ``folder`` through tests/slow_cli.py (every tile slowed by
+    ``delay`` seconds); as soon as the first tile has started, send ``sig`` and wait for
+    the process to end. Returns ``(exit status, stderr)``. Fails when the command ends
+    before a tile started."""
+    mark = folder.parent / f".{folder.name}.tile-started"
+    mark.unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, str(SLOW_CLI), *args], cwd=folder,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint,
+                            env={**os.environ, "PYTHONPATH": str(ROOT),
+                                 "SSIMREF_TEST_TILE_DELAY": str(delay),
+                                 "SSIMREF_TEST_TILE_MARK": str(mark)})
+    deadline = time.monotonic() + timeout
+    try:
+        while not mark.exists():
+            if proc.poll() is not None:
+                _, err = proc.communicate()
+                raise AssertionError(f"the command ended (status {proc.returncode}) before "
+                                     f"a tile started:\n{err}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no tile started within {timeout} s")
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        mark.unlink(missing_ok=True)
+    return proc.returncode, err

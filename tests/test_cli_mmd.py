@@ -40,7 +40,7 @@ def test_ssim_kernel_statistic_and_p_value(two_sets, capsys):
     assert float(printed_value(out, "MMD^2")) == pytest.approx(expected.statistic, rel=1e-9)
     assert float(printed_value(out, "p-value")) == pytest.approx(expected.p_value, rel=1e-5)
     assert "unbiased estimator" in out and "data_range 255" in out and "kind eq1" in out
-    assert "(1 + #{T_b >= T}) / (B + 1)" in out
+    assert "(1 + #{T_b >= T - gamma}) / (B + 1) over B = 99" in out and "seed 3" in out
 
 
 def test_rbf_and_ssim_rbf_kernels_use_the_median_heuristic(two_sets, capsys):
@@ -71,7 +71,7 @@ def test_json_record(two_sets, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--estimator", "linear"], "permutation test"),
+    (["--estimator", "linear", "--permutations", "5"], "--permutations 5 does nothing"),
     (["--permutations", "-1"], "permutations"),
     (["--size", "13"], "size=13"),
     (["{float}"], "--data-range is required"),

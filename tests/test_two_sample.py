@@ -90,7 +90,8 @@ def test_ssim_distance_kernel_test(rng):
     (dict(permutations=0), "permutations"),
     (dict(permutations=2.5), "permutations"),
     (dict(n_resamples=0), "n_resamples"),
-    (dict(estimator="linear"), "estimator"),
+    (dict(estimator="quadratic"), "estimator"),
+    (dict(estimator="linear", permutations=10), "permutations do not apply to the linear"),
     (dict(batch=0), "batch"),
 ])
 def test_bad_input(kwargs, match, rng):

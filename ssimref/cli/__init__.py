@@ -19,6 +19,7 @@ from .. import __version__, interrupt
 from ..generative.trainer import TrainingInterrupted
 from ..jobs import JobError
 from . import demo, distance, evaluate, experiment, gmmn, kernel, mmd, sample, train, verify
+from .common import OneLineParser
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     -------
     argparse.ArgumentParser
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ssimref", description="SSIM as a first-class distance for kernel methods and "
         "generative models.", formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"ssimref {__version__}")
@@ -73,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         TypeError, OSError, ImportError); 1 when a resumable job failed (its completed
         tiles are kept; the command that resumes it is printed); 130 after SIGINT and
         143 after SIGTERM (a resumable job keeps its completed tiles and prints the
-        command that resumes it; other commands leave each output complete or absent),
-        130 for a training run stopped at a step boundary; 1 from ``verify`` when an
-        implementation differs.
+        command that resumes it; other commands remove what they started, so each output
+        is complete or absent), the same for a training run stopped at a step boundary
+        (its checkpoint written); 1 from ``verify`` when an implementation differs.
 
     Raises
     ------
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except TrainingInterrupted as exc:  # a training run stopped at a step boundary
         print(f"ssimref: {exc}", file=sys.stderr)
-        return 130
+        return interrupt.exit_status(exc)
     except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (ssimref.interrupt)
         print(interrupt.message(exc, argv), file=sys.stderr)
         return interrupt.exit_status(exc)

@@ -4,21 +4,50 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from ..backend import ENGINES
 from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
-from ..io import ImageSet
+from ..io import ImageSet, check_writable
 from ..validation import check_channel_axis
 
-__all__ = ["PRESETS", "add_image_arguments", "add_config_arguments",
+__all__ = ["OneLineParser", "at_least", "PRESETS", "add_image_arguments", "add_config_arguments",
            "add_compute_arguments", "config_from_args", "check_npy_output",
-           "check_plot_output", "split_field", "add_job_arguments", "check_matrix_output",
+           "check_plot_output", "split_field", "source_fields", "add_job_arguments",
+           "check_matrix_output",
            "executor_from_args", "describe_run", "images_of"]
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage block), exit
+    status 2, like every other error of the command line; ``--help`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``ssimref: error: PROG: MESSAGE`` and exit with status 2.
+
+        Parameters
+        ----------
+        message : str
+            argparse's message.
+
+        Returns
+        -------
+        NoReturn
+            It always exits.
+
+        Raises
+        ------
+        SystemExit
+            With status 2.
+        """
+        print(f"ssimref: error: {self.prog}: {message} (see {self.prog} --help)",
+              file=sys.stderr)
+        sys.exit(2)
+
 
 #: The ``--preset`` names and the :class:`SSIMConfig` constructors they stand for.
 PRESETS = {"paper": SSIMConfig.paper, "wang2004": SSIMConfig.wang2004,
@@ -103,6 +132,30 @@ def add_compute_arguments(parser: argparse.ArgumentParser, backend: bool = True,
         parser.add_argument("--progress", action="store_true", help="show a progress bar")
 
 
+def at_least(value: Any, flag: str, low: float) -> Any:
+    """``value`` when it is at least ``low`` (None passes: the option was not given).
+
+    Parameters
+    ----------
+    value : int or float or None
+    flag : str
+        The option, for the message.
+    low : int or float
+
+    Returns
+    -------
+    The value.
+
+    Raises
+    ------
+    ValueError
+        When ``value < low``, naming ``flag``.
+    """
+    if value is not None and not value >= low:
+        raise ValueError(f"{flag} must be >= {low:g}, got {value}")
+    return value
+
+
 def images_of(data: ImageSet, args: argparse.Namespace, name: str = "IMAGES") -> Any:
     """The images of ``data`` as a channels-last stack, by ``--channel-axis``.
 
@@ -149,6 +202,32 @@ def split_field(data: ImageSet) -> dict[str, str]:
     return {} if data.split is None else {"split": data.split}
 
 
+def source_fields(data: ImageSet, args: argparse.Namespace) -> dict[str, Any]:
+    """The sidecar entries that say which images a result was computed on, and how.
+
+    Parameters
+    ----------
+    data : ssimref.io.ImageSet
+    args : argparse.Namespace
+        With ``backend`` and ``channel_axis`` where the command has them.
+
+    Returns
+    -------
+    dict
+        ``source`` (absolute for files, a data set's name as given), ``split`` for a data
+        set, ``images`` (:meth:`ssimref.io.ImageSet.record`: shape, dtype, and for a folder
+        the ordered file list and ``color``), ``channel_axis`` when given, and
+        ``backend_requested`` (the engine that ran is the sidecar's ``engine``).
+    """
+    record = data.record()
+    out: dict[str, Any] = {"source": record["source"], **split_field(data), "images": record}
+    if getattr(args, "channel_axis", None) is not None:
+        out["channel_axis"] = args.channel_axis
+    if getattr(args, "backend", None) is not None:
+        out["backend_requested"] = args.backend
+    return out
+
+
 def config_from_args(args: argparse.Namespace,
                      default_data_range: float | None = None) -> SSIMConfig:
     """The :class:`SSIMConfig` the flags of :func:`add_config_arguments` describe.
@@ -167,14 +246,19 @@ def config_from_args(args: argparse.Namespace,
     Raises
     ------
     ValueError
-        For conventions :class:`SSIMConfig` refuses.
+        For conventions :class:`SSIMConfig` refuses, and ``--sigma`` with a window that
+        is not Gaussian (it would do nothing).
     """
     base = PRESETS[args.preset](data_range=None) if args.preset else SSIMConfig()
     if base.data_range is None and args.data_range is None and default_data_range is not None:
         base = resolve_config(base, data_range=default_data_range)
-    return resolve_config(base, window=args.window, size=args.size, sigma=args.sigma,
-                          stride=args.stride, data_range=args.data_range, k1=args.k1,
-                          k2=args.k2, covariance=args.covariance)
+    config = resolve_config(base, window=args.window, size=args.size, sigma=args.sigma,
+                            stride=args.stride, data_range=args.data_range, k1=args.k1,
+                            k2=args.k2, covariance=args.covariance)
+    if args.sigma is not None and config.window != "gaussian":
+        raise ValueError(f"--sigma does nothing with the {config.window} window (it is the "
+                         "Gaussian window's width); leave it out or pass --window gaussian")
+    return config
 
 
 def check_npy_output(path: str | Path, force: bool) -> tuple[Path, Path]:
@@ -197,14 +281,16 @@ def check_npy_output(path: str | Path, force: bool) -> tuple[Path, Path]:
         When ``path`` does not end in ``.npy``.
     FileExistsError
         When either file exists and not ``force``.
+    OSError
+        When the folder does not exist or take new files (as
+        :func:`ssimref.io.check_writable`).
     """
     path = Path(path)
     if path.suffix != ".npy":
         raise ValueError(f"output {path} must end in .npy (NumPy format, no pickles)")
     sidecar = path.with_suffix(".json")
     for p in (path, sidecar):
-        if p.exists() and not force:
-            raise FileExistsError(f"{p} exists; pass --force to overwrite it")
+        check_writable(p, force=force, name="-o")
     return path, sidecar
 
 
@@ -228,14 +314,15 @@ def check_plot_output(path: str | Path | None, force: bool) -> Path | None:
         When ``path`` does not end in ``.png``, or matplotlib is missing.
     FileExistsError
         When it exists and not ``force``.
+    OSError
+        When it cannot be written (as :func:`ssimref.io.check_writable`).
     """
     if path is None:
         return None
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"--plot {path} must end in .png")
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    check_writable(path, force=force, name="--plot")
     from ..plotting import require_matplotlib
     try:
         require_matplotlib("--plot")
@@ -296,6 +383,8 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
     FileExistsError
         For existing outputs without ``--force`` (an incomplete job without ``--resume``
         or ``--force``).
+    PermissionError, IsADirectoryError
+        When the folder does not take new files, or a ``.npy`` output is a folder.
     """
     from ..stores import NpyStore, ZarrStore, is_zarr_path, require_zarr
 
@@ -315,19 +404,24 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
     if not path.parent.exists():
         raise FileNotFoundError(f"folder {path.parent} of output {flag} {path} does not "
                                 "exist")
+    check_writable(path, name=flag, folder_only=True)
+    if not zarr_out and path.is_dir():
+        raise IsADirectoryError(f"{flag} {path} is a folder; give a file name")
     sidecar = None if zarr_out else path.with_suffix(".json")
     if not force:
         if zarr_out and path.exists() and not resume:
-            raise FileExistsError(f"{path} exists ({ZarrStore.describe(path)}); pass "
+            raise FileExistsError(f"{flag} {path} exists ({ZarrStore.describe(path)}); pass "
                                   "--resume to continue an incomplete job, or --force to "
                                   "replace it")
         for p in [path, sidecar] if sidecar is not None else []:
             if p.exists():
-                raise FileExistsError(f"{p} exists; pass --force to overwrite it")
+                what = f"{flag} {p} exists" if p == path else \
+                    f"{p} exists (the sidecar of {flag} {path})"
+                raise FileExistsError(f"{what}; pass --force to overwrite it")
         partial = None if zarr_out else NpyStore.partial_folder(path)
         if partial is not None and partial.exists() and not resume:
-            raise FileExistsError(f"{path} has an incomplete job in {partial}; pass --resume "
-                                  "to continue it, or --force to start again")
+            raise FileExistsError(f"{flag} {path} has an incomplete job in {partial}; pass "
+                                  "--resume to continue it, or --force to start again")
     return path, sidecar
 
 

@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         As for :func:`ssimref.demo.run_demo`.
     """
     from ..demo import run_demo
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
 
     run_demo(args.output, force=args.force, seed=args.seed, limit=args.limit,
              plots=not args.no_plots, progress=args.progress)

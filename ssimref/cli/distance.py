@@ -7,10 +7,11 @@ import argparse
 from .. import __version__
 from ..io import load_images
 from ..jobs import prepare_distance_job
-from ..validation import KINDS, check_kind, infer_data_range
+from ..tiling import resolve_working_memory
+from ..validation import KINDS, check_kind, check_stacks, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
                      add_job_arguments, check_matrix_output, config_from_args, describe_run,
-                     executor_from_args, images_of, split_field)
+                     executor_from_args, images_of, source_fields)
 
 NAME = "distance"
 HELP = "all-pairs SSIM distance matrix of an image set"
@@ -64,19 +65,21 @@ def run(args: argparse.Namespace) -> int:
         When the computation fails; the completed tiles are kept.
     """
     check_kind(args.kind)
+    resolve_working_memory(args.working_memory, "--working-memory")
     output, sidecar = check_matrix_output(args.output, force=args.force, resume=args.resume,
                                           dask=args.dask is not None)
     data = load_images(args.images, color=args.color, key=args.key)
     images = images_of(data, args)
     config = infer_data_range(config_from_args(args, data.data_range), [images],
                               names=("IMAGES",), option="--data-range")
+    check_stacks(images, None, config, ("IMAGES", "IMAGES"))  # before any output is made
     n = images.shape[0]
     job = prepare_distance_job(
         images, output, kind=args.kind, config=config, dtype=args.dtype,
         backend=args.backend, working_memory=args.working_memory,
         distributed=args.dask is not None, resume=args.resume, force=args.force,
-        progress=args.progress, describe={"source": data.source, **split_field(data),
-                                          "backend": args.backend, "ssimref": __version__})
+        progress=args.progress, describe={**source_fields(data, args),
+                                          "ssimref": __version__})
     if job.complete:
         print(f"{output} is complete already; nothing to resume")
         return 0

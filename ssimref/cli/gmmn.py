@@ -76,10 +76,20 @@ def cmd_gmmn_sample(args: argparse.Namespace) -> int:
     from ..gmmn.grid import save_grid
     from ..gmmn.train import load_run
 
-    run = load_run(args.run, device=args.device)
-    gmmn = run.gmmn
+    from ..io import check_writable
+
+    output = Path(args.output)
+    if output.suffix not in (".png", ".npy"):
+        raise ValueError(f"output {output} must end in .png (a grid) or .npy (the images)")
     if args.n < 1:
         raise ValueError(f"-n must be >= 1, got {args.n}")
+    check_writable(output, force=args.force, name="-o")
+    if args.seed is not None and args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if args.label is not None and args.label < 0:
+        raise ValueError(f"--label must be >= 0, got {args.label}")
+    run = load_run(args.run, device=args.device)
+    gmmn = run.gmmn
     if args.label is not None:
         if not gmmn.conditional:
             raise ValueError("--label needs a conditional model (trained with --conditional)")
@@ -93,14 +103,11 @@ def cmd_gmmn_sample(args: argparse.Namespace) -> int:
     seed = run.config.seed if args.seed is None else args.seed
     rng = np.random.default_rng([seed, 3])
     images = to_numpy(gmmn.sample_images(gmmn.prior(rng, args.n), run.xp, labels))
-    output = Path(args.output)
     if output.suffix == ".npy":
         from ..io import save_npy
         save_npy(output, images, force=args.force)
-    elif output.suffix == ".png":
-        save_grid(output, images, force=args.force)
     else:
-        raise ValueError(f"output {output} must end in .png (a grid) or .npy (the images)")
+        save_grid(output, images, force=args.force)
     what = f" of label {args.label}" if args.label is not None else ""
     print(f"wrote {output}: {args.n} samples{what} from {args.run} (step "
           f"{run.meta['step']}, noise seed {seed})")
@@ -130,16 +137,22 @@ def cmd_gmmn_evaluate(args: argparse.Namespace) -> int:
     --------
     ssimref.gmmn.evaluate.evaluate_run
     """
-    from ..gmmn.evaluate import evaluate_run
+    from ..gmmn.evaluate import evaluate_run, format_evaluation
 
+    from ..io import check_writable
+    from .common import at_least
+
+    at_least(args.n, "-n", 2)
+    at_least(args.parzen_samples, "--parzen-samples", 1)
     target = Path(args.run) / "evaluation.json"
-    if target.exists() and not args.force:
-        raise FileExistsError(f"{target} exists; pass --force to overwrite it")
+    if Path(args.run).is_dir():
+        check_writable(target, force=args.force, name="the evaluation file")
     out = evaluate_run(args.run, n=args.n, parzen_samples=args.parzen_samples,
-                       device=args.device, force=True)
-    for key, value in out.items():
-        print(f"{key:>16}: {value:.6g}" if isinstance(value, float) else
-              f"{key:>16}: {value}")
+                       device=args.device, force=True, reference=True)
+    print(f"{args.run} against the test digits, beside real training digits as a "
+          f"reference (the same number of samples, {args.n}):")
+    for line in format_evaluation(out):
+        print(line)
     print(f"wrote {target}")
     return 0
 
@@ -169,9 +182,17 @@ def cmd_gmmn_experiment(args: argparse.Namespace) -> int:
     """
     from ..gmmn.experiment import run_experiment
 
+    from .common import at_least
+
     seeds = tuple(range(args.seeds))
     if not seeds:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    for flag, value, low in [("--steps", args.steps, 1), ("--batch", args.batch, 1),
+                             ("--ae-steps", args.ae_steps, 0), ("-n", args.n, 2),
+                             ("--parzen-samples", args.parzen_samples, 1)]:
+        at_least(value, flag, low)
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
     from ..gmmn.train import TrainConfig
     results = run_experiment(args.output, seeds=seeds, steps=args.steps, batch=args.batch,
                              ae_steps=args.ae_steps, n_eval=args.n,

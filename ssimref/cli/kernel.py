@@ -16,11 +16,11 @@ from ..kernels.centering import check_power
 from ..kernels.psd import DEFAULT_PSD_TOL, spectrum_report
 from ..stores import annotate_result, open_matrix
 from ..tiling import resolve_working_memory
-from ..validation import KINDS, check_kind, infer_data_range
+from ..validation import KINDS, check_kind, check_stacks, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
                      add_job_arguments, check_matrix_output, check_plot_output,
                      config_from_args, describe_run, executor_from_args, images_of,
-                     split_field)
+                     source_fields)
 
 NAME = "kernel"
 HELP = "SSIM kernel -1/2 H D^p H of images (and of test images)"
@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     """
     check_kind(args.kind)
     power = check_power(args.power)
+    memory = resolve_working_memory(args.working_memory, "--working-memory")
     if (args.test is None) != (args.output_test is None):
         raise ValueError("--test IMAGES and -o-test FILE go together: the test kernel "
                          "needs both its images and where to write it")
@@ -104,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
 
     data = load_images(args.images, color=args.color, key=args.key)
     images = images_of(data, args)
-    config = infer_data_range(config_from_args(args, data.data_range), [images],
-                              names=("IMAGES",), option="--data-range")
     test = test_images = None
     if args.test is not None:
         test = load_images(args.test, color=args.color, key=args.key)
@@ -114,18 +113,24 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--test images have shape {tuple(test_images.shape[1:])} but "
                              f"IMAGES have {tuple(images.shape[1:])}; kernels compare "
                              "images of one shape")
+    # one data range for both sets: test images of another type than the training images
+    # (bool against uint8) would otherwise be measured with the training images' range
+    both = [images] + ([] if test_images is None else [test_images])
+    names = ("IMAGES", "--test")[:len(both)]
+    config = infer_data_range(config_from_args(args, data.data_range), both, names=names,
+                              option="--data-range")
+    check_stacks(images, test_images, config, ("IMAGES", "--test"))
     n = images.shape[0]
-    memory = resolve_working_memory(args.working_memory, "--working-memory")
-    common = {"backend": args.backend, "ssimref": __version__}
+    train_fields = source_fields(data, args)
     job = prepare_kernel_job(
         images, output, kind=args.kind, config=config, power=power,
         backend=args.backend, working_memory=memory, distributed=args.dask is not None,
         resume=args.resume, force=args.force, progress=args.progress,
-        describe={"source": data.source, **split_field(data), **common},
+        describe={**train_fields, "ssimref": __version__},
         test_images=test_images, test_output=output_test,
         test_describe=None if test is None else {
-            "source": test.source, **split_field(test), "train_source": data.source,
-            **common})
+            **source_fields(test, args), "train_source": train_fields["source"],
+            "train_images": train_fields["images"], "ssimref": __version__})
     if job.complete:
         print(f"{output} is complete already; nothing to resume")
         return 0

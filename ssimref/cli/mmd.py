@@ -1,22 +1,28 @@
-"""``ssimref mmd``: MMD^2 between two image sets and a permutation p-value."""
+"""``ssimref mmd``: MMD^2 between two image sets and its p-value (a permutation test for
+the unbiased and biased estimators, the asymptotic normal test for the linear one)."""
 
 from __future__ import annotations
 
 import argparse
-
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from .. import __version__
-from ..io import load_images, save_json
-from ..kernels.factory import KERNEL_NAMES, make_kernel
-from ..validation import KINDS, check_kind, infer_data_range
+from ..io import check_writable, load_images, save_json
+from ..kernels.factory import KERNEL_NAMES, check_kernel_options, make_kernel
+from ..mmd.two_sample import DEFAULT_SEED
+from ..validation import KINDS, check_kind, check_stacks, infer_data_range
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
                      config_from_args)
 
 NAME = "mmd"
-HELP = "MMD^2 between two image sets, with a permutation p-value"
+HELP = "MMD^2 between two image sets, with a p-value"
+#: Relabellings of the permutation test when --permutations is not given.
+DEFAULT_PERMUTATIONS = 1000
+#: The flags of the SSIM conventions (:func:`ssimref.cli.common.add_config_arguments`).
+CONFIG_FLAGS = ("--preset", "--window", "--size", "--sigma", "--stride", "--data-range",
+                "--k1", "--k2", "--covariance")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,18 +41,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="ssim: -1/2 D^power (the paper's kernel; MMD = half the energy "
                    "distance); ssim-rbf: exp(-gamma D^2), gamma = 1/(2 scale med^2); "
                    "mean-ssim: mean SSIM over windows; rbf: Gaussian mixture on the "
-                   "flattened pixels, variances scale * med^2 (default ssim)")
-    p.add_argument("--kind", default="eq2", choices=KINDS, help="SSIM distance (default eq2)")
-    p.add_argument("--power", type=int, default=1, choices=(1, 2),
-                   help="power of D for --kernel ssim (default 1)")
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0],
-                   help="median-heuristic scales: rbf variances scale * med^2 (one per "
-                   "component), ssim-rbf uses the first (default 1)")
+                   "flattened pixels, variances scale * med^2 (default ssim). Options a "
+                   "kernel does not use are refused")
+    p.add_argument("--kind", choices=KINDS,
+                   help="SSIM distance (default eq2; kernels ssim and ssim-rbf)")
+    p.add_argument("--power", type=int, choices=(1, 2),
+                   help="power of D (default 1; kernel ssim only)")
+    p.add_argument("--scales", type=float, nargs="+",
+                   help="median-heuristic scales (default 1): rbf variances scale * med^2, "
+                   "one per component; ssim-rbf takes exactly one")
     p.add_argument("--estimator", default="unbiased", choices=("unbiased", "biased", "linear"),
-                   help="MMD^2 estimator (default unbiased)")
-    p.add_argument("--permutations", type=int, default=1000,
-                   help="random relabellings for the p-value; 0 skips the test (default 1000)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the relabellings")
+                   help="MMD^2 estimator (default unbiased; Python's mmd_test defaults to "
+                   "it too, mmd2 to biased); unbiased and biased are tested by permutations, "
+                   "linear (n = m) by its asymptotic normal test (Gretton et al. 2012, "
+                   "Corollary 16), with no permutations")
+    p.add_argument("--permutations", type=int,
+                   help="random relabellings for the p-value of the unbiased and biased "
+                   f"estimators (default {DEFAULT_PERMUTATIONS}; every relabelling, exact, "
+                   "when there are no more); 0 skips the test (also for linear)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"seed of the relabellings (default {DEFAULT_SEED}, recorded in the "
+                   "output)")
     add_config_arguments(p)
     add_compute_arguments(p, backend=False, progress=False)
     p.add_argument("--json", help="also write the result and its conventions to this .json")
@@ -74,16 +89,31 @@ def run(args: argparse.Namespace) -> int:
         exits with 2).
     """
     from ..mmd import mmd2, mmd_test
-    check_kind(args.kind)
+    check_kind(args.kind or "eq2")
     if args.json:
-        json_path = Path(args.json)
-        if json_path.exists() and not args.force:
-            raise FileExistsError(f"{json_path} exists; pass --force to overwrite it")
-    if args.permutations < 0:
-        raise ValueError(f"--permutations must be >= 0, got {args.permutations}")
-    if args.permutations and args.estimator == "linear":
-        raise ValueError("the permutation test uses the biased or unbiased estimator; pass "
-                         "--permutations 0 with --estimator linear")
+        if Path(args.json).suffix != ".json":
+            raise ValueError(f"--json {args.json} must end in .json")
+        check_writable(args.json, force=args.force, name="--json")
+    permutations = DEFAULT_PERMUTATIONS if args.permutations is None else args.permutations
+    if permutations < 0:
+        raise ValueError(f"--permutations must be >= 0, got {permutations}")
+    if args.estimator == "linear" and permutations > 0 and args.permutations is not None:
+        raise ValueError(f"--permutations {args.permutations} does nothing with --estimator "
+                         "linear, whose test is asymptotic normal (no permutations); leave "
+                         "it out, pass --permutations 0 for no test, or use --estimator "
+                         "unbiased for a permutation test")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    flags = {"config": [f for f in CONFIG_FLAGS if getattr(args, f[2:].replace("-", "_"))
+                        is not None],
+             "kind": ["--kind"] if args.kind is not None else [],
+             "power": ["--power"] if args.power is not None else [],
+             "scales": ["--scales"] if args.scales is not None else [],
+             "channel_axis": ["--channel-axis"] if args.channel_axis is not None else []}
+    check_kernel_options(args.kernel, {k: ", ".join(v) for k, v in flags.items() if v})
+    scales = [1.0] if args.scales is None else args.scales
+    if any(not v > 0 for v in scales):
+        raise ValueError(f"--scales must be numbers > 0, got {' '.join(map(str, scales))}")
     a = load_images(args.a, color=args.color, key=args.key)
     b = load_images(args.b, color=args.color, key=args.key)
     implied = {r for r in (a.data_range, b.data_range) if r is not None}
@@ -91,38 +121,46 @@ def run(args: argparse.Namespace) -> int:
     if args.kernel != "rbf":
         config = infer_data_range(config, [a.images, b.images], names=("A", "B"),
                                   option="--data-range")
-    kernel = make_kernel(args.kernel, a.images, b.images, kind=args.kind, power=args.power,
-                         config=config, scales=args.scales,
+        check_stacks(a.images, b.images, config, ("A", "B"), channel_axis=args.channel_axis)
+    kernel = make_kernel(args.kernel, a.images, b.images, kind=args.kind or "eq2",
+                         power=args.power or 1, config=config, scales=scales,
                          working_memory=args.working_memory,
                          channel_axis=args.channel_axis)
     start = time.perf_counter()
-    if args.permutations:
-        result = mmd_test(a.images, b.images, kernel, args.permutations, args.seed,
-                          estimator=args.estimator, working_memory=args.working_memory)
-        statistic, p_value = result.statistic, result.p_value
+    test = None
+    if permutations:
+        options = {} if args.estimator == "linear" else {"n_resamples": permutations,
+                                                        "rng": args.seed}
+        test = mmd_test(a.images, b.images, kernel, estimator=args.estimator,
+                        working_memory=args.working_memory, **options)
+        statistic = test.statistic
     else:
         statistic = mmd2(a.images, b.images, kernel, args.estimator,
                          working_memory=args.working_memory)
-        p_value = None
     seconds = time.perf_counter() - start
     print(f"MMD^2 ({args.estimator} estimator, Gretton et al. 2012; the square, not MMD): "
           f"{statistic:.10g}")
-    if p_value is None:
+    if test is None:
         print("p-value: not computed (--permutations 0)")
     else:
-        print(f"p-value: {p_value:.6g} (permutation test, p = (1 + #{{T_b >= T}}) / (B + 1), "
-              f"B = {args.permutations} relabellings of the pooled sample, seed {args.seed})")
-    print(f"kernel: {kernel.describe()}")
+        print(f"p-value: {test.pvalue:.6g} ({test.rule})")
+    print(f"kernel: {kernel.describe() if test is None else test.kernel}")
     print(f"samples: A = {a.source} ({a.images.shape[0]} images "
           f"{'x'.join(map(str, a.images.shape[1:]))}), B = {b.source} "
           f"({b.images.shape[0]} images); {seconds:.2f} s")
     if args.json:
         save_json(args.json, {
-            "what": f"MMD^2 ({args.estimator} estimator) and permutation p-value",
-            "mmd2": statistic, "estimator": args.estimator, "p_value": p_value,
-            "permutations": args.permutations, "seed": args.seed,
-            "p_value_rule": "(1 + #{T_b >= T}) / (B + 1)", "kernel": kernel.describe(),
-            "a": a.source, "b": b.source, "n": int(a.images.shape[0]),
+            "what": f"MMD^2 ({args.estimator} estimator)"
+                    + ("" if test is None else f" and its p-value ({test.method} test)"),
+            "mmd2": statistic, "estimator": args.estimator,
+            "p_value": None if test is None else test.pvalue,
+            "test": None if test is None else test.method,
+            "permutations": 0 if test is None else test.n_resamples,
+            "seed": None if test is None else test.seed,
+            "convention": None if test is None else test.convention,
+            "kernel": kernel.describe() if test is None else test.kernel,
+            "a": a.record(), "b": b.record(), "n": int(a.images.shape[0]),
             "m": int(b.images.shape[0]), "config": asdict(config), "ssimref": __version__,
             "seconds": round(seconds, 3)}, args.force)
     return 0
+

@@ -54,13 +54,18 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..generative.grid import save_grid
     from ..generative.runs import load_run
-    from ..io import save_npy
+    from ..io import check_writable, save_npy
 
     output = Path(args.output)
     if output.suffix not in (".png", ".npy"):
         raise ValueError(f"output {output} must end in .png (a grid) or .npy (the images)")
     if args.n < 1:
         raise ValueError(f"-n must be >= 1, got {args.n}")
+    check_writable(output, force=args.force, name="-o")
+    if args.seed is not None and args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if args.label is not None and args.label < 0:
+        raise ValueError(f"--label must be >= 0, got {args.label}")
     run = load_run(args.run, device=args.device)
     model = run.model
     conditional = getattr(model, "conditional", False)

@@ -5,27 +5,14 @@ default and help have one source."""
 from __future__ import annotations
 
 import argparse
-import functools
-import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+
+from .common import OneLineParser
 
 NAME = "train"
 HELP = "train a generative model (resumable)"
-
-
-def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    """argparse's error as one line (no usage block), exit status 2."""
-    print(f"ssimref: error: {parser.prog}: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (the models' parsers)."""
-
-    def error(self, message: str) -> NoReturn:
-        _one_line_error(self, message)
 
 
 def _flag(name: str) -> str:
@@ -114,9 +101,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser(NAME, help=HELP, description="Train a generative model. Every run "
                        "folder is resumable: Ctrl-C or SIGTERM stops at a step boundary, "
                        "writes a checkpoint and prints the command that resumes it.")
-    setattr(p, "error", functools.partial(_one_line_error, p))  # unknown MODEL: one line
     models = p.add_subparsers(dest="model", required=True, metavar="MODEL",
-                              parser_class=_OneLineParser)
+                              parser_class=OneLineParser)
     fields = all_fields()
     for name, spec in MODELS.items():
         m = models.add_parser(name, help=spec.help, description=spec.help)

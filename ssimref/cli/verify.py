@@ -65,11 +65,13 @@ def run(args: argparse.Namespace) -> int:
     from ..verification.cases import CASE_NAMES
     from ..verification.conformance import check
     from ..verification.conventions import PRESETS
+    from ..validation import check_positive
 
     if args.list_cases:
         for name in CASE_NAMES:
             print(name)
         return 0
+    check_positive(args.tolerance, "--tolerance")
     if args.convention is not None and args.convention not in PRESETS:
         raise ValueError(f"--convention must be one of {sorted(PRESETS)}, got "
                          f"{args.convention!r}")

@@ -43,8 +43,7 @@ from ..backend import to_numpy
 from .config import ReconOptions, RunConfig, SSIMOptions, option
 from .data import check_unit_range
 from .losses import (ADVERSARIAL, LS_CODINGS, GENERATOR_LOSSES, Reconstruction,
-                     gan_discriminator_loss, gan_generator_loss, gaussian_kl,
-                     ls_discriminator_loss, ls_generator_loss)
+                     discriminator_loss, generator_loss, gaussian_kl)
 from .metrics import reconstruction_errors, validation_metrics
 from .mlp import MLP, reparameterize, reparameterize_vjp, sigmoid
 from .trainer import GenerativeModel, Phase
@@ -262,18 +261,6 @@ class AAE(_Autoencoder):
     def prior_draws(self, rng, n):
         return sample_prior(self.config.prior, rng, n, self.latent)
 
-    def _d_loss(self, real, fake):
-        c = self.config
-        if c.adversarial == "ls":
-            return ls_discriminator_loss(real, fake, c.ls_coding, self.xp)
-        return gan_discriminator_loss(real, fake, self.xp)
-
-    def _g_loss(self, fake):
-        c = self.config
-        if c.adversarial == "ls":
-            return ls_generator_loss(fake, c.ls_coding, self.xp)
-        return gan_generator_loss(fake, self.xp, saturating=c.generator_loss == "saturating")
-
     def loss_and_grads(self, batch, rng, stage):
         xp = self.xp
         x = batch["images"]
@@ -293,7 +280,7 @@ class AAE(_Autoencoder):
             prior = self._host(self.prior_draws(rng, n))
             both = xp.concat([prior, codes], axis=0)
             logits, tape = self.discriminator.forward(both, xp)
-            loss, g_real, g_fake = self._d_loss(logits[:n], logits[n:])
+            loss, g_real, g_fake = discriminator_loss(logits[:n], logits[n:], self.config, xp)
             _, grads = self.discriminator.backward(tape, xp.concat([g_real, g_fake], axis=0),
                                                    xp)
             return {"d_loss": loss}, {"discriminator": grads}
@@ -301,7 +288,7 @@ class AAE(_Autoencoder):
             raise ValueError(f"unknown AAE stage {stage!r}")
         codes, enc_tape = self.encoder.forward(x, xp)
         logits, tape = self.discriminator.forward(codes, xp)
-        loss, g_fake = self._g_loss(logits)
+        loss, g_fake = generator_loss(logits, self.config, xp)
         g_codes, _ = self.discriminator.backward(tape, g_fake, xp, need_params=False)
         _, enc_grads = self.encoder.backward(enc_tape, g_codes, xp)
         return {"g_loss": loss}, {"encoder": enc_grads}

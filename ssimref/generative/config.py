@@ -10,6 +10,8 @@ SSIM conventions of a loss (every :class:`ssimref.SSIMConfig` field, as ``ssim_<
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -19,8 +21,8 @@ from ..config import COVARIANCES, WINDOWS, SSIMConfig
 from .data import DATASET_NAMES
 from .optim import SCHEDULES
 
-__all__ = ["RunConfig", "SSIMOptions", "ReconOptions", "option", "IMAGE_LOSSES",
-           "RECON_LOSSES", "MIX_LOSSES", "config_fields", "check_choices"]
+__all__ = ["RunConfig", "SSIMOptions", "ReconOptions", "option", "ssim_field_errors",
+           "IMAGE_LOSSES", "RECON_LOSSES", "MIX_LOSSES", "config_fields", "check_choices"]
 
 # image distances between matched images, as per-element means (see losses.py)
 IMAGE_LOSSES = ("l1", "l2", "ssim-eq1", "ssim-eq1-uncentered", "ssim-eq2")
@@ -114,7 +116,7 @@ class RunConfig:
                              f"got {self.dataset!r}")
         _positive(self, ("batch", "log_every", "sample_every", "checkpoint_every",
                          "eval_samples", "lr_step_size"))
-        _positive(self, ("steps", "warmup"), low=0)
+        _positive(self, ("steps", "warmup", "seed"), low=0)
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         if not (0 <= self.momentum < 1 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -156,10 +158,28 @@ class SSIMOptions:
                                   choices=COVARIANCES)
 
     def ssim_config(self) -> SSIMConfig:
-        """The :class:`ssimref.SSIMConfig` of these fields (validates them)."""
-        return SSIMConfig(window=self.ssim_window, size=self.ssim_size, sigma=self.ssim_sigma,
-                          stride=self.ssim_stride, data_range=self.ssim_data_range,
-                          k1=self.ssim_k1, k2=self.ssim_k2, covariance=self.ssim_covariance)
+        """The :class:`ssimref.SSIMConfig` of these fields (validates them; errors name
+        the ``ssim_`` field)."""
+        with ssim_field_errors():
+            return SSIMConfig(window=self.ssim_window, size=self.ssim_size,
+                              sigma=self.ssim_sigma, stride=self.ssim_stride,
+                              data_range=self.ssim_data_range, k1=self.ssim_k1,
+                              k2=self.ssim_k2, covariance=self.ssim_covariance)
+
+
+@contextlib.contextmanager
+def ssim_field_errors():
+    """Re-raise :class:`ssimref.SSIMConfig`'s errors under the names of the ``ssim_``
+    fields that hold its arguments in a training config ("sigma must be ..." becomes
+    "ssim_sigma must be ...")."""
+    try:
+        yield
+    except ValueError as exc:
+        message = str(exc)
+        first = message.split(" ", 1)[0]
+        if first in {f.name for f in fields(SSIMConfig)}:
+            raise ValueError(f"ssim_{message}") from None
+        raise ValueError(f"ssim_* options: {message}") from None
 
 
 @dataclass(frozen=True)

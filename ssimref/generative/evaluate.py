@@ -54,7 +54,7 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..config import SSIMConfig
-from ..io import save_json
+from ..io import check_writable, save_json
 from ..kernels import RBFMixture, SSIMDistanceKernel
 from ..mmd import mmd_test
 from ..pairwise import distance_matrix
@@ -291,8 +291,10 @@ def evaluate_run(run_dir, n=500, permutations=200, device=None, write=True, forc
         raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
     target = run_dir / ("evaluation.json" if split == "test" else
                         "evaluation-validation.json")
-    if write and target.exists() and not force:
-        raise FileExistsError(f"{target} exists; pass --force (force=True) to overwrite it")
+    if write and run_dir.is_dir():  # a missing run folder: load_run says what it needs
+        check_writable(target, force=force, name="the evaluation file")
+        if figure and split == "test":
+            check_writable(run_dir / "figure.png", force=True, name="the figure")
     if n < 2:
         raise ValueError(f"n must be >= 2, got {n}")
     run = load_run(run_dir, device=device)

@@ -62,8 +62,7 @@ from ..backend import to_numpy
 from .config import IMAGE_LOSSES, RunConfig, SSIMOptions, option
 from .data import CORRUPTIONS, check_unit_range, corrupt
 from .losses import (ADVERSARIAL, GENERATOR_LOSSES, LS_CODINGS, ImageDistance,
-                     gan_discriminator_loss, gan_generator_loss, ls_discriminator_loss,
-                     ls_generator_loss, matched_fidelity, mean_image_ratio)
+                     discriminator_loss, generator_loss, matched_fidelity, mean_image_ratio)
 from .metrics import reconstruction_errors, validation_metrics
 from .mlp import MLP
 from .trainer import GenerativeModel, Phase
@@ -126,6 +125,8 @@ class GANConfig(SSIMOptions, RunConfig):
         if self.noise_dim < 0 or (self.noise_dim == 0 and self.conditioning != "image"):
             raise ValueError(f"noise_dim must be >= 1 (0 only with conditioning='image'), "
                              f"got {self.noise_dim}")
+        if self.corruption_seed < 0:
+            raise ValueError(f"corruption_seed must be >= 0, got {self.corruption_seed}")
         if self.fidelity_weight < 0 or self.corruption_size < 0 or self.lr_d < 0:
             raise ValueError("fidelity_weight, corruption_size and lr_d must be >= 0")
         if not (0 <= self.disc_dropout < 1 and 0 <= self.label_smoothing < 0.5):
@@ -273,18 +274,6 @@ class GAN(GenerativeModel):
             data["inputs"] = xp.asarray(self.corrupted("train").reshape(len(train), -1))
         return data
 
-    def _d_loss(self, real, fake):
-        c = self.config
-        if c.adversarial == "ls":
-            return ls_discriminator_loss(real, fake, c.ls_coding, self.xp)
-        return gan_discriminator_loss(real, fake, self.xp, 1.0 - c.label_smoothing)
-
-    def _g_loss(self, fake):
-        c = self.config
-        if c.adversarial == "ls":
-            return ls_generator_loss(fake, c.ls_coding, self.xp)
-        return gan_generator_loss(fake, self.xp, saturating=c.generator_loss == "saturating")
-
     def loss_and_grads(self, batch, rng, stage):
         xp = self.xp
         x = batch["images"]
@@ -294,7 +283,8 @@ class GAN(GenerativeModel):
             fake = self.generator(self._g_input(n, rng, cond), xp)
             both = xp.concat([self._d_input(x, cond), self._d_input(fake, cond)], axis=0)
             logits, tape = self.discriminator.forward(both, xp, training=True, rng=rng)
-            loss, g_real, g_fake = self._d_loss(logits[:n], logits[n:])
+            loss, g_real, g_fake = discriminator_loss(logits[:n], logits[n:], self.config, xp,
+                                                       1.0 - self.config.label_smoothing)
             _, grads = self.discriminator.backward(tape, xp.concat([g_real, g_fake], axis=0),
                                                    xp)
             return {"d_loss": loss}, {"discriminator": grads}
@@ -303,7 +293,7 @@ class GAN(GenerativeModel):
         fake, g_tape = self.generator.forward(self._g_input(n, rng, cond), xp)
         logits, d_tape = self.discriminator.forward(self._d_input(fake, cond), xp,
                                                     training=True, rng=rng)
-        adv, g_logits = self._g_loss(logits)
+        adv, g_logits = generator_loss(logits, self.config, xp)
         g_in, _ = self.discriminator.backward(d_tape, g_logits, xp, need_params=False)
         g_fake = g_in[:, :self.pixels]
         losses = {"g_loss": adv}

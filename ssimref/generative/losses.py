@@ -373,3 +373,22 @@ def ls_generator_loss(fake, coding, xp):
     m = fake.shape[0]
     d = fake - c
     return 0.5 * float(xp.sum(d * d)) / m, d / m
+
+
+def discriminator_loss(real, fake, config, xp, real_target=1.0):
+    """The discriminator's loss of ``config.adversarial``: ``"ls"`` is
+    :func:`ls_discriminator_loss` with ``config.ls_coding``, otherwise
+    :func:`gan_discriminator_loss` with ``real_target``. Returns ``(loss, d/dreal,
+    d/dfake)``."""
+    if config.adversarial == "ls":
+        return ls_discriminator_loss(real, fake, config.ls_coding, xp)
+    return gan_discriminator_loss(real, fake, xp, real_target)
+
+
+def generator_loss(fake, config, xp):
+    """The generator's loss of ``config.adversarial``: ``"ls"`` is :func:`ls_generator_loss`
+    with ``config.ls_coding``, otherwise :func:`gan_generator_loss`, saturating when
+    ``config.generator_loss == "saturating"``. Returns ``(loss, d/dfake)``."""
+    if config.adversarial == "ls":
+        return ls_generator_loss(fake, config.ls_coding, xp)
+    return gan_generator_loss(fake, xp, saturating=config.generator_loss == "saturating")

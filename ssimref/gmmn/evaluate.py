@@ -44,11 +44,26 @@ from ..mmd import mmd2
 from .train import TrainConfig, load_run, ssim_config
 
 __all__ = ["parzen_log_likelihood", "select_parzen_sigma", "nearest_ssim", "evaluate_samples",
-           "evaluate_run", "reference_metrics", "PARZEN_SIGMAS", "METRICS"]
+           "evaluate_run", "reference_metrics", "format_evaluation", "PARZEN_SIGMAS",
+           "METRICS", "DIRECTIONS"]
 
 PARZEN_SIGMAS = tuple(float(s) for s in np.geomspace(0.05, 1.0, 20))
 METRICS = ("mmd2_rbf", "mmd2_ssim", "parzen_ll", "nearest_ssim", "class_kl",
            "class_accuracy")
+#: Which way each metric is better; the real digits' values (:func:`reference_metrics`)
+#: are the yardstick printed beside them.
+DIRECTIONS = {
+    "mmd2_rbf": "lower is better",
+    "mmd2_ssim": "lower is better",
+    "parzen_ll": "higher is better (nats per test image)",
+    "parzen_ll_se": "standard error of parzen_ll",
+    "parzen_sigma": "Parzen width, chosen on the validation split",
+    "parzen_centers": "generated images the density is built on",
+    "nearest_ssim": "near the real digits' value is healthy; far above it: copies of "
+                    "training images",
+    "class_kl": "lower is better (0: classes uniform)",
+    "class_accuracy": "higher is better",
+}
 
 
 def parzen_log_likelihood(centers, points, sigma, *, working_memory=None):
@@ -178,13 +193,15 @@ def reference_metrics(n=500, seed=0, dataset="digits"):
 
 
 def evaluate_run(run_dir, n=500, parzen_samples=2000, device=None, write=True,
-                 force=True):
+                 force=True, reference=False):
     """Evaluate the model of a run folder (see the module docstring).
 
     ``n`` samples for the MMDs, the memorisation check and the classifier,
     ``parzen_samples`` for the Parzen density; noise and labels from a generator seeded
     with the run's seed (so an evaluation is reproducible). Writes ``evaluation.json``
-    into the run folder when ``write``.
+    into the run folder when ``write``. With ``reference``, the result also holds
+    ``reference`` (:func:`reference_metrics` for the run's data set, the same ``n``) and
+    ``directions`` (:data:`DIRECTIONS`).
     """
     run = load_run(run_dir, device=device)
     xp, gmmn, config = run.xp, run.gmmn, run.config
@@ -199,9 +216,37 @@ def evaluate_run(run_dir, n=500, parzen_samples=2000, device=None, write=True,
                                dataset=config.dataset)
     out.update(step=run.meta["step"], done=bool(run.meta.get("done", False)),
                train_seconds=run.meta.get("seconds"))
+    if reference:
+        out["reference"] = reference_metrics(n=n, dataset=config.dataset)
+        out["directions"] = {k: v for k, v in DIRECTIONS.items() if k in out}
     if write:
         save_json(Path(run_dir) / "evaluation.json", out, force=force)
     return out
+
+
+def format_evaluation(out):
+    """Lines ``name: value  (direction)  [real digits: value]`` of an evaluation.
+
+    Parameters
+    ----------
+    out : dict
+        From :func:`evaluate_run` (with ``reference=True`` for the real digits' values).
+
+    Returns
+    -------
+    list of str
+    """
+    reference = out.get("reference", {})
+    lines = []
+    for key, value in out.items():
+        if key in ("reference", "directions"):
+            continue
+        text = f"{value:.6g}" if isinstance(value, float) else f"{value}"
+        direction = DIRECTIONS.get(key)
+        ref = reference.get(key)
+        lines.append(f"{key:>16}: {text}" + (f"  ({direction})" if direction else "")
+                     + (f"  [real digits: {ref:.6g}]" if isinstance(ref, float) else ""))
+    return lines
 
 
 def _blas_threads(n):

@@ -21,6 +21,7 @@ that does not touch that generator.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from ..kernels import RBFMixture, SSIMDistanceKernel
 from ..mmd import mmd2
 from ..kinds import KIND_NAMES as KINDS
 from ..generative.checkpoint import load_checkpoint
-from ..generative.config import RunConfig, option
+from ..generative.config import RunConfig, option, ssim_field_errors
 from ..generative.data import rbf_variances as dataset_rbf_variances
 from ..generative.trainer import (GenerativeModel, Phase, fit, prepare_run_dir,
                                   read_config_json)
@@ -110,14 +111,30 @@ class TrainConfig(RunConfig):
         object.__setattr__(self, "rbf_variances", tuple(float(v) for v in self.rbf_variances))
         object.__setattr__(self, "code_variances",
                            tuple(float(v) for v in self.code_variances))
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden must hold widths >= 1, got {self.hidden}")
+        for name in ("rbf_variances", "code_variances"):
+            values = getattr(self, name)
+            if not all(math.isfinite(v) and v > 0 for v in values):
+                raise ValueError(f"{name} must be finite numbers > 0, got {values}")
+        if not self.code_variances:
+            raise ValueError("code_variances must hold at least one variance")
+        if not (math.isfinite(self.ae_lr) and self.ae_lr > 0):
+            raise ValueError(f"ae_lr must be a finite number > 0, got {self.ae_lr}")
+        if not 0 <= self.ae_dropout < 1:
+            raise ValueError(f"ae_dropout must be in [0, 1), got {self.ae_dropout}")
+        if not (math.isfinite(self.lam) and self.lam >= 0):
+            raise ValueError(f"lam (the CMMD regulariser) must be a finite number >= 0, got "
+                             f"{self.lam}")
         ssim_config(self)  # validates the SSIM conventions
 
 
 def ssim_config(config: TrainConfig) -> SSIMConfig:
     """The SSIM conventions of the run's SSIM kernel (images in [0, 1])."""
-    return SSIMConfig(window=config.ssim_window, size=config.ssim_size,
-                      sigma=config.ssim_sigma, covariance=config.ssim_covariance,
-                      data_range=1.0)
+    with ssim_field_errors():
+        return SSIMConfig(window=config.ssim_window, size=config.ssim_size,
+                          sigma=config.ssim_sigma, covariance=config.ssim_covariance,
+                          data_range=1.0)
 
 
 def rbf_variances(config: TrainConfig, splits):

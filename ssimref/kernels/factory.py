@@ -13,12 +13,55 @@ from .protocol import Kernel
 from .rbf import RBFMixture
 from .ssim_distance import MeanSSIMKernel, SSIMDistanceKernel, SSIMRBFKernel
 
-__all__ = ["KERNEL_NAMES", "KernelName", "make_kernel"]
+__all__ = ["KERNEL_NAMES", "KernelName", "make_kernel", "KERNEL_OPTIONS",
+           "check_kernel_options"]
 
 #: The kernel names.
 KernelName: TypeAlias = Literal["ssim", "ssim-rbf", "mean-ssim", "rbf"]
 #: Names :func:`make_kernel` accepts.
 KERNEL_NAMES: tuple[KernelName, ...] = ("ssim", "ssim-rbf", "mean-ssim", "rbf")
+
+
+#: The options of :func:`make_kernel` each kernel uses (``working_memory`` aside, which
+#: every caller may use too); the others do nothing for it.
+KERNEL_OPTIONS: dict[str, tuple[str, ...]] = {
+    "ssim": ("kind", "power", "config", "channel_axis"),
+    "ssim-rbf": ("kind", "config", "scales", "channel_axis"),
+    "mean-ssim": ("config", "channel_axis"),
+    "rbf": ("scales",),
+}
+
+
+def check_kernel_options(name: str, given: dict[str, str]) -> None:
+    """Refuse options that would do nothing for the kernel ``name``.
+
+    Parameters
+    ----------
+    name : {"ssim", "ssim-rbf", "mean-ssim", "rbf"}
+    given : dict of str to str
+        The options the caller set (keys of :data:`KERNEL_OPTIONS`' tuples: "kind",
+        "power", "config", "scales", "channel_axis"), each mapped to how the caller spells
+        it in messages (e.g. ``{"config": "--window", "power": "--power"}``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown kernel, or an option the kernel does not use; the message names
+        the option as the caller spells it.
+    """
+    if name not in KERNEL_OPTIONS:
+        raise ValueError(f"kernel must be one of {KERNEL_NAMES}, got {name!r}")
+    takes = KERNEL_OPTIONS[name]
+    unused = [spelling for option, spelling in given.items() if option not in takes]
+    if unused:
+        what = {"ssim": "the SSIM distance kernel -1/2 D^power",
+                "ssim-rbf": "exp(-gamma D^2), its bandwidth from one scale",
+                "mean-ssim": "mean SSIM over windows (its own distance, no power)",
+                "rbf": "a Gaussian mixture on the pixels, no SSIM"}[name]
+        raise ValueError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} "
+                         f"nothing with kernel {name} ({what}); leave "
+                         f"{'it' if len(unused) == 1 else 'them'} out or choose another "
+                         "kernel")
 
 
 def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | None = None, *,
@@ -46,7 +89,8 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
     config : SSIMConfig, optional
         SSIM conventions (keyword overrides as for :func:`ssimref.distance_matrix`).
     scales : sequence of float > 0, default (1.0,)
-        Median-heuristic scales.
+        Median-heuristic scales: one per mixture component for "rbf", exactly one for
+        "ssim-rbf"; not used by the other kernels.
     working_memory : float, optional
         MiB for the SSIM kernels' tiles.
     channel_axis : int, optional
@@ -85,6 +129,9 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
         raise ValueError(f"kernel {name!r} takes its bandwidth from the samples' median "
                          "distance: pass X (and Y)")
     if name == "ssim-rbf":
+        if len(scales) != 1:
+            raise ValueError(f"kernel 'ssim-rbf' takes one scale (its gamma is 1 / (2 scale "
+                             f"med^2)), got {len(scales)}: {tuple(scales)}")
         return SSIMRBFKernel.from_median(X, Y, kind, config, scale=scales[0],
                                          working_memory=working_memory,
                                          channel_axis=channel_axis, **conventions)

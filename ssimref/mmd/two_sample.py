@@ -29,6 +29,14 @@ p-value (the rules of SciPy's ``permutation_test``, "greater"):
 - otherwise ``p = (1 + #{b : T_b >= T - gamma}) / (B + 1)`` over ``B`` uniformly random
   relabellings, which is exactly valid (never below its level under exchangeability).
 
+The linear-time estimator has its own test, with no permutations and no pooled kernel
+matrix (Gretton et al. 2012, Corollary 16 and Section 6): its ``p = floor(n/2)`` terms
+``h_i`` are independent, so ``sqrt(p) (MMD_l^2 - MMD^2)`` is asymptotically normal with
+variance ``var(h)``; with ``s`` the sample standard deviation of the ``h_i`` (``ddof=1``)
+the statistic ``z = sqrt(p) MMD_l^2 / s`` is referred to the standard normal:
+``p-value = 1 - Phi(z)`` (one-sided: large MMD^2 is evidence against ``P = Q``). When
+every ``h_i`` is equal (``s = 0``) the p-value is 1 if ``MMD_l^2 <= 0`` and 0 otherwise.
+
 References
 ----------
 Gretton, Borgwardt, Rasch, Schoelkopf, Smola, "A kernel two-sample test", JMLR 13, 2012.
@@ -85,7 +93,16 @@ class MMDTestResult:
     tie_tolerance : float
         ``gamma``: relabellings with ``T_b >= T - gamma`` counted.
     convention : str
-        The statistic, p-value rule and kernel in words.
+        The statistic, p-value rule and kernel (with the data range actually used) in
+        words.
+    method : str
+        "permutation" (random relabellings), "exact" (every relabelling) or
+        "asymptotic normal" (the linear estimator's test; ``n_resamples`` is then 0).
+    rule : str
+        How the p-value was computed, in words (part of ``convention``).
+    kernel : str
+        The kernel with its conventions, the data range included as actually used (part
+        of ``convention``).
 
     See Also
     --------
@@ -100,6 +117,9 @@ class MMDTestResult:
     exact: bool
     tie_tolerance: float
     convention: str
+    method: str = "permutation"
+    rule: str = ""
+    kernel: str = ""
 
     @property
     def p_value(self) -> float:
@@ -188,7 +208,7 @@ def _relabellings(N: int, n: int, count: int, batch: int, exact: bool,
 
 def mmd_test(X: ArrayLike, Y: ArrayLike, kernel: Any, n_resamples: int | None = None,
              rng: int | np.random.Generator | None = None, *,
-             estimator: Literal["unbiased", "biased"] = "unbiased",
+             estimator: Literal["unbiased", "biased", "linear"] = "unbiased",
              batch: int | None = None, working_memory: float | None = None,
              permutations: int | None = None, seed: int | None = None) -> MMDTestResult:
     """Permutation two-sample test with the MMD^2 statistic.
@@ -207,10 +227,12 @@ def mmd_test(X: ArrayLike, Y: ArrayLike, kernel: Any, n_resamples: int | None = 
         Seed (or generator) of the relabellings (SciPy's name; ``seed`` is an alias). A
         fixed default makes results reproducible; the seed is recorded in the result.
         Pass ``numpy.random.default_rng()`` for fresh entropy.
-    estimator : {"unbiased", "biased"}, default "unbiased"
-        Statistic. For ``n = m`` both order the relabellings identically (each is an
-        increasing affine function of the within-sample kernel sums), so they give the
-        same p-value.
+    estimator : {"unbiased", "biased", "linear"}, default "unbiased"
+        Statistic. For ``n = m`` "unbiased" and "biased" order the relabellings
+        identically (each is an increasing affine function of the within-sample kernel
+        sums), so they give the same p-value. "linear" (``n = m``) uses its asymptotic
+        normal test instead of permutations (module docstring): ``n_resamples``, ``rng``
+        and ``batch`` do not apply and are refused.
     batch : int, optional
         Relabellings per matrix product; by default as many as fit ``working_memory``.
     working_memory : float, optional
@@ -226,7 +248,8 @@ def mmd_test(X: ArrayLike, Y: ArrayLike, kernel: Any, n_resamples: int | None = 
     Raises
     ------
     ValueError
-        For an estimator other than "unbiased" or "biased", ``Y`` None, ``n_resamples``
+        For an estimator other than "unbiased", "biased" or "linear", ``Y`` None,
+        ``n_resamples``, ``rng`` or ``batch`` with "linear", ``n_resamples``
         or ``batch`` that is not an integer >= 1, sample sizes the estimator cannot use,
         a non-positive ``working_memory``, and the kernel's errors for invalid points.
     TypeError
@@ -261,7 +284,16 @@ def mmd_test(X: ArrayLike, Y: ArrayLike, kernel: Any, n_resamples: int | None = 
     >>> result.pvalue, result.exact, result.n_resamples
     (0.1, True, 20)
     """
-    check_estimator(estimator, ("unbiased", "biased"))
+    check_estimator(estimator, ("unbiased", "biased", "linear"))
+    if estimator == "linear":
+        given = [name for name, value in [("n_resamples", n_resamples), ("rng", rng),
+                                          ("batch", batch), ("permutations", permutations),
+                                          ("seed", seed)] if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} do not apply to the linear estimator, "
+                             "whose test is asymptotic normal (no permutations); leave "
+                             "them out, or use estimator='unbiased' for a permutation test")
+        return _linear_test(X, Y, kernel)
     B = _count(_alias(n_resamples, permutations, "n_resamples", "permutations", 1000),
                "permutations" if permutations is not None else "n_resamples")
     rng = _alias(rng, seed, "rng", "seed", DEFAULT_SEED)
@@ -305,7 +337,7 @@ def mmd_test(X: ArrayLike, Y: ArrayLike, kernel: Any, n_resamples: int | None = 
         T = statistics(K, xp.asarray(A), r_total, n, m, estimator, xp)
         reach += int(xp.sum(xp.astype(T >= statistic - gamma, xp.int64)))
     pvalue = reach / distinct if exact else (1 + reach) / (B + 1)
-    describe = getattr(kernel, "describe", None)
+    described = _describe(ops.kernel)  # with the data range actually used
     if exact:
         rule = (f"p = #{{T_b >= T - gamma}} / C(N, n), exact over all C({N}, {n}) = "
                 f"{distinct} relabellings of the pooled sample (n = {n}, m = {m})")
@@ -316,7 +348,50 @@ def mmd_test(X: ArrayLike, Y: ArrayLike, kernel: Any, n_resamples: int | None = 
     convention = (
         f"statistic: {estimator} MMD^2 (Gretton et al. 2012; 'MMD^2', not its square "
         f"root); {rule}; ties: gamma = {TIE_ULPS} eps S = {gamma:.3g}, S the sum of the "
-        f"magnitudes of the statistic's terms; kernel: "
-        + (describe() if callable(describe) else repr(kernel)))
+        f"magnitudes of the statistic's terms; kernel: {described}")
     return MMDTestResult(statistic, pvalue, count, estimator, None if exact else recorded,
-                         exact, gamma, convention)
+                         exact, gamma, convention, "exact" if exact else "permutation",
+                         rule, described)
+
+
+def _describe(kernel: Any) -> str:
+    describe = getattr(kernel, "describe", None)
+    return describe() if callable(describe) else repr(kernel)
+
+
+def _linear_test(X: ArrayLike, Y: ArrayLike, kernel: Any) -> MMDTestResult:
+    """The linear estimator's asymptotic normal test (module docstring)."""
+    from scipy.special import ndtr
+
+    if Y is None:
+        raise ValueError("Y (the second sample) is required")
+    xp, Xw, Yw, ops = bind_kernel(kernel, X, Y)
+    assert Yw is not None
+    n, m = Xw.shape[0], Yw.shape[0]
+    check_sizes("linear", n, m)
+    p = n // 2
+    if p < 2:
+        raise ValueError(f"the linear estimator's test needs at least 2 quadruples (n = m "
+                         f">= 4) to estimate its variance, got n = m = {n}")
+    top = 2 * p
+    xe, xo, ye, yo = Xw[0:top:2, ...], Xw[1:top:2, ...], Yw[0:top:2, ...], Yw[1:top:2, ...]
+    h = (ops.paired_value_and_vjp(xe, xo, None)[0] + ops.paired_value_and_vjp(ye, yo, None)[0]
+         - ops.paired_value_and_vjp(xe, yo, None)[0]
+         - ops.paired_value_and_vjp(xo, ye, None)[0])
+    h = np.asarray(h, dtype=np.float64)
+    statistic = float(np.mean(h))
+    s = float(np.std(h, ddof=1))
+    if s > 0:
+        z = math.sqrt(p) * statistic / s
+        pvalue = float(ndtr(-z))  # 1 - Phi(z), without cancellation for large z
+        rule = (f"p = 1 - Phi(z), z = sqrt(p) MMD_l^2 / s = {z:.6g}, asymptotic normal test "
+                f"of the linear estimator (Gretton et al. 2012, Corollary 16) over its p = "
+                f"{p} independent terms h_i, s their standard deviation (ddof=1)")
+    else:
+        pvalue = 1.0 if statistic <= 0 else 0.0
+        rule = f"all p = {p} terms h_i equal (s = 0): p = 1 when MMD_l^2 <= 0, else 0"
+    described = _describe(ops.kernel)
+    convention = (f"statistic: linear MMD^2 (Gretton et al. 2012, Lemma 14; 'MMD^2', not its "
+                  f"square root; n = m = {n}); {rule}; kernel: {described}")
+    return MMDTestResult(statistic, pvalue, 0, "linear", None, False, 0.0, convention,
+                         "asymptotic normal", rule, described)
