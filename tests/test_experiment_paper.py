@@ -199,6 +199,22 @@ def test_report_replaces_only_the_marked_section(quick, tmp_path):
         write_report(out, doc, log=lambda line: None)
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--report", "doc.md", "--quick"], "--quick does nothing with --report"),
+    (["--report", "doc.md", "--seeds", "2", "--force"], "--seeds, --force do nothing"),
+    (["--plan", "-o", "E"], "-o does nothing with --plan"),
+    (["--resume", "--force", "-o", "E"], "give one of them"),
+    (["--resume", "-o", "E"], "holds no experiment"),
+])
+def test_options_that_do_nothing_or_contradict_are_refused(argv, message, tmp_path,
+                                                          monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["experiment", "paper", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
 def test_gpu_without_a_device_is_refused_before_any_file(tmp_path):
     from ssimref.backend import device_namespace
     try:

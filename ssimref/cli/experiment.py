@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Train, evaluate and compare every condition; writes design.json, one "
         "run folder per arm, learning rate and seed, results.json, tables.md and figures. "
         "Resumable: run the same command again after an interruption.")
-    e.add_argument("-o", "--output", default="runs/paper", help="experiment folder "
+    e.add_argument("-o", "--output", default=None, help="experiment folder "
                    "(default runs/paper)")
     e.add_argument("--seeds", type=_seeds, default=None,
                    help="seeds per arm: a count (seeds 0..N-1) or a list such as 0,1,2 "
@@ -59,9 +59,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "Markdown file DOC, between its lines '<!-- paper-results:begin -->' "
                    "and '<!-- paper-results:end -->', with the figures as img/paper-*.png "
                    "beside it; trains and evaluates nothing, writes nothing into -o")
-    e.add_argument("--resume", action="store_true", help="continue the experiment in -o "
-                   "(what the command always does; accepted so that the command printed "
-                   "after an interruption runs as printed)")
+    e.add_argument("--resume", action="store_true", help="continue the experiment in -o, "
+                   "which must hold one (without --resume the command starts an experiment "
+                   "or continues the one it finds)")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=run)
 
@@ -92,18 +92,42 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..experiments import paper_design, plan_paper, run_paper, write_report
     if args.report is not None:
-        results = write_report(args.output, args.report)
+        _refuse(args, "--report", ("seeds", "quick", "force", "plan", "resume",
+                                   "no_progress", "device"))
+        results = write_report(args.output or "runs/paper", args.report)
         _print_verdicts(results)
         return 0
+    if args.plan:
+        _refuse(args, "--plan", ("output", "force", "resume", "no_progress"))
+    if args.resume and args.force:
+        raise ValueError("--resume continues the experiment and --force retrains it; "
+                         "give one of them")
     design = paper_design(seeds=args.seeds, device=args.device, quick=args.quick)
     if args.plan:
         plan_paper(design)
         return 0
+    args.output = args.output or "runs/paper"
+    if args.resume and not (Path(args.output) / "design.json").exists():
+        raise FileNotFoundError(f"--resume: {args.output} holds no experiment (no "
+                                "design.json); run without --resume to start one")
     results = run_paper(args.output, design=design, force=args.force,
                         progress=not args.no_progress)
     _print_verdicts(results)
     print(f"wrote {Path(args.output) / 'results.json'}, tables.md and figures")
     return 0
+
+
+_DEFAULTS = {"output": None, "seeds": None, "quick": False, "force": False, "plan": False,
+             "resume": False, "no_progress": False, "device": "cpu"}
+
+
+def _refuse(args: argparse.Namespace, mode: str, names: tuple[str, ...]) -> None:
+    """ValueError naming the options given with ``mode`` that would do nothing."""
+    given = ["--" + n.replace("_", "-") if n != "output" else "-o" for n in names
+             if getattr(args, n) != _DEFAULTS[n]]
+    if given:
+        raise ValueError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing "
+                         f"with {mode}; leave {'it' if len(given) == 1 else 'them'} out")
 
 
 def _print_verdicts(results: dict[str, Any]) -> None:
