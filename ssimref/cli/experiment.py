@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         plan_paper(design)
         return 0
     args.output = args.output or "runs/paper"
+    _check_folder(Path(args.output))
     if args.resume and not (Path(args.output) / "design.json").exists():
         raise FileNotFoundError(f"--resume: {args.output} holds no experiment (no "
                                 "design.json); run without --resume to start one")
@@ -115,6 +116,18 @@ def run(args: argparse.Namespace) -> int:
     _print_verdicts(results)
     print(f"wrote {Path(args.output) / 'results.json'}, tables.md and figures")
     return 0
+
+
+def _check_folder(out: Path) -> None:
+    """Before any work: ``out`` is a folder or can be made one (its nearest existing
+    ancestor is a folder that takes new files)."""
+    from ..io import check_writable
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"-o {out}: {existing} is a file, not a folder")
+    check_writable(existing / "design.json", name=f"-o {out}:", folder_only=True)
 
 
 _DEFAULTS = {"output": None, "seeds": None, "quick": False, "force": False, "plan": False,
