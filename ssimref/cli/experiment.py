@@ -47,13 +47,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     e.add_argument("--seeds", type=_seeds, default=None,
                    help="seeds per arm: a count (seeds 0..N-1) or a list such as 0,1,2 "
                    "(default 3; 2 with --quick); the first is the tuning seed")
-    e.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
-    e.add_argument("--quick", action="store_true", help="smoke test: 8x8 digits, a dozen "
-                   "steps per run, small evaluations (under a minute)")
+    e.add_argument("--device", default="cpu", choices=("cpu", "gpu"),
+                   help="where the models train and are evaluated: cpu (NumPy) or gpu "
+                   "(CuPy; refused before any work without a CUDA device)")
+    e.add_argument("--quick", action="store_true", help="smoke test: 8x8 digits, 8 steps "
+                   "per run, small evaluations (every condition and output, under a minute)")
     e.add_argument("--force", action="store_true", help="retrain and re-evaluate every run, "
                    "also in a folder that holds another design")
-    e.add_argument("--plan", action="store_true", help="measure each arm's step time and "
-                   "project the duration; trains nothing in the folder and writes nothing")
+    e.add_argument("--plan", action="store_true", help="measure each arm's step time (a "
+                   "few steps in a temporary folder) and project the duration; writes "
+                   "nothing")
     e.add_argument("--report", metavar="DOC", default=None,
                    help="render the results of the folder -o (finished or not) into the "
                    "Markdown file DOC, between its lines '<!-- paper-results:begin -->' "

@@ -288,7 +288,7 @@ def paper_design(*, seeds: int | Sequence[int] | None = None, device: str = "cpu
         ``quick``). The first seed is the tuning seed.
     device : {"cpu", "gpu"}
     quick : bool
-        The smoke-test design: the 8x8 digits, a dozen steps per run, small batches and
+        The smoke-test design: the 8x8 digits, 8 steps per run, small batches and
         evaluations (every condition, every output, in under a minute).
     families : sequence of str, optional
         A subset of :data:`FAMILY_NAMES` (all by default).
