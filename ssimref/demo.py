@@ -111,7 +111,7 @@ def _table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
 
 def run_demo(output: str | os.PathLike[str] = "ssimref-demo", *, force: bool = False,
              seed: int = 0, limit: int | None = None, plots: bool = True,
-             progress: bool = False,
+             progress: bool | None = False,
              echo: Callable[[str], object] = print) -> dict[str, Any]:
     """Run the digits demo and write its files into the folder ``output``.
 
@@ -128,8 +128,9 @@ def run_demo(output: str | os.PathLike[str] = "ssimref-demo", *, force: bool = F
         Use a stratified subset of this many digits (quick runs); all 1797 by default.
     plots : bool, default True
         Draw the PNG plots (skipped with a note when matplotlib is missing).
-    progress : bool, default False
-        Progress bars for the distance matrices.
+    progress : bool or None, default False
+        Progress bars for the distance matrices (None: on a terminal, for matrices that
+        take longer than a second).
     echo : callable, default print
         Where the tables go.
 
@@ -189,7 +190,7 @@ def run_demo(output: str | os.PathLike[str] = "ssimref-demo", *, force: bool = F
 
 
 def _demo(folder: Path, images: npt.NDArray[Any], labels: npt.NDArray[Any], start: float, *,
-          force: bool, seed: int, plots: bool, progress: bool,
+          force: bool, seed: int, plots: bool, progress: bool | None,
           echo: Callable[[str], object]) -> dict[str, Any]:
     from sklearn.model_selection import StratifiedKFold, train_test_split
 

@@ -57,7 +57,11 @@ from .backend import Array, is_numpy_array, to_numpy
 from .tiling import PairPlan, Tile
 
 __all__ = ["SerialExecutor", "serial", "store", "TileTask", "TileReport", "fill_tile",
-           "get_executor", "EXECUTORS", "progress_bar", "Ledger", "Executor"]
+           "get_executor", "EXECUTORS", "progress_bar", "PROGRESS_DELAY", "Ledger",
+           "Executor"]
+
+#: Seconds a job runs before an automatic progress bar (``progress=None``) appears.
+PROGRESS_DELAY = 1.0
 
 #: Names accepted by ``executor=`` arguments (besides executor objects and Dask clients).
 EXECUTORS = ("serial", "dask")
@@ -127,7 +131,7 @@ class Executor(Protocol):
     last_run: list[TileReport]
 
     def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out: Any, *,
-             ledger: Ledger | None = None, progress: bool = False,
+             ledger: Ledger | None = None, progress: bool | None = False,
              desc: str = "SSIM distances") -> Any:
         """Write every tile not complete in ``ledger`` into ``out``.
 
@@ -142,7 +146,7 @@ class Executor(Protocol):
         """
 
     def reduce(self, plan: PairPlan, tile_fn: Callable[[Tile], Any],
-               accumulate: Callable[[Tile, Any], None], *, progress: bool = False,
+               accumulate: Callable[[Tile, Any], None], *, progress: bool | None = False,
                desc: str = "SSIM pairs") -> None:
         """``accumulate(tile, tile_fn(tile))`` for every tile, in the plan's order.
 
@@ -233,7 +237,7 @@ class SerialExecutor:
         self.last_run: list[TileReport] = []
 
     def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out: Any, *,
-             ledger: Ledger | None = None, progress: bool = False,
+             ledger: Ledger | None = None, progress: bool | None = False,
              desc: str = "SSIM distances") -> Any:
         """Write ``tile_fn(tile)`` into ``out[tile.rows, tile.cols]`` for every tile (and
         its transpose into ``out[tile.cols, tile.rows]`` off the diagonal of a symmetric
@@ -251,8 +255,9 @@ class SerialExecutor:
             Records of completed tiles (:mod:`ssimref.stores`): recorded tiles are
             skipped, each tile written is recorded; pending records are written on any
             exit.
-        progress : bool, default False
-            A tqdm progress bar over pairs.
+        progress : bool or None, default False
+            A tqdm progress bar over pairs; None: one when stderr is a terminal and the
+            job runs longer than :data:`PROGRESS_DELAY` seconds (:func:`progress_bar`).
         desc : str, default "SSIM distances"
             The bar's label.
 
@@ -287,7 +292,7 @@ class SerialExecutor:
         return out
 
     def reduce(self, plan: PairPlan, tile_fn: Callable[[Tile], Any],
-               accumulate: Callable[[Tile, Any], None], *, progress: bool = False,
+               accumulate: Callable[[Tile, Any], None], *, progress: bool | None = False,
                desc: str = "SSIM pairs") -> None:
         """Call ``accumulate(tile, tile_fn(tile))`` for every tile, in the plan's order
         (so floating-point sums come out the same on every run).
@@ -299,7 +304,7 @@ class SerialExecutor:
             ``tile_fn(tile) -> result``, the tile's contribution.
         accumulate : callable
             ``accumulate(tile, result)`` adds it where it belongs.
-        progress : bool, default False
+        progress : bool or None, default False
         desc : str, default "SSIM pairs"
 
         Raises
@@ -367,20 +372,31 @@ def get_executor(executor: Any = None) -> Any:
                     f"{type(executor).__name__}")
 
 
-def progress_bar(total: int, enabled: bool, desc: str) -> tqdm:
-    """The executors' progress bar over pairs.
+def progress_bar(total: int, enabled: bool | None, desc: str, *, unit: str = "pair",
+                 initial: int = 0) -> tqdm:
+    """The progress bar of ssimref's long computations (tqdm, on stderr).
 
     Parameters
     ----------
     total : int
-        Pairs.
-    enabled : bool
-        Shown at all.
+        Units of work (pairs, steps).
+    enabled : bool or None
+        True: shown (in logs too); False: not shown; None ("auto", the command line's
+        default): shown only when stderr is a terminal, and only once the job has run
+        :data:`PROGRESS_DELAY` seconds, so that short jobs print nothing.
     desc : str
         Its label.
+    unit : str, default "pair"
+        The unit of ``total``.
+    initial : int, default 0
+        Units already done (a resumed job).
 
     Returns
     -------
     tqdm.tqdm
     """
-    return tqdm(total=total, unit="pair", unit_scale=True, disable=not enabled, desc=desc)
+    if enabled is None:
+        return tqdm(total=total, initial=initial, unit=unit, unit_scale=True, disable=None,
+                    delay=PROGRESS_DELAY, desc=desc)
+    return tqdm(total=total, initial=initial, unit=unit, unit_scale=True,
+                disable=not enabled, desc=desc)

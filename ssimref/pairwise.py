@@ -50,7 +50,7 @@ def _check_out(out: Array | None, shape: tuple[int, int], dtype: Any, xp: Namesp
 def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2",
                     config: SSIMConfig | None = None, *, squared: bool = False,
                     dtype: Any = None, working_memory: float | None = None,
-                    out: Array | None = None, progress: bool = False, backend: str = "auto",
+                    out: Array | None = None, progress: bool | None = False, backend: str = "auto",
                     channel_axis: int | None = None, executor: Any = None,
                     **conventions: Any) -> Array:
     """All-pairs SSIM distances ``D(i, j) = ||D'(x_i, y_j)||_F``.
@@ -83,8 +83,9 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
         Where to write the result, e.g. a ``numpy.memmap`` (``numpy.lib.format.open_memmap``)
         for a matrix larger than RAM. A NumPy ``out`` may receive results computed on
         another array library (each tile is copied to the host as it is done).
-    progress : bool, default False
-        Show a tqdm progress bar over pairs.
+    progress : bool or None, default False
+        Show a tqdm progress bar over pairs; None: only when stderr is a terminal and
+        the job runs longer than a second (:func:`ssimref.executor.progress_bar`).
     backend : {"auto", "reference", "numba", "cupy"}, default "auto"
         Engine for the pairs (see :func:`ssimref.engines.choose_engine`): "reference" is
         the array-API code below; "numba" (NumPy inputs, CPU) and "cupy" (CuPy inputs,

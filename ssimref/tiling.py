@@ -17,6 +17,18 @@ A symmetric plan (``Y = X``) visits each unordered pair of tiles once: the tiles
 above the diagonal, in row-major order; a diagonal tile computes only its upper triangle
 (:func:`upper_mask`) and the executor mirrors the others (:mod:`ssimref.executor`).
 
+Tiles too small to be worth their fixed cost. Each tile has a fixed cost besides its pairs
+(slicing, the engine's per-image terms, starting its threads), which grows with the load of
+the machine: ``python benchmarks/tile_overhead.py`` (BENCHMARKS.md, "Tile overhead")
+measured about 60 ms per tile with the Numba engine on a shared 2-core machine at load
+average 11, against 3 to 10 microseconds per pair of 8x8 or 28x28 images, so that a tile
+of 6,600 to 17,000 pairs spends as long on its fixed cost as on its pairs (300 digits:
+19 s with 0.05 MiB tiles of 12 x 12, 0.1 s in one tile). Below :data:`SMALL_TILE_PAIRS`
+pairs a tile spends more on that cost than on its pairs, so :func:`plan_pairs` warns
+(:class:`SmallTileWarning`) when the memory budget, not an engine's cap or the size of the
+job, cuts a job of more than :data:`SMALL_TILE_MIN_TILES` tiles into such tiles, and
+names the budget that avoids it.
+
 Row batches follow scikit-learn's rule (that of ``pairwise_distances_chunked``, cut by
 :func:`sklearn.utils.gen_batches`): ``floor(budget / row_bytes)`` rows, at least one.
 """
@@ -24,6 +36,7 @@ Row batches follow scikit-learn's rule (that of ``pairwise_distances_chunked``, 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +45,25 @@ from .backend import Array, Namespace
 from .validation import check_positive
 
 __all__ = ["MIB", "default_working_memory", "resolve_working_memory", "Tile", "PairPlan",
-           "plan_pairs", "rows_per_batch", "row_batches", "upper_mask", "chunk_plan"]
+           "plan_pairs", "rows_per_batch", "row_batches", "upper_mask", "chunk_plan",
+           "SmallTileWarning", "SMALL_TILE_PAIRS", "SMALL_TILE_MIN_TILES"]
 
 #: Bytes in a MiB, the unit of ``working_memory``.
 MIB = 2**20
+
+#: Tiles of fewer pairs spend more time on their fixed cost than on their pairs (see the
+#: module docstring): the budget that gives them draws a :class:`SmallTileWarning`.
+SMALL_TILE_PAIRS = 10_000
+
+#: Jobs of at most this many tiles are not warned about (their fixed cost, tens of
+#: milliseconds a tile, stays within seconds).
+SMALL_TILE_MIN_TILES = 100
+
+
+class SmallTileWarning(UserWarning):
+    """The memory budget (``working_memory``, ``--working-memory``) makes tiles so small
+    that their fixed cost dominates: the job runs many times slower than with a larger
+    budget (see :mod:`ssimref.tiling`)."""
 
 
 def default_working_memory() -> float:
@@ -81,8 +109,8 @@ def resolve_working_memory(working_memory: float | None,
     try:
         return check_positive(working_memory, name)
     except ValueError:
-        raise ValueError(f"{name} must be a number of MiB > 0 (or None for scikit-learn's "
-                         f"working_memory setting, now {default_working_memory():g} MiB), "
+        raise ValueError(f"{name} must be a number of MiB > 0 (leave it out for "
+                         f"scikit-learn's setting, now {default_working_memory():g} MiB), "
                          f"got {working_memory!r}") from None
 
 
@@ -244,11 +272,37 @@ def plan_pairs(n: int, m: int | None = None, *, bytes_per_pair: int, working_mem
         side = min(side, max_side)
     rows = min(n, side)
     if symmetric or square:
-        return PairPlan(n, m, rows, min(m, side) if square else rows, symmetric)
-    cols = (budget - rows * bytes_per_image) // (rows * bytes_per_pair + bytes_per_image)
-    if max_pairs is not None:
-        cols = min(cols, max_pairs // rows)
-    return PairPlan(n, m, rows, max(1, min(m, cols)), False)
+        plan = PairPlan(n, m, rows, min(m, side) if square else rows, symmetric)
+    else:
+        cols = (budget - rows * bytes_per_image) // (rows * bytes_per_pair + bytes_per_image)
+        if max_pairs is not None:
+            cols = min(cols, max_pairs // rows)
+        plan = PairPlan(n, m, rows, max(1, min(m, cols)), False)
+    _warn_small_tiles(plan, working_memory, bytes_per_pair, bytes_per_image, max_pairs,
+                      max_side)
+    return plan
+
+
+def _warn_small_tiles(plan: PairPlan, working_memory: float, bytes_per_pair: int,
+                      bytes_per_image: int, max_pairs: int | None,
+                      max_side: int | None) -> None:
+    """A :class:`SmallTileWarning` when the budget alone cuts a long job into tiles of
+    fewer than :data:`SMALL_TILE_PAIRS` pairs."""
+    pairs = plan.tile_rows * plan.tile_cols
+    if pairs >= SMALL_TILE_PAIRS or len(plan) <= SMALL_TILE_MIN_TILES:
+        return
+    side = math.isqrt(SMALL_TILE_PAIRS)
+    if (max_pairs is not None and max_pairs < SMALL_TILE_PAIRS) or \
+            (max_side is not None and max_side < side):
+        return  # an engine's cap, not the budget, sets the tile size
+    needed = (side * side * bytes_per_pair + 2 * side * bytes_per_image) / MIB
+    warnings.warn(f"a working memory of {working_memory:g} MiB cuts this job into "
+                  f"{len(plan):,} tiles of at most {plan.tile_rows} x {plan.tile_cols} "
+                  f"pairs, each with a fixed cost of up to tens of milliseconds: it may run "
+                  f"many times slower than with tiles of {SMALL_TILE_PAIRS:,} pairs or "
+                  f"more, which need {math.ceil(needed * 100) / 100:g} MiB",
+                  SmallTileWarning,
+                  stacklevel=3)
 
 
 def rows_per_batch(row_bytes: int, working_memory: float, max_rows: int | None = None) -> int:

@@ -193,6 +193,7 @@ NOT_IMAGES = {
     "ssimref.datasets.clear_cache": "removes cached files",
     "ssimref.datasets.CacheWarning": "a warning class",
     "ssimref.engines.Engine": "the engine protocol",
+    "ssimref.engines.SlowEngineWarning": "a warning class",
     "ssimref.engines.choose_engine": "names an engine",
     "ssimref.engines.available_engines": "names engines",
     "ssimref.engines.get_engine": "returns an engine",

@@ -96,7 +96,7 @@ def test_digits(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["missing.npy"], "neither"),
     (["{float}"], "--data-range is required"),
-    (["{stack}", "--size", "13"], "size=13"),
+    (["{stack}", "--size", "13"], "--size 13 is larger"),
     (["{pickled}"], "pickle"),
     (["{stack}", "--stride", "0"], "stride"),
 ])

@@ -73,7 +73,7 @@ def test_json_record(two_sets, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--estimator", "linear", "--permutations", "5"], "--permutations 5 does nothing"),
     (["--permutations", "-1"], "permutations"),
-    (["--size", "13"], "size=13"),
+    (["--size", "13"], "--size 13 is larger"),
     (["{float}"], "--data-range is required"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message, two_sets, tmp_path, capsys):

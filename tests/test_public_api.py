@@ -32,7 +32,8 @@ PUBLIC = {
         "mmd_test", "MMDTestResult"},
     "ssimref.engines": {
         "ENGINES", "Engine", "choose_engine", "available_engines", "get_engine",
-        "register_engine", "unregister_engine", "accuracy_floor", "UNIT_ROUNDOFF"},
+        "register_engine", "unregister_engine", "accuracy_floor", "UNIT_ROUNDOFF",
+        "SlowEngineWarning"},
     "ssimref.datasets": {
         "Dataset", "Splits", "SplitIndices", "load", "load_splits", "split_indices",
         "as_unit_float", "cache_dir", "clear_cache", "CacheWarning", "DATASETS", "SPLITS",

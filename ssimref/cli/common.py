@@ -13,14 +13,78 @@ import numpy as np
 
 from ..backend import ENGINES
 from ..config import COVARIANCES, WINDOWS, SSIMConfig, resolve_config
-from ..io import ImageSet, check_writable
+from ..executor import PROGRESS_DELAY
+from ..io import ALPHA_MODES, ImageSet, check_writable
+from ..tiling import default_working_memory
 from ..validation import check_channel_axis
 
 __all__ = ["OneLineParser", "at_least", "PRESETS", "add_image_arguments", "add_config_arguments",
            "add_compute_arguments", "config_from_args", "check_npy_output",
            "check_plot_output", "split_field", "source_fields", "add_job_arguments",
            "check_matrix_output",
-           "executor_from_args", "describe_run", "images_of"]
+           "executor_from_args", "describe_run", "images_of", "add_progress_argument",
+           "shown_default", "cli_wording"]
+
+def shown_default(value: Any) -> str:
+    """A default as ``--help`` writes it: numbers as written (1.5, 1e-06), booleans as on
+    and off, sequences space-separated (none when empty), strings as they are.
+
+    Parameters
+    ----------
+    value : Any
+
+    Returns
+    -------
+    str
+    """
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(shown_default(v) for v in value) or "none"
+    return str(value)
+
+
+def cli_wording(message: str, parser: argparse.ArgumentParser) -> str:
+    """A library message in the command line's words: the Python names of its parameters
+    as the options that set them (``size=9`` as ``--size 9``, ``channel_axis=None`` as
+    ``no --channel-axis``, ``working_memory`` as ``--working-memory``, ``backend must`` as
+    ``--backend must``), the library's ``images`` as IMAGES, and lists or tuples of names
+    without Python's brackets and quotes.
+
+    Parameters
+    ----------
+    message : str
+        An exception's message from the library.
+    parser : argparse.ArgumentParser
+        The parser of ``ssimref``, whose options (of every command) name the parameters.
+
+    Returns
+    -------
+    str
+    """
+    import re
+
+    from . import iter_parsers
+    flags: dict[str, str] = {}
+    for _, each in iter_parsers(parser):
+        for action in each._actions:
+            long = [o for o in action.option_strings if o.startswith("--")]
+            if long and action.dest not in ("help", "version"):
+                flags.setdefault(action.dest, long[0])
+    for dest, flag in flags.items():
+        message = re.sub(rf"\bleave {dest}=None\b", f"leave out {flag}", message)
+        message = re.sub(rf"\b{dest}=None\b", f"no {flag}", message)
+        message = re.sub(rf"\b{dest}=(['\"]?)([^\s,;)'\"]+)\1", rf"{flag} \2", message)
+        message = re.sub(rf"(?<![-\w']){dest} must\b", f"{flag} must", message)
+        if "_" in dest:  # a Python name, never an English word
+            message = re.sub(rf"(?<![-\w']){dest}\b(?!')", flag, message)
+    for name, words in (("test_images", "the --test images"), ("images", "IMAGES")):
+        message = re.sub(rf"(?<=\bof ){name}\b", words, message)  # the library's arguments
+    return re.sub(r"[\[(]((?:'[^']*'(?:, )?)+)[\])]",
+                  lambda m: ", ".join(re.findall(r"'([^']*)'", m.group(1))), message)
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr (no usage block), exit
@@ -68,16 +132,22 @@ def add_image_arguments(parser: argparse.ArgumentParser, name: str = "images",
     """
     parser.add_argument(name, help=help_text or "a .npy/.npz file, a .zarr store (an image "
                         "array, or a group with one; needs the 'dask' extra), a folder of "
-                        "PNG/JPEG images (sorted by name, same size), or a bundled data set: "
-                        "'digits' "
+                        "PNG, JPEG, BMP or TIFF images (same size; read in natural order, "
+                        "img2 before img10; 16-bit PNG and TIFF stay 16-bit, data range "
+                        "65535), or a bundled data set: 'digits' "
                         "(sklearn's 8x8 digits, data range 16) or 'mnist5k' (5,000 MNIST "
                         "digits 28x28, uint8; needs the 'data' extra), optionally with "
                         "':train', ':validation' or ':test' for one part of its fixed split "
                         "(e.g. mnist5k:test)")
     parser.add_argument("--color", action="store_true",
-                        help="read folders as RGB (channels last) instead of grayscale")
+                        help="read image folders as RGB (channels last) instead of grayscale "
+                        "(default: grayscale, ITU-R 601-2 luma)")
+    parser.add_argument("--alpha", choices=ALPHA_MODES, default="opaque",
+                        help="an image file's alpha channel: opaque (default) drops it when "
+                        "every pixel is fully opaque and refuses partly transparent images; "
+                        "drop ignores it; keep keeps it as the last channel")
     parser.add_argument("--key", help="array name inside a .npz file or zarr group holding "
-                        "several")
+                        "several (default: the only array, or the one named 'images')")
     parser.add_argument("--channel-axis", type=int, dest="channel_axis",
                         help="axis of a .npy/.npz stack that holds the colour channels, e.g. "
                         "1 for (n, C, H, W) (default: the last axis of a 4-D stack, at most "
@@ -96,18 +166,30 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     --------
     config_from_args : the config the flags describe.
     """
+    d = SSIMConfig()
     group = parser.add_argument_group("SSIM conventions (see ssimref.SSIMConfig)")
     group.add_argument("--preset", choices=sorted(PRESETS),
-                       help="start from a named convention, then apply the flags below")
-    group.add_argument("--window", choices=WINDOWS)
-    group.add_argument("--size", type=int, help="window side in pixels (default 7)")
-    group.add_argument("--sigma", type=float, help="Gaussian sigma (default 1.5)")
-    group.add_argument("--stride", type=int, help="step between windows (default 1)")
+                       help="start from a named convention, then apply the flags below "
+                       "(default: none; the defaults below)")
+    group.add_argument("--window", choices=WINDOWS,
+                       help=f"window shape (default: {d.window}, or the preset's)")
+    group.add_argument("--size", type=int,
+                       help=f"window side in pixels (default {d.size}, or the preset's)")
+    group.add_argument("--sigma", type=float,
+                       help=f"Gaussian sigma (default {d.sigma:g}, or the preset's)")
+    group.add_argument("--stride", type=int,
+                       help=f"step between windows (default {d.stride}, or the preset's)")
     group.add_argument("--data-range", type=float, dest="data_range",
-                       help="intensity range L (required for float images)")
-    group.add_argument("--k1", type=float)
-    group.add_argument("--k2", type=float)
-    group.add_argument("--covariance", choices=COVARIANCES)
+                       help="intensity range L (default: from the images: 255 for uint8, "
+                       "65535 for uint16, 16 for digits; required for float and other "
+                       "integer images)")
+    group.add_argument("--k1", type=float,
+                       help=f"c1 = (k1 L)^2 (default {d.k1:g}, or the preset's)")
+    group.add_argument("--k2", type=float,
+                       help=f"c2 = (k2 L)^2 (default {d.k2:g}, or the preset's)")
+    group.add_argument("--covariance", choices=COVARIANCES,
+                       help="normalisation of the window variances and covariance "
+                       f"(default: {d.covariance}, or the preset's)")
 
 
 def add_compute_arguments(parser: argparse.ArgumentParser, backend: bool = True,
@@ -122,14 +204,36 @@ def add_compute_arguments(parser: argparse.ArgumentParser, backend: bool = True,
         Add those flags too.
     """
     parser.add_argument("--working-memory", type=float, dest="working_memory",
-                        help="MiB for tiles (scikit-learn's working_memory when omitted)")
+                        help="MiB for tiles (default: scikit-learn's working_memory setting, "
+                        f"now {default_working_memory():g} MiB)")
     if backend:
         parser.add_argument("--backend", default="auto", choices=ENGINES,
                             help="engine for the pairs: auto (numba on the CPU when "
                             "installed), reference, numba, or cupy (GPU; the matrix is "
                             "streamed to the output file tile by tile)")
     if progress:
-        parser.add_argument("--progress", action="store_true", help="show a progress bar")
+        add_progress_argument(parser)
+
+
+def add_progress_argument(parser: argparse.ArgumentParser, what: str = "a progress bar"
+                          ) -> None:
+    """Add ``--progress`` and ``--no-progress`` to ``parser`` (``args.progress``: True,
+    False, or None for the default).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    what : str, default "a progress bar"
+        What is shown, for the help.
+
+    See Also
+    --------
+    ssimref.executor.progress_bar : what None means.
+    """
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"{what} on stderr (default: shown when stderr is a terminal "
+                        f"and the job runs longer than {PROGRESS_DELAY:g} s; --progress: "
+                        "always, in logs too; --no-progress: never)")
 
 
 def at_least(value: Any, flag: str, low: float) -> Any:
@@ -344,7 +448,7 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
                         ".zarr store: 'local' starts a LocalCluster in this process with one "
                         "worker process per CPU ('local:N' for N), 1 thread each; an address "
                         "(tcp://HOST:8786) joins a running scheduler and its workers "
-                        "(needs the 'dask' extra). Default: this process")
+                        "(needs the 'dask' extra; default: this process)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted job at -o: compute only the tiles not "
                         "yet complete (same images and options, checked; the tiles of the "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_progress_argument
+
 NAME = "demo"
 HELP = "SSIM-kernel SVC on scikit-learn's digits: tables and plots"
 
@@ -26,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "(quick runs; default all 1797)")
     p.add_argument("--no-plots", action="store_true", dest="no_plots",
                    help="print the tables only")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    add_progress_argument(p, "progress bars")
     p.add_argument("--force", action="store_true", help="write into an existing folder")
     p.set_defaults(func=run)
 

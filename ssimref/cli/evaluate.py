@@ -28,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="held-out digits to compare with: test (evaluation.json and "
                    "figure.png) or validation (evaluation-validation.json; for choices "
                    "such as learning rates)")
-    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.add_argument("--device", choices=("cpu", "gpu"), help="where the model runs: cpu "
+                   "(NumPy) or gpu (CuPy) (default: the run's device)")
     p.add_argument("--force", action="store_true", help="overwrite the evaluation file")
     p.set_defaults(func=run)
 

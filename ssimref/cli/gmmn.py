@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
+from . import sample
+
+from .common import add_progress_argument
 
 NAME = "gmmn"
 HELP = "generative moment-matching networks: train, sample, evaluate"
+
 
 def cmd_gmmn_train(args: argparse.Namespace) -> int:
     """``ssimref gmmn train``: train a GMMN into the run folder ``args.output``.
@@ -41,76 +44,11 @@ def cmd_gmmn_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.output)
     config = run_config("gmmn", run_dir, resume=args.resume, **given_options(args))
     summary = train(run_dir, config, resume=args.resume, force=args.force,
-                    progress=not args.no_progress)
+                    progress=args.progress)
     print(f"trained {run_dir} to step {summary['steps']} (final batch loss "
           f"{summary['loss'] if summary['loss'] is None else format(summary['loss'], '.4g')}, "
           f"{summary['seconds']:.1f} s of training); metrics in {run_dir / 'metrics.jsonl'}, "
           f"grids in {run_dir / 'samples'}")
-    return 0
-
-
-def cmd_gmmn_sample(args: argparse.Namespace) -> int:
-    """``ssimref gmmn sample``: draw samples from a trained run into a grid PNG or an .npy file.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        From the parser of :func:`add_parser`.
-
-    Returns
-    -------
-    int
-        The exit status: 0.
-
-    Raises
-    ------
-    ValueError, OSError
-        For bad arguments, folders or files (the command line prints them and exits with
-        2).
-
-    See Also
-    --------
-    ssimref.gmmn.train.load_run
-    """
-    from ..backend import to_numpy
-    from ..gmmn.grid import save_grid
-    from ..gmmn.train import load_run
-
-    from ..io import check_writable
-
-    output = Path(args.output)
-    if output.suffix not in (".png", ".npy"):
-        raise ValueError(f"output {output} must end in .png (a grid) or .npy (the images)")
-    if args.n < 1:
-        raise ValueError(f"-n must be >= 1, got {args.n}")
-    check_writable(output, force=args.force, name="-o")
-    if args.seed is not None and args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
-    if args.label is not None and args.label < 0:
-        raise ValueError(f"--label must be >= 0, got {args.label}")
-    run = load_run(args.run, device=args.device)
-    gmmn = run.gmmn
-    if args.label is not None:
-        if not gmmn.conditional:
-            raise ValueError("--label needs a conditional model (trained with --conditional)")
-        if not 0 <= args.label < gmmn.n_classes:
-            raise ValueError(f"--label must be in 0..{gmmn.n_classes - 1}, got {args.label}")
-        labels = np.full(args.n, args.label)
-    elif gmmn.conditional:  # every label equally often, in order (rows of a 10x10 grid)
-        labels = (np.arange(args.n) * gmmn.n_classes) // args.n
-    else:
-        labels = None
-    seed = run.config.seed if args.seed is None else args.seed
-    rng = np.random.default_rng([seed, 3])
-    images = to_numpy(gmmn.sample_images(gmmn.prior(rng, args.n), run.xp, labels))
-    if output.suffix == ".npy":
-        from ..io import save_npy
-        save_npy(output, images, force=args.force)
-    else:
-        save_grid(output, images, force=args.force)
-    what = f" of label {args.label}" if args.label is not None else ""
-    print(f"wrote {output}: {args.n} samples{what} from {args.run} (step "
-          f"{run.meta['step']}, noise seed {seed})")
     return 0
 
 
@@ -198,7 +136,7 @@ def cmd_gmmn_experiment(args: argparse.Namespace) -> int:
                              ae_steps=args.ae_steps, n_eval=args.n,
                              base=TrainConfig(lr=args.lr),
                              parzen_samples=args.parzen_samples,
-                             progress=not args.no_progress, force=args.force)
+                             progress=args.progress, force=args.force)
     from ..gmmn.experiment import format_table
     print(format_table(results))
     print(f"wall time {results['wall_seconds']:.0f} s ({results['runs_trained_in_this_call']} "
@@ -229,18 +167,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--resume", action="store_true", help="continue the run in the folder "
                    "from its last checkpoint (only --steps may change)")
     p.add_argument("--force", action="store_true", help="start afresh in a non-empty folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(p)
     p.set_defaults(func=cmd_gmmn_train, model="gmmn", _fields=fields)
 
-    p = commands.add_parser("sample", help="draw samples from a trained run")
-    p.add_argument("run", help="run folder")
-    p.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
-    p.add_argument("-o", "--output", required=True, help="grid .png or images .npy")
-    p.add_argument("--label", type=int, help="digit to generate (conditional models)")
-    p.add_argument("--seed", type=int, help="noise seed (default: the run's seed)")
-    p.add_argument("--device", choices=("cpu", "gpu"))
-    p.add_argument("--force", action="store_true", help="overwrite the output")
-    p.set_defaults(func=cmd_gmmn_sample)
+    sample.add_arguments(commands.add_parser("sample", help="draw samples from a trained "
+                                             "run (as 'ssimref sample')"))
 
     p = commands.add_parser("evaluate", help="metrics on the held-out digits")
     p.add_argument("run", help="run folder")
@@ -248,7 +179,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "classifier (default 500)")
     p.add_argument("--parzen-samples", type=int, default=2000, dest="parzen_samples",
                    help="samples for the Parzen density (default 2000)")
-    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.add_argument("--device", choices=("cpu", "gpu"), help="where the model runs: cpu "
+                   "(NumPy) or gpu (CuPy) (default: the run's device)")
     p.add_argument("--force", action="store_true", help="overwrite evaluation.json")
     p.set_defaults(func=cmd_gmmn_evaluate)
 
@@ -266,5 +198,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-n", type=int, default=500, help="evaluation samples")
     p.add_argument("--parzen-samples", type=int, default=2000, dest="parzen_samples")
     p.add_argument("--force", action="store_true", help="retrain runs that exist")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(p, "progress bars")
     p.set_defaults(func=cmd_gmmn_experiment)

@@ -42,16 +42,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "distances, then row means, then centred tiles), resumable with --resume")
     p.add_argument("--test", help="test images (same forms as IMAGES and the same image "
                    "shape): writes their m x n kernel against IMAGES, centred with the "
-                   "training statistics")
+                   "training statistics (default: none)")
     p.add_argument("--output-test", "-o-test", dest="output_test",
-                   help="output .npy file or .zarr store for the test kernel (with --test)")
+                   help="output .npy file or .zarr store for the test kernel (with --test; "
+                   "default: none)")
     p.add_argument("--power", type=float, default=1.0,
                    help="p in D^p: 1 (default, the paper's SSIM kernel) or 2 (classical "
                    "MDS); any value in (0, 2] gives a PSD kernel")
     p.add_argument("--kind", default="eq2", choices=KINDS)
     add_config_arguments(p)
     p.add_argument("--plot", help="also draw the training kernel as a heatmap PNG "
-                   "(needs matplotlib)")
+                   "(needs matplotlib; default: none)")
     p.add_argument("--check-psd", action="store_true", dest="check_psd",
                    help="report the training kernel's extreme eigenvalues (O(n^3))")
     add_compute_arguments(p)
@@ -103,11 +104,11 @@ def run(args: argparse.Namespace) -> int:
             len(outputs) + (plot is not None):
         raise ValueError("the outputs -o, -o-test and --plot must be different files")
 
-    data = load_images(args.images, color=args.color, key=args.key)
+    data = load_images(args.images, color=args.color, key=args.key, alpha=args.alpha)
     images = images_of(data, args)
     test = test_images = None
     if args.test is not None:
-        test = load_images(args.test, color=args.color, key=args.key)
+        test = load_images(args.test, color=args.color, key=args.key, alpha=args.alpha)
         test_images = images_of(test, args, "--test")
         if tuple(test_images.shape[1:]) != tuple(images.shape[1:]):
             raise ValueError(f"--test images have shape {tuple(test_images.shape[1:])} but "

@@ -64,7 +64,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "output)")
     add_config_arguments(p)
     add_compute_arguments(p, backend=False, progress=False)
-    p.add_argument("--json", help="also write the result and its conventions to this .json")
+    p.add_argument("--json", help="also write the result and its conventions to this .json "
+                   "(default: none)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     p.set_defaults(func=run)
 
@@ -114,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     scales = [1.0] if args.scales is None else args.scales
     if any(not v > 0 for v in scales):
         raise ValueError(f"--scales must be numbers > 0, got {' '.join(map(str, scales))}")
-    a = load_images(args.a, color=args.color, key=args.key)
-    b = load_images(args.b, color=args.color, key=args.key)
+    a = load_images(args.a, color=args.color, key=args.key, alpha=args.alpha)
+    b = load_images(args.b, color=args.color, key=args.key, alpha=args.alpha)
     implied = {r for r in (a.data_range, b.data_range) if r is not None}
     config = config_from_args(args, implied.pop() if len(implied) == 1 else None)
     if args.kernel != "rbf":

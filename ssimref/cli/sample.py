@@ -20,13 +20,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     sub : argparse._SubParsersAction
         From :meth:`argparse.ArgumentParser.add_subparsers`.
     """
-    p = sub.add_parser(NAME, help=HELP)
+    add_arguments(sub.add_parser(NAME, help=HELP))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``ssimref sample`` (also those of ``ssimref gmmn sample``).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The command's parser; its ``func`` is set to :func:`run`.
+    """
     p.add_argument("run", help="run folder (from 'ssimref train')")
     p.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
     p.add_argument("-o", "--output", required=True, help="grid .png or images .npy")
-    p.add_argument("--label", type=int, help="class to generate (class-conditional models)")
+    p.add_argument("--label", type=int, help="class to generate (class-conditional "
+                   "models; default: every class equally often, in order)")
     p.add_argument("--seed", type=int, help="noise seed (default: the run's seed)")
-    p.add_argument("--device", choices=("cpu", "gpu"))
+    p.add_argument("--device", choices=("cpu", "gpu"), help="where the model runs: cpu "
+                   "(NumPy) or gpu (CuPy) (default: the run's device)")
     p.add_argument("--force", action="store_true", help="overwrite the output")
     p.set_defaults(func=run)
 

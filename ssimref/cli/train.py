@@ -11,6 +11,9 @@ from typing import Any
 
 from .common import OneLineParser
 
+from .common import add_progress_argument, shown_default
+
+
 NAME = "train"
 HELP = "train a generative model (resumable)"
 
@@ -74,7 +77,7 @@ def add_config_options(parser: argparse.ArgumentParser, model: str,
                                     **options)
             continue
         kind, default, meta = own[name]
-        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        shown = shown_default(default)
         options = {"dest": name, "default": None,
                    "help": f"{meta.get('help', '')} (default: {shown})"}
         if kind is bool:
@@ -112,7 +115,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        "folder from its last checkpoint (only --steps may change)")
         m.add_argument("--force", action="store_true",
                        help="start afresh in a non-empty run folder")
-        m.add_argument("--no-progress", action="store_true", help="no progress bar")
+        add_progress_argument(m)
         m.set_defaults(func=run, _fields=fields)
 
 
@@ -175,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.output)
     config = run_config(name, run_dir, resume=args.resume, **given)
     summary = train(name, run_dir, config, resume=args.resume, force=args.force,
-                    progress=not args.no_progress)
+                    progress=args.progress)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in summary["losses"].items())
     print(f"trained {run_dir} ({name}) to step {summary['steps']} in "
           f"{summary['seconds']:.1f} s of training; last losses: {losses or 'none'}; "

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     check_positive(args.tolerance, "--tolerance")
     if args.convention is not None and args.convention not in PRESETS:
-        raise ValueError(f"--convention must be one of {sorted(PRESETS)}, got "
+        raise ValueError(f"--convention must be one of {', '.join(sorted(PRESETS))}, got "
                          f"{args.convention!r}")
     cases = None if args.cases is None else [c.strip() for c in args.cases.split(",") if c]
     result = check(args.target, args.convention, cases=cases, tolerance=args.tolerance,

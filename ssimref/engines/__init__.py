@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from array_api_compat import is_cupy_namespace, is_numpy_namespace
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
     from ..config import SSIMConfig
 
 __all__ = ["ENGINES", "Engine", "choose_engine", "available_engines", "get_engine",
-           "register_engine", "unregister_engine", "accuracy_floor", "UNIT_ROUNDOFF"]
+           "register_engine", "unregister_engine", "accuracy_floor", "UNIT_ROUNDOFF",
+           "SlowEngineWarning"]
 
 #: The unit roundoff of float64.
 UNIT_ROUNDOFF = 2.0 ** -53
@@ -53,6 +55,13 @@ ENGINES = ("auto", "reference", "numba", "cupy")
 
 _MODULES = {"reference": "reference", "numba": "numba_engine", "cupy": "cupy_engine"}
 _REGISTERED: dict[str, Engine] = {}
+_SLOW_ENGINE_NOTED = False
+
+
+class SlowEngineWarning(UserWarning):
+    """Issued once per process when ``backend="auto"`` runs the all-pairs computations
+    of NumPy arrays on the reference engine because Numba is not installed (the fused
+    Numba engine is about 75 times faster on 28x28 images: BENCHMARKS.md, W1)."""
 
 
 class Engine(Protocol):
@@ -246,7 +255,8 @@ def choose_engine(backend: str, xp: Namespace) -> str:
     backend : str
         "auto", "reference", "numba", "cupy", or a registered engine's name. "auto"
         picks "cupy" for CuPy arrays, "numba" for NumPy arrays when the fused Numba
-        engine is available, and "reference" (the array-API code) otherwise.
+        engine is available, and "reference" (the array-API code) otherwise; for NumPy
+        arrays without Numba, a :class:`SlowEngineWarning` says so once per process.
     xp : Namespace
         The namespace of the arrays.
 
@@ -254,6 +264,12 @@ def choose_engine(backend: str, xp: Namespace) -> str:
     -------
     str
         An engine name for :func:`get_engine`.
+
+    Warns
+    -----
+    SlowEngineWarning
+        Once per process, when "auto" falls back to the reference engine for NumPy
+        arrays because Numba is not installed.
 
     Raises
     ------
@@ -276,6 +292,8 @@ def choose_engine(backend: str, xp: Namespace) -> str:
             return "cupy"
         if is_numpy_namespace(xp) and "numba" in available:
             return "numba"
+        if is_numpy_namespace(xp):
+            _note_slow_engine()
         return "reference"
     if backend != "reference" and backend not in available:
         raise ValueError(f"backend {backend!r} is not available here (available: "
@@ -287,6 +305,18 @@ def choose_engine(backend: str, xp: Namespace) -> str:
         raise ValueError("backend 'cupy' needs CuPy arrays (cupy.asarray(X)); use "
                          "backend='auto'")
     return backend
+
+
+def _note_slow_engine() -> None:
+    """Warn, once per process, that "auto" fell back to the reference engine."""
+    global _SLOW_ENGINE_NOTED
+    if _SLOW_ENGINE_NOTED:
+        return
+    _SLOW_ENGINE_NOTED = True
+    warnings.warn("Numba is not installed, so SSIM pairs run on the reference engine, "
+                  "about 75 times slower than the fused Numba engine; pip install "
+                  "'ssimref[fast]' to install it (this note is shown once)",
+                  SlowEngineWarning, stacklevel=3)
 
 
 def accuracy_floor(config: SSIMConfig, image_shape: tuple[int, int, int]) -> float:

@@ -309,8 +309,9 @@ def fit(model, run_dir, *, resume=False, progress=False, callback=None, command=
     run_dir : Path
     resume : bool
         Continue from the folder's checkpoint (a fresh start when it has none).
-    progress : bool
-        A tqdm bar per phase with the latest losses.
+    progress : bool or None
+        A tqdm bar per phase with the latest losses (None: only when stderr is a terminal
+        and the phase runs longer than a second).
     callback : callable(phase, step, record), optional
         Called after every metrics line (tests use it to interrupt a run).
     command : str, optional
@@ -484,10 +485,10 @@ def _update(model, optimizers, group, grads, lr, clip):
 
 
 def _bar(enabled, total, initial, desc):
-    if not enabled:
+    if enabled is False:
         return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, desc=desc, unit="step")
+    from ..executor import progress_bar
+    return progress_bar(total, enabled, desc, unit="step", initial=initial)
 
 
 def _tick(bar):

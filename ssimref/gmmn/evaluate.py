@@ -36,8 +36,8 @@ import numpy as np
 from ..backend import to_numpy
 from ..io import save_json
 from ..kernels import RBFMixture, SSIMDistanceKernel
-from ..pairwise import distance_matrix
 from ..generative.data import rbf_variances as dataset_rbf_variances
+from ..generative.evaluate import nearest_ssim
 from ..tiling import resolve_working_memory, row_batches
 from .data import load_digit_splits
 from ..mmd import mmd2
@@ -102,17 +102,6 @@ def select_parzen_sigma(centers, validation, sigmas=PARZEN_SIGMAS):
     """The ``sigma`` of the grid with the highest mean validation log-likelihood."""
     scores = [float(np.mean(parzen_log_likelihood(centers, validation, s))) for s in sigmas]
     return float(sigmas[int(np.argmax(scores))])
-
-
-def nearest_ssim(samples, train, config):
-    """Per sample, the largest mean SSIM to any training image.
-
-    Mean SSIM is ``1 - D^2 / P`` with ``D`` the Eq. (1)-uncentred distance (whose squared
-    per-window value is ``1 - s1 s2``) and ``P`` the number of window positions."""
-    D2 = to_numpy(distance_matrix(samples, train, kind="eq1-uncentered", config=config,
-                                  squared=True))
-    positions = math.prod(config.positions(*samples.shape[1:3]))
-    return 1.0 - D2.min(axis=1) / positions
 
 
 @functools.lru_cache(maxsize=2)

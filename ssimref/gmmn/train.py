@@ -306,8 +306,9 @@ def train(run_dir, config=None, *, resume=False, force=False, progress=False,
         Continue from the folder's last checkpoint.
     force : bool
         Start afresh in a non-empty folder (deleting the run's own files there).
-    progress : bool
-        Show a tqdm progress bar with the loss.
+    progress : bool or None
+        Show a tqdm progress bar with the loss (None: only when stderr is a terminal and
+        training runs longer than a second).
     callback : callable(phase, step, record), optional
         Called after every logged step (tests use it to interrupt a run).
     blas_threads : int or None, default 1

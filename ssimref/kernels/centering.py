@@ -346,7 +346,7 @@ def _row_plan(n: int, m: int, working_memory: float | None) -> PairPlan:
 
 
 def _reduce_rows(D: Array, tile_fn: TileTask, working_memory: float | None, executor: Any,
-                 progress: bool, desc: str) -> Array:
+                 progress: bool | None, desc: str) -> Array:
     n, m = D.shape
     parts: list[Array] = []
     get_executor(executor).reduce(_row_plan(n, m, working_memory), tile_fn,
@@ -357,7 +357,7 @@ def _reduce_rows(D: Array, tile_fn: TileTask, working_memory: float | None, exec
 
 def centring_statistics(D: Array, power: float, *, squared: bool = False,
                         working_memory: float | None = None, executor: Any = None,
-                        progress: bool = False) -> tuple[Array, float]:
+                        progress: bool | None = False) -> tuple[Array, float]:
     """The training statistics of ``K = -1/2 H D^p H``: the row means ``m`` of
     ``A = -1/2 D^p`` and their mean ``g``, as a reduction over blocks of full rows run by
     an executor (trusted input).
@@ -374,7 +374,7 @@ def centring_statistics(D: Array, power: float, *, squared: bool = False,
     executor : optional
         Who runs the blocks (:func:`ssimref.executor.get_executor`); the partial results
         are put together in row order, so every executor gives the same bits.
-    progress : bool, default False
+    progress : bool or None, default False
 
     Returns
     -------
@@ -389,7 +389,7 @@ def centring_statistics(D: Array, power: float, *, squared: bool = False,
 def centre_tiles(D: Array, m: Array, g: float, power: float, out: Array, *,
                  squared: bool = False, plan: PairPlan | None = None,
                  working_memory: float | None = None, executor: Any = None,
-                 ledger: Any = None, progress: bool = False) -> Array:
+                 ledger: Any = None, progress: bool | None = False) -> Array:
     """Write ``K = (A + g) - (m_i + m_j)``, ``A = -1/2 D^p``, into ``out`` tile by tile,
     each tile and its mirror (trusted input).
 
@@ -412,7 +412,7 @@ def centre_tiles(D: Array, m: Array, g: float, power: float, out: Array, *,
         Who runs the tiles (:func:`ssimref.executor.get_executor`).
     ledger : optional
         Records of completed tiles (:mod:`ssimref.stores`).
-    progress : bool, default False
+    progress : bool or None, default False
 
     Returns
     -------
@@ -431,7 +431,7 @@ def centre_tiles(D: Array, m: Array, g: float, power: float, out: Array, *,
 
 def out_of_sample_statistics(D_test: Array, power: float, *, squared: bool = False,
                     working_memory: float | None = None, executor: Any = None,
-                    progress: bool = False) -> Array:
+                    progress: bool | None = False) -> Array:
     """``sum_j A_ij / n`` for every test row of ``A = -1/2 D_test^p`` (scikit-learn's
     ``K_pred_cols``), as a reduction over blocks of full rows (trusted input).
 
@@ -442,7 +442,7 @@ def out_of_sample_statistics(D_test: Array, power: float, *, squared: bool = Fal
     squared : bool, default False
     working_memory : float, optional
     executor : optional
-    progress : bool, default False
+    progress : bool or None, default False
 
     Returns
     -------
@@ -457,7 +457,7 @@ def centre_test_tiles(D_test: Array, centerer: KernelCenterer, pred_cols: Array,
                       power: float, out: Array, *, squared: bool = False,
                       plan: PairPlan | None = None, working_memory: float | None = None,
                       executor: Any = None, ledger: Any = None,
-                      progress: bool = False) -> Array:
+                      progress: bool | None = False) -> Array:
     """Write the test kernel centred with the training statistics of ``centerer`` into
     ``out``, tile by tile (trusted input).
 
@@ -501,28 +501,28 @@ def centre_test_tiles(D_test: Array, centerer: KernelCenterer, pred_cols: Array,
 def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
                     with_centerer: Literal[False] = ...,
                     working_memory: float | None = ..., executor: Any = ...,
-                    progress: bool = ...) -> Array: ...
+                    progress: bool | None = ...) -> Array: ...
 
 
 @overload
 def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
                     with_centerer: Literal[True],
                     working_memory: float | None = ..., executor: Any = ...,
-                    progress: bool = ...) -> tuple[Array, KernelCenterer]: ...
+                    progress: bool | None = ...) -> tuple[Array, KernelCenterer]: ...
 
 
 @overload
 def centered_kernel(D: Array, power: float, *, squared: bool = ..., out: Array | None = ...,
                     with_centerer: bool,
                     working_memory: float | None = ..., executor: Any = ...,
-                    progress: bool = ...) -> Array | tuple[Array, KernelCenterer]:
+                    progress: bool | None = ...) -> Array | tuple[Array, KernelCenterer]:
     ...
 
 
 def centered_kernel(D: Array, power: float, *, squared: bool = False,
                     out: Array | None = None, with_centerer: bool = False,
                     working_memory: float | None = None, executor: Any = None,
-                    progress: bool = False) -> Array | tuple[Array, KernelCenterer]:
+                    progress: bool | None = False) -> Array | tuple[Array, KernelCenterer]:
     """The one pipeline from training distances to the centred kernel ``-1/2 H D^p H``
     (trusted input: validate at the public edge).
 
@@ -548,7 +548,7 @@ def centered_kernel(D: Array, power: float, *, squared: bool = False,
         Who runs the row-mean reduction and the centring tiles
         (:func:`ssimref.executor.get_executor`; with Dask, ``D`` and ``out`` are zarr
         arrays the workers read and write).
-    progress : bool, default False
+    progress : bool or None, default False
 
     Returns
     -------
@@ -583,7 +583,7 @@ def centered_kernel(D: Array, power: float, *, squared: bool = False,
 def centered_test_kernel(D_test: Array, centerer: KernelCenterer, power: float, *,
                          squared: bool = False, out: Array | None = None,
                          working_memory: float | None = None, executor: Any = None,
-                         progress: bool = False) -> Array:
+                         progress: bool | None = False) -> Array:
     """Kernel of new points against the training points, ``-1/2 D_test^p`` centred with
     the training statistics held by ``centerer`` (from :func:`centered_kernel`), tile by
     tile (trusted input).
@@ -601,7 +601,7 @@ def centered_test_kernel(D_test: Array, centerer: KernelCenterer, power: float, 
     working_memory : float, optional
     executor : optional
         As for :func:`centered_kernel`.
-    progress : bool, default False
+    progress : bool or None, default False
 
     Returns
     -------
