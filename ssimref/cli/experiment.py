@@ -61,7 +61,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="render the results of the folder -o (finished or not) into the "
                    "Markdown file DOC, between its lines '<!-- paper-results:begin -->' "
                    "and '<!-- paper-results:end -->', with the figures as img/paper-*.png "
-                   "beside it; trains and evaluates nothing, writes nothing into -o")
+                   "beside it; trains and evaluates nothing, writes nothing into -o "
+                   "(default: no report; the experiment runs)")
     e.add_argument("--resume", action="store_true", help="continue the experiment in -o, "
                    "which must hold one (without --resume the command starts an experiment "
                    "or continues the one it finds)")
