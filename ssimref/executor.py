@@ -44,6 +44,8 @@ argument (None, "serial", "dask", a Dask client or an executor) into an executor
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,7 +60,7 @@ from .tiling import PairPlan, Tile
 
 __all__ = ["SerialExecutor", "serial", "store", "TileTask", "TileReport", "fill_tile",
            "get_executor", "EXECUTORS", "progress_bar", "PROGRESS_DELAY", "Ledger",
-           "Executor"]
+           "Executor", "Stager", "HostWriter"]
 
 #: Seconds a job runs before an automatic progress bar (``progress=None``) appears.
 PROGRESS_DELAY = 1.0
@@ -180,6 +182,135 @@ def store(out: Array, index: Any, block: Array) -> None:
         else block
 
 
+class Stager(Protocol):
+    """Asynchronous copies of device blocks into host staging buffers (an engine's part of
+    a :class:`HostWriter`; :func:`ssimref.engines.cupy_engine.host_stager` gives CuPy's).
+
+    Attributes
+    ----------
+    depth : int
+        Staging buffers: at most this many blocks are in flight.
+    """
+
+    depth: int
+
+    def stage(self, block: Array, slot: int) -> tuple[Any, Callable[[], None]]:
+        """Start copying ``block`` into buffer ``slot`` (free: its last copy was written).
+
+        Parameters
+        ----------
+        block : Array
+            A tile's block on the device (its final dtype).
+        slot : int
+            The staging buffer, ``0 <= slot < depth``.
+
+        Returns
+        -------
+        host : numpy.ndarray
+            The buffer's view that will hold ``block`` (same shape and dtype).
+        wait : callable
+            Blocks until the copy has landed in ``host`` (called by the writer thread;
+            it also releases whatever the copy needed kept alive).
+        """
+
+
+class HostWriter:
+    """Writes device blocks into a host array (e.g. a memmap) while the device computes the
+    next tiles: each block is copied asynchronously into a staging buffer by the engine's
+    :class:`Stager`, and a writer thread waits for the copy, stores the block (and its
+    mirror image below the diagonal, from the same host copy) and frees the buffer.
+
+    Parameters
+    ----------
+    out : numpy.ndarray
+        The output (written by the writer thread only, each entry once).
+    stager : Stager
+
+    Notes
+    -----
+    The order of the writes is the order of :meth:`put`; an error in the writer thread is
+    raised by the next :meth:`put` or by :meth:`close`. :meth:`abort` (after an exception,
+    e.g. Ctrl-C) lets the thread finish the blocks already handed over, then stops it.
+    """
+
+    def __init__(self, out: Any, stager: Stager) -> None:
+        self.out = out
+        self.stager = stager
+        self._free: queue.Queue[int] = queue.Queue()
+        for slot in range(stager.depth):
+            self._free.put(slot)
+        self._todo: queue.Queue[Any] = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ssimref-host-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._todo.get()
+            if item is None:
+                return
+            index, mirror, host, wait, slot = item
+            try:
+                wait()  # even after an error: the buffer is free only once its copy landed
+                if self._error is None:
+                    self.out[index] = host
+                    if mirror:
+                        self.out[index[1], index[0]] = host.T
+            except BaseException as exc:  # raised in the caller's thread
+                if self._error is None:
+                    self._error = exc
+            finally:
+                self._free.put(slot)
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, index: tuple[Any, Any], block: Array, mirror: bool) -> None:
+        """Hand over ``block`` for ``out[index]`` (and its transpose for
+        ``out[index[1], index[0]]`` with ``mirror``); blocks while every staging buffer
+        is in flight.
+
+        Parameters
+        ----------
+        index : (slice, slice)
+            The tile's rows and columns in ``out``.
+        block : Array
+            The tile's block on the device.
+        mirror : bool
+            Also write ``block.T`` at the mirrored index.
+
+        Raises
+        ------
+        BaseException
+            The writer thread's error, if one occurred.
+        """
+        self._check()
+        slot = self._free.get()
+        self._check()
+        host, wait = self.stager.stage(block, slot)
+        self._todo.put((index, mirror, host, wait, slot))
+
+    def close(self) -> None:
+        """Wait until every block is written.
+
+        Raises
+        ------
+        BaseException
+            The writer thread's error, if one occurred.
+        """
+        self._todo.put(None)
+        self._thread.join()
+        self._check()
+
+    def abort(self) -> None:
+        """Stop after the blocks already handed over (their copies are in flight and
+        must land before the buffers go); never raises."""
+        self._todo.put(None)
+        self._thread.join()
+
+
 def fill_tile(tile_fn: Callable[[Tile], Any], tile: Tile, out: Any, symmetric: bool,
               index: tuple[int, int], ledger: Ledger | None = None,
               worker: str | None = None) -> TileReport:
@@ -238,7 +369,7 @@ class SerialExecutor:
 
     def fill(self, plan: PairPlan, tile_fn: Callable[[Tile], Any], out: Any, *,
              ledger: Ledger | None = None, progress: bool | None = False,
-             desc: str = "SSIM distances") -> Any:
+             desc: str = "SSIM distances", writer: HostWriter | None = None) -> Any:
         """Write ``tile_fn(tile)`` into ``out[tile.rows, tile.cols]`` for every tile (and
         its transpose into ``out[tile.cols, tile.rows]`` off the diagonal of a symmetric
         plan; diagonal blocks come back whole from ``tile_fn``), skipping the tiles
@@ -260,6 +391,10 @@ class SerialExecutor:
             job runs longer than :data:`PROGRESS_DELAY` seconds (:func:`progress_bar`).
         desc : str, default "SSIM distances"
             The bar's label.
+        writer : HostWriter, optional
+            Writes the blocks into ``out`` (a host array) while the device computes the
+            next tiles; closed here (on an exception: stopped after the tiles handed
+            over). Not with a ``ledger`` (a record must follow its tile's write).
 
         Returns
         -------
@@ -268,11 +403,17 @@ class SerialExecutor:
 
         Raises
         ------
+        ValueError
+            For a ``writer`` with a ``ledger``.
         ssimref.interrupt.Interrupted
             On SIGINT/SIGTERM (with :func:`ssimref.interrupt.install`), at the next tile
             boundary; a KeyboardInterrupt or any exception of ``tile_fn`` propagates too
             (the bar is closed and pending records are written first).
         """
+        if writer is not None and ledger is not None:
+            writer.abort()
+            raise ValueError("a host writer cannot be used with a ledger (a tile's record "
+                             "must follow its write); pass one or the other")
         done = ledger.completed() if ledger is not None else set()
         reports: list[TileReport] = []
         try:
@@ -280,12 +421,23 @@ class SerialExecutor:
                     interrupt.deferred():
                 for tile in plan.tiles():
                     index = plan.index(tile)
-                    if index not in done:
+                    if index not in done and writer is not None:
+                        start = time.perf_counter()
+                        writer.put((tile.rows, tile.cols), tile_fn(tile),
+                                   plan.symmetric and not tile.diagonal)
+                        reports.append(TileReport(index, time.perf_counter() - start,
+                                                  f"pid {os.getpid()}"))
+                    elif index not in done:
                         reports.append(fill_tile(tile_fn, tile, out, plan.symmetric, index,
                                                  ledger))
                     bar.update(tile.pairs)
                     interrupt.boundary()
+            if writer is not None:
+                closing, writer = writer, None
+                closing.close()
         finally:
+            if writer is not None:
+                writer.abort()
             self.last_run = reports
             if ledger is not None:
                 ledger.close()

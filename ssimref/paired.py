@@ -15,7 +15,7 @@ from typing import Any
 from .backend import Array, ArrayLike, Namespace, as_array, namespace
 from .config import SSIMConfig, resolve_config
 from .kinds import KindName
-from .engines import reference
+from .engines import check_backend, choose_engine, get_engine
 from .gradients import distance_weight
 from .moments import in_range_units
 from .tiling import resolve_working_memory, row_batches
@@ -28,7 +28,8 @@ __all__ = ["paired_distance", "paired_distance_and_grad", "paired_value_and_vjp"
 def paired_value_and_vjp(
         X: Array, Y: Array, kind: str, config: SSIMConfig,
         cotangent: Callable[[Array, slice], tuple[Array, Array | None]], *, grad: bool,
-        working_memory: float | None = None) -> tuple[Array, Array | None, Array | None]:
+        working_memory: float | None = None,
+        backend: str = "auto") -> tuple[Array, Array | None, Array | None]:
     """The one loop over matched pairs ``(X[i], Y[i])``, in row batches that fit
     ``working_memory``.
 
@@ -49,6 +50,8 @@ def paired_value_and_vjp(
         Compute the gradients.
     working_memory : float, optional
         MiB per batch (scikit-learn's setting when None).
+    backend : str, default "auto"
+        The engine (:func:`ssimref.engines.choose_engine`, with ``vjp=True``).
 
     Returns
     -------
@@ -56,16 +59,25 @@ def paired_value_and_vjp(
     dX, dY : Array, shaped like X and Y, or None without ``grad``
         The gradients of ``sum_i w_i S_i``.
 
+    Raises
+    ------
+    ValueError
+        For a ``backend`` that is unknown, cannot run on these arrays or computes no
+        gradients.
+
     See Also
     --------
     ssimref.pairwise.pairwise_value_and_vjp : the loop over all pairs.
     """
     xp = namespace(X)
-    engine = reference
+    engine = get_engine(choose_engine(backend, xp, vjp=True))
     image_shape = tuple(X.shape[1:])
     n = X.shape[0]
-    per_pair = (engine.vjp_bytes_per_pair(image_shape, config) if grad
-                else engine.bytes_per_pair(image_shape, config))
+    # a matched pair is one pair and two images of a tile
+    per_pair = (engine.vjp_bytes_per_pair(image_shape, config)
+                + 2 * engine.vjp_bytes_per_image(image_shape, config) if grad
+                else engine.bytes_per_pair(image_shape, config)
+                + 2 * engine.bytes_per_image(image_shape, config))
     values = xp.empty((n,), dtype=xp.float64)
     dX = xp.empty(X.shape, dtype=xp.float64) if grad else None
     dY = xp.empty(Y.shape, dtype=xp.float64) if grad else None
@@ -96,7 +108,8 @@ def _prepare(X: ArrayLike, Y: ArrayLike, kind: str, config: SSIMConfig | None,
 
 def paired_distance(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
                     config: SSIMConfig | None = None, *, squared: bool = False,
-                    working_memory: float | None = None, channel_axis: int | None = None,
+                    working_memory: float | None = None, backend: str = "auto",
+                    channel_axis: int | None = None,
                     **conventions: Any) -> Array:
     """SSIM distance of each matched pair ``(X[i], Y[i])``.
 
@@ -112,6 +125,9 @@ def paired_distance(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
         Return ``D^2`` instead of ``D``.
     working_memory : float, optional
         MiB per chunk of pairs (scikit-learn's setting when None).
+    backend : {"auto", "reference", "numba", "cupy"}, default "auto"
+        Engine for the pairs, chosen as for :func:`ssimref.distance_matrix` (the fused
+        engines follow the accuracy contracts of docs/engines.md).
     channel_axis : int, optional
         As for :func:`ssimref.distance_matrix` (1 for ``(n, C, H, W)`` stacks).
     **conventions
@@ -140,24 +156,25 @@ def paired_distance(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
     Ghojogh, Karray, Crowley, ICIAR 2020, Sections 4 and 5 (the SSIM distance as the loss
     of VAEs, AAEs, GANs and LSGANs).
     """
+    check_backend(backend)
     xp, X, Y, config, _ = _prepare(X, Y, kind, config, channel_axis, conventions)
     values, _, _ = paired_value_and_vjp(
         X, Y, kind, config, lambda S, rows: (S if squared else xp.sqrt(S), None),
-        grad=False, working_memory=resolve_working_memory(working_memory))
+        grad=False, working_memory=resolve_working_memory(working_memory), backend=backend)
     return values
 
 
 def paired_distance_and_grad(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
                              config: SSIMConfig | None = None, *, squared: bool = False,
                              weights: ArrayLike | None = None,
-                             working_memory: float | None = None,
+                             working_memory: float | None = None, backend: str = "auto",
                              channel_axis: int | None = None,
                              **conventions: Any) -> tuple[Array, Array, Array]:
     """Distances of matched pairs and the gradient of their (weighted) sum.
 
     Parameters
     ----------
-    X, Y, kind, config, squared, working_memory, channel_axis
+    X, Y, kind, config, squared, working_memory, backend, channel_axis
         As for :func:`paired_distance` (the gradients keep the input's layout).
     weights : array_like, shape (n,), optional
         Cotangent of each pair's value; ones when omitted, so that the gradients are those
@@ -185,6 +202,7 @@ def paired_distance_and_grad(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
     ssimref.distance_matrix_vjp : the gradient over all pairs.
     ssimref.gradients : the derivation.
     """
+    check_backend(backend)
     xp, X, Y, config, squeeze = _prepare(X, Y, kind, config, channel_axis, conventions)
     working_memory = resolve_working_memory(working_memory)
     n = X.shape[0]
@@ -199,7 +217,7 @@ def paired_distance_and_grad(X: ArrayLike, Y: ArrayLike, kind: KindName = "eq2",
             raise ValueError("weights contains NaN or Inf")
     values, dX, dY = paired_value_and_vjp(
         X, Y, kind, config, lambda S, rows: distance_weight(S, w[rows], squared, xp),
-        grad=True, working_memory=working_memory)
+        grad=True, working_memory=working_memory, backend=backend)
     assert dX is not None and dY is not None  # grad=True
     if squeeze:
         dX, dY = dX[..., 0], dY[..., 0]

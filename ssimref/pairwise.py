@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from .backend import (Array, ArrayLike, Namespace, arrays_for, as_array, float_dtype,
-                      namespace)
+                      is_numpy_array, namespace)
 from .config import SSIMConfig, resolve_config
 from .kinds import KindName
-from .engines import ENGINES, choose_engine, get_engine, reference
-from .executor import SerialExecutor, TileTask, get_executor, serial
+from .engines import (ENGINES, ElementwiseCotangent, check_backend, choose_engine,
+                      get_engine)
+from .executor import HostWriter, SerialExecutor, TileTask, get_executor, serial
 from .gradients import distance_weight
 from .moments import in_range_units
 from .tiling import PairPlan, Tile, chunk_plan, plan_pairs, resolve_working_memory, upper_mask
@@ -180,7 +181,13 @@ def distance_matrix(X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "
                                 backend=backend, working_memory=working_memory,
                                 tiles=None if out is None else chunk_plan(out, symmetric),
                                 distributed=distributed, xp=xp)
-    return runner.fill(plan, task, out, progress=progress)
+    stager = None if distributed or out is None or not is_numpy_array(out) \
+        or is_numpy_array(X) else getattr(get_engine(task.options["engine"]), "host_stager",
+                                          None)
+    if stager is None:
+        return runner.fill(plan, task, out, progress=progress)
+    # a device engine and a host out: copies and writes overlap the next tiles
+    return runner.fill(plan, task, out, progress=progress, writer=HostWriter(out, stager()))
 
 
 def distance_tiles(X: Array, Y: Array | None, kind: str, config: SSIMConfig, *,
@@ -282,7 +289,9 @@ def pairwise_value_and_vjp(
         X: Array, Y: Array | None, G: Array, kind: str, config: SSIMConfig,
         cotangent: Callable[[Array, Array], tuple[Array | None, Array]], *,
         wrt_y: bool = False, working_memory: float | None = None,
-        keep_values: bool = False) -> tuple[Array | None, Array, Array | None]:
+        keep_values: bool = False, backend: str = "auto",
+        elementwise: tuple[str, float] | None = None,
+) -> tuple[Array | None, Array, Array | None]:
     """The one loop behind every all-pairs gradient: a function of the ``S = D^2`` matrix
     and the gradient of ``sum_ij G_ij`` times its cotangent, tile by tile.
 
@@ -308,6 +317,12 @@ def pairwise_value_and_vjp(
         MiB for the tiles.
     keep_values : bool
         Assemble the values into an (n, m) matrix (mirrored when symmetric).
+    backend : str, default "auto"
+        The engine (:func:`ssimref.engines.choose_engine`, with ``vjp=True``).
+    elementwise : (rule, coef), optional
+        ``cotangent(S, G)`` is elementwise in ``S`` with upstream ``G`` and this rule
+        (:class:`ssimref.engines.ElementwiseCotangent`): engines may then evaluate it in
+        their kernels.
 
     Returns
     -------
@@ -315,18 +330,26 @@ def pairwise_value_and_vjp(
     dX : Array, shaped like X
     dY : Array, shaped like Y, or None (always None when ``Y`` is None)
 
+    Raises
+    ------
+    ValueError
+        For a ``backend`` that is unknown, cannot run on these arrays or computes no
+        gradients.
+
     See Also
     --------
     ssimref.paired.paired_value_and_vjp : the loop over matched pairs.
     """
     xp = namespace(X)
-    engine = reference
+    engine = get_engine(choose_engine(backend, xp, vjp=True))
     symmetric = Y is None
     Yw: Array = X if Y is None else Y
     n, m = X.shape[0], Yw.shape[0]
     image_shape = tuple(X.shape[1:])
     plan = plan_pairs(n, None if symmetric else m,
                       bytes_per_pair=engine.vjp_bytes_per_pair(image_shape, config),
+                      bytes_per_image=engine.vjp_bytes_per_image(image_shape, config),
+                      max_pairs=engine.vjp_max_tile_pairs(image_shape, config),
                       working_memory=resolve_working_memory(working_memory))
     if symmetric:
         G = G + G.T  # each unordered pair once, both roles at once
@@ -336,21 +359,30 @@ def pairwise_value_and_vjp(
     units, L = config.in_range_units(), config.data_range
     assert L is not None  # set at the public edge
 
+    def tile_cotangent(Gt: Array) -> Callable[[Array], tuple[Any, Array]]:
+        if elementwise is None:
+            return lambda S: cotangent(S, Gt)
+        return ElementwiseCotangent(lambda S: cotangent(S, Gt), elementwise[0],
+                                    elementwise[1], Gt)
+
     def tile_vjp(tile: Tile) -> tuple[Array, Array, Array | None]:
         Gt = G[tile.rows, tile.cols]
+        Xa = X[tile.rows, ...]
         if tile.diagonal:
             Gt = upper_mask(Gt, xp)
+        # in units of the data range (docs/conventions.md, "Numerics")
+        Xa = in_range_units(Xa, config, xp)
+        Yb = Xa if tile.diagonal else in_range_units(Yw[tile.cols, ...], config, xp)
         value, gx, gy = engine.value_and_vjp_block(
-            in_range_units(X[tile.rows, ...], config, xp),
-            in_range_units(Yw[tile.cols, ...], config, xp), kind, units,
-            lambda S: cotangent(S, Gt), upper=tile.diagonal, wrt_y=dY is not None)
+            Xa, Yb, kind, units, tile_cotangent(Gt), upper=tile.diagonal,
+            wrt_y=dY is not None and not tile.diagonal)
         # gradients in units of the data range, then d/dx = (1/L) d/du
         return value, gx / L, (None if gy is None else gy / L)
 
     def accumulate(tile: Tile, result: tuple[Array, Array, Array | None]) -> None:
         value, gx, gy = result
         dX[tile.rows, ...] += gx
-        if dY is not None:
+        if gy is not None and dY is not None:
             dY[tile.cols, ...] += gy
         if values is not None:
             values[tile.rows, tile.cols] = value
@@ -364,7 +396,7 @@ def pairwise_value_and_vjp(
 def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
                         kind: KindName = "eq2", config: SSIMConfig | None = None, *,
                         squared: bool = False, working_memory: float | None = None,
-                        channel_axis: int | None = None,
+                        backend: str = "auto", channel_axis: int | None = None,
                         **conventions: Any) -> tuple[Array, Array | None]:
     """Gradient of ``sum_ij G_ij D_ij`` (or of ``sum_ij G_ij D_ij^2``) with respect to the
     images, where ``D = distance_matrix(X, Y, kind, config)``.
@@ -384,6 +416,10 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
         Differentiate ``sum G_ij D_ij^2`` instead.
     working_memory : float, optional
         MiB for tiles (scikit-learn's setting when None).
+    backend : {"auto", "reference", "numba", "cupy"}, default "auto"
+        Engine for the pairs, chosen as for :func:`ssimref.distance_matrix`. The fused
+        engines agree with the reference to ``1e-10`` of each image's largest gradient
+        entry plus a floor (:func:`ssimref.engines.vjp_accuracy_floor`, docs/engines.md).
     channel_axis : int, optional
         As for :func:`ssimref.distance_matrix`; the gradients keep the input's layout.
     **conventions
@@ -398,7 +434,8 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
     ------
     ValueError
         For ``G`` of the wrong shape or with NaN/Inf, a non-positive ``working_memory``,
-        and the image errors of :func:`ssimref.distance_matrix`.
+        an unknown or unavailable ``backend``, and the image errors of
+        :func:`ssimref.distance_matrix`.
     TypeError
         As for :func:`ssimref.distance_matrix`.
 
@@ -409,12 +446,14 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
 
     Notes
     -----
-    Exact (:mod:`ssimref.gradients`), computed tile by tile with the memory of a few
-    forward tiles. Where ``D_ij = 0`` the pair contributes 0 (subgradient); no NaN or Inf
-    arises from identical images or identical windows.
+    Exact (:mod:`ssimref.gradients`), computed tile by tile within ``working_memory``;
+    the fused engines never form per-pair pixel maps. Where ``D_ij = 0`` the pair
+    contributes 0 (subgradient); no NaN or Inf arises from identical images or identical
+    windows.
     """
     config = resolve_config(config, **conventions)
     check_kind(kind)
+    check_backend(backend)
     working_memory = resolve_working_memory(working_memory)
     squeeze = channel_axis is None and as_array(X).ndim == 3
     xp, X, Y, config = check_stacks(X, Y, config, channel_axis=channel_axis)
@@ -433,7 +472,7 @@ def distance_matrix_vjp(X: ArrayLike, Y: ArrayLike | None, G: ArrayLike,
     Y = None if Y is None else xp.astype(Y, xp.float64)
     _, dX, dY = pairwise_value_and_vjp(
         X, Y, G, kind, config, lambda S, Gt: distance_weight(S, Gt, squared, xp),
-        wrt_y=Y is not None, working_memory=working_memory)
+        wrt_y=Y is not None, working_memory=working_memory, backend=backend)
     if squeeze:
         dX = dX[..., 0]
         dY = None if dY is None else dY[..., 0]

@@ -250,3 +250,59 @@ def emulated_paired(X, Y, w, kind, config, *, threads=16):
     dX = side_gradients(X, Y, w, kind, config, host_launch, paired=True, threads=threads)[0]
     dY = side_gradients(Y, X, w, kind, config, host_launch, paired=True, threads=threads)[0]
     return S, dX, dY
+
+
+class EmulatedCupyEngine:
+    """The CuPy engine's kernels run on the host, as an engine plug-in
+    (:func:`ssimref.engines.register_engine`) on NumPy arrays: the public functions then
+    run the CUDA kernels through the tile plan, the executor and the value-and-VJP loops,
+    composed as the CuPy engine composes them (forward block, near-zero refinement,
+    cotangent, VJP kernel). Memory figures are the CuPy engine's."""
+
+    NAME = "cupy-kernel-on-host"
+    threads = 8  # per VJP block: each thread owns several pixels and windows
+
+    from ssimref.engines.cupy_engine import (bytes_per_image, bytes_per_pair,  # noqa: E402
+                                             max_tile_pairs, vjp_bytes_per_image,
+                                             vjp_bytes_per_pair, vjp_max_tile_pairs)
+    bytes_per_pair = staticmethod(bytes_per_pair)
+    bytes_per_image = staticmethod(bytes_per_image)
+    max_tile_pairs = staticmethod(max_tile_pairs)
+    vjp_bytes_per_pair = staticmethod(vjp_bytes_per_pair)
+    vjp_bytes_per_image = staticmethod(vjp_bytes_per_image)
+    vjp_max_tile_pairs = staticmethod(vjp_max_tile_pairs)
+
+    @staticmethod
+    def squared_block(Xa, Yb, kind, config, *, upper=False):
+        from ssimref.engines import accuracy_floor
+        from ssimref.engines.reference import refine_near_zero
+
+        block = emulated_squared_block(Xa, Yb, kind, config, upper=upper)
+        return refine_near_zero(block, Xa, Yb, upper, accuracy_floor(config, Xa.shape[1:]),
+                                kind, config)
+
+    @classmethod
+    def value_and_vjp_block(cls, Xa, Yb, kind, config, cotangent, *, upper=False,
+                            wrt_y=True):
+        value, W = cotangent(cls.squared_block(Xa, Yb, kind, config, upper=upper))
+        dX, dY = emulated_vjp_block(Xa, Yb, np.ascontiguousarray(W), kind, config,
+                                    upper=upper, wrt_y=wrt_y and not upper,
+                                    threads=cls.threads)
+        return value, dX, dY
+
+    @classmethod
+    def paired_value_and_vjp(cls, X, Y, kind, config, cotangent):
+        from ssimref.engines import accuracy_floor
+        from ssimref.engines.reference import refine_paired_near_zero
+
+        X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
+        n = X.shape[0]
+        S, _, _ = emulated_paired(X, Y, np.zeros(n), kind, config, threads=cls.threads)
+        S = refine_paired_near_zero(S, X, Y, accuracy_floor(config, X.shape[1:]), kind,
+                                    config)
+        value, w = cotangent(S)
+        if w is None:
+            return value, None, None
+        _, dX, dY = emulated_paired(X, Y, np.ascontiguousarray(w), kind, config,
+                                    threads=cls.threads)
+        return value, dX, dY

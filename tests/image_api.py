@@ -200,4 +200,7 @@ NOT_IMAGES = {
     "ssimref.engines.register_engine": "registers an engine",
     "ssimref.engines.unregister_engine": "unregisters an engine",
     "ssimref.engines.accuracy_floor": "a bound from a config and a shape",
+    "ssimref.engines.vjp_accuracy_floor": "a bound from a config, a shape and weights",
+    "ssimref.engines.check_backend": "validates an engine name",
+    "ssimref.engines.ElementwiseCotangent": "wraps a cotangent function of a tile",
 }

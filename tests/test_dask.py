@@ -154,7 +154,10 @@ def test_mmd_reductions_through_dask_equal_serial(client, images, estimator):
     executor = DaskExecutor(client)
     value = mmd2(X, Y, kernel, estimator, working_memory=0.01)
     assert mmd2(X, Y, kernel, estimator, working_memory=0.01, executor=executor) == value
-    assert len({r.worker for r in executor.last_run}) == 2
+    # the reductions ran on the cluster's workers (which of the two takes a tile is the
+    # scheduler's choice; test_dask_fill_equals_serial_bit_for_bit shows both)
+    ran = {r.worker for r in executor.last_run}
+    assert ran and ran <= set(client.scheduler_info()["workers"])
     v1, g1 = mmd2_and_grad(X, Y, kernel, estimator, working_memory=0.01)
     v2, g2 = mmd2_and_grad(X, Y, kernel, estimator, working_memory=0.01, executor=executor)
     assert v1 == v2

@@ -31,9 +31,10 @@ PUBLIC = {
         "mmd2", "mmd2_and_grad", "ESTIMATORS", "cmmd2", "cmmd2_and_grad", "cmmd_weights",
         "mmd_test", "MMDTestResult"},
     "ssimref.engines": {
-        "ENGINES", "Engine", "choose_engine", "available_engines", "get_engine",
-        "register_engine", "unregister_engine", "accuracy_floor", "UNIT_ROUNDOFF",
-        "SlowEngineWarning"},
+        "ENGINES", "Engine", "choose_engine", "check_backend", "available_engines",
+        "get_engine", "register_engine", "unregister_engine", "accuracy_floor",
+        "vjp_accuracy_floor", "UNIT_ROUNDOFF", "FORWARD_METHODS", "VJP_METHODS",
+        "ElementwiseCotangent", "SlowEngineWarning"},
     "ssimref.datasets": {
         "Dataset", "Splits", "SplitIndices", "load", "load_splits", "split_indices",
         "as_unit_float", "cache_dir", "clear_cache", "CacheWarning", "DATASETS", "SPLITS",

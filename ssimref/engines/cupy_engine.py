@@ -17,8 +17,11 @@ pair fused with the ratio), written as one CUDA kernel in float64:
 
 Image geometry (H, W, C, window size, stride) is compiled into the kernel as constants;
 CuPy caches compiled kernels on disk. Results are float64 device arrays; the caller
-(:func:`ssimref.distance_matrix`) takes roots, casts, and copies tiles to a host
-``out`` (e.g. a memmap) one tile at a time.
+(:func:`ssimref.distance_matrix`) takes roots and casts on the device, and a host ``out``
+(e.g. a memmap) is written through :func:`host_stager`: each tile is copied once, on a
+stream of its own into pinned staging buffers, while the next tile's kernel runs, and the
+executor's writer thread stores it (and its mirror image) into ``out``
+(:class:`ssimref.executor.HostWriter`).
 
 The kernel source is plain C++ apart from a few CUDA names, so the test-suite also
 compiles it with a host C++ compiler and runs it thread by thread on the CPU
@@ -28,20 +31,27 @@ compiles it with a host C++ compiler and runs it thread by thread on the CPU
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..backend import Array, namespace
 from ..config import SSIMConfig
-from . import accuracy_floor
+from . import accuracy_floor, cupy_vjp
 from ..kinds import get_kind
 from .precompute import ImageTerms, image_terms
-from .reference import refine_near_zero, symmetrise_upper
+from .reference import refine_near_zero, refine_paired_near_zero, symmetrise_upper
 from .reference import squared_block as reference_squared_block
 
 __all__ = ["NAME", "squared_block", "bytes_per_pair", "bytes_per_image", "max_tile_pairs",
-           "fused_block", "kernel_source", "threads_per_block", "row_arrays", "column_arrays"]
+           "fused_block", "kernel_source", "threads_per_block", "row_arrays", "column_arrays",
+           "value_and_vjp_block", "paired_value_and_vjp", "vjp_bytes_per_pair",
+           "vjp_bytes_per_image", "vjp_max_tile_pairs", "host_stager", "STAGING_DEPTH"]
+
+#: Pinned staging buffers of :func:`host_stager`: tiles in flight between the device and
+#: the writer thread (one being copied, one being written, one spare).
+STAGING_DEPTH = 3
 
 NAME = "cupy"
 _SHARED_BYTES = 48 * 1024  # shared memory a block may use without opting in
@@ -303,6 +313,66 @@ def column_arrays(terms: ImageTerms, cp: Any, ldc: int) -> tuple[Array, ...]:
     return tuple(packed)
 
 
+class _PinnedStager:
+    """CuPy's stager (:class:`ssimref.executor.Stager`): device-to-host copies on a copy stream of
+    their own into pinned buffers (grown to the largest block seen), each copy ordered
+    after the work queued so far on the current stream (an event), so the next tile's
+    kernel runs while it lands."""
+
+    def __init__(self, cp: Any, depth: int) -> None:
+        self.cp = cp
+        self.depth = depth
+        self.stream = cp.cuda.Stream(non_blocking=True)
+        self.buffers: list[Any] = [None] * depth
+
+    def _buffer(self, slot: int, size: int, dtype: Any) -> Any:
+        buf = self.buffers[slot]
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            mem = self.cp.cuda.alloc_pinned_memory(size * np.dtype(dtype).itemsize)
+            buf = np.frombuffer(mem, dtype, size)  # keeps the pinned memory alive
+            self.buffers[slot] = buf
+        return buf
+
+    def stage(self, block: Any, slot: int) -> tuple[Any, Callable[[], None]]:
+        cp = self.cp
+        block = cp.ascontiguousarray(block)
+        host = self._buffer(slot, block.size, block.dtype)[:block.size].reshape(block.shape)
+        ready = cp.cuda.Event()
+        ready.record()  # the current stream: the block's kernel and cast
+        self.stream.wait_event(ready)
+        block.get(stream=self.stream, out=host, blocking=False)
+        done = cp.cuda.Event()
+        done.record(self.stream)
+        kept = [block]  # the device block must outlive its copy
+
+        def wait() -> None:
+            done.synchronize()
+            kept.clear()
+
+        return host, wait
+
+
+def host_stager(cp: Any = None) -> Any:
+    """Asynchronous copies of device tiles into pinned host buffers, on a copy stream of
+    their own, for :class:`ssimref.executor.HostWriter` (which :func:`ssimref.distance_matrix`
+    uses for a host ``out``): the copies and the writes overlap the next tiles' kernels.
+
+    Parameters
+    ----------
+    cp : module, optional
+        CuPy (imported when None); the tests pass a host stand-in.
+
+    Returns
+    -------
+    ssimref.executor.Stager
+        With :data:`STAGING_DEPTH` buffers.
+    """
+    if cp is None:
+        import cupy
+        return _PinnedStager(cupy, STAGING_DEPTH)
+    return _PinnedStager(cp, STAGING_DEPTH)
+
+
 def squared_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
                   upper: bool = False) -> Array:
     """``D^2`` for all pairs of two float64 CuPy tiles.
@@ -382,6 +452,111 @@ def fused_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
     if upper:
         out = symmetrise_upper(out, xp)
     return out
+
+
+# ------------------------------------------------------------------ value and VJP
+#: Device bytes per pair of a value-and-VJP tile beyond the VJP kernel's: the ``S``
+#: block, the caller's value and cotangent and the temporaries of its cotangent function.
+_COTANGENT_BYTES = 8 * 8
+
+
+def value_and_vjp_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig,
+                        cotangent: Callable[[Array], tuple[Any, Array]], *,
+                        upper: bool = False,
+                        wrt_y: bool = True) -> tuple[Any, Array, Array | None]:
+    """The tile's ``S`` block (:func:`squared_block`), ``cotangent(S)``, and the fused
+    VJP of its cotangent (:func:`ssimref.engines.cupy_vjp.vjp_block`), on the GPU.
+
+    Parameters
+    ----------
+    Xa, Yb, kind, config, upper, wrt_y, cotangent
+        As for :meth:`ssimref.engines.Engine.value_and_vjp_block`; CuPy arrays.
+
+    Returns
+    -------
+    value : Any
+    dXa : cupy.ndarray, shaped like Xa, float64
+    dYb : cupy.ndarray, shaped like Yb, float64, or None
+    """
+    value, weight = cotangent(squared_block(Xa, Yb, kind, config, upper=upper))
+    dX, dY = cupy_vjp.vjp_block(Xa, Xa if upper else Yb, weight, kind, config,
+                                upper=upper, wrt_y=wrt_y)
+    return value, dX, dY
+
+
+def paired_value_and_vjp(X: Array, Y: Array, kind: str, config: SSIMConfig,
+                         cotangent: Callable[[Array], tuple[Any, Any]],
+                         ) -> tuple[Any, Array | None, Array | None]:
+    """Matched pairs on the GPU: ``S`` (:func:`ssimref.engines.cupy_vjp.paired_squared`,
+    pairs within the accuracy floor of 0 recomputed by the reference), ``cotangent(S)``
+    and the fused VJP (:func:`ssimref.engines.cupy_vjp.paired_vjp`).
+
+    Parameters
+    ----------
+    X, Y, kind, config, cotangent
+        As for :meth:`ssimref.engines.Engine.paired_value_and_vjp`; CuPy arrays.
+
+    Returns
+    -------
+    value : Any
+    dX, dY : cupy.ndarray, shaped like X and Y, float64, or None
+    """
+    S = refine_paired_near_zero(cupy_vjp.paired_squared(X, Y, kind, config), X, Y,
+                                accuracy_floor(config, X.shape[1:]), kind, config)
+    value, weight = cotangent(S)
+    if weight is None:
+        return value, None, None
+    dX, dY = cupy_vjp.paired_vjp(X, Y, weight, kind, config)
+    return value, dX, dY
+
+
+def vjp_bytes_per_pair(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """Device bytes per pair of a value-and-VJP tile: the ``S`` block, the cotangent
+    function's arrays, and the kernel's cotangents and their transposed copy.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
+    return _COTANGENT_BYTES + cupy_vjp.vjp_bytes_per_pair(image_shape, config)
+
+
+def vjp_bytes_per_image(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """Device bytes per image of a value-and-VJP tile: the larger of the forward's and
+    the VJP kernel's (terms, gradient and its copies).
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
+    return max(bytes_per_image(image_shape, config),
+               cupy_vjp.vjp_bytes_per_image(image_shape, config))
+
+
+def vjp_max_tile_pairs(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """4096 x 4096 pairs: thousands of blocks in flight, a few seconds of work at most.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+        ``2**24``.
+    """
+    return int(cupy_vjp.VJP_MAX_TILE_PAIRS)
 
 
 @functools.cache

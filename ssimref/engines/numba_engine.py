@@ -41,6 +41,9 @@ in the accuracy contract (docs/engines.md).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numba
@@ -51,10 +54,12 @@ from numba import njit, prange
 from ..config import SSIMConfig
 from . import accuracy_floor
 from ..kinds import KINDS, get_kind
-from .reference import refine_near_zero
+from .reference import refine_near_zero, refine_paired_near_zero
 
 __all__ = ["NAME", "LANES", "squared_block", "bytes_per_pair", "bytes_per_image",
-           "max_tile_pairs", "fused_block", "image_terms", "warm_up"]
+           "max_tile_pairs", "fused_block", "image_terms", "warm_up", "value_and_vjp_block",
+           "paired_value_and_vjp", "vjp_bytes_per_pair", "vjp_bytes_per_image",
+           "vjp_max_tile_pairs"]
 
 NAME = "numba"
 
@@ -517,6 +522,45 @@ def _mirror_upper(out, block):
             out[i, i] = 0.0
 
 
+#: Below this much work (pairs times window positions) a call runs on the calling thread
+#: alone: waking Numba's other threads costs more than such work, and on a busy machine the
+#: call waits until every thread is scheduled (a 4 x 4 MMD^2 of 5x5 images: 2 ms on one
+#: thread, 50-120 ms on two under a load of 5 on 2 cores). Every pair's value and every
+#: gradient is computed in an order that does not depend on the thread count, so the bits
+#: are the same either way.
+SERIAL_BELOW = 1 << 16
+
+
+@contextmanager
+def threads_for(pairs: int, image_shape: tuple[int, ...],
+                config: SSIMConfig) -> Iterator[None]:
+    """Run the enclosed kernels on one thread when ``pairs`` pairs of ``image_shape`` images
+    are less work than :data:`SERIAL_BELOW`, on Numba's threads otherwise.
+
+    Parameters
+    ----------
+    pairs : int
+        Pairs the call computes.
+    image_shape : tuple of int
+        ``(H, W, C)``.
+    config : SSIMConfig
+
+    Yields
+    ------
+    None
+    """
+    threads = numba.get_num_threads()
+    work = pairs * math.prod(config.positions(image_shape[0], image_shape[1]))
+    if threads == 1 or work >= SERIAL_BELOW:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
 def squared_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
                   config: SSIMConfig, *, upper: bool = False) -> npt.NDArray[np.float64]:
     """``D^2`` for all pairs of two float64 tiles.
@@ -543,9 +587,10 @@ def squared_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind
     --------
     ssimref.engines.accuracy_floor : the contract's absolute term.
     """
-    block = fused_block(Xa, Yb, kind, config, upper=upper)
-    return refine_near_zero(block, Xa, Yb, upper, accuracy_floor(config, Xa.shape[1:]),
-                            kind, config)
+    with threads_for(Xa.shape[0] * Yb.shape[0], Xa.shape[1:], config):
+        block = fused_block(Xa, Yb, kind, config, upper=upper)
+        return refine_near_zero(block, Xa, Yb, upper, accuracy_floor(config, Xa.shape[1:]),
+                                kind, config)
 
 
 def fused_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
@@ -587,6 +632,168 @@ def fused_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: 
     if upper:
         _mirror_upper(out, 64)
     return out
+
+
+# ------------------------------------------------------------------ value and VJP
+# The VJP kernels live in numba_vjp (which imports this module's layout), imported when a
+# gradient is first asked for.
+
+#: Working bytes per pair of a value-and-VJP tile: the ``S`` block, the caller's value and
+#: cotangent and the temporaries of its cotangent function (about five more arrays of the
+#: tile's size), and the VJP's packed copy of the cotangent (numba_vjp).
+_COTANGENT_BYTES = 8 * 8
+
+
+def value_and_vjp_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64],
+                        kind: str, config: SSIMConfig,
+                        cotangent: Callable[[npt.NDArray[np.float64]], tuple[Any, Any]], *,
+                        upper: bool = False,
+                        wrt_y: bool = True) -> tuple[Any, npt.NDArray[np.float64],
+                                                     npt.NDArray[np.float64] | None]:
+    """The tile's ``S`` block (:func:`squared_block`), ``cotangent(S)``, and the fused
+    VJP of its cotangent (:func:`ssimref.engines.numba_vjp.vjp_block`).
+
+    An :class:`ssimref.engines.ElementwiseCotangent` runs in one pass instead
+    (:func:`ssimref.engines.numba_vjp.fused_value_and_vjp`: each task's window sums serve
+    both ``S`` and the VJP, and ``W`` is formed in the kernel by the rule); the pairs it
+    puts within the accuracy floor of 0 are then refined as :func:`squared_block` refines
+    them, and their cotangents (from ``cotangent`` on the refined block) sent back through
+    :func:`ssimref.engines.numba_vjp.vjp_block`. Images too large for the kernels' store
+    (:func:`ssimref.engines.numba_vjp.fuses`) take the two-pass path.
+
+    Parameters
+    ----------
+    Xa, Yb, kind, config, upper, wrt_y, cotangent
+        As for :meth:`ssimref.engines.Engine.value_and_vjp_block`.
+
+    Returns
+    -------
+    value : Any
+    dXa : numpy.ndarray, shaped like Xa, float64
+    dYb : numpy.ndarray, shaped like Yb, float64, or None
+
+    See Also
+    --------
+    ssimref.engines.vjp_accuracy_floor : the gradients' accuracy contract.
+    """
+    with threads_for(Xa.shape[0] * Yb.shape[0], Xa.shape[1:], config):
+        return _value_and_vjp_block(Xa, Yb, kind, config, cotangent, upper, wrt_y)
+
+
+def _value_and_vjp_block(Xa, Yb, kind, config, cotangent, upper, wrt_y):
+    from . import ElementwiseCotangent, numba_vjp
+
+    if isinstance(cotangent, ElementwiseCotangent) and numba_vjp.fuses(Xa.shape[1:], config):
+        floor = accuracy_floor(config, Xa.shape[1:])
+        S, dX, dY = numba_vjp.fused_value_and_vjp(
+            Xa, Yb, cotangent.upstream, cotangent.rule, cotangent.coef, floor, kind, config,
+            upper=upper, wrt_y=wrt_y)
+        near = (S > 0) & (S <= floor)  # W = 0 in the kernel: refine, then send back
+        if near.any():
+            refine_near_zero(S, Xa, Yb, upper, floor, kind, config)
+        value, weight = cotangent(S)
+        if near.any():
+            gx, gy = numba_vjp.vjp_block(Xa, Xa if upper else Yb,
+                                         np.where(near, weight, 0.0), kind, config,
+                                         upper=upper, wrt_y=wrt_y)
+            dX += gx
+            if dY is not None and gy is not None:
+                dY += gy
+        return value, dX, dY
+    value, weight = cotangent(squared_block(Xa, Yb, kind, config, upper=upper))
+    dX, dY = numba_vjp.vjp_block(Xa, Xa if upper else Yb, weight, kind, config,
+                                 upper=upper, wrt_y=wrt_y)
+    return value, dX, dY
+
+
+def paired_value_and_vjp(
+        X: npt.NDArray[np.float64], Y: npt.NDArray[np.float64], kind: str,
+        config: SSIMConfig, cotangent: Callable[[npt.NDArray[np.float64]], tuple[Any, Any]],
+) -> tuple[Any, npt.NDArray[np.float64] | None, npt.NDArray[np.float64] | None]:
+    """Matched pairs: ``S`` (:func:`ssimref.engines.numba_vjp.paired_squared`, pairs within
+    the accuracy floor of 0 recomputed by the reference), ``cotangent(S)`` and the fused
+    VJP (:func:`ssimref.engines.numba_vjp.paired_vjp`).
+
+    Parameters
+    ----------
+    X, Y, kind, config, cotangent
+        As for :meth:`ssimref.engines.Engine.paired_value_and_vjp`.
+
+    Returns
+    -------
+    value : Any
+    dX, dY : numpy.ndarray, shaped like X and Y, float64, or None
+    """
+    with threads_for(X.shape[0], X.shape[1:], config):
+        return _paired_value_and_vjp(X, Y, kind, config, cotangent)
+
+
+def _paired_value_and_vjp(X, Y, kind, config, cotangent):
+    from . import numba_vjp
+
+    S = refine_paired_near_zero(numba_vjp.paired_squared(X, Y, kind, config), X, Y,
+                                accuracy_floor(config, X.shape[1:]), kind, config)
+    value, weight = cotangent(S)
+    if weight is None:
+        return value, None, None
+    dX, dY = numba_vjp.paired_vjp(X, Y, weight, kind, config)
+    return value, dX, dY
+
+
+def vjp_bytes_per_pair(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """Working bytes per pair of a value-and-VJP tile: the ``S`` block, the cotangent
+    function's value, cotangent and temporaries, and the VJP's packed cotangent and task
+    mask.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
+    from . import numba_vjp
+
+    return _COTANGENT_BYTES + numba_vjp.vjp_bytes_per_pair(image_shape, config)
+
+
+def vjp_bytes_per_image(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """Working bytes per image of a value-and-VJP tile: the larger of the forward's
+    (:func:`bytes_per_image`) and the VJP kernels' (terms, gradient, per-chunk buffers).
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+    """
+    from . import numba_vjp
+
+    return max(bytes_per_image(image_shape, config),
+               numba_vjp.vjp_bytes_per_image(image_shape, config))
+
+
+def vjp_max_tile_pairs(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """About two seconds of VJP work on two cores (Ctrl-C and progress stay responsive).
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+        ``2**20``.
+    """
+    from . import numba_vjp
+
+    return int(numba_vjp.VJP_MAX_TILE_PAIRS)
 
 
 def warm_up() -> float:

@@ -44,16 +44,24 @@ last) as in the forward engine; row images are scalars. Rows are dealt to chunks
 (row ``i`` to chunk ``i mod nchunks``, which balances triangular tiles); a chunk walks its
 tasks group-major (a group's terms stay in cache while rows stream past). A row's
 gradient belongs to the one chunk that holds the row, and is accumulated over groups in
-order, its 32 lanes summed by a fixed pairwise tree. Column gradients go to a per-chunk
+order, its 32 lanes summed by a fixed tree. Column gradients go to a per-chunk
 buffer (lane-wise, no reduction needed), reduced over chunks in chunk order at the end.
-So the same inputs and thread count give the same bits; the row-side gradient does not
-depend on the thread count at all, the column side through ``nchunks`` only.
+The number of chunks is fixed (:data:`VJP_CHUNKS`, at most one per 16 rows), not tied to
+the thread count, so the same inputs give the same bits whatever the number of Numba threads
+(a distributed run's workers and this process agree bit for bit).
 
 Which side is which: ``wrt_y=False`` (the MMD blocks that hold ``Y`` fixed) runs ``Y`` as
 rows and ``X`` as columns, so the only gradient is lane-wise (no lane sums at all).
 
+One pass (:func:`fused_value_and_vjp`). When the cotangent is an elementwise rule of ``S``
+with an upstream ``G`` (:class:`ssimref.engines.ElementwiseCotangent`), a first pass over
+each task computes its window sums of ``d0^2`` once, keeps them in a per-thread store
+(``C Ho Wo`` rows of 32 lanes), sums ``S`` lane by lane and forms ``W`` by the rule; the
+second pass is the VJP above, reading the kept sums. So a value and gradient costs the
+VJP and the window terms of ``S``, not a separate forward block as well.
+
 Accuracy: as the forward engine (float64, FMA contraction only); the contract is
-:func:`vjp_accuracy_floor` (docs/engines-vjp.md).
+:func:`ssimref.engines.vjp_accuracy_floor` (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -62,23 +70,25 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import UNIT_ROUNDOFF
 from ..kinds import KINDS
 from .numba_engine import LANES, image_terms
 
-__all__ = ["vjp_block", "paired_squared", "paired_vjp", "vjp_bytes_per_pair",
-           "vjp_bytes_per_image", "vjp_accuracy_floor", "VJP_MAX_TILE_PAIRS",
-           "CHUNKS_PER_THREAD", "vjp_warm_up"]
+assert LANES == 32, "_lane_tree sums exactly 32 lanes"
 
-_EQ1 = KINDS["eq1"].code
-_EQ2 = KINDS["eq2"].code
+__all__ = ["vjp_block", "fused_value_and_vjp", "fuses", "RULES", "FUSED_MAX_STORE",
+           "paired_squared", "paired_vjp", "vjp_bytes_per_pair",
+           "vjp_bytes_per_image", "VJP_MAX_TILE_PAIRS",
+           "VJP_CHUNKS", "vjp_warm_up"]
+
 
 # contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
 _JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
 
-#: Chunks of rows per thread: each chunk owns a buffer for the column gradients, so more
-#: chunks balance a shared machine better at the cost of memory (docs/engines-vjp.md).
-CHUNKS_PER_THREAD = 2
+#: Chunks of rows of a tile (at most one per 16 rows), whatever the number of threads: each
+#: chunk owns a buffer for the column gradients, reduced in chunk order, so the chunks,
+#: not the threads, fix the order of the sums (the same bits on any number of threads);
+#: 16 balance up to 16 threads and a shared machine (docs/engines.md).
+VJP_CHUNKS = 16
 
 #: About two seconds of work at the W1 speed of the VJP on two cores.
 VJP_MAX_TILE_PAIRS = 1 << 20
@@ -86,10 +96,12 @@ VJP_MAX_TILE_PAIRS = 1 << 20
 
 # ----------------------------------------------------------------------- per window
 @njit(inline="always", **_JIT)
-def _coefficients(E, m0i, ai, vi, m0j, aj, vj, dsh, w2, kind):
+def _coefficients(E, m0i, ai, vi, m0j, aj, vj, dsh, w2, e1, e3):
     """``(cg, e, u, vv)`` of one window (module docstring) from the window's ``E_w[d0^2]``
     and the two images' terms; ``w2`` is twice the pair's cotangent (times the window
-    scale). One division."""
+    scale), ``(e1, e3)`` the kind's coefficients: ``g1 = e1 - e3 t2``, ``g2 = 1 - e3 t1``
+    (:mod:`ssimref.kinds`), written without branches so that the lane loops vectorise
+    (a product with ``e3 = 0`` is an exact 0). One division."""
     md0 = m0i - m0j
     n2 = E - md0 * md0
     n2 = n2 if n2 > 0.0 else 0.0
@@ -102,15 +114,8 @@ def _coefficients(E, m0i, ai, vi, m0j, aj, vj, dsh, w2, kind):
     inv_b = a * r
     t1 = n1 * inv_a
     t2 = n2 * inv_b
-    if kind == _EQ2:
-        h1 = w2 * inv_a
-        cg = w2 * inv_b
-    elif kind == _EQ1:
-        h1 = 0.0
-        cg = w2 * inv_b
-    else:
-        h1 = w2 * (1.0 - t2) * inv_a
-        cg = w2 * (1.0 - t1) * inv_b
+    h1 = w2 * (e1 - e3 * t2) * inv_a
+    cg = w2 * (1.0 - e3 * t1) * inv_b
     u = h1 * t1
     vv = cg * t2
     e = h1 * md - cg * md0
@@ -118,8 +123,9 @@ def _coefficients(E, m0i, ai, vi, m0j, aj, vj, dsh, w2, kind):
 
 
 @njit(inline="always", **_JIT)
-def _squared_term(E, m0i, ai, vi, m0j, aj, vj, dsh, kind):
-    """The squared distance of one window (as the forward engine's ``_window_term``)."""
+def _squared_term(E, m0i, ai, vi, m0j, aj, vj, dsh, e1, e3):
+    """The squared distance of one window, ``(n1 (e1 v - e3 n2) + n2 a) / (a v)`` (the
+    kind table's ``g = e1 t1 + t2 - e3 t1 t2`` with one division, without branches)."""
     md0 = m0i - m0j
     n2 = E - md0 * md0
     n2 = n2 if n2 > 0.0 else 0.0
@@ -127,29 +133,83 @@ def _squared_term(E, m0i, ai, vi, m0j, aj, vj, dsh, kind):
     n1 = md * md
     a = ai + aj
     v = vi + vj
-    if kind == _EQ2:
-        return (n1 * v + n2 * a) / (a * v)
-    if kind == _EQ1:
-        return n2 / v
-    return (n1 * v + n2 * a - n1 * n2) / (a * v)
+    return (n1 * (e1 * v - e3 * n2) + n2 * a) / (a * v)
+
+
+@njit(inline="always", **_JIT)
+def _coefficient_row(E, eoff, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc, g, c, r0, dsh, wl,
+                     e1, e3, cgout, coff, cstride, rw, rv, cwin, want_rows, want_cols):
+    """The coefficients of one window row of a (row image ``i``, column group ``g``) task:
+    for each window ``q`` (position ``r0 + q`` of the terms) and lane ``l``, ``cg`` into
+    ``cgout[coff + q * cstride, l]``, the row side's ``R``/``V`` terms into ``rw``, ``rv``
+    (to be summed over the lanes), the column side's added into ``cwin``. ``E[eoff + q]``
+    (a row of lanes): the window sums of ``d0^2`` (times ``scale`` here); ``shi`` and
+    ``shc[g, c]``: the images' shifts. One loop per mode, each without branches, so that
+    LLVM vectorises it over the lanes; arrays are indexed in place (no views, whose
+    reference counts cost atomic operations)."""
+    wo = rw.shape[0]
+    nl = rw.shape[1]
+    if want_rows and want_cols:
+        for q in range(wo):
+            row = r0 + q
+            m0i, ai, vi = m0r[i, row], ar[i, row], vr[i, row]
+            mui = m0i + shi
+            dst = coff + q * cstride
+            for l in range(nl):
+                m0j = m0c[g, row, l]
+                cgv, e, u, vv = _coefficients(E[eoff + q, l] * scale, m0i, ai, vi, m0j,
+                                              ac[g, row, l], vc[g, row, l], dsh[l], wl[l],
+                                              e1, e3)
+                cgout[dst, l] = cgv
+                rw[q, l] = e - u * mui + vv * m0i
+                rv[q, l] = vv
+                cwin[0, row, l] += vv * m0j - e - u * (m0j + shc[g, c, l])
+                cwin[1, row, l] += vv
+    elif want_cols:
+        for q in range(wo):
+            row = r0 + q
+            m0i, ai, vi = m0r[i, row], ar[i, row], vr[i, row]
+            dst = coff + q * cstride
+            for l in range(nl):
+                m0j = m0c[g, row, l]
+                cgv, e, u, vv = _coefficients(E[eoff + q, l] * scale, m0i, ai, vi, m0j,
+                                              ac[g, row, l], vc[g, row, l], dsh[l], wl[l],
+                                              e1, e3)
+                cgout[dst, l] = cgv
+                cwin[0, row, l] += vv * m0j - e - u * (m0j + shc[g, c, l])
+                cwin[1, row, l] += vv
+    else:
+        for q in range(wo):
+            row = r0 + q
+            m0i, ai, vi = m0r[i, row], ar[i, row], vr[i, row]
+            mui = m0i + shi
+            dst = coff + q * cstride
+            for l in range(nl):
+                cgv, e, u, vv = _coefficients(E[eoff + q, l] * scale, m0i, ai, vi, m0c[g, row, l],
+                                              ac[g, row, l], vc[g, row, l], dsh[l], wl[l],
+                                              e1, e3)
+                cgout[dst, l] = cgv
+                rw[q, l] = e - u * mui + vv * m0i
+                rv[q, l] = vv
 
 
 # ----------------------------------------------------------------------- helpers
+@njit(inline="always", **_JIT)
+def _lane_chain(buf, k, j):
+    """Lanes ``j, j + 4, ..., j + 28`` of row ``k``, added pairwise."""
+    return (((buf[k, j] + buf[k, j + 4]) + (buf[k, j + 8] + buf[k, j + 12]))
+            + ((buf[k, j + 16] + buf[k, j + 20]) + (buf[k, j + 24] + buf[k, j + 28])))
+
+
 @njit(**_JIT)
 def _lane_tree(buf, n):
-    """Sum the lanes of ``buf[:n]`` (shape (n, nl), nl a power of two) into ``buf[:n, 0]``
-    by a fixed pairwise tree (halves added, then quarters, ...): vectorised, and the same
-    order every time."""
-    nl = buf.shape[1]
+    """Sum the 32 lanes of ``buf[:n]`` (shape (n, LANES)) into ``buf[:n, 0]`` by a fixed
+    tree: four interleaved chains of eight lanes added pairwise, then the four chains
+    added pairwise. The same order every time; scalar code with four independent chains
+    (cheaper than halving loops, which are mostly set-up for 32 lanes)."""
     for k in range(n):
-        row = buf[k]
-        h = nl // 2
-        while h >= 1:
-            lo = row[:h]
-            hi = row[h:2 * h]
-            for l in range(h):
-                lo[l] += hi[l]
-            h //= 2
+        buf[k, 0] = ((_lane_chain(buf, k, 0) + _lane_chain(buf, k, 1))
+                     + (_lane_chain(buf, k, 2) + _lane_chain(buf, k, 3)))
 
 
 @njit(**_JIT)
@@ -226,13 +286,142 @@ def _spread(win, z0, dst, taps, stride, height, width, channels, hc):
                         dst[r + w, l] += g * (hc[0, w, l] - z0[r + w, l] * hc[1, w, l])
 
 
+# ----------------------------------------------------------------------- fused cotangents
+#: Codes of the elementwise cotangent rules (:class:`ssimref.engines.ElementwiseCotangent`).
+RULES = {"linear": 0, "sqrt": 1, "exp": 2}
+
+#: Largest per-thread store of a task's window sums of ``d0^2`` (bytes) for which the
+#: fused value-and-VJP kernels run (beyond it, the forward block and the VJP run apart).
+FUSED_MAX_STORE = 1 << 21
+
+
+@njit(inline="always", **_JIT)
+def _rule_weight(S, G, rule, coef, floor):
+    """The cotangent of ``S`` for the upstream ``G`` under an elementwise rule (``h(S)``:
+    ``coef S``, ``coef sqrt(S)`` or ``exp(-coef S)``), written as the kernels' NumPy
+    cotangents write it (the same operations in the same order); 0 for ``S <= floor``
+    (those pairs are refined and sent back by the caller)."""
+    if S <= floor:
+        return 0.0
+    if rule == 0:
+        return coef * G
+    if rule == 1:
+        return (coef * G) / (2.0 * np.sqrt(S))
+    return ((-coef) * np.exp(-coef * S)) * G
+
+
+@njit(inline="always", **_JIT)
+def _task_weights(acc, wp, i, g, rule, coef, floor, two_scale, values, wl):
+    """Store a task's ``S`` (``acc``) in ``values[i, g]`` and its weights ``2 scale W``
+    into ``wl``; returns whether any weight is nonzero."""
+    nl = wl.shape[0]
+    nonzero = False
+    for l in range(nl):
+        values[i, g, l] = acc[l]
+        w = _rule_weight(acc[l], wp[i, g, l], rule, coef, floor) * two_scale
+        wl[l] = w
+        nonzero = nonzero or w != 0.0
+    return nonzero
+
+
+@njit(inline="always", **_JIT)
+def _sliding_start(x0r, i, x0c, g, px, width, size, col):
+    """Column sums of ``d0^2`` over the first ``size`` pixel rows into ``col`` (W, nl)."""
+    nl = x0c.shape[2]
+    for w in range(width):
+        for l in range(nl):
+            col[w, l] = 0.0
+        for k in range(size):
+            xv = x0r[i, px + k * width + w]
+            for l in range(nl):
+                d = xv - x0c[g, px + k * width + w, l]
+                col[w, l] += d * d
+
+
+@njit(inline="always", **_JIT)
+def _sliding_row(x0r, i, x0c, g, px, p, width, wo, size, col, s, hs):
+    """Window row ``p`` of a uniform stride-1 window: slide the column sums down one row
+    (``p > 0``), then running sums along the row into ``hs`` (wo, nl)."""
+    nl = x0c.shape[2]
+    if p > 0:
+        rin = px + (p + size - 1) * width
+        rout = px + (p - 1) * width
+        for w in range(width):
+            xa = x0r[i, rin + w]
+            xb = x0r[i, rout + w]
+            for l in range(nl):
+                da = xa - x0c[g, rin + w, l]
+                db = xb - x0c[g, rout + w, l]
+                col[w, l] += da * da - db * db
+    for l in range(nl):
+        s[l] = 0.0
+    for k in range(size - 1):
+        for l in range(nl):
+            s[l] += col[k, l]
+    for q in range(wo):
+        last = q + size - 1
+        for l in range(nl):
+            window = s[l] + col[last, l]
+            s[l] = window - col[q, l]
+            hs[q, l] = window
+
+
+@njit(inline="always", **_JIT)
+def _separable_row(x0r, i, x0c, g, px, top, filled, width, wo, stride, taps, overlap, ring,
+                   ring_flat, offsets, colb, colb2, hsum, hsum2):
+    """The weighted sums of ``d0^2`` over the windows of the window row starting at pixel
+    row ``top`` into ``hsum2`` (wo, nl); overlapping windows square each pixel row once
+    into a ring (``filled``: rows squared so far, returned updated)."""
+    nl = x0c.shape[2]
+    size = taps.shape[0]
+    span = width * nl
+    for idx in range(wo * nl):
+        hsum[idx] = 0.0
+    if overlap:
+        while filled < top + size:
+            r = px + filled * width
+            slot = filled % size
+            for w in range(width):
+                xv = x0r[i, r + w]
+                for l in range(nl):
+                    d = xv - x0c[g, r + w, l]
+                    ring[slot, w, l] = d * d
+            filled += 1
+        for k in range(size):
+            offsets[k] = ((top + k) % size) * span
+        _taps_sum(colb, span, ring_flat, offsets, taps, size)
+        if stride == 1:
+            for k in range(size):
+                offsets[k] = k * nl
+            _taps_sum(hsum, wo * nl, colb, offsets, taps, size)
+        else:
+            for q in range(wo):
+                for k in range(size):
+                    gk = taps[k]
+                    src = q * stride + k
+                    for l in range(nl):
+                        hsum2[q, l] += gk * colb2[src, l]
+    else:
+        for k in range(size):
+            r = px + (top + k) * width
+            for q in range(wo):
+                for kw in range(size):
+                    w = q * stride + kw
+                    xv = x0r[i, r + w]
+                    gk = taps[k] * taps[kw]
+                    for l in range(nl):
+                        d = xv - x0c[g, r + w, l]
+                        hsum2[q, l] += gk * (d * d)
+    return filled
+
+
 # ----------------------------------------------------------------------- tile kernels
 @njit(parallel=True, **_JIT)
 def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_g, starts,
-                 height, width, size, scale, kind, want_rows, want_cols,
-                 row_win, row_pix, col_part):
+                 height, width, size, scale, e1, e3, want_rows, want_cols,
+                 row_win, row_pix, col_part, fused, rule, coef, floor, values):
     """Uniform window, stride 1: running sums for the forward window sums of ``d0^2`` and
-    for both directions of the adjoint of ``cg``."""
+    for both directions of the adjoint of ``cg``. ``fused``: as :func:`_vjp_separable`."""
     channels = shr.shape[1]
     nl = x0c.shape[2]
     ho = height - size + 1
@@ -243,6 +432,7 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
     for chunk in prange(nchunks):
         col = np.empty((width, nl))
         s = np.empty(nl)
+        hs = np.empty((wo, nl))
         run = np.empty(nl)
         dsh = np.empty(nl)
         wl = np.empty(nl)
@@ -254,6 +444,8 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
         vrun = np.empty((width, nl))
         cwin = np.zeros((2, channels * npos if want_cols else 0, nl))
         hc = np.empty((2, width, nl))
+        acc = np.empty(nl)
+        efull = np.empty((channels * npos if fused else 0, nl))
         current = -1
         for t in range(starts[chunk], starts[chunk + 1]):
             i = task_i[t]
@@ -264,64 +456,55 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
                             height, width, channels, hc)
                     cwin[:] = 0.0
                 current = g
-            for l in range(nl):
-                wl[l] = wp[i, g, l]
+            if fused:  # first pass: window sums, S and the weights
+                for l in range(nl):
+                    acc[l] = 0.0
+                for c in range(channels):
+                    px = c * height * width
+                    pw = c * npos
+                    for l in range(nl):
+                        dsh[l] = shr[i, c] - shc[g, c, l]
+                    _sliding_start(x0r, i, x0c, g, px, width, size, col)
+                    for p in range(ho):
+                        _sliding_row(x0r, i, x0c, g, px, p, width, wo, size, col, s, hs)
+                        for q in range(wo):
+                            row = pw + p * wo + q
+                            m0i, ai, vi = m0r[i, row], ar[i, row], vr[i, row]
+                            for l in range(nl):
+                                ev = hs[q, l]
+                                efull[row, l] = ev
+                                acc[l] += _squared_term(ev * scale, m0i, ai, vi, m0c[g, row, l],
+                                                        ac[g, row, l], vc[g, row, l], dsh[l],
+                                                        e1, e3)
+                if not _task_weights(acc, wp, i, g, rule, coef, floor, 2.0 * scale, values,
+                                     wl):
+                    continue
+            else:
+                for l in range(nl):
+                    wl[l] = wp[i, g, l]
             for c in range(channels):
                 px = c * height * width
                 pw = c * npos
                 shi = shr[i, c]
                 for l in range(nl):
                     dsh[l] = shi - shc[g, c, l]
-                # column sums of d0^2 over the first `size` rows
-                for w in range(width):
-                    for l in range(nl):
-                        col[w, l] = 0.0
-                    for k in range(size):
-                        xv = x0r[i, px + k * width + w]
-                        for l in range(nl):
-                            d = xv - x0c[g, px + k * width + w, l]
-                            col[w, l] += d * d
+                if not fused:  # column sums of d0^2 over the first `size` rows
+                    _sliding_start(x0r, i, x0c, g, px, width, size, col)
                 ring[:] = 0.0
                 vrun[:] = 0.0
                 for h in range(height):
                     if h < ho:
                         p = h
-                        if p > 0:  # slide the column sums down one row
-                            rin = px + (p + size - 1) * width
-                            rout = px + (p - 1) * width
-                            for w in range(width):
-                                xa = x0r[i, rin + w]
-                                xb = x0r[i, rout + w]
-                                for l in range(nl):
-                                    da = xa - x0c[g, rin + w, l]
-                                    db = xb - x0c[g, rout + w, l]
-                                    col[w, l] += da * da - db * db
-                        for l in range(nl):
-                            s[l] = 0.0
-                        for k in range(size - 1):
-                            for l in range(nl):
-                                s[l] += col[k, l]
-                        for q in range(wo):
-                            row = pw + p * wo + q
-                            m0i = m0r[i, row]
-                            ai = ar[i, row]
-                            vi = vr[i, row]
-                            mui = m0i + shi
-                            last = q + size - 1
-                            for l in range(nl):
-                                window = s[l] + col[last, l]
-                                s[l] = window - col[q, l]
-                                m0j = m0c[g, row, l]
-                                cgv, e, u, vv = _coefficients(
-                                    window * scale, m0i, ai, vi, m0j, ac[g, row, l],
-                                    vc[g, row, l], dsh[l], wl[l], kind)
-                                cg[q, l] = cgv
-                                if want_rows:
-                                    rw[q, l] = e - u * mui + vv * m0i
-                                    rv[q, l] = vv
-                                if want_cols:
-                                    cwin[0, row, l] += vv * m0j - e - u * (m0j + shc[g, c, l])
-                                    cwin[1, row, l] += vv
+                        if fused:  # the window sums kept by the first pass
+                            E = efull
+                            eoff = pw + p * wo
+                        else:
+                            _sliding_row(x0r, i, x0c, g, px, p, width, wo, size, col, s, hs)
+                            E = hs
+                            eoff = 0
+                        _coefficient_row(E, eoff, scale, m0r, ar, vr, i, shi, m0c, ac, vc,
+                                         shc, g, c, pw + p * wo, dsh, wl, e1, e3, cg, 0, 1,
+                                         rw, rv, cwin, want_rows, want_cols)
                         if want_rows:
                             _lane_tree(rw, wo)
                             _lane_tree(rv, wo)
@@ -351,6 +534,13 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
                                 vrun[w, l] -= ring[slot, w, l]
                     # pixel row h is final: its cross term d0 T(cg)
                     rb = px + h * width
+                    if want_cols and not want_rows:  # straight into the column buffer
+                        for w in range(width):
+                            xv = x0r[i, rb + w]
+                            for l in range(nl):
+                                col_part[chunk, g, rb + w, l] -= (
+                                    (xv - x0c[g, rb + w, l]) * vrun[w, l])
+                        continue
                     for w in range(width):
                         xv = x0r[i, rb + w]
                         for l in range(nl):
@@ -371,12 +561,15 @@ def _vjp_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_
 
 @njit(parallel=True, **_JIT)
 def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, task_g, starts,
-                   height, width, taps, stride, scale, kind, want_rows, want_cols,
-                   row_win, row_pix, col_part):
+                   height, width, taps, stride, scale, e1, e3, want_rows, want_cols,
+                   row_win, row_pix, col_part, fused, rule, coef, floor, values):
     """Any window: separable weighted sums for the forward (a ring of squared rows when
     windows overlap, direct sums otherwise) and for the adjoint (a weighted sum over a
     dilated row of ``cg``, then over a ring of the last ``size`` spread rows; for
-    non-overlapping windows each pixel takes its one window's coefficient directly)."""
+    non-overlapping windows each pixel takes its one window's coefficient directly).
+    ``fused``: ``wp`` holds the upstream ``G``; a first pass over each task computes and
+    keeps its window sums, ``S`` (into ``values``) and the weights from the rule
+    (:func:`_rule_weight`); the second pass reads the sums instead of recomputing them."""
     channels = shr.shape[1]
     nl = x0c.shape[2]
     size = taps.shape[0]
@@ -407,6 +600,8 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
         z = np.empty((max(width, wo * size), nl))
         dsh = np.empty(nl)
         wl = np.empty(nl)
+        acc = np.empty(nl)
+        efull = np.empty((channels * npos if fused else 0, nl))
         cwin = np.zeros((2, channels * npos if want_cols else 0, nl))
         hc = np.empty((2, width, nl))
         current = -1
@@ -419,8 +614,34 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
                             height, width, channels, hc)
                     cwin[:] = 0.0
                 current = g
-            for l in range(nl):
-                wl[l] = wp[i, g, l]
+            if fused:  # ---- first pass: window sums, S and the weights
+                for l in range(nl):
+                    acc[l] = 0.0
+                for c in range(channels):
+                    px = c * height * width
+                    pw = c * npos
+                    for l in range(nl):
+                        dsh[l] = shr[i, c] - shc[g, c, l]
+                    filled = 0
+                    for p in range(ho):
+                        filled = _separable_row(x0r, i, x0c, g, px, p * stride, filled,
+                                                width, wo, stride, taps, overlap, ring,
+                                                ring_flat, offsets, colb, colb2, hsum, hsum2)
+                        for q in range(wo):
+                            row = pw + p * wo + q
+                            m0i, ai, vi = m0r[i, row], ar[i, row], vr[i, row]
+                            for l in range(nl):
+                                ev = hsum2[q, l]
+                                efull[row, l] = ev
+                                acc[l] += _squared_term(ev * scale, m0i, ai, vi, m0c[g, row, l],
+                                                        ac[g, row, l], vc[g, row, l], dsh[l],
+                                                        e1, e3)
+                if not _task_weights(acc, wp, i, g, rule, coef, floor, 2.0 * scale, values,
+                                     wl):
+                    continue
+            else:
+                for l in range(nl):
+                    wl[l] = wp[i, g, l]
             for c in range(channels):
                 px = c * height * width
                 pw = c * npos
@@ -430,64 +651,21 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
                 filled = 0
                 for p in range(ho):
                     top = p * stride
-                    # ---- forward: weighted sums of d0^2 over window row p
-                    for idx in range(wo * nl):
-                        hsum[idx] = 0.0
-                    if overlap:
-                        while filled < top + size:
-                            r = px + filled * width
-                            slot = filled % size
-                            for w in range(width):
-                                xv = x0r[i, r + w]
-                                for l in range(nl):
-                                    d = xv - x0c[g, r + w, l]
-                                    ring[slot, w, l] = d * d
-                            filled += 1
-                        for k in range(size):
-                            offsets[k] = ((top + k) % size) * span
-                        _taps_sum(colb, span, ring_flat, offsets, taps, size)
-                        if stride == 1:
-                            for k in range(size):
-                                offsets[k] = k * nl
-                            _taps_sum(hsum, wo * nl, colb, offsets, taps, size)
-                        else:
-                            for q in range(wo):
-                                for k in range(size):
-                                    gk = taps[k]
-                                    src = q * stride + k
-                                    for l in range(nl):
-                                        hsum2[q, l] += gk * colb2[src, l]
+                    # ---- forward: weighted sums of d0^2 over window row p (kept from the
+                    # first pass when fused)
+                    if fused:
+                        E = efull
+                        eoff = pw + p * wo
                     else:
-                        for k in range(size):
-                            r = px + (top + k) * width
-                            for q in range(wo):
-                                for kw in range(size):
-                                    w = q * stride + kw
-                                    xv = x0r[i, r + w]
-                                    gk = taps[k] * taps[kw]
-                                    for l in range(nl):
-                                        d = xv - x0c[g, r + w, l]
-                                        hsum2[q, l] += gk * (d * d)
+                        filled = _separable_row(x0r, i, x0c, g, px, top, filled, width, wo,
+                                                stride, taps, overlap, ring, ring_flat,
+                                                offsets, colb, colb2, hsum, hsum2)
+                        E = hsum2
+                        eoff = 0
                     # ---- coefficients of window row p
-                    for q in range(wo):
-                        row = pw + p * wo + q
-                        m0i = m0r[i, row]
-                        ai = ar[i, row]
-                        vi = vr[i, row]
-                        mui = m0i + shi
-                        dst = size - 1 + q * stride
-                        for l in range(nl):
-                            m0j = m0c[g, row, l]
-                            cgv, e, u, vv = _coefficients(
-                                hsum2[q, l] * scale, m0i, ai, vi, m0j, ac[g, row, l],
-                                vc[g, row, l], dsh[l], wl[l], kind)
-                            cgd[dst, l] = cgv
-                            if want_rows:
-                                rw[q, l] = e - u * mui + vv * m0i
-                                rv[q, l] = vv
-                            if want_cols:
-                                cwin[0, row, l] += vv * m0j - e - u * (m0j + shc[g, c, l])
-                                cwin[1, row, l] += vv
+                    _coefficient_row(E, eoff, scale, m0r, ar, vr, i, shi, m0c, ac, vc, shc,
+                                     g, c, pw + p * wo, dsh, wl, e1, e3, cgd, size - 1,
+                                     stride, rw, rv, cwin, want_rows, want_cols)
                     if want_rows:
                         _lane_tree(rw, wo)
                         _lane_tree(rv, wo)
@@ -514,6 +692,13 @@ def _vjp_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, wp, task_i, tas
                                 count += 1
                             _taps_sum(trow, span, hring_flat, sel_off, sel_taps, count)
                             rb = px + h * width
+                            if want_cols and not want_rows:  # straight into the buffer
+                                for w in range(width):
+                                    xv = x0r[i, rb + w]
+                                    for l in range(nl):
+                                        col_part[chunk, g, rb + w, l] -= (
+                                            (xv - x0c[g, rb + w, l]) * trow2[w, l])
+                                continue
                             for w in range(width):
                                 xv = x0r[i, rb + w]
                                 for l in range(nl):
@@ -586,7 +771,7 @@ def _reduce_chunks(col_part, out):
 # ----------------------------------------------------------------------- matched pairs
 @njit(parallel=True, **_JIT)
 def _paired(x0a, m0a, aa, va, sha, x0b, m0b, ab, vb, shb, wp, height, width, taps, stride,
-            scale, kind, want_grad, values, gx, gy):
+            scale, e1, e3, want_grad, values, gx, gy):
     """Matched pairs ``(a_k, b_k)``, both packed in groups of lanes (pair ``k`` in lane
     ``k % LANES`` of group ``k // LANES``); threads take whole groups, so every output
     belongs to one thread. ``values`` (groups, nl) gets ``S``; with ``want_grad`` the
@@ -666,11 +851,11 @@ def _paired(x0a, m0a, aa, va, sha, x0b, m0b, ab, vb, shb, wp, height, width, tap
                         m0j = m0b[g, row, l]
                         E = hsum2[q, l] * scale
                         acc[l] += _squared_term(E, m0i, aa[g, row, l], va[g, row, l], m0j,
-                                                ab[g, row, l], vb[g, row, l], dsh[l], kind)
+                                                ab[g, row, l], vb[g, row, l], dsh[l], e1, e3)
                         if want_grad:
                             cgv, e, u, vv = _coefficients(
                                 E, m0i, aa[g, row, l], va[g, row, l], m0j, ab[g, row, l],
-                                vb[g, row, l], dsh[l], wp[g, l], kind)
+                                vb[g, row, l], dsh[l], wp[g, l], e1, e3)
                             cgd[dst, l] = cgv
                             wina[0, row, l] += e - u * (m0i + sha[g, c, l]) + vv * m0i
                             wina[1, row, l] += vv
@@ -731,7 +916,9 @@ def _window_weights(config):
 
 
 def _chunk_count(rows):
-    return int(max(1, min(rows, CHUNKS_PER_THREAD * numba.get_num_threads())))
+    """:data:`VJP_CHUNKS`, or one per 16 rows of a smaller tile (its column buffers stay
+    small next to its pairs): a function of the rows alone."""
+    return int(max(1, min(rows // 16, VJP_CHUNKS)))
 
 
 def _chunk_tasks(nonzero, nchunks):
@@ -772,32 +959,50 @@ def _rows_to_images(rows, image_shape):
 
 
 def _tile_gradients(row_terms, col_terms, W, config, kind, want_rows, want_cols,
-                    image_shape, tb):
+                    image_shape, tb, fused=None):
     """Run the tile kernel: rows (scalar side), packed columns; returns the row gradients
-    (t_r, H, W, C) and the column gradients (tb, H, W, C), each or None."""
+    (t_r, H, W, C) and the column gradients (tb, H, W, C), each or None, and ``S``
+    (t_r, tb) or None. ``fused``: None (``W`` is the cotangent of ``S``), or
+    ``(rule, coef, floor, upper)``: ``W`` is the upstream of an elementwise rule, every
+    pair is computed (with ``upper``, every pair ``i < j``) and ``S`` returned."""
     height, width, channels = image_shape
     ta = W.shape[0]
     taps, scale = _window_weights(config)
-    wp = _pack_weights(W, scale)
+    if fused is None:
+        wp = _pack_weights(W, scale)
+        tasks = np.any(wp != 0.0, axis=2)
+        rule, coef, floor = 0, 0.0, 0.0
+        values = np.zeros((0, 0, 0))
+    else:
+        rule, coef, floor, upper = fused
+        wp = _pack_weights(W, 0.5)  # the upstream itself (times exactly 1)
+        groups = wp.shape[1]
+        if upper:  # tasks with a column j > i
+            last = np.minimum(ta - 1, np.arange(groups) * LANES + LANES - 1)
+            tasks = last[None, :] > np.arange(ta)[:, None]
+        else:
+            tasks = np.ones((ta, groups), dtype=bool)
+        values = np.zeros((ta, groups, LANES))
     groups = wp.shape[1]
     nchunks = _chunk_count(ta)
-    task_i, task_g, starts = _chunk_tasks(np.any(wp != 0.0, axis=2), nchunks)
+    task_i, task_g, starts = _chunk_tasks(tasks, nchunks)
     ho, wo = config.positions(height, width)
     npos = channels * ho * wo
     depth = channels * height * width
     row_win = np.zeros((ta, 2, npos) if want_rows else (0, 2, npos))
     row_pix = np.zeros((ta, depth) if want_rows else (0, depth))
     col_part = np.zeros((nchunks, groups, depth, LANES) if want_cols else (0, 0, 0, 0))
-    code = KINDS[kind].code
+    e1, e3 = float(KINDS[kind].e1), float(KINDS[kind].e3)
     with numba.parallel_chunksize(1):
         if config.window == "uniform" and config.stride == 1:
             _vjp_sliding(*row_terms, *col_terms, wp, task_i, task_g, starts, height, width,
-                         config.size, scale, code, want_rows, want_cols, row_win, row_pix,
-                         col_part)
+                         config.size, scale, e1, e3, want_rows, want_cols, row_win, row_pix,
+                         col_part, fused is not None, rule, coef, floor, values)
         else:
             _vjp_separable(*row_terms, *col_terms, wp, task_i, task_g, starts, height,
-                           width, taps, config.stride, scale, code, want_rows, want_cols,
-                           row_win, row_pix, col_part)
+                           width, taps, config.stride, scale, e1, e3, want_rows, want_cols,
+                           row_win, row_pix, col_part, fused is not None, rule, coef, floor,
+                           values)
         dX = dY = None
         if want_rows:
             _finish_rows(row_win, row_pix, row_terms[0], taps, config.stride, height, width,
@@ -808,7 +1013,72 @@ def _tile_gradients(row_terms, col_terms, W, config, kind, want_rows, want_cols,
             _reduce_chunks(col_part, out)
             del col_part
             dY = _unpack(out, tb, image_shape)
-    return dX, dY
+    S = None if fused is None else values.reshape(ta, groups * LANES)[:, :tb]
+    return dX, dY, S
+
+
+def fuses(image_shape, config) -> bool:
+    """Whether :func:`fused_value_and_vjp` runs for these images: each thread keeps a
+    task's window sums (``8 LANES C Ho Wo`` bytes), up to :data:`FUSED_MAX_STORE`."""
+    h, w, c = image_shape
+    ho, wo = config.positions(h, w)
+    return 8 * LANES * c * ho * wo <= FUSED_MAX_STORE
+
+
+def fused_value_and_vjp(Xa, Yb, G, rule, coef, floor, kind, config, *, upper=False,
+                        wrt_y=True):
+    """``S = D^2`` of a tile and the gradients of ``sum_ij W_ij S_ij`` for the cotangent
+    ``W`` of an elementwise rule, in one pass per (row, column group): the window sums of
+    ``d0^2`` are computed once, kept for the VJP, and give ``S``, then ``W`` lane by lane.
+
+    Parameters
+    ----------
+    Xa, Yb, kind, config, upper, wrt_y
+        As for :func:`vjp_block` (``Yb`` is ignored when ``upper``).
+    G : ndarray (ta, tb), float64
+        The upstream of the rule (with ``upper``, only ``i < j`` counts).
+    rule : {"linear", "sqrt", "exp"}
+        ``W = G h'(S)`` for ``h(S) = coef S``, ``coef sqrt(S)`` (``W = 0`` at ``S = 0``)
+        or ``exp(-coef S)`` (:class:`ssimref.engines.ElementwiseCotangent`).
+    coef : float
+    floor : float
+        Pairs with ``S <= floor`` get ``W = 0`` here: the caller refines them
+        (:func:`ssimref.engines.reference.refine_near_zero`) and sends their cotangents
+        back through :func:`vjp_block`.
+
+    Returns
+    -------
+    S : ndarray (ta, tb), float64
+        The fused kernels' ``S`` (not refined near 0); with ``upper`` exactly symmetric
+        with a zero diagonal.
+    dX, dY
+        As for :func:`vjp_block`.
+    """
+    image_shape = tuple(Xa.shape[1:])
+    G = np.asarray(G, dtype=np.float64)
+    spec = (RULES[rule], float(coef), float(floor), upper)
+    if upper:
+        rows, cols = image_terms(Xa, config)
+        dX, dY, S = _tile_gradients(rows, cols, np.triu(G, 1), config, kind, True, True,
+                                    image_shape, Xa.shape[0], spec)
+        dX += dY
+        S = np.triu(S, 1)
+        return S + S.T, dX, None
+    if wrt_y:
+        rows, _ = image_terms(Xa, config, packed=False)
+        _, cols = image_terms(Yb, config, rows=False)
+        return _rotate(_tile_gradients(rows, cols, G, config, kind, True, True, image_shape,
+                                       Yb.shape[0], spec))
+    rows, _ = image_terms(Yb, config, packed=False)
+    _, cols = image_terms(Xa, config, rows=False)
+    _, dX, S = _tile_gradients(rows, cols, np.ascontiguousarray(G.T), config, kind, False,
+                               True, image_shape, Xa.shape[0], spec)
+    return np.ascontiguousarray(S.T), dX, None
+
+
+def _rotate(result):
+    dX, dY, S = result
+    return S, dX, dY
 
 
 def vjp_block(Xa, Yb, W, kind, config, *, upper=False, wrt_y=True):
@@ -838,28 +1108,28 @@ def vjp_block(Xa, Yb, W, kind, config, *, upper=False, wrt_y=True):
     Notes
     -----
     The same as ``PairForward(Xa[:, None], Yb[None, :], kind, config, np).vjp(W)`` to the
-    accuracy contract (:func:`vjp_accuracy_floor`); exactly 0 from identical pairs;
-    bit-reproducible for a given number of Numba threads.
+    accuracy contract (:func:`ssimref.engines.vjp_accuracy_floor`); exactly 0 from identical pairs;
+    bit-reproducible, whatever the number of Numba threads.
     """
     image_shape = tuple(Xa.shape[1:])
     W = np.asarray(W, dtype=np.float64)
     if upper:
         W = np.triu(W, 1)
         rows, cols = image_terms(Xa, config)
-        dX, dY = _tile_gradients(rows, cols, W, config, kind, True, True, image_shape,
-                                 Xa.shape[0])
+        dX, dY, _ = _tile_gradients(rows, cols, W, config, kind, True, True, image_shape,
+                                    Xa.shape[0])
         dX += dY
         return dX, None
     if wrt_y:
         rows, _ = image_terms(Xa, config, packed=False)
         _, cols = image_terms(Yb, config, rows=False)
         return _tile_gradients(rows, cols, W, config, kind, True, True, image_shape,
-                               Yb.shape[0])
+                               Yb.shape[0])[:2]
     # X fixed on the lanes: its gradient is lane-wise, and Y needs none
     rows, _ = image_terms(Yb, config, packed=False)
     _, cols = image_terms(Xa, config, rows=False)
-    _, dX = _tile_gradients(rows, cols, np.ascontiguousarray(W.T), config, kind, False,
-                            True, image_shape, Xa.shape[0])
+    _, dX, _ = _tile_gradients(rows, cols, np.ascontiguousarray(W.T), config, kind, False,
+                               True, image_shape, Xa.shape[0])
     return dX, None
 
 
@@ -879,7 +1149,8 @@ def _paired_run(X, Y, w, kind, config, want_grad):
     values = np.empty((groups, LANES))
     shape = (groups, depth, LANES) if want_grad else (0, 0, 0)
     gx, gy = np.zeros(shape), np.zeros(shape)
-    _paired(*a, *b, wp, height, width, taps, config.stride, scale, KINDS[kind].code,
+    _paired(*a, *b, wp, height, width, taps, config.stride, scale, float(KINDS[kind].e1),
+            float(KINDS[kind].e3),
             want_grad, values, gx, gy)
     if not want_grad:
         return values.reshape(-1)[:n], None, None
@@ -912,44 +1183,16 @@ def vjp_bytes_per_image(image_shape, config) -> int:
     """Working bytes per image of a tile, whichever side it is on: its float64 copy (made
     by the caller), its per-image terms (shifted image, local mean, ``a``, ``v``), its
     gradient (and the caller's copy of it), the row side's two window maps and cross
-    sums, and the column side's per-chunk gradient buffers (``CHUNKS_PER_THREAD`` per
-    Numba thread) and their sum. Per-thread scratch (a few rows of 32 lanes, plus two
-    window maps of 32 lanes: about ``8 * 32 * (2 C Ho Wo + 3 size W)`` bytes) comes on
-    top, once per thread."""
+    sums, and the column side's per-chunk gradient buffers (:data:`VJP_CHUNKS`
+    of them) and their sum. Per-thread scratch (a few rows of 32 lanes, plus two
+    window maps of 32 lanes: about ``8 * 32 * (2 C Ho Wo + 3 size W)`` bytes, and in the
+    one pass the store of window sums, ``8 * 32 * C Ho Wo``) comes on top, once per
+    thread."""
     h, w, c = image_shape
     ho, wo = config.positions(h, w)
     pix, win = h * w * c, ho * wo * c
-    chunks = CHUNKS_PER_THREAD * numba.get_num_threads()
+    chunks = VJP_CHUNKS
     return 8 * (pix + (pix + 3 * win + c) + 2 * pix + max(2 * win + pix, (chunks + 1) * pix))
-
-
-def vjp_accuracy_floor(config, image_shape, weight_sums):
-    """The absolute term of the VJP accuracy contract, per image (docs/engines-vjp.md).
-
-    For an image whose pairs have cotangents summing in absolute value to ``weight_sums``
-    (``sum_j |W_ij|`` for a row image, ``sum_i |W_ij|`` for a column image, both for an
-    image of a diagonal tile), every gradient entry of an engine satisfies::
-
-        |g_engine - g_reference| <= 1e-10 max|g_reference over the image| + floor
-        floor = 8 u (H + W) (f / k2^2 + 1 / k1)^2 * weight_sums / L
-
-    with ``u`` the unit roundoff, ``f`` the covariance factor, ``L`` the data range.
-
-    Parameters
-    ----------
-    config : SSIMConfig
-    image_shape : tuple (H, W, C)
-    weight_sums : float or ndarray
-        ``sum |W|`` over each image's pairs.
-
-    Returns
-    -------
-    float or ndarray shaped like ``weight_sums``
-    """
-    h, w = image_shape[0], image_shape[1]
-    unit = config.covariance_factor() / config.k2 ** 2 + 1.0 / config.k1
-    return 8 * UNIT_ROUNDOFF * (h + w) * unit * unit * np.asarray(weight_sums) \
-        / config.data_range
 
 
 def vjp_warm_up():

@@ -4,16 +4,19 @@ Runs on any array library (NumPy, CuPy, ``array_api_strict``, ...). A tile broad
 row images against its column images, ``(ta, 1, H, W, C)`` against ``(1, tb, H, W, C)``,
 and evaluates the per-window defects of :mod:`ssimref.similarity` for every pair at once,
 so a tile holds a few arrays of ``ta tb H W C`` values (:func:`bytes_per_pair`). This is
-the engine every fast path is checked against, and the one gradients run on: its
+the engine every fast path is checked against, values and gradients: its
 vector-Jacobian blocks are the exact, hand-derived backward pass of
-:class:`ssimref.gradients.PairForward`.
+:class:`ssimref.gradients.PairForward`, and it runs gradients on arrays no fused engine
+takes (``array_api_strict``, ...).
 
-It also serves the fused engines: :func:`refine_near_zero` recomputes the pairs they put
-within their accuracy floor of 0.
+It also serves the fused engines: :func:`refine_near_zero` and
+:func:`refine_paired_near_zero` recompute the pairs they put within their accuracy floor
+of 0.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +27,9 @@ from ..kinds import get_kind
 from ..similarity import pair_defects
 
 __all__ = ["NAME", "squared_block", "bytes_per_pair", "bytes_per_image", "max_tile_pairs",
-           "symmetrise_upper", "refine_near_zero", "value_and_vjp_block",
-           "paired_value_and_vjp", "vjp_bytes_per_pair"]
+           "symmetrise_upper", "refine_near_zero", "refine_paired_near_zero",
+           "value_and_vjp_block", "paired_value_and_vjp", "vjp_bytes_per_pair",
+           "vjp_bytes_per_image", "vjp_max_tile_pairs"]
 
 NAME = "reference"
 
@@ -102,6 +106,39 @@ def vjp_bytes_per_pair(image_shape: tuple[int, int, int], config: SSIMConfig) ->
         ``3 * bytes_per_pair(image_shape, config)``.
     """
     return 3 * bytes_per_pair(image_shape, config)
+
+
+def vjp_bytes_per_image(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """Per-image terms are recomputed per pair here: an image costs nothing apart from
+    its pairs.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+        0.
+    """
+    return 0
+
+
+def vjp_max_tile_pairs(image_shape: tuple[int, int, int], config: SSIMConfig) -> int:
+    """No cap of its own: ``working_memory`` alone sizes value-and-VJP tiles.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+    config : SSIMConfig
+
+    Returns
+    -------
+    int
+        ``sys.maxsize``.
+    """
+    return sys.maxsize
 
 
 def symmetrise_upper(block: Array, xp: Namespace) -> Array:
@@ -192,6 +229,32 @@ def refine_near_zero(block: Array, Xa: Array, Yb: Array, upper: bool, floor: flo
     return block
 
 
+def refine_paired_near_zero(values: Array, X: Array, Y: Array, floor: float, kind: str,
+                            config: SSIMConfig) -> Array:
+    """:func:`refine_near_zero` for matched pairs: recompute with this engine the pairs
+    ``(X[i], Y[i])`` a fused engine put within its accuracy floor of 0.
+
+    Parameters
+    ----------
+    values : Array, shape (n,)
+        The fused engine's ``D^2`` of the pairs, modified in place.
+    X, Y : Array, shape (n, H, W, C), float64
+    floor : float
+        :func:`ssimref.engines.accuracy_floor`.
+    kind, config
+        As for :func:`squared_block`.
+
+    Returns
+    -------
+    Array
+        ``values``.
+    """
+    near = to_numpy((values > 0) & (values <= floor))
+    for i in near.nonzero()[0]:
+        values[i] = squared_block(X[i:i + 1, ...], Y[i:i + 1, ...], kind, config)[0, 0]
+    return values
+
+
 def value_and_vjp_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig,
                         cotangent: Callable[[Array], tuple[Any, Array]], *,
                         upper: bool = False,
@@ -215,17 +278,27 @@ def value_and_vjp_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig,
     value : Any
         The first item of ``cotangent(S)``.
     dXa : Array, shaped like Xa
-        ``dXa[i] = sum_j W_ij dS_ij/dx_i``.
+        ``dXa[i] = sum_j W_ij dS_ij/dx_i``; with ``upper``, the gradient of
+        ``sum_{i<j} W_ij S_ij`` with respect to the one stack (both roles of each image).
     dYb : Array, shaped like Yb, or None
-        ``dYb[j] = sum_i W_ij dS_ij/dy_j``; None unless ``wrt_y`` or ``upper`` (for a
-        diagonal tile both are gradients with respect to the same stack, kept apart so
-        that callers add them in a fixed order).
+        ``dYb[j] = sum_i W_ij dS_ij/dy_j``; None with ``upper`` or without ``wrt_y``.
+
+    See Also
+    --------
+    ssimref.engines.Engine.value_and_vjp_block : the protocol.
     """
     xp = namespace(Xa)
     forward = PairForward(Xa[:, None, ...], Yb[None, :, ...], kind, config, xp)
     S = symmetrise_upper(forward.S, xp) if upper else forward.S
     value, weight = cotangent(S)
+    if upper:
+        rows = xp.arange(weight.shape[0])[:, None]
+        cols = xp.arange(weight.shape[1])[None, :]
+        weight = xp.where(rows < cols, weight, xp.zeros_like(weight))
     gx, gy = forward.vjp(weight, wrt_y=wrt_y or upper)
+    if upper:
+        assert gy is not None  # asked for
+        return value, gx[:, 0, ...] + gy[0, ...], None
     return value, gx[:, 0, ...], (None if gy is None else gy[0, ...])
 
 

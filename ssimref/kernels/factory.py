@@ -67,7 +67,8 @@ def check_kernel_options(name: str, given: dict[str, str]) -> None:
 def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | None = None, *,
                 kind: KindName = "eq2", power: int = 1, config: SSIMConfig | None = None,
                 scales: Sequence[float] = (1.0,), working_memory: float | None = None,
-                channel_axis: int | None = None, **conventions: Any) -> Kernel:
+                backend: str = "auto", channel_axis: int | None = None,
+                **conventions: Any) -> Kernel:
     """A differentiable kernel (:mod:`ssimref.kernels.protocol`) by name.
 
     Parameters
@@ -93,10 +94,11 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
         "ssim-rbf"; not used by the other kernels.
     working_memory : float, optional
         MiB for the SSIM kernels' tiles.
+    backend : {"auto", "reference", "numba", "cupy"}, default "auto"
+        Engine of the SSIM kernels (:func:`ssimref.engines.choose_engine`).
     channel_axis : int, optional
         The channel axis of the image stacks, for the SSIM kernels (as for
         :func:`ssimref.distance_matrix`); "rbf" flattens each image and needs none.
-
     **conventions
         Fields of :class:`ssimref.SSIMConfig` overriding ``config``.
 
@@ -109,7 +111,7 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
     ValueError
         For an unknown name, a median-heuristic kernel without ``X``, and the errors of
         the kernel's constructor (invalid ``kind``, ``power``, conventions or scales, a
-        median of 0).
+        median of 0, an unknown ``backend``).
     TypeError
         For an unknown convention keyword.
 
@@ -121,9 +123,9 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
         raise ValueError(f"kernel must be one of {KERNEL_NAMES}, got {name!r}")
     if name == "ssim":
         return SSIMDistanceKernel(kind, power, config, working_memory=working_memory,
-                                  channel_axis=channel_axis, **conventions)
+                                  backend=backend, channel_axis=channel_axis, **conventions)
     if name == "mean-ssim":
-        return MeanSSIMKernel(config, working_memory=working_memory,
+        return MeanSSIMKernel(config, working_memory=working_memory, backend=backend,
                               channel_axis=channel_axis, **conventions)
     if X is None:
         raise ValueError(f"kernel {name!r} takes its bandwidth from the samples' median "
@@ -133,6 +135,6 @@ def make_kernel(name: KernelName, X: ArrayLike | None = None, Y: ArrayLike | Non
             raise ValueError(f"kernel 'ssim-rbf' takes one scale (its gamma is 1 / (2 scale "
                              f"med^2)), got {len(scales)}: {tuple(scales)}")
         return SSIMRBFKernel.from_median(X, Y, kind, config, scale=scales[0],
-                                         working_memory=working_memory,
+                                         working_memory=working_memory, backend=backend,
                                          channel_axis=channel_axis, **conventions)
     return RBFMixture.from_median(X, Y, scales=tuple(scales))

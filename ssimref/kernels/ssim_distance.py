@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from ..backend import Array, ArrayLike, Namespace, namespace, to_numpy
 from ..config import SSIMConfig, resolve_config
+from ..engines import check_backend
 from ..kinds import KindName
 from ..gradients import distance_weight
 from ..paired import paired_value_and_vjp
@@ -39,12 +40,14 @@ class _SSIMKernel(Kernel):
     bytes_per_pair = 32
 
     def __init__(self, kind: str, config: SSIMConfig | None, working_memory: float | None,
-                 conventions: dict[str, Any], channel_axis: int | None = None) -> None:
+                 backend: str, conventions: dict[str, Any],
+                 channel_axis: int | None = None) -> None:
         self.kind = check_kind(kind)
         self.config = resolve_config(config, **conventions)
         if working_memory is not None:
             resolve_working_memory(working_memory)
         self.working_memory = working_memory
+        self.backend = check_backend(backend)
         if channel_axis is not None:  # validate the type and stack rule now
             check_channel_axis(channel_axis, 4, True, "the image stacks")
         self.channel_axis = channel_axis
@@ -59,6 +62,11 @@ class _SSIMKernel(Kernel):
                     xp: Namespace) -> tuple[Array, Array | None]:  # pragma: no cover
         """``(h(S), upstream * h'(S))`` (the second None when upstream is None)."""
         raise NotImplementedError
+
+    def _rule(self, image_shape: tuple[int, ...]) -> tuple[str, float] | None:
+        """``(rule, coef)`` of :meth:`_of_squared` with an upstream, as
+        :class:`ssimref.engines.ElementwiseCotangent` states it (None: no such rule)."""
+        return None
 
     def _conventions(self) -> str:
         config = self.config
@@ -89,8 +97,8 @@ class _SSIMKernel(Kernel):
             As for :func:`ssimref.distance_matrix`.
         """
         xp, X4, Y4, config = check_stacks(X, Y, self.config, channel_axis=self.channel_axis)
-        X4 = xp.astype(X4, xp.float64)
-        Y4 = None if Y4 is None else xp.astype(Y4, xp.float64)
+        X4 = xp.astype(X4, xp.float64, copy=False)  # no copy of float64 input
+        Y4 = None if Y4 is None else xp.astype(Y4, xp.float64, copy=False)
         bound = self
         if config != self.config:
             bound = copy.copy(self)
@@ -104,7 +112,8 @@ class _SSIMKernel(Kernel):
         xp = namespace(X)
         # prepared arrays are channels last, whatever their number of channels
         S = distance_matrix(X, Y, self.kind, self.config, squared=True,
-                            working_memory=self._memory(), channel_axis=-1)
+                            working_memory=self._memory(), channel_axis=-1,
+                            backend=self.backend)
         return self._of_squared(S, None, tuple(X.shape[1:]), xp)[0]
 
     def _value_and_vjp(self, X: Array, Y: Array | None, G: Array,
@@ -114,7 +123,8 @@ class _SSIMKernel(Kernel):
         return pairwise_value_and_vjp(
             X, Y, G, self.kind, self.config,
             lambda S, Gt: self._of_squared(S, Gt, image_shape, xp), wrt_y=wrt_y,
-            working_memory=self._memory(), keep_values=True)
+            working_memory=self._memory(), keep_values=True, backend=self.backend,
+            elementwise=self._rule(image_shape))
 
     def _paired_value_and_vjp(self, X: Array, Y: Array,
                               g: Array | None) -> tuple[Array, Array | None, Array | None]:
@@ -124,7 +134,7 @@ class _SSIMKernel(Kernel):
             X, Y, self.kind, self.config,
             lambda S, rows: self._of_squared(S, None if g is None else g[rows], image_shape,
                                              xp),
-            grad=g is not None, working_memory=self._memory())
+            grad=g is not None, working_memory=self._memory(), backend=self.backend)
 
 
 class SSIMDistanceKernel(_SSIMKernel):
@@ -143,6 +153,11 @@ class SSIMDistanceKernel(_SSIMKernel):
         as for :func:`ssimref.distance_matrix`.
     working_memory : float, optional
         MiB for the tiles of pairs (scikit-learn's setting when None).
+    backend : {"auto", "reference", "numba", "cupy"}, default "auto"
+        Engine for the pairs of the Gram matrices and of the gradients
+        (:func:`ssimref.engines.choose_engine`; "auto" picks the fused engine of the
+        arrays' library). Gradients of the fused engines agree with the reference to the
+        contract of docs/engines.md (:func:`ssimref.engines.vjp_accuracy_floor`).
     channel_axis : int, optional
         The channel axis of the 4-D image stacks the kernel is given (1 for
         ``(n, C, H, W)``), as for :func:`ssimref.distance_matrix`; gradients keep that
@@ -154,7 +169,8 @@ class SSIMDistanceKernel(_SSIMKernel):
     ------
     ValueError
         For an unknown ``kind``, a ``power`` other than 1 or 2, invalid conventions, a
-        ``channel_axis`` of 0, or a non-positive ``working_memory``.
+        non-positive ``working_memory``, an unknown ``backend`` or a ``channel_axis``
+        of 0.
     TypeError
         For an unknown convention keyword or a non-integer ``channel_axis``.
 
@@ -201,8 +217,9 @@ class SSIMDistanceKernel(_SSIMKernel):
 
     def __init__(self, kind: KindName = "eq2", power: int = 1,
                  config: SSIMConfig | None = None, *, working_memory: float | None = None,
-                 channel_axis: int | None = None, **conventions: Any) -> None:
-        super().__init__(kind, config, working_memory, conventions, channel_axis)
+                 backend: str = "auto", channel_axis: int | None = None,
+                 **conventions: Any) -> None:
+        super().__init__(kind, config, working_memory, backend, conventions, channel_axis)
         if power not in (1, 2):
             raise ValueError(f"power must be 1 (the paper's kernel, characteristic) or 2 "
                              f"(D o D, classical MDS), got {power!r}")
@@ -221,6 +238,9 @@ class SSIMDistanceKernel(_SSIMKernel):
         """
         return (f"SSIM distance kernel k = -1/2 D^{self.power} (distance-induced, exact for "
                 f"zero-sum MMD weights); {self._conventions()}")
+
+    def _rule(self, image_shape: tuple[int, ...]) -> tuple[str, float] | None:
+        return ("linear", -0.5) if self.power == 2 else ("sqrt", -0.5)
 
     def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
                     xp: Namespace) -> tuple[Array, Array | None]:
@@ -241,7 +261,7 @@ class SSIMRBFKernel(_SSIMKernel):
     Parameters
     ----------
     gamma : float > 0
-    kind, config, working_memory, channel_axis, **conventions
+    kind, config, working_memory, backend, channel_axis, **conventions
         As for :class:`SSIMDistanceKernel`.
 
     Raises
@@ -259,14 +279,15 @@ class SSIMRBFKernel(_SSIMKernel):
 
     Notes
     -----
-    Gradient: the cotangent of ``S = D^2`` is ``G o (-gamma K)``, sent back through
-    :class:`ssimref.gradients.PairForward`.
+    Gradient: the cotangent of ``S = D^2`` is ``G o (-gamma K)``, sent back through the
+    engine's value-and-VJP blocks (:class:`ssimref.gradients.PairForward` on the
+    reference).
     """
 
     def __init__(self, gamma: float, kind: KindName = "eq2", config: SSIMConfig | None = None,
-                 *, working_memory: float | None = None, channel_axis: int | None = None,
-                 **conventions: Any) -> None:
-        super().__init__(kind, config, working_memory, conventions, channel_axis)
+                 *, working_memory: float | None = None, backend: str = "auto",
+                 channel_axis: int | None = None, **conventions: Any) -> None:
+        super().__init__(kind, config, working_memory, backend, conventions, channel_axis)
         self.gamma = check_positive(gamma, "gamma")
         self.median: float | None = None
 
@@ -274,7 +295,8 @@ class SSIMRBFKernel(_SSIMKernel):
     def from_median(cls, X: ArrayLike, Y: ArrayLike | None = None, kind: KindName = "eq2",
                     config: SSIMConfig | None = None, *, scale: float = 1.0,
                     max_points: int = 500, seed: int = 0,
-                    working_memory: float | None = None, channel_axis: int | None = None,
+                    working_memory: float | None = None, backend: str = "auto",
+                    channel_axis: int | None = None,
                     **conventions: Any) -> SSIMRBFKernel:
         """The kernel with ``gamma = 1 / (2 scale med^2)``, ``med`` the median SSIM
         distance over distinct pairs of the pooled sample; the same convention as
@@ -285,7 +307,7 @@ class SSIMRBFKernel(_SSIMKernel):
         X : array_like, shape (n, H, W) or (n, H, W, C)
         Y : array_like, shape (m, H, W) or (m, H, W, C), optional
             Pooled with ``X`` for the median.
-        kind, config, working_memory, channel_axis, **conventions
+        kind, config, working_memory, backend, channel_axis, **conventions
             As for :class:`SSIMDistanceKernel`.
         scale : float > 0, default 1.0
         max_points : int, default 500
@@ -306,7 +328,7 @@ class SSIMRBFKernel(_SSIMKernel):
         """
         import numpy as np
 
-        kernel = cls(1.0, kind, config, working_memory=working_memory,
+        kernel = cls(1.0, kind, config, working_memory=working_memory, backend=backend,
                      channel_axis=channel_axis, **conventions)
         X4, Y4, bound = kernel.prepare(X, Y)
         xp = namespace(X4)
@@ -319,7 +341,8 @@ class SSIMRBFKernel(_SSIMKernel):
             Z = xp.take(Z, xp.asarray(pick), axis=0)
         med = median_heuristic(to_numpy(distance_matrix(Z, None, kind, bound.config,
                                                         working_memory=bound._memory(),
-                                                        channel_axis=-1)))
+                                                        channel_axis=-1,
+                                                        backend=bound.backend)))
         if not med > 0:
             raise ValueError("the median SSIM distance between the images is 0; give gamma "
                              "explicitly")
@@ -344,6 +367,9 @@ class SSIMRBFKernel(_SSIMKernel):
                      "distance over distinct pairs of the pooled sample")
         return f"{text}; {self._conventions()}"
 
+    def _rule(self, image_shape: tuple[int, ...]) -> tuple[str, float] | None:
+        return ("exp", self.gamma)
+
     def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
                     xp: Namespace) -> tuple[Array, Array | None]:
         K = xp.exp(-self.gamma * S)
@@ -361,7 +387,7 @@ class MeanSSIMKernel(_SSIMKernel):
 
     Parameters
     ----------
-    config, working_memory, channel_axis, **conventions
+    config, working_memory, backend, channel_axis, **conventions
         As for :class:`SSIMDistanceKernel`.
 
     Raises
@@ -376,9 +402,10 @@ class MeanSSIMKernel(_SSIMKernel):
     """
 
     def __init__(self, config: SSIMConfig | None = None, *,
-                 working_memory: float | None = None, channel_axis: int | None = None,
-                 **conventions: Any) -> None:
-        super().__init__("eq1-uncentered", config, working_memory, conventions, channel_axis)
+                 working_memory: float | None = None, backend: str = "auto",
+                 channel_axis: int | None = None, **conventions: Any) -> None:
+        super().__init__("eq1-uncentered", config, working_memory, backend, conventions,
+                         channel_axis)
 
     def __repr__(self) -> str:
         return f"MeanSSIMKernel(config={self.config!r})"
@@ -397,6 +424,9 @@ class MeanSSIMKernel(_SSIMKernel):
         h, w, c = image_shape
         ho, wo = self.config.positions(h, w)
         return ho * wo * c
+
+    def _rule(self, image_shape: tuple[int, ...]) -> tuple[str, float] | None:
+        return ("linear", -(1.0 / self._positions(image_shape)))
 
     def _of_squared(self, S: Array, upstream: Array | None, image_shape: tuple[int, ...],
                     xp: Namespace) -> tuple[Array, Array | None]:
