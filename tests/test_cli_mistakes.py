@@ -36,6 +36,7 @@ BASE = {
     "gmmn sample": ["gmmn", "sample", "RUN", "-o", "s.png"],
     "gmmn evaluate": ["gmmn", "evaluate", "RUN"],
     "gmmn experiment": ["gmmn", "experiment", "-o", "E"],
+    "experiment paper": ["experiment", "paper", "-o", "E"],
 }
 #: Numeric options for which -1 is a valid value.
 NEGATIVE_ALLOWED = {"--channel-axis"}
@@ -44,6 +45,7 @@ NEGATIVE_ALLOWED = {"--channel-axis"}
 # Modules that bind the patched names at import: imported first, so that they keep the
 # real functions once the patches are undone
 PREIMPORT = ("ssimref.gmmn", "ssimref.gmmn.evaluate", "ssimref.gmmn.experiment",
+             "ssimref.experiments",
              "ssimref.generative.evaluate", "ssimref.generative.runs", "ssimref.demo")
 
 
@@ -115,7 +117,10 @@ def work(tmp_path, monkeypatch):
                          ("ssimref.generative.runs", "load_run"),
                          ("ssimref.generative.runs", "train"),
                          ("ssimref.gmmn.train", "load_run"), ("ssimref.gmmn.train", "train"),
-                         ("ssimref.gmmn.experiment", "run_experiment")]:
+                         ("ssimref.gmmn.experiment", "run_experiment"),
+                         ("ssimref.experiments", "run_paper"),
+                         ("ssimref.experiments", "plan_paper"),
+                         ("ssimref.experiments", "write_report")]:
         monkeypatch.setattr(importlib.import_module(module), name, reached)
     return tmp_path
 

@@ -33,6 +33,7 @@ FILE_OUTPUTS = {
 #: Commands whose output is a folder they create.
 FOLDER_OUTPUTS = {("demo", "-o"): ["demo", "-o", "{out}"],
                   ("gmmn experiment", "-o"): ["gmmn", "experiment", "-o", "{out}"],
+                  ("experiment paper", "-o"): ["experiment", "paper", "-o", "{out}"],
                   ("gmmn train", "-o"): ["gmmn", "train", "-o", "{out}"]}
 
 

@@ -10,7 +10,8 @@ import pytest
 from ssimref.generative.classifier import (ClassifierConfig, load_classifier, shifted,
                                            softmax_cross_entropy)
 from ssimref.generative.data import load_splits
-from ssimref.generative.evaluate import (DIRECTIONS, evaluate_run, frechet_distance,
+from ssimref.generative.evaluate import (DIRECTIONS, evaluate_run,
+                                         feature_frechet_distance, frechet_distance,
                                          gradient_energy, laplacian_variance)
 
 from .finite_differences import assert_grad_close, numerical_gradient
@@ -39,6 +40,19 @@ def test_frechet_distance_against_scipy_sqrtm(rng):
     mu1, mu2 = rng.normal(size=7), rng.normal(size=7)
     expected = np.sum((mu1 - mu2) ** 2) + np.trace(S1 + S2 - 2 * np.real(sqrtm(S1 @ S2)))
     assert frechet_distance(mu1, S1, mu2, S2) == pytest.approx(expected, rel=1e-7)
+
+
+def test_feature_frechet_distance_of_identical_and_blurred_sets():
+    """0 for the same digits in any order (the Gaussians coincide), > 0 for blurred copies
+    (what recon_fd grades: reconstructions against the digits they reconstruct)."""
+    from scipy.ndimage import gaussian_filter
+    splits = load_splits("digits")
+    classifier = load_classifier(splits)
+    test = splits.test[:200]
+    order = np.random.default_rng(3).permutation(len(test))
+    assert abs(feature_frechet_distance(test, test[order], classifier)) < 1e-8
+    blurred = np.stack([gaussian_filter(im, 1.0) for im in test])
+    assert feature_frechet_distance(blurred, test, classifier) > 1.0
 
 
 def test_sharpness_measures_by_hand():
@@ -100,7 +114,9 @@ def test_evaluated_run_states_every_direction(tmp_path):
     out = evaluate_run(tmp_path / "r", n=60, permutations=20)
     metrics = out["metrics"]
     assert {"fd", "mmd2_rbf", "p_rbf", "mmd2_ssim", "p_ssim", "sharpness_ratio",
-            "nn_ssim", "nn_ssim_test", "recon_l2", "recon_ssim"} <= set(metrics)
+            "nn_ssim", "nn_ssim_test", "recon_l2", "recon_ssim", "recon_fd",
+            "recon_class_accuracy"} <= set(metrics)
+    assert metrics["recon_fd"] > 0 and 0 <= metrics["recon_class_accuracy"] <= 1
     assert all(k in DIRECTIONS for k in metrics if k != "n")
     assert set(out["directions"]) == set(metrics) - {"n"}
     assert all(np.isfinite(v) for v in metrics.values())

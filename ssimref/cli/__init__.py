@@ -23,13 +23,13 @@ from .. import __version__, interrupt
 from ..engines import SlowEngineWarning
 from ..generative.trainer import TrainingInterrupted
 from ..jobs import JobError
-from . import demo, distance, evaluate, gmmn, kernel, mmd, sample, train, verify
+from . import demo, distance, evaluate, experiment, gmmn, kernel, mmd, sample, train, verify
 from .common import OneLineParser, cli_wording, shown_default
 
 __all__ = ["main", "build_parser", "COMMANDS", "iter_parsers"]
 
 #: The command modules, in the order ``ssimref --help`` lists them.
-COMMANDS = (distance, kernel, mmd, demo, verify, train, sample, evaluate, gmmn)
+COMMANDS = (distance, kernel, mmd, demo, verify, train, sample, evaluate, gmmn, experiment)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +75,18 @@ def iter_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
 
 class _DefaultsFormatter(argparse.HelpFormatter):
     """argparse's help, with "(default: X)" after every option that has a default and
-    whose help does not state it already."""
+    whose help does not state it already; subcommand names measured with the indent they
+    are printed with (argparse 3.11 measures them without it, which pushes a name longer
+    than the options, such as ``experiment``, onto a line of its own)."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if action.help is argparse.SUPPRESS or not hasattr(action, "_get_subactions"):
+            return
+        names = [self._format_action_invocation(sub) for sub in action._get_subactions()]
+        if names:
+            self._action_max_length = max(self._action_max_length, max(map(len, names))
+                                          + self._current_indent + self._indent_increment)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""

@@ -27,7 +27,10 @@ the held-out test split. Every metric states its direction (:data:`DIRECTIONS`):
   copies of training images);
 - autoencoders: ``recon_l2`` (mean per-pixel squared error), ``recon_ssim`` (mean
   per-window squared Eq. (2) distance) and ``recon_mean_ssim`` of the test digits'
-  reconstructions (decoding the posterior mean for a VAE);
+  reconstructions (decoding the posterior mean for a VAE); ``recon_fd``, the Frechet
+  distance above between the reconstructions and the test digits themselves, and
+  ``recon_class_accuracy``, the classifier's accuracy on the reconstructions (true labels):
+  reconstruction measures that no reconstruction loss (bce, l2 or SSIM) optimises;
 - image-conditional models: ``restore_l2``, ``restore_ssim``, ``restore_mean_ssim`` of
   the restorations against the clean test digits, beside ``corrupted_*``, the same
   numbers for the corrupted inputs themselves.
@@ -60,9 +63,10 @@ from .data import rbf_variances
 from .grid import grid_image, save_panels
 from .losses import ImageDistance
 
-__all__ = ["frechet_distance", "feature_statistics", "gradient_energy",
-           "laplacian_variance", "nearest_ssim", "evaluation_ssim", "evaluate_images",
-           "evaluate_run", "reference_metrics", "run_figure", "DIRECTIONS", "format_metrics"]
+__all__ = ["frechet_distance", "feature_statistics", "feature_frechet_distance",
+           "gradient_energy", "laplacian_variance", "nearest_ssim", "evaluation_ssim",
+           "evaluate_images", "evaluate_run", "reference_metrics", "run_figure", "DIRECTIONS",
+           "format_metrics"]
 
 DIRECTIONS = {
     "fd": "lower is better",
@@ -78,6 +82,8 @@ DIRECTIONS = {
     "nn_ssim_test": "the test digits' own value (yardstick of nn_ssim)",
     "recon_l2": "lower is better", "recon_ssim": "lower is better",
     "recon_mean_ssim": "higher is better",
+    "recon_fd": "lower is better",
+    "recon_class_accuracy": "higher is better",
     "restore_l2": "lower is better", "restore_ssim": "lower is better",
     "restore_mean_ssim": "higher is better",
     "corrupted_l2": "the corrupted inputs' value (yardstick)",
@@ -122,6 +128,25 @@ def feature_statistics(features):
     """Mean ``(d,)`` and covariance ``(d, d)`` (``ddof=1``) of feature rows."""
     features = np.asarray(features, dtype=np.float64)
     return features.mean(axis=0), np.cov(features, rowvar=False, ddof=1)
+
+
+def feature_frechet_distance(images, reference, classifier):
+    """:func:`frechet_distance` between Gaussians fitted to the ``classifier``'s features
+    of ``images`` ``(n, H, W)`` and of ``reference`` ``(m, H, W)`` (the ``fd`` of the
+    module docstring; lower is better, 0 for identical stacks up to round-off).
+
+    Parameters
+    ----------
+    images, reference : arrays (n, H, W), (m, H, W), values in [0, 1]; n, m >= 2
+    classifier : FeatureClassifier
+        From :func:`ssimref.generative.classifier.load_classifier`.
+
+    Returns
+    -------
+    float
+    """
+    return frechet_distance(*feature_statistics(classifier.features(np.asarray(images))),
+                            *feature_statistics(classifier.features(np.asarray(reference))))
 
 
 def gradient_energy(images):
@@ -173,8 +198,7 @@ def evaluate_images(samples, splits, classifier, *, labels=None, permutations=20
     test = np.asarray(splits.split(split)[0])
     config = evaluation_ssim(splits.image_shape)
     out = {"n": int(len(samples))}
-    f_samples, f_test = classifier.features(samples), classifier.features(test)
-    out["fd"] = frechet_distance(*feature_statistics(f_samples), *feature_statistics(f_test))
+    out["fd"] = feature_frechet_distance(samples, test, classifier)
     predicted = classifier.predict(samples)
     freq = np.bincount(predicted, minlength=splits.n_classes) / len(predicted)
     nonzero = freq > 0
@@ -297,6 +321,9 @@ def evaluate_run(run_dir, n=500, permutations=200, device=None, write=True, forc
         if hasattr(model, "reconstruct"):
             recon = np.asarray(to_numpy(model.reconstruct(held)))
             metrics.update(_pair_errors(recon, held, config, "recon"))
+            metrics["recon_fd"] = feature_frechet_distance(recon, held, classifier)
+            metrics["recon_class_accuracy"] = float(np.mean(
+                classifier.predict(recon) == np.asarray(held_labels)))
         if image_conditional:
             metrics.update(_pair_errors(samples, held[:n], config, "restore"))
             metrics.update(_pair_errors(model.corrupted(split)[:n], held[:n], config,
