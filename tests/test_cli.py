@@ -149,3 +149,16 @@ def test_top_level_help_lists_each_command_on_one_line(monkeypatch):
     names = [command.NAME for command in cli.COMMANDS]
     assert [line.split()[0] for line in lines] == names
     assert all(len(line.split(None, 1)) == 2 for line in lines)
+
+
+def test_switches_are_named_as_flags_in_messages():
+    # a library's "force=True" is the switch --force on the command line, never
+    # "--force True" (which argparse would refuse)
+    from ssimref.cli.common import cli_wording
+
+    parser = cli.build_parser()
+    assert cli_wording("D.npy exists; pass --force (force=True) to overwrite it",
+                       parser) == "D.npy exists; pass --force to overwrite it"
+    assert cli_wording("--color (color=True) does nothing for a .npy file",
+                       parser) == "--color does nothing for a .npy file"
+    assert cli_wording("size=9 is too large", parser) == "--size 9 is too large"

@@ -68,11 +68,17 @@ def cli_wording(message: str, parser: argparse.ArgumentParser) -> str:
 
     from . import iter_parsers
     flags: dict[str, str] = {}
+    switches: set[str] = set()
     for _, each in iter_parsers(parser):
         for action in each._actions:
             long = [o for o in action.option_strings if o.startswith("--")]
             if long and action.dest not in ("help", "version"):
                 flags.setdefault(action.dest, long[0])
+                if isinstance(action, argparse._StoreTrueAction):
+                    switches.add(action.dest)
+    for dest in switches:  # force=True is the switch itself, force=False its absence
+        message = re.sub(rf"\b{dest}=True\b", flags[dest], message)
+        message = re.sub(rf"\b{dest}=False\b", f"no {flags[dest]}", message)
     for dest, flag in flags.items():
         message = re.sub(rf"\bleave {dest}=None\b", f"leave out {flag}", message)
         message = re.sub(rf"\b{dest}=None\b", f"no {flag}", message)
@@ -82,6 +88,7 @@ def cli_wording(message: str, parser: argparse.ArgumentParser) -> str:
             message = re.sub(rf"(?<![-\w']){dest}\b(?!')", flag, message)
     for name, words in (("test_images", "the --test images"), ("images", "IMAGES")):
         message = re.sub(rf"(?<=\bof ){name}\b", words, message)  # the library's arguments
+    message = re.sub(r"(--[\w-]+) \(\1\)", r"\1", message)  # "--force (--force)"
     return re.sub(r"[\[(]((?:'[^']*'(?:, )?)+)[\])]",
                   lambda m: ", ".join(re.findall(r"'([^']*)'", m.group(1))), message)
 
