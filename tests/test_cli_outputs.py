@@ -9,6 +9,8 @@ import argparse
 import errno
 import importlib
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -206,3 +208,18 @@ def test_check_writable_leaves_no_trace(tmp_path):
     check_writable(tmp_path / "x.npy", name="-o", force=True)
     check_writable(tmp_path / "store.zarr", name="-o", folder_only=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+@pytest.mark.parametrize("command", [["distance"], ["kernel"]])
+def test_output_that_is_the_input_is_refused_even_with_force(tmp_path, command):
+    # the matrix would replace the images it is computed from
+    images = tmp_path / "g.npy"
+    stack = np.random.default_rng(0).random((4, 8, 8))
+    np.save(images, stack)
+    code = subprocess.run([sys.executable, "-m", "ssimref", *command, str(images), "-o",
+                           str(images), "--data-range", "1", "--force"],
+                          capture_output=True, text=True)
+    assert code.returncode == 2
+    assert "would overwrite the input" in code.stderr and len(code.stderr.splitlines()) == 1
+    np.testing.assert_array_equal(np.load(images), stack)  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npy"]

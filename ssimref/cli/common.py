@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -464,7 +464,8 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bool,
-                        flag: str = "-o") -> tuple[Path, Path | None]:
+                        flag: str = "-o",
+                        inputs: Sequence[str | None] = ()) -> tuple[Path, Path | None]:
     """A matrix output (``.npy``, or ``.zarr`` needed with ``--dask``) and its JSON
     sidecar, checked before any work.
 
@@ -479,6 +480,8 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
         ``--dask`` was given (the workers write: a zarr store is needed).
     flag : str, default "-o"
         The option's name, for messages.
+    inputs : sequence of str or None, default ()
+        The command's input paths (IMAGES, --test); None entries are skipped.
 
     Returns
     -------
@@ -488,7 +491,8 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
     Raises
     ------
     ValueError
-        For another suffix, a ``.npy`` with ``--dask``, or a zarr store without zarr 3.
+        For another suffix, a ``.npy`` with ``--dask``, a zarr store without zarr 3, or an
+        output (or its sidecar) that is one of ``inputs`` (refused even with --force).
     FileNotFoundError
         When the folder does not exist.
     FileExistsError
@@ -519,6 +523,11 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
     if not zarr_out and path.is_dir():
         raise IsADirectoryError(f"{flag} {path} is a folder; give a file name")
     sidecar = None if zarr_out else path.with_suffix(".json")
+    for given in inputs:
+        if given is not None and Path(given).resolve() in {
+                p.resolve() for p in (path, sidecar) if p is not None}:
+            raise ValueError(f"output {flag} {path} would overwrite the input {given}; "
+                             "write the matrix to another file")
     if not force:
         if zarr_out and path.exists() and not resume:
             raise FileExistsError(f"{flag} {path} exists ({ZarrStore.describe(path)}); pass "

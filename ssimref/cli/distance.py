@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     check_kind(args.kind)
     resolve_working_memory(args.working_memory, "--working-memory")
     output, sidecar = check_matrix_output(args.output, force=args.force, resume=args.resume,
-                                          dask=args.dask is not None)
+                                          dask=args.dask is not None, inputs=[args.images])
     data = load_images(args.images, color=args.color, key=args.key, alpha=args.alpha)
     images = images_of(data, args)
     config = infer_data_range(config_from_args(args, data.data_range), [images],

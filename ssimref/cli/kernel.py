@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.test is None) != (args.output_test is None):
         raise ValueError("--test IMAGES and -o-test FILE go together: the test kernel "
                          "needs both its images and where to write it")
-    options = dict(force=args.force, resume=args.resume, dask=args.dask is not None)
+    options = dict(force=args.force, resume=args.resume, dask=args.dask is not None,
+                   inputs=[args.images, args.test])
     output, sidecar = check_matrix_output(args.output, **options)
     outputs = [output] + ([sidecar] if sidecar else [])
     output_test = None
