@@ -123,7 +123,8 @@ class ImageSet:
 
 
 def load_images(source: str | os.PathLike[str], *, color: bool = False,
-                key: str | None = None, alpha: str = "opaque") -> ImageSet:
+                key: str | None = None, alpha: str = "opaque",
+                split: str | None = None) -> ImageSet:
     """Load an image set from ``source`` (see the module docstring).
 
     Parameters
@@ -133,6 +134,10 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
         and SPLIT "train", "validation", "test" or "all"; a ``.npy``/``.npz`` file; a
         ``.zarr`` store (an array of images, or a group with one); or a folder of PNG,
         JPEG, BMP or TIFF images, read in natural order (``img2`` before ``img10``).
+    split : str, optional
+        For a bundled data set, the part of its fixed split ("train", "validation",
+        "test" or "all"): ``load_images("mnist5k", split="test")`` is
+        ``load_images("mnist5k:test")``. Refused for files and folders.
     color : bool, default False
         For folders: read RGB images ``(n, H, W, 3)`` instead of grayscale ``(n, H, W)``
         (luma, ITU-R 601-2); refused for any other source, where it would do nothing.
@@ -176,6 +181,15 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
     """
     if alpha not in ALPHA_MODES:
         raise ValueError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
+    if split is not None:  # the same as NAME:SPLIT
+        base, colon, _ = str(source).partition(":")
+        if base not in DATASET_SOURCES:
+            raise ValueError(f"split={split!r} selects part of a bundled data set "
+                             f"({', '.join(DATASET_SOURCES)}); {str(source)!r} is not one")
+        if colon:
+            raise ValueError(f"IMAGES {str(source)!r} names its split already; give it once "
+                             f"(NAME:SPLIT, or split={split!r})")
+        source = f"{base}:{split}"
     name, colon, split = str(source).partition(":")
     if name in DATASET_SOURCES:
         from . import datasets

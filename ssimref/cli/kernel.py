@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """
     p = sub.add_parser(NAME, help=HELP)
     add_image_arguments(p)
+    p.add_argument("--split", choices=("train", "validation", "test", "all"),
+                   help="part of a bundled data set's fixed split (the same as IMAGES "
+                   "NAME:SPLIT; default: all of it)")
     p.add_argument("-o", "--output", required=True, help="output for the n x n training "
                    "kernel: a .npy file (a .json with the conventions is written beside it) "
                    "or a .zarr store (the array 'matrix'); computed tile by tile (squared "
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
             len(outputs) + (plot is not None):
         raise ValueError("the outputs -o, -o-test and --plot must be different files")
 
-    data = load_images(args.images, color=args.color, key=args.key, alpha=args.alpha)
+    data = load_images(args.images, color=args.color, key=args.key, alpha=args.alpha,
+                       split=args.split)
     images = images_of(data, args)
     test = test_images = None
     if args.test is not None:
