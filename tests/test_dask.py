@@ -328,3 +328,18 @@ def test_gpu_workers_compute_tiles_with_the_cupy_engine(client, images, tmp_path
     np.testing.assert_array_equal(out[...], serial_gpu)
     reference = ssimref.distance_matrix(X, backend="reference", **CONV)
     np.testing.assert_allclose(out[...], reference, rtol=1e-10, atol=1e-7)
+
+
+def test_unreachable_scheduler_leaves_no_output(tmp_path):
+    """--dask with an address nobody listens on exits 2 with one line and leaves no store
+    behind (the store is made before the cluster is joined, and removed when it cannot
+    be)."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 256, (6, 8, 8),
+                                                                  dtype=np.uint8))
+    env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s")
+    run = subprocess.run([sys.executable, "-m", "ssimref", "distance", "x.npy", "-o",
+                          "D.zarr", "--dask", "tcp://127.0.0.1:1"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "127.0.0.1:1" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]

@@ -546,13 +546,17 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
 
 
 @contextlib.contextmanager
-def executor_from_args(args: argparse.Namespace) -> Iterator[Any]:
+def executor_from_args(args: argparse.Namespace,
+                       new_outputs: Sequence[Path] = ()) -> Iterator[Any]:
     """The executor ``--dask`` names, as a context.
 
     Parameters
     ----------
     args : argparse.Namespace
         With ``dask`` (None or the option's value).
+    new_outputs : sequence of Path, default ()
+        Outputs this run created (not resumed ones): removed when the cluster cannot be
+        reached, so that a failed start leaves nothing behind.
 
     Yields
     ------
@@ -566,7 +570,17 @@ def executor_from_args(args: argparse.Namespace) -> Iterator[Any]:
     from ..executor_dask import DaskExecutor, parse_dask_spec, start_client
 
     parse_dask_spec(args.dask)  # a malformed value is an error before anything starts
-    with start_client(args.dask) as client:
+    try:
+        client_context = start_client(args.dask)
+        client = client_context.__enter__()
+    except BaseException:
+        from ..stores import remove_output
+        for path in new_outputs:
+            if path.exists():
+                remove_output(path)
+        raise
+    with contextlib.ExitStack() as stack:
+        stack.push(client_context.__exit__)
         yield DaskExecutor(client)
 
 

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if job.complete:
         print(f"{output} is complete already; nothing to resume")
         return 0
-    with executor_from_args(args) as executor:
+    with executor_from_args(args, [] if args.resume else [output]) as executor:
         result = job.run(executor)
         how = describe_run(result, executor)
     written = f"{output}" + ("" if sidecar is None else f" and {sidecar.name}")

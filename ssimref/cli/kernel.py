@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     if job.complete:
         print(f"{output} is complete already; nothing to resume")
         return 0
-    with executor_from_args(args) as executor:
+    made = [] if args.resume else [p for p in (output, output_test) if p is not None]
+    with executor_from_args(args, made) as executor:
         result, test_result = job.run(executor)
         how = describe_run(result, executor)
     what = result.meta["what"]
