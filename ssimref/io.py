@@ -196,9 +196,10 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
         if colon and split not in ("all",) + datasets.SPLITS:
             raise ValueError(f"IMAGES {str(source)!r}: the split after the colon must be "
                              f"one of {', '.join(('all',) + datasets.SPLITS)}")
-        if color or key is not None:
-            raise ValueError(f"{'--color (color=True)' if color else '--key (key=)'} does "
-                             f"nothing for the data set {str(source)!r}")
+        if color or key is not None or alpha != "opaque":
+            what = "--color (color=True)" if color else "--key (key=)" if key is not None \
+                else f"--alpha (alpha={alpha!r})"
+            raise ValueError(f"{what} does nothing for the data set {str(source)!r}")
         data = datasets.load(name, split or "all")
         return ImageSet(data.images, data.labels, data.data_range, str(source), data.split)
     path = Path(source)
@@ -206,6 +207,10 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
     if color and not folder:
         raise ValueError(f"--color (color=True) does nothing for {str(source)!r}: it reads "
                          "a folder of images as RGB; arrays keep their channels as stored")
+    if alpha != "opaque" and not folder:
+        raise ValueError(f"--alpha (alpha={alpha!r}) does nothing for {str(source)!r}: it "
+                         "reads the alpha channel of image files in a folder; arrays keep "
+                         "their channels as stored")
     if key is not None and path.suffix not in (".npz", ".zarr"):
         raise ValueError(f"--key (key=) does nothing for {str(source)!r}: it names an array "
                          "inside a .npz file or zarr group")

@@ -312,3 +312,17 @@ def test_a_zarr_group_key_that_does_not_exist_says_so_and_lists_the_keys(tmp_pat
                                          r"named 'images'"):
         ssimref.load_images(tmp_path / "s.zarr")
     assert ssimref.load_images(tmp_path / "s.zarr", key="test").images.shape == (2, 8, 8)
+
+
+def test_alpha_does_nothing_for_arrays_and_data_sets(tmp_path):
+    # --alpha chooses how image files' alpha channels are read; an array or a bundled
+    # data set has none, so the option is refused (as --color and --key are)
+    from ssimref import cli, load_images
+
+    np.save(tmp_path / "x.npy", np.zeros((3, 8, 8), np.uint8))
+    for source in (str(tmp_path / "x.npy"), "digits"):
+        with pytest.raises(ValueError, match="--alpha"):
+            load_images(source, alpha="drop")
+    assert cli.main(["distance", str(tmp_path / "x.npy"), "-o", str(tmp_path / "D.npy"),
+                     "--alpha", "keep"]) == 2
+    assert not (tmp_path / "D.npy").exists()

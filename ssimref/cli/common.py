@@ -88,7 +88,8 @@ def cli_wording(message: str, parser: argparse.ArgumentParser) -> str:
             message = re.sub(rf"(?<![-\w']){dest}\b(?!')", flag, message)
     for name, words in (("test_images", "the --test images"), ("images", "IMAGES")):
         message = re.sub(rf"(?<=\bof ){name}\b", words, message)  # the library's arguments
-    message = re.sub(r"(--[\w-]+) \(\1\)", r"\1", message)  # "--force (--force)"
+    # "--force (--force)" and "--alpha (--alpha drop)": the flag once, with its value
+    message = re.sub(r"(--[\w-]+) \(\1((?: [^)\s]+)?)\)", r"\1\2", message)
     return re.sub(r"[\[(]((?:'[^']*'(?:, )?)+)[\])]",
                   lambda m: ", ".join(re.findall(r"'([^']*)'", m.group(1))), message)
 
