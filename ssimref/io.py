@@ -234,6 +234,14 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
 def _read_npy(path: Path) -> npt.NDArray[Any]:
     """The array of a ``.npy`` file, with errors that name the file."""
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise ValueError(f"IMAGES {path} cannot be read ({exc})") from None
+    if magic != b"\x93NUMPY":  # NumPy reads anything else as a pickle
+        raise ValueError(f"IMAGES {path} is not a .npy file (it does not start with NumPy's "
+                         "header); save the images with numpy.save")
+    try:
         return np.load(path, allow_pickle=False)
     except ValueError as exc:  # pickled (object) arrays, malformed headers
         if "allow_pickle" in str(exc):

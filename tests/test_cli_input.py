@@ -326,3 +326,17 @@ def test_alpha_does_nothing_for_arrays_and_data_sets(tmp_path):
     assert cli.main(["distance", str(tmp_path / "x.npy"), "-o", str(tmp_path / "D.npy"),
                      "--alpha", "keep"]) == 2
     assert not (tmp_path / "D.npy").exists()
+
+
+def test_a_file_without_numpys_header_is_not_called_a_pickle(tmp_path):
+    # NumPy reads any file without its magic string as a pickle; ssimref says what the
+    # file is not, and keeps the pickle message for real object arrays
+    from ssimref import load_images
+
+    (tmp_path / "bad.npy").write_bytes(b"this is not an array" * 10)
+    with pytest.raises(ValueError, match="not a .npy file") as err:
+        load_images(tmp_path / "bad.npy")
+    assert "pickle" not in str(err.value)
+    np.save(tmp_path / "obj.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="a pickle"):
+        load_images(tmp_path / "obj.npy")
