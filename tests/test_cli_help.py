@@ -42,8 +42,11 @@ def test_every_option_states_its_default(words, parser):
     missing = [a.option_strings[-1] for a in options(parser)
                if not a.required and (a.nargs != 0 or isinstance(
                    a, argparse.BooleanOptionalAction))
-               and "default" not in help_of(parser, a)]
+               and (not a.help or "default" not in help_of(parser, a))]
     assert not missing, f"ssimref {' '.join(words)}: no default stated for {missing}"
+    # argparse prints nothing at all for an option without help text
+    silent = [a.option_strings[-1] for a in options(parser) if not a.help]
+    assert not silent, f"ssimref {' '.join(words)}: no help text for {silent}"
 
 
 @pytest.mark.parametrize("words, parser", PARSERS, ids=[" ".join(w) or "ssimref"

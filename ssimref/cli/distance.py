@@ -34,9 +34,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    "the conventions is written beside it) or a .zarr store (the array "
                    "'matrix', conventions in its metadata); computed tile by tile, "
                    "resumable with --resume")
-    p.add_argument("--kind", default="eq2", choices=KINDS)
+    p.add_argument("--kind", default="eq2", choices=KINDS,
+                   help="which SSIM distance: Eq. (1), Eq. (1) without window means, or Eq. (2)")
     add_config_arguments(p)
-    p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
+                   help="dtype of the stored matrix (computed in float64 either way)")
     add_compute_arguments(p)
     add_job_arguments(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")

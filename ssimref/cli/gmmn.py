@@ -194,9 +194,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--batch", type=int, default=64, help="minibatch size (default 64)")
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate of the "
                    "generators (default 3e-3)")
-    p.add_argument("--ae-steps", type=int, default=1500, dest="ae_steps")
+    p.add_argument("--ae-steps", type=int, default=1500, dest="ae_steps",
+                   help="autoencoder pre-training steps of the code-space runs")
     p.add_argument("-n", type=int, default=500, help="evaluation samples")
-    p.add_argument("--parzen-samples", type=int, default=2000, dest="parzen_samples")
+    p.add_argument("--parzen-samples", type=int, default=2000, dest="parzen_samples",
+                   help="samples for the Parzen log-likelihood")
     p.add_argument("--force", action="store_true", help="retrain runs that exist")
     add_progress_argument(p, "progress bars")
     p.set_defaults(func=cmd_gmmn_experiment)

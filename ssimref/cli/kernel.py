@@ -52,7 +52,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--power", type=float, default=1.0,
                    help="p in D^p: 1 (default, the paper's SSIM kernel) or 2 (classical "
                    "MDS); any value in (0, 2] gives a PSD kernel")
-    p.add_argument("--kind", default="eq2", choices=KINDS)
+    p.add_argument("--kind", default="eq2", choices=KINDS,
+                   help="which SSIM distance: Eq. (1), Eq. (1) without window means, or Eq. (2)")
     add_config_arguments(p)
     p.add_argument("--plot", help="also draw the training kernel as a heatmap PNG "
                    "(needs matplotlib; default: none)")
