@@ -197,13 +197,15 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
     ------
     ValueError
         For arrays of any other dtype (floating, boolean, signed or wider integers)
-        without a data range, or of different dtypes among uint8 and uint16; the message
-        names ``option`` and suggests values.
+        without a data range, or of different dtypes among uint8 and uint16; for integer
+        or boolean arrays whose values span more than a given data range (8-bit values
+        with ``data_range=1``); the message names ``option`` and suggests values.
     """
     if xp is None:
         arrays = [as_array(a) for a in arrays]
         xp = namespace(*arrays)
     if config.data_range is not None:
+        _check_integer_span(config.data_range, arrays, names, xp, option)
         return config
     dtypes = {a.dtype for a in arrays}
     names_of = sorted({_dtype_name(d) for d in dtypes})
@@ -216,6 +218,24 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
                          f"({', '.join(names_of)}); pass {option} explicitly")
     info = xp.iinfo(dtypes.pop())
     return SSIMConfig(**{**config.__dict__, "data_range": float(info.max - info.min)})
+
+
+def _check_integer_span(data_range: float, arrays: Sequence[Array], names: Sequence[str],
+                        xp: Namespace, option: str) -> None:
+    """Refuse integer (or boolean) images whose values span more than ``data_range``: a
+    range smaller than the values' spread cannot be theirs (8-bit values with
+    ``data_range=1`` give a plausible but wrong SSIM). Floating images are not checked:
+    their values may overshoot their range (a generator's output, a filtered image)."""
+    integer = [(a, name) for a, name in zip(arrays, names)
+               if xp.isdtype(a.dtype, ("integral", "bool")) and a.size]
+    if not integer:
+        return
+    low = min(float(xp.min(xp.astype(a, xp.float64))) for a, _ in integer)
+    high = max(float(xp.max(xp.astype(a, xp.float64))) for a, _ in integer)
+    if high - low > data_range:
+        which = " and ".join(name for _, name in integer)
+        raise ValueError(f"{option} is {data_range:g} but the values of {which} span "
+                         f"{low:g} to {high:g}; {range_advice(option)}")
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -350,8 +370,8 @@ def _check_channel_count(a: Array, name: str, stack: bool) -> None:
 
 
 def _prepare(arrays: Sequence[ArrayLike], names: Sequence[str], ndims: tuple[int, int],
-             config: SSIMConfig, dtype: Any, channel_axis: Any = None,
-             ) -> tuple[Namespace, list[Array], SSIMConfig, Any]:
+             dtype: Any, channel_axis: Any = None,
+             ) -> tuple[Namespace, list[Array], Any]:
     for a, name in zip(arrays, names):
         check_not_masked(a, name)
     arrays = [as_array(a) for a in arrays]
@@ -370,9 +390,8 @@ def _prepare(arrays: Sequence[ArrayLike], names: Sequence[str], ndims: tuple[int
             a = channels_last(a, check_channel_axis(channel_axis, a.ndim, stack, name), xp)
         _check_values(a, name, xp)
         moved.append(a)
-    config = infer_data_range(config, moved, names, xp)
     work = float_dtype(xp, dtype)
-    return xp, moved, config, work
+    return xp, moved, work
 
 
 _SHAPES = {(2, 3): "(H, W) or (H, W, C) with channels last; channel_axis=0 for (C, H, W)",
@@ -382,6 +401,7 @@ _SHAPES = {(2, 3): "(H, W) or (H, W, C) with channels last; channel_axis=0 for (
 
 def check_images(x: ArrayLike, y: ArrayLike, config: SSIMConfig, dtype: Any = None,
                  names: tuple[str, str] = ("x", "y"), *, channel_axis: Any = None,
+                 option: str = "data_range",
                  ) -> tuple[Namespace, Array, Array, SSIMConfig, bool]:
     """Validate two images of the same shape.
 
@@ -396,6 +416,9 @@ def check_images(x: ArrayLike, y: ArrayLike, config: SSIMConfig, dtype: Any = No
     channel_axis : int, optional
         The channel axis of 3-D images (:func:`check_channel_axis`); None: channels last,
         at most :data:`MAX_IMPLICIT_CHANNELS` of them.
+    option : str, default "data_range"
+        How the caller spells the data range in messages (``"--data-range"`` on the
+        command line).
 
     Returns
     -------
@@ -418,10 +441,11 @@ def check_images(x: ArrayLike, y: ArrayLike, config: SSIMConfig, dtype: Any = No
         shapes, empty images, NaN or Inf, a window larger than the images, or a missing
         data range (:func:`infer_data_range`).
     """
-    xp, (x, y), config, _ = _prepare((x, y), names, (2, 3), config, dtype, channel_axis)
+    xp, (x, y), _ = _prepare((x, y), names, (2, 3), dtype, channel_axis)
     if tuple(x.shape) != tuple(y.shape):
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
+    config = infer_data_range(config, (x, y), names, xp, option=option)
     _check_window_fits(config, tuple(x.shape), f"{names[0]} and {names[1]}", False)
     squeeze = x.ndim == 2
     x, y = (a if a.ndim == 3 else xp.expand_dims(a, axis=-1) for a in (x, y))
@@ -430,6 +454,7 @@ def check_images(x: ArrayLike, y: ArrayLike, config: SSIMConfig, dtype: Any = No
 
 def check_stacks(X: ArrayLike, Y: ArrayLike | None, config: SSIMConfig,
                  names: tuple[str, str] = ("X", "Y"), *, channel_axis: Any = None,
+                 option: str = "data_range",
                  ) -> tuple[Namespace, Array, Array | None, SSIMConfig]:
     """Validate one or two stacks of images ``(n, H, W[, C])`` of matching image shape.
 
@@ -443,6 +468,9 @@ def check_stacks(X: ArrayLike, Y: ArrayLike | None, config: SSIMConfig,
     channel_axis : int, optional
         The channel axis of 4-D stacks (:func:`check_channel_axis`, ``stack=True``);
         None: channels last, at most :data:`MAX_IMPLICIT_CHANNELS` of them.
+    option : str, default "data_range"
+        How the caller spells the data range in messages (``"--data-range"`` on the
+        command line).
 
     Returns
     -------
@@ -459,11 +487,11 @@ def check_stacks(X: ArrayLike, Y: ArrayLike | None, config: SSIMConfig,
         As for :func:`check_images`, for stacks.
     """
     given = [X] if Y is None else [X, Y]
-    xp, arrays, config, _ = _prepare(given, names[:len(given)], (3, 4), config, None,
-                                     channel_axis)
+    xp, arrays, _ = _prepare(given, names[:len(given)], (3, 4), None, channel_axis)
     if len(arrays) == 2 and tuple(arrays[0].shape[1:]) != tuple(arrays[1].shape[1:]):
         raise ValueError(f"{names[0]} and {names[1]} must hold images of the same shape, got "
                          f"{tuple(arrays[0].shape[1:])} and {tuple(arrays[1].shape[1:])}")
+    config = infer_data_range(config, arrays, names[:len(given)], xp, option=option)
     _check_window_fits(config, tuple(arrays[0].shape[1:]), " and ".join(names[:len(given)]),
                        True)
     arrays = [a if a.ndim == 4 else xp.expand_dims(a, axis=-1) for a in arrays]

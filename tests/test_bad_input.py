@@ -47,6 +47,14 @@ def _with(value, where):
     (GOOD.astype(np.int64), GOOD.astype(np.int64), {}, ValueError,
      "data_range is required for int64"),
     (GOOD.astype(np.uint8), GOOD.astype(np.uint16), {}, ValueError, "different integer"),
+    # 8-bit values with the range of [0, 1] images: 2 to 250 cannot lie in a range of 1
+    ((_with(250, (0, 0)) + 2).astype(np.uint8), GOOD.astype(np.uint8) + 2,
+     dict(data_range=1), ValueError,
+     "data_range is 1 but the values"),
+    (GOOD.astype(np.uint8), _with(250, (3, 3)).astype(np.uint8), dict(data_range=1),
+     ValueError, "values of [xX] and [yY] span 0 to 250"),
+    (GOOD.astype(bool), _with(1, (3, 3)).astype(np.int16), dict(data_range=0.5),
+     ValueError, "values of [xX] and [yY] span 0 to 1"),
     (GOOD, GOOD, dict(data_range=1, window="box"), ValueError, "window"),
     (GOOD, GOOD, dict(data_range=1, covariance="biased"), ValueError, "covariance"),
     (GOOD, GOOD, dict(data_range=1, win_size=7), TypeError, "win_size"),
@@ -110,3 +118,19 @@ def test_no_silent_nan_on_constant_and_zero_images():
         assert ssimref.distance(zeros, zeros, kind, data_range=1) == 0.0
         d = ssimref.distance(zeros, np.full((8, 8), 1.0), kind, data_range=1)
         assert np.isfinite(d)
+
+
+def test_integer_values_within_their_range_are_accepted():
+    """The span check refuses only a range narrower than the values: 8-bit values spanning
+    exactly 255 with data_range=255, 0/1 masks with data_range=1, and floating images that
+    overshoot their range (not checked) give the formula's values."""
+    x = np.zeros((8, 8), np.uint8)
+    x[::2] = 255
+    assert ssimref.ssim(x, x, data_range=255) == 1.0
+    m = np.eye(8, dtype=bool)
+    assert ssimref.ssim(m, m, data_range=1) == 1.0
+    # an exact value: two constant images c1 = 0.01^2, mean SSIM = (2 a b + c1)/(a^2 + b^2 + c1)
+    a, b = np.full((8, 8), 3.0), np.full((8, 8), -2.0)
+    c1 = 0.01 ** 2
+    expected = (2 * 3 * -2 + c1) / (9 + 4 + c1)
+    assert ssimref.ssim(a, b, data_range=1, size=7) == pytest.approx(expected, rel=1e-12)

@@ -202,3 +202,26 @@ def test_bad_image_inputs(command, dest, bad, work, capsys):
         argv[argv.index("X.npy") + (1 if dest == "b" else 0)] = bad
     err = _exits_2_with_one_line(argv, capsys)
     assert BAD_IMAGES[bad] in err
+
+
+def test_stacks_of_two_shapes_are_refused_for_their_shapes_first(tmp_path, capsys):
+    """A and B of different image shapes and of dtypes that do not imply a data range: the
+    shapes are the mistake to report (a data range would not make them comparable)."""
+    np.save(tmp_path / "a.npy", np.zeros((3, 8, 8)))
+    np.save(tmp_path / "b.npy", np.zeros((3, 9, 9)))
+    err = _exits_2_with_one_line(["mmd", str(tmp_path / "a.npy"), str(tmp_path / "b.npy")],
+                                 capsys)
+    assert "A and B must hold images of the same shape" in err and "(8, 8)" in err
+    assert "--data-range" not in err
+
+
+def test_8_bit_values_with_the_range_of_unit_images_are_refused(tmp_path, capsys):
+    x = np.zeros((3, 8, 8), np.uint8)
+    x[:, ::2] = 200
+    np.save(tmp_path / "x.npy", x)
+    for argv in (["distance", str(tmp_path / "x.npy"), "-o", str(tmp_path / "D.npy")],
+                 ["kernel", str(tmp_path / "x.npy"), "-o", str(tmp_path / "K.npy")],
+                 ["mmd", str(tmp_path / "x.npy"), str(tmp_path / "x.npy")]):
+        err = _exits_2_with_one_line(argv + ["--data-range", "1", "--size", "3"], capsys)
+        assert "--data-range is 1 but the values of" in err and "span 0 to 200" in err
+        assert not (tmp_path / "D.npy").exists() and not (tmp_path / "K.npy").exists()

@@ -8,7 +8,7 @@ from .. import __version__
 from ..io import load_images
 from ..jobs import prepare_distance_job
 from ..tiling import resolve_working_memory
-from ..validation import KINDS, check_kind, check_stacks, infer_data_range
+from ..validation import KINDS, check_kind, check_stacks
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
                      add_job_arguments, check_matrix_output, config_from_args, describe_run,
                      executor_from_args, images_of, source_fields)
@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
     data = load_images(args.images, color=args.color, key=args.key, alpha=args.alpha,
                        split=args.split)
     images = images_of(data, args)
-    config = infer_data_range(config_from_args(args, data.data_range), [images],
-                              names=("IMAGES",), option="--data-range")
-    check_stacks(images, None, config, ("IMAGES", "IMAGES"))  # before any output is made
+    # before any output is made
+    _, _, _, config = check_stacks(images, None, config_from_args(args, data.data_range),
+                                   ("IMAGES", "IMAGES"), option="--data-range")
     n = images.shape[0]
     job = prepare_distance_job(
         images, output, kind=args.kind, config=config, dtype=args.dtype,

@@ -16,7 +16,7 @@ from ..kernels.centering import check_power
 from ..kernels.psd import DEFAULT_PSD_TOL, spectrum_report
 from ..stores import annotate_result, open_matrix
 from ..tiling import resolve_working_memory
-from ..validation import KINDS, check_kind, check_stacks, infer_data_range
+from ..validation import KINDS, check_kind, check_stacks
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
                      add_job_arguments, check_matrix_output, check_plot_output,
                      config_from_args, describe_run, executor_from_args, images_of,
@@ -116,17 +116,11 @@ def run(args: argparse.Namespace) -> int:
     if args.test is not None:
         test = load_images(args.test, color=args.color, key=args.key, alpha=args.alpha)
         test_images = images_of(test, args, "--test")
-        if tuple(test_images.shape[1:]) != tuple(images.shape[1:]):
-            raise ValueError(f"--test images have shape {tuple(test_images.shape[1:])} but "
-                             f"IMAGES have {tuple(images.shape[1:])}; kernels compare "
-                             "images of one shape")
     # one data range for both sets: test images of another type than the training images
     # (bool against uint8) would otherwise be measured with the training images' range
-    both = [images] + ([] if test_images is None else [test_images])
-    names = ("IMAGES", "--test")[:len(both)]
-    config = infer_data_range(config_from_args(args, data.data_range), both, names=names,
-                              option="--data-range")
-    check_stacks(images, test_images, config, ("IMAGES", "--test"))
+    _, _, _, config = check_stacks(images, test_images,
+                                   config_from_args(args, data.data_range),
+                                   ("IMAGES", "--test"), option="--data-range")
     n = images.shape[0]
     train_fields = source_fields(data, args)
     job = prepare_kernel_job(

@@ -12,7 +12,7 @@ from .. import __version__
 from ..io import check_writable, load_images, save_json
 from ..kernels.factory import KERNEL_NAMES, check_kernel_options, make_kernel
 from ..mmd.two_sample import DEFAULT_SEED
-from ..validation import KINDS, check_kind, check_stacks, infer_data_range
+from ..validation import KINDS, check_kind, check_stacks
 from .common import (add_compute_arguments, add_config_arguments, add_image_arguments,
                      config_from_args)
 
@@ -120,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
     implied = {r for r in (a.data_range, b.data_range) if r is not None}
     config = config_from_args(args, implied.pop() if len(implied) == 1 else None)
     if args.kernel != "rbf":
-        config = infer_data_range(config, [a.images, b.images], names=("A", "B"),
-                                  option="--data-range")
-        check_stacks(a.images, b.images, config, ("A", "B"), channel_axis=args.channel_axis)
+        _, _, _, config = check_stacks(a.images, b.images, config, ("A", "B"),
+                                       channel_axis=args.channel_axis,
+                                       option="--data-range")
     kernel = make_kernel(args.kernel, a.images, b.images, kind=args.kind or "eq2",
                          power=args.power or 1, config=config, scales=scales,
                          working_memory=args.working_memory,
