@@ -230,8 +230,11 @@ def _check_integer_span(data_range: float, arrays: Sequence[Array], names: Seque
                if xp.isdtype(a.dtype, ("integral", "bool")) and a.size]
     if not integer:
         return
-    low = min(float(xp.min(xp.astype(a, xp.float64))) for a, _ in integer)
-    high = max(float(xp.max(xp.astype(a, xp.float64))) for a, _ in integer)
+    # in the arrays' own dtype (no float copy of a large memmap); booleans by any/all
+    low = min(float(xp.all(a)) if a.dtype == xp.bool else float(xp.min(a))
+              for a, _ in integer)
+    high = max(float(xp.any(a)) if a.dtype == xp.bool else float(xp.max(a))
+               for a, _ in integer)
     if high - low > data_range:
         which = " and ".join(name for _, name in integer)
         raise ValueError(f"{option} is {data_range:g} but the values of {which} span "
