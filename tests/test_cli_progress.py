@@ -150,6 +150,7 @@ def test_no_small_tile_warning_when_the_budget_is_not_the_cause_or_the_job_is_sh
             plan(0.05, max_side=64)
 
 
+@pytest.mark.filterwarnings("always::ssimref.tiling.SmallTileWarning")
 def test_the_command_line_shows_the_small_tile_warning_as_one_line(tmp_path, rng, capsys,
                                                                   monkeypatch):
     """The rendering, on a short job: the threshold on the count of tiles is lowered to 2
