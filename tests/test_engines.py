@@ -39,7 +39,7 @@ from ssimref.tiling import plan_pairs
 
 from .conftest import cupy_with_device
 from .interrupt import interrupt_after_first_tiles
-from .strategies import KINDS, configs, image_shapes, images
+from .strategies import KINDS, config_and_stack, configs, image_shapes, images
 
 U = 2.0**-53
 HAS_NUMBA = "numba" in available_engines()
@@ -531,3 +531,48 @@ def test_images_agreeing_on_every_window_are_at_exactly_zero(backend, kind):
     np.testing.assert_allclose(D, ref, rtol=1e-12)
     R = ssimref.distance_matrix(X[:2], X[1:], kind=kind, config=config, backend=backend)
     assert R[0, 0] == 0.0 and R[0, 2] == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), kind=st.sampled_from(KINDS), upper=st.booleans())
+def test_refinement_recomputes_each_near_pair_as_the_reference_does(data, kind, upper):
+    """The refinement recomputes the near pairs in batches of matched pairs: each value is
+    the reference's ``squared_block`` of that pair alone, bit for bit, the others are left
+    as they were, and a diagonal tile stays exactly symmetric. Stacks with repeated images
+    and near-duplicates (a pixel changed by 1e-9 of the range) give pairs near 0; a floor
+    of infinity makes every pair 'near'."""
+    config, X = data.draw(config_and_stack(n_min=2, n_max=5))
+    X = X if X.ndim == 4 else X[..., None]
+    near_copy = X[:1].copy()
+    near_copy[0, 0, 0, 0] += 1e-9 * config.data_range
+    X = np.concatenate([X, X[:1], near_copy])
+    Y = X if upper else X[::-1].copy()
+    units = config.in_range_units()
+    Xu = ssimref.moments.in_range_units(X, config, np)
+    Yu = Xu if upper else ssimref.moments.in_range_units(Y, config, np)
+    floor = data.draw(st.sampled_from([accuracy_floor(units, Xu.shape[1:]), np.inf]))
+    # a fused block: zeros (near) and values far above the floor (left alone)
+    start = np.where(np.random.default_rng(len(Xu)).random((len(Xu), len(Yu))) < 0.5, 0.0,
+                     7.0)
+    if upper:
+        start = np.triu(start, 1) + np.triu(start, 1).T  # symmetric, zero diagonal
+    block = reference_engine.refine_near_zero(start.copy(), Xu, Yu, upper, floor, kind,
+                                              units)
+    for i in range(len(Xu)):
+        for j in range(len(Yu)):
+            if upper and i == j:
+                assert block[i, j] == 0.0
+            elif start[i, j] <= floor:
+                one = reference_block(Xu[i:i + 1], Yu[j:j + 1], kind, units)[0, 0]
+                assert block[i, j] == one, (i, j)
+            else:
+                assert block[i, j] == start[i, j]
+    if upper:
+        assert np.array_equal(block, block.T)
+    paired = reference_engine.refine_paired_near_zero(np.full(len(Xu), floor / 2), Xu, Yu,
+                                                      floor, kind, units) \
+        if floor != np.inf else None
+    if paired is not None:
+        for i in range(len(Xu)):
+            one = reference_block(Xu[i:i + 1], Yu[i:i + 1], kind, units)[0, 0]
+            assert paired[i] == one

@@ -20,6 +20,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+from sklearn.utils import gen_batches
+
 from ..backend import Array, Namespace, namespace, to_numpy
 from ..config import SSIMConfig
 from ..gradients import PairForward
@@ -205,7 +209,8 @@ def refine_near_zero(block: Array, Xa: Array, Yb: Array, upper: bool, floor: flo
     Parameters
     ----------
     block : Array, shape (ta, tb)
-        The fused engine's ``D^2`` block, modified in place.
+        The fused engine's ``D^2`` block (NumPy or CuPy: integer-array assignment),
+        modified in place.
     Xa, Yb, kind, config, upper
         As for :func:`squared_block`.
     floor : float
@@ -219,14 +224,40 @@ def refine_near_zero(block: Array, Xa: Array, Yb: Array, upper: bool, floor: flo
     near = to_numpy(block <= floor)
     if not near.any():
         return block
-    for i, j in zip(*near.nonzero()):
-        if upper and i >= j:  # the diagonal is exactly 0, the lower triangle a mirror
-            continue
-        value = squared_block(Xa[i:i + 1, ...], Yb[j:j + 1, ...], kind, config)[0, 0]
-        block[i, j] = value
-        if upper:
-            block[j, i] = value
+    if upper:  # the diagonal is exactly 0, the lower triangle a mirror
+        near = np.triu(near, 1)
+    rows, cols = near.nonzero()
+    xp = namespace(block)
+    values = xp.asarray(_paired_squared(Xa, Yb, rows, cols, kind, config))
+    rows, cols = xp.asarray(rows), xp.asarray(cols)
+    block[rows, cols] = values
+    if upper:
+        block[cols, rows] = values
     return block
+
+
+#: Memory for the pairs that :func:`refine_near_zero` recomputes at once.
+_REFINE_BYTES = 32 * 2**20
+
+
+def _paired_squared(X: Array, Y: Array, rows: npt.NDArray[np.intp],
+                    cols: npt.NDArray[np.intp], kind: str,
+                    config: SSIMConfig) -> npt.NDArray[np.float64]:
+    """``D^2`` of the pairs ``(X[rows[k]], Y[cols[k]])``, in batches of
+    :data:`_REFINE_BYTES`: the defects of :func:`squared_block` on matched pairs instead of
+    a broadcast grid (every pair's windows are computed, and summed, as there)."""
+    xp = namespace(X)
+    squared = get_kind(kind).squared
+    out = np.empty(rows.size)
+    if rows.size == 0:
+        return out
+    batch = max(1, _REFINE_BYTES // bytes_per_pair(tuple(X.shape[1:]), config))
+    for part in gen_batches(rows.size, batch):
+        a = xp.take(X, xp.asarray(rows[part]), axis=0)
+        b = xp.take(Y, xp.asarray(cols[part]), axis=0)
+        t1, t2 = pair_defects(a, b, config, xp)
+        out[part] = to_numpy(xp.sum(squared(t1, t2), axis=(-3, -2, -1)))
+    return out
 
 
 def refine_paired_near_zero(values: Array, X: Array, Y: Array, floor: float, kind: str,
@@ -237,7 +268,7 @@ def refine_paired_near_zero(values: Array, X: Array, Y: Array, floor: float, kin
     Parameters
     ----------
     values : Array, shape (n,)
-        The fused engine's ``D^2`` of the pairs, modified in place.
+        The fused engine's ``D^2`` of the pairs (NumPy or CuPy), modified in place.
     X, Y : Array, shape (n, H, W, C), float64
     floor : float
         :func:`ssimref.engines.accuracy_floor`.
@@ -249,9 +280,11 @@ def refine_paired_near_zero(values: Array, X: Array, Y: Array, floor: float, kin
     Array
         ``values``.
     """
-    near = to_numpy((values > 0) & (values <= floor))
-    for i in near.nonzero()[0]:
-        values[i] = squared_block(X[i:i + 1, ...], Y[i:i + 1, ...], kind, config)[0, 0]
+    index = to_numpy((values > 0) & (values <= floor)).nonzero()[0]
+    if index.size:
+        xp = namespace(values)
+        values[xp.asarray(index)] = xp.asarray(_paired_squared(X, Y, index, index, kind,
+                                                               config))
     return values
 
 
