@@ -219,9 +219,10 @@ def load_images(source: str | os.PathLike[str], *, color: bool = False,
     if folder:
         return _load_folder(path, color, alpha)
     if not path.exists():
-        raise FileNotFoundError(f"IMAGES {str(source)!r} is neither a data set "
-                                f"({', '.join(DATASET_SOURCES)}, optionally NAME:SPLIT), an "
-                                "existing .npy/.npz file, nor a folder of images")
+        raise FileNotFoundError(f"IMAGES {str(source)!r} does not exist and is not a data "
+                                f"set ({', '.join(DATASET_SOURCES)}, optionally NAME:SPLIT); "
+                                "give a data set, a .npy/.npz file, a .zarr store or a "
+                                "folder with image files")
     if path.suffix == ".npy":
         return ImageSet(_read_npy(path), source=str(path))
     if path.suffix == ".npz":

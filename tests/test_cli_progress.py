@@ -67,7 +67,7 @@ def test_explicit_progress_is_shown_or_not_at_once(enabled, shown, monkeypatch):
                                      ["kernel", "X.npy", "-o", "K.npy"], ["demo"],
                                      ["train", "vae", "-o", "run"], ["gmmn", "train", "-o",
                                                                      "run"],
-                                     ["gmmn", "experiment"]])
+                                     ["gmmn", "experiment"], ["experiment", "paper"]])
 def test_every_command_with_bars_takes_progress_and_no_progress(command, flags, expected):
     args = cli.build_parser().parse_args(command + flags)
     assert args.progress is expected

@@ -538,7 +538,7 @@ def test_load_images_sources():
     assert load_images("digits:all").images.shape == (1797, 8, 8)
     with pytest.raises(ValueError, match="split after the colon"):
         load_images("digits:valid")
-    with pytest.raises(FileNotFoundError, match="neither a data set"):
+    with pytest.raises(FileNotFoundError, match="does not exist and is not a data set"):
         load_images("C:/no/such/file.npy")
 
 

@@ -280,6 +280,14 @@ def test_cli_overwrites_nothing_without_force(X, tmp_path, capsys):
     # --dask needs a zarr output, and says so before anything starts
     assert cli_main(args + ["-o", str(tmp_path / "F.npy"), "--dask", "local:2"]) == 2
     assert "must be a zarr store" in capsys.readouterr().err
+    # --resume on a finished .npy: nothing to resume, said so, the matrix untouched
+    assert cli_main(args + ["-o", str(tmp_path / "G.npy")]) == 0
+    stamp = (tmp_path / "G.npy").read_bytes()
+    capsys.readouterr()
+    assert cli_main(args + ["-o", str(tmp_path / "G.npy"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to resume" in err and "--force" in err
+    assert (tmp_path / "G.npy").read_bytes() == stamp
 
 
 # ----------------------------------------------------------- the command line, killed
@@ -299,7 +307,7 @@ def _tiles_line(stdout):
     """(computed, already complete) from the command's summary line."""
     import re
 
-    match = re.search(r"(\d+) tiles computed(?: \((\d+) already complete\))?", stdout)
+    match = re.search(r"(\d+) tiles? computed(?: \((\d+) already complete\))?", stdout)
     assert match, stdout
     return int(match.group(1)), int(match.group(2) or 0)
 

@@ -534,12 +534,15 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
             raise FileExistsError(f"{flag} {path} exists ({ZarrStore.describe(path)}); pass "
                                   "--resume to continue an incomplete job, or --force to "
                                   "replace it")
+        partial = None if zarr_out else NpyStore.partial_folder(path)
+        if resume and not zarr_out and path.exists() and not partial.exists():
+            raise FileExistsError(f"{flag} {path} exists and holds no incomplete job "
+                                  "(nothing to resume); pass --force to compute it again")
         for p in [path, sidecar] if sidecar is not None else []:
             if p.exists():
                 what = f"{flag} {p} exists" if p == path else \
                     f"{p} exists (the sidecar of {flag} {path})"
                 raise FileExistsError(f"{what}; pass --force to overwrite it")
-        partial = None if zarr_out else NpyStore.partial_folder(path)
         if partial is not None and partial.exists() and not resume:
             raise FileExistsError(f"{flag} {path} has an incomplete job in {partial}; pass "
                                   "--resume to continue it, or --force to start again")
@@ -603,5 +606,6 @@ def describe_run(result: Any, executor: Any) -> str:
     before = sum(b for _, b, _ in result.tiles.values())
     where = "in this process" if executor is None else \
         f"on {len(executor.client.scheduler_info()['workers'])} Dask workers"
-    done = f"{computed} tiles computed" + (f" ({before} already complete)" if before else "")
+    done = (f"{computed} tile{'' if computed == 1 else 's'} computed"
+            + (f" ({before} already complete)" if before else ""))
     return f"{done} with the {result.engine} engine {where}"

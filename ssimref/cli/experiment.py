@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .common import add_progress_argument
+
 NAME = "experiment"
 HELP = "SSIM vs l2, bce and RBF in generative models on 28x28 digits"
 
@@ -66,7 +68,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     e.add_argument("--resume", action="store_true", help="continue the experiment in -o, "
                    "which must hold one (without --resume the command starts an experiment "
                    "or continues the one it finds)")
-    e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(e, "progress bars of the training runs")
     e.set_defaults(func=run)
 
 
@@ -97,12 +99,12 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments import paper_design, plan_paper, run_paper, write_report
     if args.report is not None:
         _refuse(args, "--report", ("seeds", "quick", "force", "plan", "resume",
-                                   "no_progress", "device"))
+                                   "progress", "device"))
         results = write_report(args.output or "runs/paper", args.report)
         _print_verdicts(results)
         return 0
     if args.plan:
-        _refuse(args, "--plan", ("output", "force", "resume", "no_progress"))
+        _refuse(args, "--plan", ("output", "force", "resume", "progress"))
     if args.resume and args.force:
         raise ValueError("--resume continues the experiment and --force retrains it; "
                          "give one of them")
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--resume: {args.output} holds no experiment (no "
                                 "design.json); run without --resume to start one")
     results = run_paper(args.output, design=design, force=args.force,
-                        progress=not args.no_progress)
+                        progress=args.progress)
     _print_verdicts(results)
     print(f"wrote {Path(args.output) / 'results.json'}, tables.md and figures")
     return 0
@@ -135,12 +137,13 @@ def _check_folder(out: Path) -> None:
 
 
 _DEFAULTS = {"output": None, "seeds": None, "quick": False, "force": False, "plan": False,
-             "resume": False, "no_progress": False, "device": "cpu"}
+             "resume": False, "progress": None, "device": "cpu"}
 
 
 def _refuse(args: argparse.Namespace, mode: str, names: tuple[str, ...]) -> None:
     """ValueError naming the options given with ``mode`` that would do nothing."""
-    given = ["--" + n.replace("_", "-") if n != "output" else "-o" for n in names
+    given = ["-o" if n == "output" else "--no-progress" if getattr(args, n) is False
+             else "--" + n.replace("_", "-") for n in names
              if getattr(args, n) != _DEFAULTS[n]]
     if given:
         raise ValueError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} nothing "

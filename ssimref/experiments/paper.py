@@ -708,7 +708,7 @@ def _command(out: Path, design: Design) -> str:
 
 def run_paper(out_dir: str | Path, *, seeds: int | Sequence[int] | None = None,
               device: str = "cpu", quick: bool = False, force: bool = False,
-              progress: bool = False, log: Callable[[str], Any] = print,
+              progress: bool | None = False, log: Callable[[str], Any] = print,
               design: Design | None = None, figures: bool = True,
               callback: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Run (or resume) the experiment into ``out_dir`` and write its results, tables and
@@ -723,8 +723,9 @@ def run_paper(out_dir: str | Path, *, seeds: int | Sequence[int] | None = None,
     force : bool
         Retrain and re-evaluate every run of the design, and accept a folder that holds
         another design or no design.
-    progress : bool
-        tqdm bars while training.
+    progress : bool or None
+        tqdm bars while training; None: on a terminal only
+        (:func:`ssimref.executor.progress_bar`).
     log : callable(str)
         Receives one line per run trained or evaluated.
     design : Design, optional
