@@ -94,7 +94,7 @@ def test_digits(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["missing.npy"], "neither"),
+    (["missing.npy"], "does not exist"),
     (["{float}"], "--data-range is required"),
     (["{stack}", "--size", "13"], "--size 13 is larger"),
     (["{pickled}"], "pickle"),

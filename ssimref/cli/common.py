@@ -535,7 +535,7 @@ def check_matrix_output(path: str | Path, *, force: bool, resume: bool, dask: bo
                                   "--resume to continue an incomplete job, or --force to "
                                   "replace it")
         partial = None if zarr_out else NpyStore.partial_folder(path)
-        if resume and not zarr_out and path.exists() and not partial.exists():
+        if resume and partial is not None and path.exists() and not partial.exists():
             raise FileExistsError(f"{flag} {path} exists and holds no incomplete job "
                                   "(nothing to resume); pass --force to compute it again")
         for p in [path, sidecar] if sidecar is not None else []:

@@ -507,7 +507,7 @@ class _Session:
     """The state of one call of :func:`run_paper` (``readonly``: of
     :func:`collect_paper`, which reads what is on file and computes nothing)."""
 
-    def __init__(self, out: Path, design: Design, force: bool, progress: bool,
+    def __init__(self, out: Path, design: Design, force: bool, progress: bool | None,
                  log: Callable[[str], Any], command: str,
                  callback: Callable[..., Any] | None = None, readonly: bool = False):
         self.out, self.design, self.force, self.progress = out, design, force, progress
