@@ -396,6 +396,9 @@ def start_client(spec: str, *, threads_per_worker: int = 1) -> Iterator[Any]:
     workers = count or os.cpu_count() or 1
     with LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker,
                       processes=True, dashboard_address=None,
+                      # no dashboard; the scheduler's HTTP routes on a free port, not on
+                      # 8787 (taken by any other cluster running here: a warning)
+                      scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"},
                       env={"NUMBA_NUM_THREADS": str(threads_per_worker)}) as cluster, \
             Client(cluster) as client:
         yield client

@@ -41,6 +41,8 @@ def _cluster(**config):
     with dask.config.set(config):
         return distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                         dashboard_address=None,
+                                        scheduler_kwargs={"dashboard": False,
+                                                          "dashboard_address": ":0"},
                                         env={"NUMBA_NUM_THREADS": "1"})
 
 
