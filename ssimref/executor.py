@@ -48,6 +48,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -58,7 +59,8 @@ from . import interrupt
 from .backend import Array, is_numpy_array, to_numpy
 from .tiling import PairPlan, Tile
 
-__all__ = ["SerialExecutor", "serial", "store", "TileTask", "TileReport", "fill_tile",
+__all__ = ["SerialExecutor", "serial", "store", "host_copy", "PARALLEL_COPY_FROM",
+           "COPY_SQUARE", "TileTask", "TileReport", "fill_tile",
            "get_executor", "EXECUTORS", "progress_bar", "PROGRESS_DELAY", "Ledger",
            "Executor", "Stager", "HostWriter"]
 
@@ -165,9 +167,65 @@ def _host_output(out: Any) -> bool:
     return is_numpy_array(out) or not is_array_api_obj(out)
 
 
+#: Blocks of fewer entries are copied into a NumPy output by the calling thread alone.
+PARALLEL_COPY_FROM = 1 << 18
+
+#: Side of the squares in which :func:`host_copy` moves a block: a square of float64 and
+#: its transpose (512 KiB each) stay in a core's L2 cache, so a transposed copy (the
+#: mirror of a tile) reads and writes whole cache lines.
+COPY_SQUARE = 256
+
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _copy_pool() -> tuple[int, ThreadPoolExecutor]:
+    """This process's copy threads, one per CPU it may run on, and their number (made
+    again in a forked child, whose parent's threads do not exist there)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else (os.cpu_count() or 1)
+            _POOL = (os.getpid(), cpus, ThreadPoolExecutor(max_workers=cpus,
+                                                           thread_name_prefix="ssimref-copy"))
+        return _POOL[1], _POOL[2]
+
+
+def host_copy(dst: Any, src: Any) -> None:
+    """``dst[...] = src`` for two NumPy arrays of one 2-D shape (``src`` may be a
+    transposed view), in squares of :data:`COPY_SQUARE` spread over one thread per CPU
+    (NumPy releases the GIL while it copies): the writes into a tile's place in a large
+    output, its first touch of those pages included, and the mirror of a tile of a
+    symmetric plan, which a plain assignment walks across the cache. Blocks under
+    :data:`PARALLEL_COPY_FROM` entries are assigned directly.
+
+    Parameters
+    ----------
+    dst : numpy.ndarray, shape (r, c)
+        Written in place (a view of the output, a memmap's included).
+    src : numpy.ndarray, shape (r, c)
+    """
+    rows, cols = src.shape
+    threads, pool = _copy_pool() if src.size >= PARALLEL_COPY_FROM else (1, None)
+    if pool is None or threads == 1:
+        dst[...] = src
+        return
+
+    def band(top: int) -> None:
+        below = slice(top, top + COPY_SQUARE)
+        for left in range(0, cols, COPY_SQUARE):
+            right = slice(left, left + COPY_SQUARE)
+            dst[below, right] = src[below, right]
+
+    for _ in pool.map(band, range(0, rows, COPY_SQUARE)):
+        pass
+
+
 def store(out: Array, index: Any, block: Array) -> None:
     """``out[index] = block``, copying ``block`` to the host first when ``out`` lives on
-    the host (a NumPy array, a memmap, a zarr array) and ``block`` does not.
+    the host (a NumPy array, a memmap, a zarr array) and ``block`` does not; a NumPy
+    block into a NumPy output goes through :func:`host_copy` (on every CPU).
 
     Parameters
     ----------
@@ -178,6 +236,9 @@ def store(out: Array, index: Any, block: Array) -> None:
     block : Array
         Values of any array library.
     """
+    if is_numpy_array(out) and is_numpy_array(block) and block.ndim == 2:
+        host_copy(out[index], block)
+        return
     out[index] = to_numpy(block) if _host_output(out) and not is_numpy_array(block) \
         else block
 
@@ -254,9 +315,9 @@ class HostWriter:
             try:
                 wait()  # even after an error: the buffer is free only once its copy landed
                 if self._error is None:
-                    self.out[index] = host
+                    store(self.out, index, host)
                     if mirror:
-                        self.out[index[1], index[0]] = host.T
+                        store(self.out, (index[1], index[0]), host.T)
             except BaseException as exc:  # raised in the caller's thread
                 if self._error is None:
                     self._error = exc
