@@ -13,8 +13,10 @@ on both alike; the speedup is the median of the per-round ratios beside the rati
 medians.
 
 The profile (cProfile, one extra call on every thread) splits the call into the fused
-kernels, the per-image terms, and the passes that run outside the kernels (the square root
-and cast of each block, the refinement near 0, the writes of each tile and its mirror).
+kernels (which also root, cast and flag the pairs near 0), the per-image terms, and the
+passes that run outside the kernels: the mirror of each diagonal tile, the refinement
+near 0, the copies of each tile and its mirror into the output, the conversion of the
+tile's images.
 """
 
 from __future__ import annotations
@@ -38,10 +40,15 @@ from ssimref import SSIMConfig  # noqa: E402
 
 CONFIG = SSIMConfig.skimage(data_range=255)  # W1: uniform 7x7, sample covariance
 
-#: Profile rows: (label, function names as cProfile reports them).
-PARTS = (("fused kernels", ("_tiles_sliding", "_tiles_separable")),
-         ("per-image terms", ("_image_terms",)),
-         ("mirror inside diagonal tiles", ("_mirror_upper",)))
+#: Profile rows: (label, function names as cProfile reports them, whether their time is
+#: cumulative: the refinement calls the reference engine, the host copies wait for their
+#: threads).
+PARTS = (("fused kernels", ("_tiles_sliding", "_tiles_separable"), False),
+         ("per-image terms", ("_image_terms",), False),
+         ("mirror inside diagonal tiles", ("_mirror_upper",), False),
+         ("refinement near 0 (reference engine)", ("refine_near_zero",), True),
+         ("tile and mirror copies into the output", ("host_copy",), True),
+         ("images to float64 in units of the range", ("in_range_units",), True))
 
 
 def call(X):
@@ -65,9 +72,10 @@ def profile(X):
     total = time.perf_counter() - start
     stats = pstats.Stats(prof).stats
     parts = {}
-    for label, names in PARTS:
-        parts[label] = sum(st[2] for (_, _, fn), st in stats.items() if fn in names)
-    parts["everything else (NumPy passes, Python)"] = total - sum(parts.values())
+    for label, names, cumulative in PARTS:
+        parts[label] = sum(st[3 if cumulative else 2] for (_, _, fn), st in stats.items()
+                           if fn in names)
+    parts["everything else (Python, allocations, tasks)"] = total - sum(parts.values())
     return parts, total
 
 

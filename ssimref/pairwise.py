@@ -19,7 +19,7 @@ from .backend import (Array, ArrayLike, Namespace, arrays_for, as_array, float_d
 from .config import SSIMConfig, resolve_config
 from .kinds import KindName
 from .engines import (ENGINES, ElementwiseCotangent, check_backend, choose_engine,
-                      get_engine)
+                      distance_block, get_engine)
 from .executor import HostWriter, SerialExecutor, TileTask, get_executor, serial
 from .gradients import distance_weight
 from .moments import in_range_units
@@ -264,7 +264,8 @@ def _distance_tile(tile: Tile, X: Array, Y: Array | None = None, *, kind: str,
                    plugin: Any = None) -> Array:
     """One tile's block of ``D`` (or ``D^2``) on ``engine``, in ``dtype``: the tile's
     images in float64 in units of the data range (moved to the engine's device first
-    when ``move``), the engine's ``D^2`` block, one square root, one rounding."""
+    when ``move``), then the engine's block (:func:`ssimref.engines.distance_block`: one
+    square root, one rounding)."""
     Xa = X[tile.rows, ...]
     Yb = None if tile.diagonal else (X if Y is None else Y)[tile.cols, ...]
     if move:
@@ -277,12 +278,9 @@ def _distance_tile(tile: Tile, X: Array, Y: Array | None = None, *, kind: str,
     # pixels divided by L and c1 = k1^2, c2 = k2^2
     Xa = in_range_units(Xa, config, xp)
     Yb = Xa if Yb is None else in_range_units(Yb, config, xp)
-    block = (plugin or get_engine(engine)).squared_block(Xa, Yb, kind,
-                                                         config.in_range_units(),
-                                                         upper=tile.diagonal)
-    if not squared:
-        block = xp.sqrt(block)
-    return xp.astype(block, float_dtype(xp, dtype), copy=False)
+    return distance_block(plugin or get_engine(engine), Xa, Yb, kind,
+                          config.in_range_units(), upper=tile.diagonal, squared=squared,
+                          dtype=dtype)
 
 
 def pairwise_value_and_vjp(

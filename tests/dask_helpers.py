@@ -19,21 +19,29 @@ ROOT = Path(ssimref.__file__).resolve().parents[1]
 SLOW_CLI = Path(__file__).with_name("slow_cli.py")
 
 
+def block_method(engine) -> str:
+    """The name of the engine function every block of a distance tile goes through:
+    ``distance_block`` where the engine has one (the Numba engine's ``squared_block``
+    calls it too), else ``squared_block``."""
+    return "distance_block" if hasattr(engine, "distance_block") else "squared_block"
+
+
 def slow_engines(delay: float) -> int:
-    """Make every engine's ``squared_block`` sleep ``delay`` seconds first, in this
-    process (for ``client.run`` on Dask workers). Returns the process id."""
+    """Make every engine's blocks (:func:`block_method`) sleep ``delay`` seconds first, in
+    this process (for ``client.run`` on Dask workers). Returns the process id."""
     from ssimref.engines import get_engine
 
     for name in ("numba", "reference"):
         engine = get_engine(name)
-        original = getattr(engine, "_unslowed_squared_block", engine.squared_block)
+        method = block_method(engine)
+        original = getattr(engine, f"_unslowed_{method}", getattr(engine, method))
 
         def slowed(*args, _original=original, **kwargs):
             time.sleep(delay)
             return _original(*args, **kwargs)
 
-        engine._unslowed_squared_block = original
-        engine.squared_block = slowed
+        setattr(engine, f"_unslowed_{method}", original)
+        setattr(engine, method, slowed)
     return os.getpid()
 
 

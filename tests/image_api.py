@@ -203,4 +203,5 @@ NOT_IMAGES = {
     "ssimref.engines.vjp_accuracy_floor": "a bound from a config, a shape and weights",
     "ssimref.engines.check_backend": "validates an engine name",
     "ssimref.engines.ElementwiseCotangent": "wraps a cotangent function of a tile",
+    "ssimref.engines.distance_block": "the engine protocol's tile call (trusted float64 tiles)",
 }

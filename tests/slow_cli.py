@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.dask_helpers import slow_engines  # noqa: E402
+from tests.dask_helpers import block_method, slow_engines  # noqa: E402
 
 _DELAY = float(os.environ.get("SSIMREF_TEST_TILE_DELAY", "0") or 0)
 _MARK = os.environ.get("SSIMREF_TEST_TILE_MARK")
@@ -23,12 +23,13 @@ if _MARK:
 
     for _name in ("numba", "reference"):
         _engine = get_engine(_name)
+        _method = block_method(_engine)
 
-        def _marked(*args, _original=_engine.squared_block, **kwargs):
+        def _marked(*args, _original=getattr(_engine, _method), **kwargs):
             Path(_MARK).touch()
             return _original(*args, **kwargs)
 
-        _engine.squared_block = _marked
+        setattr(_engine, _method, _marked)
 
 if __name__ == "__main__":
     from ssimref.cli import main

@@ -576,3 +576,70 @@ def test_refinement_recomputes_each_near_pair_as_the_reference_does(data, kind, 
         for i in range(len(Xu)):
             one = reference_block(Xu[i:i + 1], Yu[i:i + 1], kind, units)[0, 0]
             assert paired[i] == one
+
+
+@needs_numba
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), kind=st.sampled_from(KINDS), upper=st.booleans(),
+       dtype=st.sampled_from(["float64", "float32"]), squared=st.booleans())
+def test_numba_distance_block_is_the_squared_block_rooted_and_rounded_once(
+        data, kind, upper, dtype, squared):
+    """The Numba kernels root, round and flag the pairs near 0 as they store each pair.
+    Their block is the scanning path's, bit for bit: the fused ``D^2`` block refined where
+    a scan of the whole block finds it within the floor (the reference engine's
+    ``refine_near_zero`` without the kernel's flags), then rooted with NumPy and rounded
+    once to ``dtype``. Stacks with repeated images and near-duplicates (a pixel changed
+    by 1e-9 of the range) put pairs near 0, so a pair the kernels failed to flag keeps
+    its fused value and differs."""
+    config, X = data.draw(config_and_stack(n_min=2, n_max=6))
+    X = X if X.ndim == 4 else X[..., None]
+    near_copy = X[-1:].copy()
+    near_copy[0, -1, -1, 0] += 1e-9 * config.data_range
+    X = np.concatenate([X, X[:1], near_copy, X[1:2]])
+    units = config.in_range_units()
+    Xu = ssimref.moments.in_range_units(X, config, np)
+    Yu = Xu if upper else np.ascontiguousarray(Xu[::-1])
+    engine = get_engine("numba")
+    floor = accuracy_floor(units, Xu.shape[1:])
+    scanned = reference_engine.refine_near_zero(
+        engine.fused_block(Xu, Yu, kind, units, upper=upper), Xu, Yu, upper, floor, kind,
+        units)
+    want = (scanned if squared else np.sqrt(scanned)).astype(dtype)
+    got = engine.distance_block(Xu, Yu, kind, units, upper=upper, squared=squared,
+                                dtype=dtype)
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, want, strict=True)
+    if squared and dtype == "float64":
+        np.testing.assert_array_equal(engine.squared_block(Xu, Yu, kind, units, upper=upper),
+                                      want, strict=True)
+
+
+def test_engines_without_distance_block_get_the_passes_from_the_protocol():
+    """``ssimref.engines.distance_block`` roots and rounds a plug-in's ``squared_block``
+    block (an engine that lacks ``distance_block``) as NumPy does."""
+    from ssimref.engines import distance_block
+
+    class SquaredOnly:
+        NAME = "squared-only"
+
+        @staticmethod
+        def squared_block(Xa, Yb, kind, config, *, upper=False):
+            return reference_block(Xa, Yb, kind, config, upper=upper)
+
+    rng = np.random.default_rng(2)
+    X = rng.random((4, 9, 9, 1))
+    config = SSIMConfig(window="uniform", size=3, data_range=1.0)
+    block = reference_block(X, X, "eq2", config, upper=True)
+    got = distance_block(SquaredOnly(), X, X, "eq2", config, upper=True, dtype="float32")
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.sqrt(block).astype(np.float32))
+    got = distance_block(SquaredOnly(), X, X, "eq2", config, upper=True, squared=True)
+    np.testing.assert_array_equal(got, block)
+
+
+def test_refine_near_zero_refuses_a_rooted_block_without_the_flagged_pairs():
+    X = np.random.default_rng(0).random((2, 5, 5, 1))
+    config = SSIMConfig(window="uniform", size=3, data_range=1.0)
+    with pytest.raises(ValueError, match="needs near="):
+        reference_engine.refine_near_zero(np.zeros((2, 2)), X, X, True, 1e-9, "eq2", config,
+                                          root=True)

@@ -34,7 +34,7 @@ PUBLIC = {
         "ENGINES", "Engine", "choose_engine", "check_backend", "available_engines",
         "get_engine", "register_engine", "unregister_engine", "accuracy_floor",
         "vjp_accuracy_floor", "UNIT_ROUNDOFF", "FORWARD_METHODS", "VJP_METHODS",
-        "ElementwiseCotangent", "SlowEngineWarning"},
+        "ElementwiseCotangent", "SlowEngineWarning", "distance_block"},
     "ssimref.datasets": {
         "Dataset", "Splits", "SplitIndices", "load", "load_splits", "split_indices",
         "as_unit_float", "cache_dir", "clear_cache", "CacheWarning", "DATASETS", "SPLITS",

@@ -26,8 +26,8 @@ from ssimref.jobs import distance_job, kernel_job  # noqa: E402
 from ssimref.kernels import ssim_kernel  # noqa: E402
 from ssimref.stores import NpyStore, StoreError, open_matrix  # noqa: E402
 
-from .dask_helpers import (count_file_records, count_zarr_records, run_cli,  # noqa: E402
-                           signal_after, start_cli, zarr_records)
+from .dask_helpers import (block_method, count_file_records, count_zarr_records,  # noqa: E402
+                           run_cli, signal_after, start_cli, zarr_records)
 
 CFG = ssimref.SSIMConfig(window="uniform", size=3, data_range=255)
 MEMORY = 0.02  # 4 x 4 tiles of 9 x 9 images: 15 x 15 tiles, 120 of them on and above
@@ -51,7 +51,8 @@ def interrupt_after(monkeypatch):
     (k+1)-th tile."""
     def arm(k):
         engine = get_engine("numba")
-        original = engine.squared_block
+        method = block_method(engine)
+        original = getattr(engine, method)
         calls = [0]
 
         def interrupted(*args, **kwargs):
@@ -60,8 +61,8 @@ def interrupt_after(monkeypatch):
                 raise KeyboardInterrupt
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(engine, "squared_block", interrupted)
-        return lambda: monkeypatch.setattr(engine, "squared_block", original)
+        monkeypatch.setattr(engine, method, interrupted)
+        return lambda: monkeypatch.setattr(engine, method, original)
     return arm
 
 

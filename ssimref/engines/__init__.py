@@ -32,6 +32,14 @@ refused where a gradient is asked for):
 ``vjp_bytes_per_pair``, ``vjp_bytes_per_image``, ``vjp_max_tile_pairs``
     The memory figures and the pair cap of a value-and-VJP tile.
 
+and, optionally:
+
+``distance_block(Xa, Yb, kind, config, *, upper=False, squared=False, dtype="float64")``
+    ``D`` (``D^2`` with ``squared``) in ``dtype``: :meth:`squared_block`'s block rooted and
+    rounded once, bit for bit, but without passes over the block after the kernels (the
+    Numba engine roots and rounds as it stores each pair). Engines without it get those
+    passes from :func:`distance_block`, with their array library.
+
 and, optionally, for engines whose blocks live on a device:
 
 ``host_stager()``
@@ -66,6 +74,7 @@ if TYPE_CHECKING:
     from ..config import SSIMConfig
 
 __all__ = ["ENGINES", "Engine", "ElementwiseCotangent", "choose_engine", "check_backend",
+           "distance_block",
            "available_engines", "get_engine", "register_engine", "unregister_engine",
            "accuracy_floor", "vjp_accuracy_floor", "UNIT_ROUNDOFF", "FORWARD_METHODS",
            "VJP_METHODS", "SlowEngineWarning"]
@@ -441,6 +450,42 @@ def check_backend(backend: str) -> str:
     raise ValueError(f"backend must be one of {ENGINES}"
                      + (f" or a registered engine {sorted(_REGISTERED)}"
                         if _REGISTERED else "") + f", got {backend!r}")
+
+
+
+def distance_block(engine: Engine, Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
+                   upper: bool = False, squared: bool = False,
+                   dtype: str = "float64") -> Array:
+    """A tile's block of ``D`` (``D^2`` with ``squared``) in ``dtype`` on ``engine``.
+
+    The engine's own ``distance_block`` where it has one (the Numba engine's roots and
+    rounds in its kernels); otherwise its :meth:`Engine.squared_block` block, rooted and
+    cast with the block's array library. Either way every entry is accumulated in float64
+    and rounded once to ``dtype``, the same bits.
+
+    Parameters
+    ----------
+    engine : Engine
+    Xa, Yb, kind, config, upper
+        As for :meth:`Engine.squared_block`.
+    squared : bool, default False
+        ``D^2`` instead of ``D``.
+    dtype : {"float64", "float32"}, default "float64"
+
+    Returns
+    -------
+    Array, shape (ta, tb), of ``dtype``, on the engine's array library
+    """
+    own = getattr(engine, "distance_block", None)
+    if own is not None:
+        return own(Xa, Yb, kind, config, upper=upper, squared=squared, dtype=dtype)
+    from ..backend import float_dtype, namespace
+
+    block = engine.squared_block(Xa, Yb, kind, config, upper=upper)
+    xp = namespace(block)
+    if not squared:
+        block = xp.sqrt(block)
+    return xp.astype(block, float_dtype(xp, dtype), copy=False)
 
 
 def choose_engine(backend: str, xp: Namespace, *, vjp: bool = False) -> str:

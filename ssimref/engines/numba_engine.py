@@ -15,7 +15,10 @@ scalars and broadcast. Threads (``prange``) take (row, group) tasks in chunks, d
 scheduled, group-major (a group's terms stay in cache while row images stream past).
 Per-image terms (shifted image, local means and variances) are computed once per tile by
 a parallel pass, and reused when the tile is on the diagonal, whose lower triangle is
-then mirrored from the upper one.
+then mirrored from the upper one (a parallel pass too). Each task stores its pairs rooted
+and rounded to the block's dtype when asked (:func:`distance_block`) and returns the
+lanes within the accuracy floor of 0 as bits, so neither the square root, the cast nor
+the search for pairs to refine is a pass over the block.
 
 Window sums, three ways (same values up to rounding):
 
@@ -56,10 +59,10 @@ from . import accuracy_floor
 from ..kinds import KINDS, get_kind
 from .reference import refine_near_zero, refine_paired_near_zero
 
-__all__ = ["NAME", "LANES", "squared_block", "bytes_per_pair", "bytes_per_image",
-           "max_tile_pairs", "fused_block", "image_terms", "warm_up", "value_and_vjp_block",
-           "paired_value_and_vjp", "vjp_bytes_per_pair", "vjp_bytes_per_image",
-           "vjp_max_tile_pairs"]
+__all__ = ["NAME", "LANES", "squared_block", "distance_block", "bytes_per_pair",
+           "bytes_per_image", "max_tile_pairs", "fused_block", "image_terms", "warm_up",
+           "value_and_vjp_block", "paired_value_and_vjp", "vjp_bytes_per_pair",
+           "vjp_bytes_per_image", "vjp_max_tile_pairs"]
 
 NAME = "numba"
 
@@ -97,12 +100,22 @@ def _window_term(sum_d2, md0, shift, a, v, kind):
 
 
 @njit(**_JIT)
-def _store(acc, out, i, jb):
+def _store(acc, out, i, jb, upper, root, floor):
+    """Write a task's lanes ``acc`` (``D^2`` in float64) into ``out[i, jb * nl + l]``:
+    ``sqrt(acc)`` with ``root``, rounded once to ``out``'s dtype. Returns the lanes whose
+    ``D^2`` is within ``floor`` as bits (bit ``l``: column ``jb * nl + l``), columns past
+    the row only with ``upper``: the pairs the refinement near 0 recomputes."""
     nl = acc.shape[0]
+    first = i + 1 if upper else 0
+    near = 0
     for l in range(nl):
         j = jb * nl + l
         if j < out.shape[1]:
-            out[i, j] = acc[l]
+            value = acc[l]
+            if j >= first and value <= floor:
+                near |= 1 << l
+            out[i, j] = math.sqrt(value) if root else value
+    return near
 
 
 @njit(**_JIT)
@@ -174,7 +187,8 @@ def weighted_sum(dst: npt.NDArray[np.float64], n: int, src: npt.NDArray[np.float
 
 @njit(parallel=True, **_JIT)
 def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
-                   height, width, size, scale, kind, nchunks, out):
+                   height, width, size, scale, kind, nchunks, upper, root, floor, out,
+                   near):
     """Uniform window, stride 1: running column and row sums."""
     channels = shr.shape[1]
     nl = x0c.shape[2]
@@ -233,12 +247,13 @@ def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
                             acc[l] += _window_term(window * scale, m0i - m0c[jb, row, l],
                                                    dsh[l], ai + ac[jb, row, l],
                                                    vi + vc[jb, row, l], kind)
-            _store(acc, out, i, jb)
+            near[t] = _store(acc, out, i, jb, upper, root, floor)
 
 
 @njit(parallel=True, **_JIT)
 def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
-                     height, width, taps, stride, scale, kind, nchunks, out):
+                     height, width, taps, stride, scale, kind, nchunks, upper, root, floor,
+                     out, near):
     """Any window: separable weighted sums per output row. Overlapping windows
     (stride < size) keep the squares of the last ``size`` rows in a ring; otherwise the
     squares are formed inside the vertical sum. Sums over whole rows of (column, lane)
@@ -329,7 +344,7 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                             acc[l] += _window_term(hsum2[q, l] * scale, m0i - m0c[jb, row, l],
                                                    dsh[l], ai + ac[jb, row, l],
                                                    vi + vc[jb, row, l], kind)
-            _store(acc, out, i, jb)
+            near[t] = _store(acc, out, i, jb, upper, root, floor)
 
 
 @njit(parallel=True, **_JIT)
@@ -603,12 +618,41 @@ def squared_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind
 
     See Also
     --------
+    distance_block : ``D`` in float64 or float32, from the same kernels.
     ssimref.engines.accuracy_floor : the contract's absolute term.
     """
+    return distance_block(Xa, Yb, kind, config, upper=upper, squared=True)
+
+
+def distance_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
+                   config: SSIMConfig, *, upper: bool = False, squared: bool = False,
+                   dtype: str = "float64") -> npt.NDArray[Any]:
+    """``D`` (or ``D^2``) for all pairs of two float64 tiles, in ``dtype``: the kernels
+    take the square root of each pair's float64 ``D^2`` and round it once to ``dtype`` as
+    they store it, and flag the pairs within the accuracy floor of 0 as they go, so no
+    pass over the block follows them (besides the mirror of a diagonal tile, on Numba's
+    threads).
+
+    Parameters
+    ----------
+    Xa, Yb, kind, config, upper
+        As for :func:`squared_block`.
+    squared : bool, default False
+        ``D^2`` instead of ``D``.
+    dtype : {"float64", "float32"}, default "float64"
+
+    Returns
+    -------
+    numpy.ndarray, shape (ta, tb), of ``dtype``
+        The square root of :func:`squared_block`'s block (unless ``squared``), rounded
+        once to ``dtype``: the same values, bit for bit, as rooting and casting that block.
+    """
     with threads_for(Xa.shape[0] * Yb.shape[0], Xa.shape[1:], config):
-        block = fused_block(Xa, Yb, kind, config, upper=upper)
-        return refine_near_zero(block, Xa, Yb, upper, accuracy_floor(config, Xa.shape[1:]),
-                                kind, config)
+        floor = accuracy_floor(config, Xa.shape[1:])
+        block, near = _fused(Xa, Yb, kind, config, upper, not squared, np.dtype(dtype),
+                             floor)
+        return refine_near_zero(block, Xa, Yb, upper, floor, kind, config, near=near,
+                                root=not squared)
 
 
 def fused_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
@@ -625,6 +669,15 @@ def fused_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: 
     -------
     numpy.ndarray, shape (ta, tb), float64
     """
+    return _fused(Xa, Yb, kind, config, upper, False, np.dtype(np.float64), -np.inf)[0]
+
+
+def _fused(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
+           config: SSIMConfig, upper: bool, root: bool, dtype: np.dtype[Any],
+           floor: float) -> tuple[npt.NDArray[Any],
+                                  tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+    """The kernels' block (``D`` with ``root``, in ``dtype``) and the pairs ``(rows,
+    cols)`` whose ``D^2`` is within ``floor`` (upper triangle only with ``upper``)."""
     ta, height, width, _ = Xa.shape
     if Yb is Xa:
         rows, cols = image_terms(Xa, config)
@@ -633,23 +686,27 @@ def fused_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: 
         _, cols = image_terms(Yb, config, rows=False)
     assert rows is not None and cols is not None
     task_i, task_j = _tasks(ta, cols[0].shape[0], upper)
-    out = np.zeros((ta, Yb.shape[0]))
-    if task_i.size == 0:
-        return out
-    threads = numba.get_num_threads()
-    nchunks = int(min(task_i.size, 8 * threads))
-    weights, scale = _weights(config)
-    code = get_kind(kind).code
-    with numba.parallel_chunksize(1):
-        if config.window == "uniform" and config.stride == 1:
-            _tiles_sliding(*rows, *cols, task_i, task_j, height, width, config.size, scale,
-                           code, nchunks, out)
-        else:
-            _tiles_separable(*rows, *cols, task_i, task_j, height, width, weights,
-                             config.stride, scale, code, nchunks, out)
-    if upper:
-        _mirror_upper(out, 64)
-    return out
+    out = np.zeros((ta, Yb.shape[0]), dtype=dtype)
+    near = np.zeros(task_i.size, dtype=np.int64)
+    if task_i.size > 0:
+        threads = numba.get_num_threads()
+        nchunks = int(min(task_i.size, 8 * threads))
+        weights, scale = _weights(config)
+        code = get_kind(kind).code
+        with numba.parallel_chunksize(1):
+            if config.window == "uniform" and config.stride == 1:
+                _tiles_sliding(*rows, *cols, task_i, task_j, height, width, config.size,
+                               scale, code, nchunks, upper, root, floor, out, near)
+            else:
+                _tiles_separable(*rows, *cols, task_i, task_j, height, width, weights,
+                                 config.stride, scale, code, nchunks, upper, root, floor,
+                                 out, near)
+        if upper:
+            _mirror_upper(out, 64)
+    hit = np.flatnonzero(near)
+    task, lane = np.nonzero((near[hit, None] >> np.arange(LANES)) & 1)
+    return out, (task_i[hit][task].astype(np.intp),
+                 (task_j[hit][task] * LANES + lane).astype(np.intp))
 
 
 # ------------------------------------------------------------------ value and VJP
@@ -829,5 +886,7 @@ def warm_up() -> float:
     start = time.perf_counter()
     X = (np.arange(2 * 5 * 5, dtype=np.float64).reshape(2, 5, 5, 1) % 7)
     for window in ("uniform", "gaussian"):
-        squared_block(X, X, "eq2", SSIMConfig(window=window, size=3, data_range=7.0))
+        config = SSIMConfig(window=window, size=3, data_range=7.0)
+        for dtype in ("float64", "float32"):
+            distance_block(X, X, "eq2", config, dtype=dtype)
     return time.perf_counter() - start

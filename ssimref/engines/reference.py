@@ -197,7 +197,9 @@ def squared_block(Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
 
 
 def refine_near_zero(block: Array, Xa: Array, Yb: Array, upper: bool, floor: float,
-                     kind: str, config: SSIMConfig) -> Array:
+                     kind: str, config: SSIMConfig, *,
+                     near: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None,
+                     root: bool = False) -> Array:
     """Recompute with this engine the pairs a fused engine put within its accuracy floor
     of 0, exact zeros included (docs/engines.md): there the fused engine's absolute error
     is largest relative to the value (a fused 0 may hide a tiny distance whose window
@@ -215,20 +217,42 @@ def refine_near_zero(block: Array, Xa: Array, Yb: Array, upper: bool, floor: flo
         As for :func:`squared_block`.
     floor : float
         :func:`ssimref.engines.accuracy_floor`.
+    near : (numpy.ndarray, numpy.ndarray) of intp, optional
+        The rows and columns of the pairs whose fused ``D^2`` is within ``floor`` (above
+        the diagonal only, with ``upper``), as the fused engine found them while storing
+        the block; by default they are found here, from ``block``.
+    root : bool, default False
+        ``block`` holds ``D`` rounded to its dtype, not ``D^2``: the recomputed values are
+        rooted, then rounded once to the block's dtype (``near`` is then needed: the
+        floor bounds ``D^2`` in float64).
 
     Returns
     -------
     Array
         ``block``.
+
+    Raises
+    ------
+    ValueError
+        For ``root`` without ``near``.
     """
-    near = to_numpy(block <= floor)
-    if not near.any():
+    if near is not None:
+        rows, cols = near
+    elif root:
+        raise ValueError("refine_near_zero with root=True needs near=: the floor bounds "
+                         "D^2 in float64, which a rounded D block no longer holds")
+    else:
+        mask = to_numpy(block <= floor)
+        if not mask.any():
+            return block
+        if upper:  # the diagonal is exactly 0, the lower triangle a mirror
+            mask = np.triu(mask, 1)
+        rows, cols = mask.nonzero()
+    if rows.size == 0:
         return block
-    if upper:  # the diagonal is exactly 0, the lower triangle a mirror
-        near = np.triu(near, 1)
-    rows, cols = near.nonzero()
     xp = namespace(block)
-    values = xp.asarray(_paired_squared(Xa, Yb, rows, cols, kind, config))
+    values = _paired_squared(Xa, Yb, rows, cols, kind, config)
+    values = xp.asarray(np.sqrt(values) if root else values)
     rows, cols = xp.asarray(rows), xp.asarray(cols)
     block[rows, cols] = values
     if upper:
