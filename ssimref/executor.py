@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 from array_api_compat import is_array_api_obj
 from tqdm.auto import tqdm
@@ -84,14 +84,21 @@ class TileTask:
         them once to every worker.
     options : dict
         Small picklable arguments (kind, config, dtype names), sent with each tile.
+    fills : bool, default False
+        ``function`` also takes ``out=``, a NumPy view of the tile's place in a NumPy
+        output (its shape and dtype), and may write the block there and return that view
+        instead of a new block: :func:`fill_tile` then copies nothing.
     """
 
     function: Callable[..., Any]
     data: tuple = ()
     options: dict = field(default_factory=dict)
+    fills: bool = False
 
-    def __call__(self, tile: Tile) -> Any:
-        return self.function(tile, *self.data, **self.options)
+    def __call__(self, tile: Tile, out: Any = None) -> Any:
+        if out is None:
+            return self.function(tile, *self.data, **self.options)
+        return self.function(tile, *self.data, out=out, **self.options)
 
 
 class TileReport(NamedTuple):
@@ -382,7 +389,8 @@ def fill_tile(tile_fn: Callable[[Tile], Any], tile: Tile, out: Any, symmetric: b
     Parameters
     ----------
     tile_fn : callable or TileTask
-        ``tile_fn(tile) -> block`` of shape ``tile.shape``.
+        ``tile_fn(tile) -> block`` of shape ``tile.shape``; a TileTask that ``fills``
+        is handed the tile's view of a NumPy ``out`` to write the block into.
     tile : Tile
     out : Array or zarr.Array
         Written in place.
@@ -400,8 +408,11 @@ def fill_tile(tile_fn: Callable[[Tile], Any], tile: Tile, out: Any, symmetric: b
     TileReport
     """
     start = time.perf_counter()
-    block = tile_fn(tile)
-    store(out, (tile.rows, tile.cols), block)
+    view = out[tile.rows, tile.cols] if getattr(tile_fn, "fills", False) \
+        and is_numpy_array(out) else None
+    block = tile_fn(tile) if view is None else cast(TileTask, tile_fn)(tile, out=view)
+    if block is not view:
+        store(out, (tile.rows, tile.cols), block)
     if symmetric and not tile.diagonal:
         store(out, (tile.cols, tile.rows), block.T)
     report = TileReport((index[0], index[1]), time.perf_counter() - start,

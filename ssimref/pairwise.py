@@ -255,17 +255,18 @@ def distance_tiles(X: Array, Y: Array | None, kind: str, config: SSIMConfig, *,
     plugin = engine if distributed and name not in ENGINES else None
     task = TileTask(_distance_tile, (X,) if Y is None else (X, Y),
                     dict(kind=kind, config=config, squared=bool(squared), dtype=str(dtype),
-                         engine=name, move=distributed, plugin=plugin))
+                         engine=name, move=distributed, plugin=plugin), fills=True)
     return tiles, task
 
 
 def _distance_tile(tile: Tile, X: Array, Y: Array | None = None, *, kind: str,
                    config: SSIMConfig, squared: bool, dtype: str, engine: str, move: bool,
-                   plugin: Any = None) -> Array:
+                   plugin: Any = None, out: Any = None) -> Array:
     """One tile's block of ``D`` (or ``D^2``) on ``engine``, in ``dtype``: the tile's
     images in float64 in units of the data range (moved to the engine's device first
     when ``move``), then the engine's block (:func:`ssimref.engines.distance_block`: one
-    square root, one rounding)."""
+    square root, one rounding), written into ``out`` (the tile's view of a NumPy
+    output) where the engine can."""
     Xa = X[tile.rows, ...]
     Yb = None if tile.diagonal else (X if Y is None else Y)[tile.cols, ...]
     if move:
@@ -280,7 +281,7 @@ def _distance_tile(tile: Tile, X: Array, Y: Array | None = None, *, kind: str,
     Yb = Xa if Yb is None else in_range_units(Yb, config, xp)
     return distance_block(plugin or get_engine(engine), Xa, Yb, kind,
                           config.in_range_units(), upper=tile.diagonal, squared=squared,
-                          dtype=dtype)
+                          dtype=dtype, out=out)
 
 
 def pairwise_value_and_vjp(

@@ -581,16 +581,19 @@ def test_refinement_recomputes_each_near_pair_as_the_reference_does(data, kind, 
 @needs_numba
 @settings(max_examples=40, deadline=None)
 @given(data=st.data(), kind=st.sampled_from(KINDS), upper=st.booleans(),
-       dtype=st.sampled_from(["float64", "float32"]), squared=st.booleans())
+       dtype=st.sampled_from(["float64", "float32"]), squared=st.booleans(),
+       into=st.booleans())
 def test_numba_distance_block_is_the_squared_block_rooted_and_rounded_once(
-        data, kind, upper, dtype, squared):
+        data, kind, upper, dtype, squared, into):
     """The Numba kernels root, round and flag the pairs near 0 as they store each pair.
     Their block is the scanning path's, bit for bit: the fused ``D^2`` block refined where
     a scan of the whole block finds it within the floor (the reference engine's
     ``refine_near_zero`` without the kernel's flags), then rooted with NumPy and rounded
     once to ``dtype``. Stacks with repeated images and near-duplicates (a pixel changed
     by 1e-9 of the range) put pairs near 0, so a pair the kernels failed to flag keeps
-    its fused value and differs."""
+    its fused value and differs. With ``into``, the block is written into a strided view
+    of a larger NaN-filled matrix (as the executor hands over a tile's place in the
+    output): every entry of the view is written, nothing outside it."""
     config, X = data.draw(config_and_stack(n_min=2, n_max=6))
     X = X if X.ndim == 4 else X[..., None]
     near_copy = X[-1:].copy()
@@ -605,10 +608,17 @@ def test_numba_distance_block_is_the_squared_block_rooted_and_rounded_once(
         engine.fused_block(Xu, Yu, kind, units, upper=upper), Xu, Yu, upper, floor, kind,
         units)
     want = (scanned if squared else np.sqrt(scanned)).astype(dtype)
+    whole = np.full((len(Xu) + 3, len(Yu) + 5), np.nan, dtype=dtype)
+    view = whole[1:1 + len(Xu), 2:2 + len(Yu)] if into else None
     got = engine.distance_block(Xu, Yu, kind, units, upper=upper, squared=squared,
-                                dtype=dtype)
+                                dtype=dtype, out=view)
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, want, strict=True)
+    if into:
+        assert got is view
+        outside = np.ones(whole.shape, dtype=bool)
+        outside[1:1 + len(Xu), 2:2 + len(Yu)] = False
+        assert np.isnan(whole[outside]).all()
     if squared and dtype == "float64":
         np.testing.assert_array_equal(engine.squared_block(Xu, Yu, kind, units, upper=upper),
                                       want, strict=True)

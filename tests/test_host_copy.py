@@ -1,8 +1,9 @@
-"""The executor's host copies (ssimref.executor.host_copy, store): a tile's block and its
-mirror written into a NumPy output in squares on one thread per CPU are what NumPy's own
-assignment writes, for every shape (edges that are not whole squares), transposed views,
-both float dtypes and memmaps; small blocks take the direct assignment; a forked child
-gets copy threads of its own."""
+"""The executor's host copies (ssimref.executor.host_copy, store, fill_tile): a tile's
+block and its mirror written into a NumPy output in squares on one thread per CPU are what
+NumPy's own assignment writes, for every shape (edges that are not whole squares),
+transposed views, both float dtypes and memmaps; small blocks take the direct assignment;
+a forked child gets copy threads of its own; a tile task that fills the output's view in
+place is copied nowhere but to its mirror."""
 
 from __future__ import annotations
 
@@ -85,3 +86,49 @@ def test_a_forked_child_copies_with_threads_of_its_own():
         pytest.fail("the forked child's copy did not finish")
     assert child.exitcode == 0
     assert queue.get(timeout=5) is True
+
+
+def _block_of(tile, *, value, out=None):
+    block = np.full(tile.shape, value) + np.arange(tile.shape[1])
+    if out is None:
+        return block
+    out[...] = block
+    return out
+
+
+def _ignores_out(tile, *, value, out=None):
+    return _block_of(tile, value=value)
+
+
+@pytest.mark.parametrize("function", [_block_of, _ignores_out])
+def test_a_filling_task_writes_into_the_output_and_only_the_mirror_is_copied(
+        function, monkeypatch):
+    """``fill`` hands a ``fills`` task the tile's view of a NumPy output; a block written
+    there is not stored again (only its mirror is), a task that returns a block of its
+    own instead is stored as any other. Either way the matrix is the one assembled by
+    hand from the blocks."""
+    from ssimref.executor import TileTask, serial
+    from ssimref.tiling import plan_pairs
+
+    copies = []
+    original = executor.host_copy
+
+    def counted(dst, src):
+        copies.append(src.shape)
+        original(dst, src)
+
+    monkeypatch.setattr(executor, "host_copy", counted)
+    plan = plan_pairs(10, None, bytes_per_pair=8, bytes_per_image=0, max_pairs=16,
+                      working_memory=1)
+    out = np.full((10, 10), np.nan)
+    serial.fill(plan, TileTask(function, (), dict(value=5.0), fills=True), out)
+    want = np.full((10, 10), np.nan)
+    tiles = list(plan.tiles())
+    for tile in tiles:
+        block = _block_of(tile, value=5.0)
+        want[tile.rows, tile.cols] = block
+        if not tile.diagonal:
+            want[tile.cols, tile.rows] = block.T
+    np.testing.assert_array_equal(out, want)
+    mirrors = sum(not tile.diagonal for tile in tiles)
+    assert len(copies) == (mirrors if function is _block_of else len(tiles) + mirrors)

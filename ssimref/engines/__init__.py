@@ -34,11 +34,12 @@ refused where a gradient is asked for):
 
 and, optionally:
 
-``distance_block(Xa, Yb, kind, config, *, upper=False, squared=False, dtype="float64")``
+``distance_block(Xa, Yb, kind, config, *, upper=False, squared=False, dtype="float64", out=None)``
     ``D`` (``D^2`` with ``squared``) in ``dtype``: :meth:`squared_block`'s block rooted and
     rounded once, bit for bit, but without passes over the block after the kernels (the
-    Numba engine roots and rounds as it stores each pair). Engines without it get those
-    passes from :func:`distance_block`, with their array library.
+    Numba engine roots and rounds as it stores each pair), written into ``out`` when
+    given (a NumPy view of the output: no block of its own, no copy). Engines without
+    it get those passes from :func:`distance_block`, with their array library.
 
 and, optionally, for engines whose blocks live on a device:
 
@@ -454,14 +455,15 @@ def check_backend(backend: str) -> str:
 
 
 def distance_block(engine: Engine, Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
-                   upper: bool = False, squared: bool = False,
-                   dtype: str = "float64") -> Array:
+                   upper: bool = False, squared: bool = False, dtype: str = "float64",
+                   out: npt.NDArray[Any] | None = None) -> Array:
     """A tile's block of ``D`` (``D^2`` with ``squared``) in ``dtype`` on ``engine``.
 
     The engine's own ``distance_block`` where it has one (the Numba engine's roots and
-    rounds in its kernels); otherwise its :meth:`Engine.squared_block` block, rooted and
-    cast with the block's array library. Either way every entry is accumulated in float64
-    and rounded once to ``dtype``, the same bits.
+    rounds in its kernels, and writes into ``out``); otherwise its
+    :meth:`Engine.squared_block` block, rooted and cast with the block's array library.
+    Either way every entry is accumulated in float64 and rounded once to ``dtype``, the
+    same bits.
 
     Parameters
     ----------
@@ -471,14 +473,22 @@ def distance_block(engine: Engine, Xa: Array, Yb: Array, kind: str, config: SSIM
     squared : bool, default False
         ``D^2`` instead of ``D``.
     dtype : {"float64", "float32"}, default "float64"
+    out : numpy.ndarray, shape (ta, tb), of ``dtype``, optional
+        Where an engine with its own ``distance_block`` writes the block (the tile's view
+        of a NumPy output); the others ignore it.
 
     Returns
     -------
     Array, shape (ta, tb), of ``dtype``, on the engine's array library
+        ``out`` itself when the engine wrote there.
     """
     own = getattr(engine, "distance_block", None)
     if own is not None:
-        return own(Xa, Yb, kind, config, upper=upper, squared=squared, dtype=dtype)
+        if out is not None and (tuple(out.shape) != (Xa.shape[0], Yb.shape[0])
+                                or out.dtype != np.dtype(dtype)):
+            out = None
+        return own(Xa, Yb, kind, config, upper=upper, squared=squared, dtype=dtype,
+                   out=out)
     from ..backend import float_dtype, namespace
 
     block = engine.squared_block(Xa, Yb, kind, config, upper=upper)

@@ -626,7 +626,8 @@ def squared_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind
 
 def distance_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
                    config: SSIMConfig, *, upper: bool = False, squared: bool = False,
-                   dtype: str = "float64") -> npt.NDArray[Any]:
+                   dtype: str = "float64",
+                   out: npt.NDArray[Any] | None = None) -> npt.NDArray[Any]:
     """``D`` (or ``D^2``) for all pairs of two float64 tiles, in ``dtype``: the kernels
     take the square root of each pair's float64 ``D^2`` and round it once to ``dtype`` as
     they store it, and flag the pairs within the accuracy floor of 0 as they go, so no
@@ -640,17 +641,21 @@ def distance_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kin
     squared : bool, default False
         ``D^2`` instead of ``D``.
     dtype : {"float64", "float32"}, default "float64"
+    out : numpy.ndarray, shape (ta, tb), of ``dtype``, optional
+        Written instead of a new array (any strides: e.g. the tile's view of the whole
+        matrix); every entry is overwritten.
 
     Returns
     -------
     numpy.ndarray, shape (ta, tb), of ``dtype``
         The square root of :func:`squared_block`'s block (unless ``squared``), rounded
         once to ``dtype``: the same values, bit for bit, as rooting and casting that block.
+        ``out`` when given.
     """
     with threads_for(Xa.shape[0] * Yb.shape[0], Xa.shape[1:], config):
         floor = accuracy_floor(config, Xa.shape[1:])
         block, near = _fused(Xa, Yb, kind, config, upper, not squared, np.dtype(dtype),
-                             floor)
+                             floor, out)
         return refine_near_zero(block, Xa, Yb, upper, floor, kind, config, near=near,
                                 root=not squared)
 
@@ -674,10 +679,11 @@ def fused_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: 
 
 def _fused(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
            config: SSIMConfig, upper: bool, root: bool, dtype: np.dtype[Any],
-           floor: float) -> tuple[npt.NDArray[Any],
-                                  tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
-    """The kernels' block (``D`` with ``root``, in ``dtype``) and the pairs ``(rows,
-    cols)`` whose ``D^2`` is within ``floor`` (upper triangle only with ``upper``)."""
+           floor: float, out: npt.NDArray[Any] | None = None,
+           ) -> tuple[npt.NDArray[Any], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+    """The kernels' block (``D`` with ``root``, in ``dtype``; written into ``out`` when
+    given) and the pairs ``(rows, cols)`` whose ``D^2`` is within ``floor`` (upper
+    triangle only with ``upper``)."""
     ta, height, width, _ = Xa.shape
     if Yb is Xa:
         rows, cols = image_terms(Xa, config)
@@ -686,7 +692,8 @@ def _fused(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
         _, cols = image_terms(Yb, config, rows=False)
     assert rows is not None and cols is not None
     task_i, task_j = _tasks(ta, cols[0].shape[0], upper)
-    out = np.zeros((ta, Yb.shape[0]), dtype=dtype)
+    if out is None:
+        out = np.zeros((ta, Yb.shape[0]), dtype=dtype)
     near = np.zeros(task_i.size, dtype=np.int64)
     if task_i.size > 0:
         threads = numba.get_num_threads()
