@@ -263,10 +263,10 @@ def _distance_tile(tile: Tile, X: Array, Y: Array | None = None, *, kind: str,
                    config: SSIMConfig, squared: bool, dtype: str, engine: str, move: bool,
                    plugin: Any = None, out: Any = None) -> Array:
     """One tile's block of ``D`` (or ``D^2``) on ``engine``, in ``dtype``: the tile's
-    images in float64 in units of the data range (moved to the engine's device first
-    when ``move``), then the engine's block (:func:`ssimref.engines.distance_block`: one
-    square root, one rounding), written into ``out`` (the tile's view of a NumPy
-    output) where the engine can."""
+    images (moved to the engine's device first when ``move``) handed to the engine
+    (:func:`ssimref.engines.distance_block`: in float64 in units of the data range, one
+    square root, one rounding), written into ``out`` (the tile's view of a NumPy output)
+    where the engine can."""
     Xa = X[tile.rows, ...]
     Yb = None if tile.diagonal else (X if Y is None else Y)[tile.cols, ...]
     if move:
@@ -275,13 +275,11 @@ def _distance_tile(tile: Tile, X: Array, Y: Array | None = None, *, kind: str,
     xp = namespace(Xa)
     if plugin is None:
         choose_engine(engine, xp)  # the engine can run here, on these arrays
-    # in units of the data range (docs/conventions.md, "Numerics"): every engine sees
-    # pixels divided by L and c1 = k1^2, c2 = k2^2
-    Xa = in_range_units(Xa, config, xp)
-    Yb = Xa if Yb is None else in_range_units(Yb, config, xp)
-    return distance_block(plugin or get_engine(engine), Xa, Yb, kind,
-                          config.in_range_units(), upper=tile.diagonal, squared=squared,
-                          dtype=dtype, out=out)
+    # converted to units of the data range by distance_block (docs/conventions.md,
+    # "Numerics"): every engine computes with pixels divided by L and c1 = k1^2, c2 = k2^2
+    return distance_block(plugin or get_engine(engine), Xa, Xa if Yb is None else Yb, kind,
+                          config, upper=tile.diagonal, squared=squared, dtype=dtype,
+                          out=out)
 
 
 def pairwise_value_and_vjp(

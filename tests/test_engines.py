@@ -589,9 +589,11 @@ def test_numba_distance_block_is_the_squared_block_rooted_and_rounded_once(
     Their block is the scanning path's, bit for bit: the fused ``D^2`` block refined where
     a scan of the whole block finds it within the floor (the reference engine's
     ``refine_near_zero`` without the kernel's flags), then rooted with NumPy and rounded
-    once to ``dtype``. Stacks with repeated images and near-duplicates (a pixel changed
-    by 1e-9 of the range) put pairs near 0, so a pair the kernels failed to flag keeps
-    its fused value and differs. With ``into``, the block is written into a strided view
+    once to ``dtype``, of the images divided by the data range by NumPy
+    (``in_range_units``; the engine divides the images as stored on its threads).
+    Stacks with repeated images and near-duplicates (a pixel changed by 1e-9 of the
+    range) put pairs near 0, so a pair the kernels failed to flag keeps its fused value
+    and differs. With ``into``, the block is written into a strided view
     of a larger NaN-filled matrix (as the executor hands over a tile's place in the
     output): every entry of the view is written, nothing outside it."""
     config, X = data.draw(config_and_stack(n_min=2, n_max=6))
@@ -610,8 +612,8 @@ def test_numba_distance_block_is_the_squared_block_rooted_and_rounded_once(
     want = (scanned if squared else np.sqrt(scanned)).astype(dtype)
     whole = np.full((len(Xu) + 3, len(Yu) + 5), np.nan, dtype=dtype)
     view = whole[1:1 + len(Xu), 2:2 + len(Yu)] if into else None
-    got = engine.distance_block(Xu, Yu, kind, units, upper=upper, squared=squared,
-                                dtype=dtype, out=view)
+    got = engine.distance_block(X, X if upper else X[::-1].copy(), kind, config,
+                                upper=upper, squared=squared, dtype=dtype, out=view)
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, want, strict=True)
     if into:
@@ -645,6 +647,11 @@ def test_engines_without_distance_block_get_the_passes_from_the_protocol():
     np.testing.assert_array_equal(got, np.sqrt(block).astype(np.float32))
     got = distance_block(SquaredOnly(), X, X, "eq2", config, upper=True, squared=True)
     np.testing.assert_array_equal(got, block)
+    # images as stored: divided by the data range first
+    got = distance_block(SquaredOnly(), X * 255, X * 255, "eq2",
+                         SSIMConfig(window="uniform", size=3, data_range=255.0), upper=True)
+    want = reference_block(X * 255 / 255, X * 255 / 255, "eq2", config, upper=True)
+    np.testing.assert_array_equal(got, np.sqrt(want))
 
 
 def test_refine_near_zero_refuses_a_rooted_block_without_the_flagged_pairs():

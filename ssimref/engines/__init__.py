@@ -35,11 +35,14 @@ refused where a gradient is asked for):
 and, optionally:
 
 ``distance_block(Xa, Yb, kind, config, *, upper=False, squared=False, dtype="float64", out=None)``
-    ``D`` (``D^2`` with ``squared``) in ``dtype``: :meth:`squared_block`'s block rooted and
-    rounded once, bit for bit, but without passes over the block after the kernels (the
-    Numba engine roots and rounds as it stores each pair), written into ``out`` when
-    given (a NumPy view of the output: no block of its own, no copy). Engines without
-    it get those passes from :func:`distance_block`, with their array library.
+    ``D`` (``D^2`` with ``squared``) in ``dtype`` of two tiles of images as stored (any
+    real dtype; ``Yb is Xa`` for a diagonal tile) and a config with its data range:
+    :meth:`squared_block`'s block of the images in units of the range, rooted and rounded
+    once, bit for bit, but without passes over the images or the block outside the
+    engine's threads (the Numba engine converts the images on its threads, roots and
+    rounds as it stores each pair), written into ``out`` when given (a NumPy view of the
+    output: no block of its own, no copy). Engines without it get those passes from
+    :func:`distance_block`, with their array library.
 
 and, optionally, for engines whose blocks live on a device:
 
@@ -459,17 +462,24 @@ def distance_block(engine: Engine, Xa: Array, Yb: Array, kind: str, config: SSIM
                    out: npt.NDArray[Any] | None = None) -> Array:
     """A tile's block of ``D`` (``D^2`` with ``squared``) in ``dtype`` on ``engine``.
 
-    The engine's own ``distance_block`` where it has one (the Numba engine's roots and
-    rounds in its kernels, and writes into ``out``); otherwise its
-    :meth:`Engine.squared_block` block, rooted and cast with the block's array library.
-    Either way every entry is accumulated in float64 and rounded once to ``dtype``, the
-    same bits.
+    The engine's own ``distance_block`` where it has one (the Numba engine converts the
+    images, roots and rounds on its threads, and writes into ``out``); otherwise the
+    images in units of the data range (:func:`ssimref.moments.in_range_units`), the
+    engine's :meth:`Engine.squared_block` block of them, rooted and cast with the block's
+    array library. Either way every entry is accumulated in float64 and rounded once to
+    ``dtype``, the same bits.
 
     Parameters
     ----------
     engine : Engine
-    Xa, Yb, kind, config, upper
+    Xa : Array, shape (ta, H, W, C), any real dtype
+        The tile's row images as stored, on the engine's array library.
+    Yb : Array, shape (tb, H, W, C), any real dtype
+        Its column images; ``Xa`` itself for a diagonal tile (``upper``).
+    kind, upper
         As for :meth:`Engine.squared_block`.
+    config : SSIMConfig
+        With its data range set (not in units of it).
     squared : bool, default False
         ``D^2`` instead of ``D``.
     dtype : {"float64", "float32"}, default "float64"
@@ -490,8 +500,12 @@ def distance_block(engine: Engine, Xa: Array, Yb: Array, kind: str, config: SSIM
         return own(Xa, Yb, kind, config, upper=upper, squared=squared, dtype=dtype,
                    out=out)
     from ..backend import float_dtype, namespace
+    from ..moments import in_range_units
 
-    block = engine.squared_block(Xa, Yb, kind, config, upper=upper)
+    xp = namespace(Xa)
+    Xu = in_range_units(Xa, config, xp)
+    Yu = Xu if Yb is Xa else in_range_units(Yb, config, xp)
+    block = engine.squared_block(Xu, Yu, kind, config.in_range_units(), upper=upper)
     xp = namespace(block)
     if not squared:
         block = xp.sqrt(block)

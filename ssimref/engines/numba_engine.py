@@ -538,6 +538,26 @@ def max_tile_pairs(image_shape: tuple[int, int, int], config: SSIMConfig) -> int
 
 
 @njit(parallel=True, **_JIT)
+def _to_units(X, L, out):
+    """``out = float64(X) / L``, threads over images: the tile's images in units of the
+    data range, as :func:`ssimref.moments.in_range_units` computes them (the same bits)."""
+    for i in prange(X.shape[0]):
+        for h in range(X.shape[1]):
+            for w in range(X.shape[2]):
+                for c in range(X.shape[3]):
+                    out[i, h, w, c] = np.float64(X[i, h, w, c]) / L
+
+
+def _in_range_units(X: npt.NDArray[Any], config: SSIMConfig) -> npt.NDArray[np.float64]:
+    """A tile's images in float64 in units of the data range, on Numba's threads."""
+    L = config.data_range
+    assert L is not None  # set at the public edge
+    out = np.empty(X.shape, dtype=np.float64)
+    _to_units(np.ascontiguousarray(X), float(L), out)
+    return out
+
+
+@njit(parallel=True, **_JIT)
 def _mirror_upper(out, block):
     """Copy the strict upper triangle of the square ``out`` onto the lower one and set
     the diagonal to 0, in ``block`` x ``block`` squares (threads over block rows)."""
@@ -618,26 +638,35 @@ def squared_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind
 
     See Also
     --------
-    distance_block : ``D`` in float64 or float32, from the same kernels.
+    distance_block : ``D`` in float64 or float32 of images as stored, from the same
+        kernels.
     ssimref.engines.accuracy_floor : the contract's absolute term.
     """
-    return distance_block(Xa, Yb, kind, config, upper=upper, squared=True)
+    with threads_for(Xa.shape[0] * Yb.shape[0], Xa.shape[1:], config):
+        return _block(Xa, Yb, kind, config, upper, True, "float64", None)
 
 
-def distance_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
+def distance_block(Xa: npt.NDArray[Any], Yb: npt.NDArray[Any], kind: str,
                    config: SSIMConfig, *, upper: bool = False, squared: bool = False,
                    dtype: str = "float64",
                    out: npt.NDArray[Any] | None = None) -> npt.NDArray[Any]:
-    """``D`` (or ``D^2``) for all pairs of two float64 tiles, in ``dtype``: the kernels
-    take the square root of each pair's float64 ``D^2`` and round it once to ``dtype`` as
-    they store it, and flag the pairs within the accuracy floor of 0 as they go, so no
-    pass over the block follows them (besides the mirror of a diagonal tile, on Numba's
-    threads).
+    """``D`` (or ``D^2``) for all pairs of two tiles of images as stored, in ``dtype``:
+    the images are converted to float64 in units of the data range on Numba's threads,
+    the kernels take the square root of each pair's float64 ``D^2`` and round it once to
+    ``dtype`` as they store it, and flag the pairs within the accuracy floor of 0 as they
+    go, so no pass over the block follows them (besides the mirror of a diagonal tile, on
+    Numba's threads too).
 
     Parameters
     ----------
-    Xa, Yb, kind, config, upper
+    Xa : numpy.ndarray, shape (ta, H, W, C), any real dtype
+    Yb : numpy.ndarray, shape (tb, H, W, C), any real dtype
+        ``Xa`` itself for a diagonal tile.
+    kind, upper
         As for :func:`squared_block`.
+    config : SSIMConfig
+        With its data range set (not in units of it: the images are divided by it here,
+        :func:`ssimref.moments.in_range_units`).
     squared : bool, default False
         ``D^2`` instead of ``D``.
     dtype : {"float64", "float32"}, default "float64"
@@ -653,11 +682,21 @@ def distance_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kin
         ``out`` when given.
     """
     with threads_for(Xa.shape[0] * Yb.shape[0], Xa.shape[1:], config):
-        floor = accuracy_floor(config, Xa.shape[1:])
-        block, near = _fused(Xa, Yb, kind, config, upper, not squared, np.dtype(dtype),
-                             floor, out)
-        return refine_near_zero(block, Xa, Yb, upper, floor, kind, config, near=near,
-                                root=not squared)
+        Xu = _in_range_units(Xa, config)
+        Yu = Xu if Yb is Xa else _in_range_units(Yb, config)
+        return _block(Xu, Yu, kind, config.in_range_units(), upper, squared, dtype, out)
+
+
+def _block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
+           config: SSIMConfig, upper: bool, squared: bool, dtype: str,
+           out: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
+    """:func:`distance_block` of float64 tiles in units of the data range (``config`` in
+    those units): the kernels' block, refined near 0."""
+    floor = accuracy_floor(config, Xa.shape[1:])
+    block, near = _fused(Xa, Yb, kind, config, upper, not squared, np.dtype(dtype), floor,
+                         out)
+    return refine_near_zero(block, Xa, Yb, upper, floor, kind, config, near=near,
+                            root=not squared)
 
 
 def fused_block(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
