@@ -48,7 +48,7 @@ PARTS = (("fused kernels", ("_tiles_sliding", "_tiles_separable"), False),
          ("mirror inside diagonal tiles", ("_mirror_upper",), False),
          ("refinement near 0 (reference engine)", ("refine_near_zero",), True),
          ("tile and mirror copies into the output", ("host_copy",), True),
-         ("images to float64 in units of the range", ("in_range_units",), True))
+         ("images to float64 in units of the range", ("in_range_units", "_to_units"), True))
 
 
 def call(X):
