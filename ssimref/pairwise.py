@@ -40,7 +40,7 @@ def _check_out(out: Array | None, shape: tuple[int, int], dtype: Any, xp: Namesp
     have = str(out.dtype)
     if not have.endswith(("float64", "float32")):
         raise TypeError(f"out must be a float64 or float32 array, got dtype {out.dtype}")
-    if want is not None and not have.endswith(str(want).split(".")[-1]):
+    if want is not None and out.dtype != want:
         raise ValueError(f"out has dtype {out.dtype} but dtype={dtype!r} was asked for; "
                          "leave dtype=None to use out's dtype")
     if getattr(getattr(out, "flags", None), "writeable", True) is False:

@@ -76,8 +76,10 @@ def check_dtype(a: Array, name: str, xp: Namespace, *, allow_bool: bool = False)
     except (TypeError, ValueError) as exc:
         if "boolean" in str(exc):
             raise
+    hint = (" (for an ImageSet of ssimref.load_images, pass its .images, with "
+            "data_range=its .data_range when that is set)" if str(dtype) == "object" else "")
     raise TypeError(f"{name} must hold real numbers (integer or floating dtype), got dtype "
-                    f"{dtype}; complex, object and string arrays are not images")
+                    f"{dtype}; complex, object and string arrays are not images{hint}")
 
 
 def check_not_masked(a: Any, name: str) -> None:
@@ -237,8 +239,11 @@ def _check_integer_span(data_range: float, arrays: Sequence[Array], names: Seque
                for a, _ in integer)
     if high - low > data_range:
         which = " and ".join(name for _, name in integer)
+        sep = " " if option.startswith("--") else "="
         raise ValueError(f"{option} is {data_range:g} but the values of {which} span "
-                         f"{low:g} to {high:g}; {range_advice(option)}")
+                         f"{low:g} to {high:g}, more than that; pass the range the data "
+                         f"really has, at least {high - low:g} (e.g. {option}{sep}255 for "
+                         f"8-bit values, {option}{sep}65535 for 16-bit ones)")
 
 
 def _dtype_name(dtype: Any) -> str:

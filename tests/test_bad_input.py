@@ -134,3 +134,14 @@ def test_integer_values_within_their_range_are_accepted():
     c1 = 0.01 ** 2
     expected = (2 * 3 * -2 + c1) / (9 + 4 + c1)
     assert ssimref.ssim(a, b, data_range=1, size=7) == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_image_set_passed_as_images_says_to_pass_its_images():
+    """``load_images`` returns an ImageSet; passing it whole (an object array to NumPy)
+    is refused with the fix: its ``.images`` and its ``.data_range``."""
+    images = ssimref.load_images("digits")
+    with pytest.raises(TypeError, match=r"pass its \.images, with data_range=its "
+                                        r"\.data_range"):
+        ssimref.distance_matrix(images)
+    D = ssimref.distance_matrix(images.images[:3], data_range=images.data_range, size=3)
+    assert D.shape == (3, 3)

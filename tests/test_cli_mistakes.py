@@ -224,4 +224,7 @@ def test_8_bit_values_with_the_range_of_unit_images_are_refused(tmp_path, capsys
                  ["mmd", str(tmp_path / "x.npy"), str(tmp_path / "x.npy")]):
         err = _exits_2_with_one_line(argv + ["--data-range", "1", "--size", "3"], capsys)
         assert "--data-range is 1 but the values of" in err and "span 0 to 200" in err
+        # the fix names a range at least the span, not the value just refused
+        assert "at least 200" in err and "--data-range 255" in err
+        assert "--data-range 1 " not in err
         assert not (tmp_path / "D.npy").exists() and not (tmp_path / "K.npy").exists()

@@ -42,3 +42,20 @@ def test_the_issue_example_offset_1e8():
     # the luminance term still sees the offset: identical offsets, s1 = 1 - tiny
     s1, _ = ssimref.ssim_components(x, y, data_range=255, dtype="float32")
     np.testing.assert_allclose(s1, 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", np.float32, "float64", np.float64])
+def test_out_with_the_same_dtype_asked_for_is_accepted(dtype, tmp_path):
+    """``out=`` with ``dtype=`` naming its own dtype (as a string or a NumPy type) fills
+    ``out`` with the values of the call without ``out`` (the same bits); a memmap too."""
+    X = np.random.default_rng(4).integers(0, 256, (9, 10, 10), dtype=np.uint8)
+    want = ssimref.distance_matrix(X, size=3, dtype=dtype)
+    out = np.lib.format.open_memmap(tmp_path / "D.npy", mode="w+", dtype=want.dtype,
+                                    shape=(9, 9))
+    out[...] = np.nan
+    got = ssimref.distance_matrix(X, size=3, dtype=dtype, out=out)
+    assert got is out
+    np.testing.assert_array_equal(np.asarray(out), want)
+    other = np.float64 if want.dtype == np.float32 else np.float32
+    with pytest.raises(ValueError, match="leave dtype=None"):
+        ssimref.distance_matrix(X, size=3, dtype=dtype, out=np.empty((9, 9), other))
