@@ -456,7 +456,6 @@ def check_backend(backend: str) -> str:
                         if _REGISTERED else "") + f", got {backend!r}")
 
 
-
 def distance_block(engine: Engine, Xa: Array, Yb: Array, kind: str, config: SSIMConfig, *,
                    upper: bool = False, squared: bool = False, dtype: str = "float64",
                    out: npt.NDArray[Any] | None = None) -> Array:

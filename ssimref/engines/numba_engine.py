@@ -57,6 +57,7 @@ from numba import njit, prange
 from ..config import SSIMConfig
 from . import accuracy_floor
 from ..kinds import KINDS, get_kind
+from ..moments import in_range_units
 from .reference import refine_near_zero, refine_paired_near_zero
 
 __all__ = ["NAME", "LANES", "squared_block", "distance_block", "bytes_per_pair",
@@ -549,9 +550,13 @@ def _to_units(X, L, out):
 
 
 def _in_range_units(X: npt.NDArray[Any], config: SSIMConfig) -> npt.NDArray[np.float64]:
-    """A tile's images in float64 in units of the data range, on Numba's threads."""
+    """A tile's images in float64 in units of the data range, on Numba's threads; dtypes
+    Numba cannot read (non-native byte order, float16, extended precision) by NumPy."""
     L = config.data_range
     assert L is not None  # set at the public edge
+    if not (X.dtype.isnative and X.dtype.kind in "biuf"
+            and (X.dtype.kind != "f" or X.dtype.itemsize in (4, 8))):
+        return in_range_units(X, config, np)
     out = np.empty(X.shape, dtype=np.float64)
     _to_units(np.ascontiguousarray(X), float(L), out)
     return out

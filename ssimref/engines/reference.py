@@ -283,15 +283,14 @@ def _paired_squared(X: Array, Y: Array, rows: npt.NDArray[np.intp],
     for part in gen_batches(rows.size, batch):
         a = xp.take(X, xp.asarray(rows[part]), axis=0)
         b = xp.take(Y, xp.asarray(cols[part]), axis=0)
-        differ = to_numpy(xp.any(a != b, axis=tuple(range(1, a.ndim))))
-        if not differ.any():
+        differ = np.flatnonzero(to_numpy(xp.any(a != b, axis=tuple(range(1, a.ndim)))))
+        if differ.size == 0:
             continue
-        if not differ.all():
-            keep = xp.asarray(np.flatnonzero(differ))
+        if differ.size < a.shape[0]:
+            keep = xp.asarray(differ)
             a, b = xp.take(a, keep, axis=0), xp.take(b, keep, axis=0)
         t1, t2 = pair_defects(a, b, config, xp)
-        out[np.flatnonzero(differ) + part.start] = to_numpy(
-            xp.sum(squared(t1, t2), axis=(-3, -2, -1)))
+        out[differ + part.start] = to_numpy(xp.sum(squared(t1, t2), axis=(-3, -2, -1)))
     return out
 
 
