@@ -25,6 +25,13 @@ def _centred_gram(D):
     return -0.5 * H @ D @ H
 
 
+def _frobenius(M):
+    """||M||_F without underflow: np.linalg.norm squares the entries, and entries below
+    1e-154 (distances of images that differ by 1e-95) square to 0."""
+    top = np.abs(M).max()
+    return 0.0 if top == 0 else top * np.linalg.norm(M / top)
+
+
 def _assert_psd(K, slack):
     eig = np.linalg.eigvalsh((K + K.T) / 2)
     assert eig.min() >= -slack, (eig.min(), eig.max(), slack)
@@ -46,8 +53,8 @@ def test_metric_axioms_and_negative_type(case, kind):
     # Triangle inequality for every triple: D[i, k] <= D[i, j] + D[j, k].
     left, right = D[:, None, :], D[:, :, None] + D[None, :, :]
     assert np.all(left <= right + rho / 2 * (left + right) + 1e-300)
-    _assert_psd(_centred_gram(D), rho / 4 * np.linalg.norm(D) + 1e-300)
-    _assert_psd(_centred_gram(D * D), rho / 2 * np.linalg.norm(D * D) + 1e-300)
+    _assert_psd(_centred_gram(D), rho / 4 * _frobenius(D) + 1e-300)
+    _assert_psd(_centred_gram(D * D), rho / 2 * _frobenius(D * D) + 1e-300)
 
 
 def test_far_off_pixels_do_not_move_near_agreeing_windows():
@@ -132,3 +139,16 @@ def test_not_quasi_convex_outside_half_space(rng):
     assert _f(x1, y) == pytest.approx(1.5, rel=1e-12)
     assert _f(x2, y) == pytest.approx(1.5, rel=1e-12)
     assert _f(mid, y) > max(_f(x1, y), _f(x2, y)) + 0.1  # the counterexample
+
+
+def test_negative_type_of_distances_whose_squares_underflow_a_plain_norm():
+    """A case hypothesis found: one pixel of 4.35e-95 against two zero images. D is
+    7.25e-94 off the zero pair, D o D about 5e-187, whose plain Frobenius norm squares to
+    0; the slack of the PSD check must still scale with the matrix."""
+    config = SSIMConfig(window="uniform", size=2, data_range=1.0)
+    X = np.zeros((3, 2, 2))
+    X[0, 0, 0] = 4.35018162e-95
+    D = ssimref.distance_matrix(X, kind="eq1", config=config, backend="reference")
+    assert np.linalg.norm(D * D) == 0.0 and _frobenius(D * D) > 0
+    rho = reference_rtol(config)
+    _assert_psd(_centred_gram(D * D), rho / 2 * _frobenius(D * D) + 1e-300)
