@@ -32,14 +32,16 @@ Window sums, three ways (same values up to rounding):
 - non-overlapping windows (stride >= size): each pixel's square is added straight into
   its window's sum; pixels between windows are never touched.
 
-Accuracy. Everything is float64; FMA contraction is allowed (it only removes roundings),
-nothing is reassociated (``fastmath`` is otherwise off). Identical images give exactly 0
-(every difference is exactly 0); a pair and its mirror give bit-identical terms because
-every per-pair quantity is symmetric in the two images (``d0^2``, ``(m0_i - m0_j)^2``,
-``a_i + a_j``, ...). Running sums add and subtract, so their rounding error is bounded by
-the largest window energy met along a row rather than by the window's own; that error is
-divided by a denominator of at least ``c2`` (``c1`` for ``t1``), hence the absolute floor
-in the accuracy contract (docs/engines.md).
+Accuracy. Everything is float64 and ``fastmath`` is off: nothing is reassociated and no
+``a * b + c`` is contracted into an FMA, so every operation rounds as written and the
+bits do not depend on how LLVM compiled a loop (the code compiled in a process and the
+code loaded from Numba's cache give the same bits; docs/engines.md, "Accuracy contract").
+Identical images give exactly 0 (every difference is exactly 0); a pair and its mirror
+give bit-identical terms because every per-pair quantity is symmetric in the two images
+(``d0^2``, ``(m0_i - m0_j)^2``, ``a_i + a_j``, ...). Running sums add and subtract, so
+their rounding error is bounded by the largest window energy met along a row rather than
+by the window's own; that error is divided by a denominator of at least ``c2`` (``c1``
+for ``t1``), hence the absolute floor in the accuracy contract (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -77,9 +79,10 @@ _EQ1, _EQ2, _EQ1_UNCENTERED = (KINDS[name].code for name in ("eq1", "eq2", "eq1-
 
 LANES = 32
 
-# contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
+# fastmath off, FMA contraction included: every operation rounds as written, whatever
+# LLVM makes of a loop (docs/engines.md, "Accuracy contract").
 _JIT: dict[str, Any] = dict(cache=True, error_model="numpy", boundscheck=False,
-                            fastmath={"contract"})
+                            fastmath=False)
 
 
 @njit(inline="always", **_JIT)

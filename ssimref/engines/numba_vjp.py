@@ -60,8 +60,8 @@ each task computes its window sums of ``d0^2`` once, keeps them in a per-thread 
 second pass is the VJP above, reading the kept sums. So a value and gradient costs the
 VJP and the window terms of ``S``, not a separate forward block as well.
 
-Accuracy: as the forward engine (float64, FMA contraction only); the contract is
-:func:`ssimref.engines.vjp_accuracy_floor` (docs/engines.md).
+Accuracy: as the forward engine (float64, ``fastmath`` off, no FMA contraction); the
+contract is :func:`ssimref.engines.vjp_accuracy_floor` (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ __all__ = ["vjp_block", "fused_value_and_vjp", "fuses", "RULES", "FUSED_MAX_STOR
            "VJP_CHUNKS", "vjp_warm_up"]
 
 
-# contract: a*b + c may become one FMA (one rounding instead of two); nothing else.
-_JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath={"contract"})
+# fastmath off, FMA contraction included, as in numba_engine (docs/engines.md).
+_JIT = dict(cache=True, error_model="numpy", boundscheck=False, fastmath=False)
 
 #: Chunks of rows of a tile (at most one per 16 rows), whatever the number of threads: each
 #: chunk owns a buffer for the column gradients, reduced in chunk order, so the chunks,
