@@ -15,12 +15,18 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, TypeAlias
 
 __all__ = ["SSIMConfig", "resolve_config", "WINDOWS", "COVARIANCES", "WindowName",
-           "CovarianceName", "MAX_COVARIANCE_FACTOR"]
+           "CovarianceName", "MAX_COVARIANCE_FACTOR", "MAX_MAGNITUDE"]
 
 #: The largest sample-covariance factor ``1 / (1 - sum_k w_k^2)`` a config accepts. A
 #: larger one belongs to a window that is one pixel in all but name (a Gaussian with a
 #: tiny sigma), whose weighted variance is round-off that the factor would only amplify.
 MAX_COVARIANCE_FACTOR = 1e6
+
+#: The largest pixel magnitude accepted, in units of the data range: images whose values
+#: reach ``MAX_MAGNITUDE * data_range`` are refused at the public edge. Beyond it ``c1``
+#: and ``c2`` vanish below the rounding of the local moments (so the range cannot be the
+#: data's), and the window terms' products leave float64 (docs/conventions.md).
+MAX_MAGNITUDE = 1e30
 
 #: Window shapes (the ``window`` field).
 WindowName: TypeAlias = Literal["gaussian", "uniform"]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Array, ArrayLike, Namespace, as_array, float_dtype, namespace
-from .config import SSIMConfig
+from .config import MAX_MAGNITUDE, SSIMConfig
 from .kinds import KIND_NAMES as KINDS
 from .kinds import KindName
 
@@ -201,13 +201,16 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
         For arrays of any other dtype (floating, boolean, signed or wider integers)
         without a data range, or of different dtypes among uint8 and uint16; for integer
         or boolean arrays whose values span more than a given data range (8-bit values
-        with ``data_range=1``); the message names ``option`` and suggests values.
+        with ``data_range=1``); for arrays whose values reach
+        :data:`ssimref.config.MAX_MAGNITUDE` times a given data range (floating arrays
+        included); the message names ``option`` and suggests values.
     """
     if xp is None:
         arrays = [as_array(a) for a in arrays]
         xp = namespace(*arrays)
     if config.data_range is not None:
         _check_integer_span(config.data_range, arrays, names, xp, option)
+        _check_magnitude(config.data_range, arrays, names, xp, option)
         return config
     dtypes = {a.dtype for a in arrays}
     names_of = sorted({_dtype_name(d) for d in dtypes})
@@ -244,6 +247,29 @@ def _check_integer_span(data_range: float, arrays: Sequence[Array], names: Seque
                          f"{low:g} to {high:g}, more than that; pass the range the data "
                          f"really has, at least {high - low:g} (e.g. {option}{sep}255 for "
                          f"8-bit values, {option}{sep}65535 for 16-bit ones)")
+
+
+def _check_magnitude(data_range: float, arrays: Sequence[Array], names: Sequence[str],
+                     xp: Namespace, option: str) -> None:
+    """Refuse images whose values reach ``MAX_MAGNITUDE`` times ``data_range``: in such
+    units ``c1`` and ``c2`` vanish below the rounding of the local moments, so the range
+    cannot be the data's, and the window terms' products overflow float64. Floating
+    images overshoot their range by factors, not by 1e30."""
+    present = [(a, name) for a, name in zip(arrays, names) if a.size and a.dtype != xp.bool]
+    if not present:
+        return
+    low = min(float(xp.min(a)) for a, _ in present)
+    high = max(float(xp.max(a)) for a, _ in present)
+    peak = max(abs(low), abs(high))
+    if peak >= MAX_MAGNITUDE * data_range:
+        which = " and ".join(name for _, name in present)
+        sep = " " if option.startswith("--") else "="
+        suggestion = high - low if high > low else peak
+        raise ValueError(f"{option} is {data_range:g} but the values of {which} reach "
+                         f"{peak:g}, {peak / data_range:.3g} times that (at most "
+                         f"{MAX_MAGNITUDE:g} times is accepted: beyond, c1 and c2 vanish "
+                         f"and SSIM's terms overflow float64); pass the range the data "
+                         f"really has (e.g. {option}{sep}{suggestion:g})")
 
 
 def _dtype_name(dtype: Any) -> str:

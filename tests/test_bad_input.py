@@ -55,6 +55,14 @@ def _with(value, where):
      ValueError, "values of [xX] and [yY] span 0 to 250"),
     (GOOD.astype(bool), _with(1, (3, 3)).astype(np.int16), dict(data_range=0.5),
      ValueError, "values of [xX] and [yY] span 0 to 1"),
+    # a data range 1e30 or more times smaller than the values (c1 and c2 would vanish
+    # and the window terms overflow): floating images too, and integers of one value
+    (_with(2e30, (0, 0)), GOOD, dict(data_range=1), ValueError,
+     r"data_range is 1 but the values of [xX] and [yY] reach 2e\+30, 2e\+30 times that"),
+    (GOOD, _with(-3e33, (0, 0)), dict(data_range=1e3), ValueError,
+     r"reach 3e\+33.*\(e\.g\. data_range=3e\+33\)"),
+    (GOOD.astype(np.int64) + 10 ** 18, GOOD.astype(np.int64) + 10 ** 18,
+     dict(data_range=1e-13), ValueError, r"reach 1e\+18.*data_range=1e\+18"),
     (GOOD, GOOD, dict(data_range=1, window="box"), ValueError, "window"),
     (GOOD, GOOD, dict(data_range=1, covariance="biased"), ValueError, "covariance"),
     (GOOD, GOOD, dict(data_range=1, win_size=7), TypeError, "win_size"),
@@ -123,7 +131,8 @@ def test_no_silent_nan_on_constant_and_zero_images():
 def test_integer_values_within_their_range_are_accepted():
     """The span check refuses only a range narrower than the values: 8-bit values spanning
     exactly 255 with data_range=255, 0/1 masks with data_range=1, and floating images that
-    overshoot their range (not checked) give the formula's values."""
+    overshoot their range (checked only against MAX_MAGNITUDE times it,
+    tests/test_engines.py) give the formula's values."""
     x = np.zeros((8, 8), np.uint8)
     x[::2] = 255
     assert ssimref.ssim(x, x, data_range=255) == 1.0
