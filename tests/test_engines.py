@@ -286,53 +286,6 @@ def test_contract_floor_is_small_but_needed():
     assert abs(got - ref) < 0.1 * floor(config, X.shape[1:])
 
 
-# --------------------------------------------------- one division for two windows (Numba)
-@needs_numba
-@pytest.mark.parametrize("k", [0.01, 1e-40, 1e36], ids=["shared", "tiny-k", "huge-k"])
-@pytest.mark.parametrize("window", [dict(window="uniform", size=3),
-                                    dict(window="gaussian", size=5, sigma=1.0)],
-                         ids=["sliding", "separable"])
-def test_shared_and_separate_divisions_agree_with_the_reference(k, window):
-    """The kernels add two windows' fractions over one division only where every product
-    of two window denominators is a normal float64 (``shares_divisions``: not for k1 k2
-    below about 1e-70 nor k above about 1e35); both paths agree with the reference to
-    1e-12 relative, on rows of an even and an odd number of windows, before any
-    refinement (near 0 the refinement would hide the kernels: with such k every pair is
-    within the contract's floor)."""
-    from ssimref.engines import numba_engine
-    config = SSIMConfig(**window, data_range=1.0, k1=k, k2=k)
-    assert numba_engine.shares_divisions(config) == (k == 0.01)
-    rng = np.random.default_rng(3)
-    for shape in ((9, 10, 1), (9, 11, 2)):  # 8 and 9 windows a row (size 3), 6 and 7 (5)
-        X = rng.random((7, *shape))
-        Y = rng.random((5, *shape))
-        Y[0] = X[2]
-        for kind in KINDS:
-            got = numba_engine.fused_block(X, Y, kind, config)
-            ref = reference_block(X, Y, kind, config)
-            assert got[2, 0] == 0.0
-            np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
-
-
-@needs_numba
-@pytest.mark.parametrize("window", [dict(window="uniform", size=3),
-                                    dict(window="gaussian", size=5, sigma=1.0)],
-                         ids=["sliding", "separable"])
-def test_pixels_just_below_the_accepted_magnitude_stay_finite(window):
-    """Pixels of 0.999 MAX_MAGNITUDE times the range (the largest the public edge
-    accepts): every product of two window denominators stays within float64, and the
-    matrix agrees with the reference (before the bound, the Numba engine returned NaN
-    from about 1e77 and the reference from about 1e150)."""
-    from ssimref.config import MAX_MAGNITUDE
-    rng = np.random.default_rng(4)
-    X = rng.uniform(-1, 1, (6, 9, 10)) * (0.999 * MAX_MAGNITUDE)
-    for kind in KINDS:
-        got = distance_matrix(X, kind=kind, data_range=1.0, backend="numba", **window)
-        ref = distance_matrix(X, kind=kind, data_range=1.0, backend="reference", **window)
-        assert np.isfinite(got).all()
-        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
-
-
 # -------------------------------------------------------------- distance_matrix, all backends
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=20)

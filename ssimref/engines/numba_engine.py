@@ -56,7 +56,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
-from ..config import MAX_MAGNITUDE, SSIMConfig
+from ..config import SSIMConfig
 from . import accuracy_floor
 from ..kinds import KINDS, get_kind
 from ..moments import in_range_units
@@ -86,29 +86,21 @@ _JIT: dict[str, Any] = dict(cache=True, error_model="numpy", boundscheck=False,
 
 
 @njit(inline="always", **_JIT)
-def _window_fraction(sum_d2, md0, shift, a, v, kind):
-    """Squared distance of one window as a fraction ``(numerator, denominator)``, from
-    the weighted sum of ``d0^2`` over it (``sum_d2``, already scaled by the covariance
-    factor), the difference ``md0`` of the shifted local means, the difference of the
-    images' shifts, and the halves of the two denominators summed (``a``: luminance,
-    ``v``: contrast-structure). The variance ``sum_d2 - md0^2`` is clipped at 0, as in
-    the reference. The numerator is >= 0 and the denominator >= ``c1 c2 / f`` > 0."""
+def _window_term(sum_d2, md0, shift, a, v, kind):
+    """Squared distance of one window from the weighted sum of ``d0^2`` over it
+    (``sum_d2``, already scaled by the covariance factor), the difference ``md0`` of the
+    shifted local means, the difference of the images' shifts, and the halves of the two
+    denominators summed (``a``: luminance, ``v``: contrast-structure). The variance
+    ``sum_d2 - md0^2`` is clipped at 0, as in the reference; one division per window."""
     n2 = sum_d2 - md0 * md0
     n2 = n2 if n2 > 0.0 else 0.0
     md = md0 + shift
     n1 = md * md
     if kind == _EQ2:
-        return n1 * v + n2 * a, a * v
+        return (n1 * v + n2 * a) / (a * v)
     if kind == _EQ1:
-        return n2, v
-    return n1 * v + n2 * a - n1 * n2, a * v
-
-
-@njit(inline="always", **_JIT)
-def _window_term(sum_d2, md0, shift, a, v, kind):
-    """Squared distance of one window: :func:`_window_fraction`'s ratio, one division."""
-    num, den = _window_fraction(sum_d2, md0, shift, a, v, kind)
-    return num / den
+        return n2 / v
+    return (n1 * v + n2 * a - n1 * n2) / (a * v)
 
 
 @njit(**_JIT)
@@ -199,8 +191,8 @@ def weighted_sum(dst: npt.NDArray[np.float64], n: int, src: npt.NDArray[np.float
 
 @njit(parallel=True, **_JIT)
 def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
-                   height, width, size, scale, kind, share, nchunks, upper, root, floor,
-                   out, near):
+                   height, width, size, scale, kind, nchunks, upper, root, floor, out,
+                   near):
     """Uniform window, stride 1: running column and row sums."""
     channels = shr.shape[1]
     nl = x0c.shape[2]
@@ -247,27 +239,7 @@ def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
                     for k in range(size - 1):
                         for l in range(nl):
                             s[l] += col[k, l]
-                    q = 0
-                    while share and q + 1 < wo:  # windows q and q + 1: one division
-                        row = pw + p * wo + q
-                        m0i, m0i1 = m0r[i, row], m0r[i, row + 1]
-                        ai, ai1 = ar[i, row], ar[i, row + 1]
-                        vi, vi1 = vr[i, row], vr[i, row + 1]
-                        last = q + size - 1
-                        for l in range(nl):
-                            window = s[l] + col[last, l]
-                            window1 = (window - col[q, l]) + col[last + 1, l]
-                            s[l] = window1 - col[q + 1, l]
-                            na, da = _window_fraction(window * scale, m0i - m0c[jb, row, l],
-                                                      dsh[l], ai + ac[jb, row, l],
-                                                      vi + vc[jb, row, l], kind)
-                            nb, db = _window_fraction(window1 * scale,
-                                                      m0i1 - m0c[jb, row + 1, l], dsh[l],
-                                                      ai1 + ac[jb, row + 1, l],
-                                                      vi1 + vc[jb, row + 1, l], kind)
-                            acc[l] += (na * db + nb * da) / (da * db)
-                        q += 2
-                    while q < wo:  # the last window of an odd row, or every window
+                    for q in range(wo):
                         row = pw + p * wo + q
                         m0i = m0r[i, row]
                         ai = ar[i, row]
@@ -279,14 +251,13 @@ def _tiles_sliding(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
                             acc[l] += _window_term(window * scale, m0i - m0c[jb, row, l],
                                                    dsh[l], ai + ac[jb, row, l],
                                                    vi + vc[jb, row, l], kind)
-                        q += 1
             near[t] = _store(acc, out, i, jb, upper, root, floor)
 
 
 @njit(parallel=True, **_JIT)
 def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_j,
-                     height, width, taps, stride, scale, kind, share, nchunks, upper, root,
-                     floor, out, near):
+                     height, width, taps, stride, scale, kind, nchunks, upper, root, floor,
+                     out, near):
     """Any window: separable weighted sums per output row. Overlapping windows
     (stride < size) keep the squares of the last ``size`` rows in a ring; otherwise the
     squares are formed inside the vertical sum. Sums over whole rows of (column, lane)
@@ -368,24 +339,7 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                                         for l in range(nl):
                                             d = xv - x0c[jb, r + w, l]
                                             hsum2[q, l] += g * (d * d)
-                    q = 0
-                    while share and q + 1 < wo:  # windows q and q + 1: one division
-                        row = pw + p * wo + q
-                        m0i, m0i1 = m0r[i, row], m0r[i, row + 1]
-                        ai, ai1 = ar[i, row], ar[i, row + 1]
-                        vi, vi1 = vr[i, row], vr[i, row + 1]
-                        for l in range(nl):
-                            na, da = _window_fraction(hsum2[q, l] * scale,
-                                                      m0i - m0c[jb, row, l], dsh[l],
-                                                      ai + ac[jb, row, l],
-                                                      vi + vc[jb, row, l], kind)
-                            nb, db = _window_fraction(hsum2[q + 1, l] * scale,
-                                                      m0i1 - m0c[jb, row + 1, l], dsh[l],
-                                                      ai1 + ac[jb, row + 1, l],
-                                                      vi1 + vc[jb, row + 1, l], kind)
-                            acc[l] += (na * db + nb * da) / (da * db)
-                        q += 2
-                    while q < wo:
+                    for q in range(wo):
                         row = pw + p * wo + q
                         m0i = m0r[i, row]
                         ai = ar[i, row]
@@ -394,7 +348,6 @@ def _tiles_separable(x0r, m0r, ar, vr, shr, x0c, m0c, ac, vc, shc, task_i, task_
                             acc[l] += _window_term(hsum2[q, l] * scale, m0i - m0c[jb, row, l],
                                                    dsh[l], ai + ac[jb, row, l],
                                                    vi + vc[jb, row, l], kind)
-                        q += 1
             near[t] = _store(acc, out, i, jb, upper, root, floor)
 
 
@@ -474,43 +427,6 @@ def _image_terms(X, taps, stride, scale, f, half_c1, half_c2, rows, packed):
                             m0r[img, row] = mean0
                             ar[img, row] = a
                             vr[img, row] = v
-
-
-#: The range within which the kernels let two windows share one division: every window
-#: denominator between its reciprocal and itself, so that a product of two stays a
-#: normal float64 with room for the numerators (at most 4 times it).
-_SHARED_DIVISION_RANGE = 1e140
-
-
-def shares_divisions(config: SSIMConfig) -> bool:
-    """Whether the kernels add the fractions ``n_a / d_a + n_b / d_b`` of two windows of
-    a row as ``(n_a d_b + n_b d_a) / (d_a d_b)``: one division for two windows (a
-    division costs as much as the rest of a window's arithmetic together), at most two
-    more roundings per pair of windows.
-
-    The window denominators (``a v``, or ``v`` for eq1, per image pair) lie between
-    ``c1 c2 / f`` and ``(2 M^2 + c1) (2 M^2 + c2)``, with ``M`` = :data:`MAX_MAGNITUDE`
-    the largest pixel magnitude the public edge accepts (in units of the data range) and
-    ``f`` the covariance factor. When both bounds are within ``1e140`` of 1, every
-    product of two denominators and every cross term ``n_a d_b`` (``n_a <= 4 d_a``) is a
-    normal float64; otherwise (``k1 k2`` below about ``1e-70``, or ``k1`` or ``k2`` above about ``1e35``) each
-    window has its own division, as the reference does. The choice depends on the config
-    alone, so a pair's bits never depend on the other images of its tile.
-
-    Parameters
-    ----------
-    config : SSIMConfig
-        In units of the data range.
-
-    Returns
-    -------
-    bool
-    """
-    c1, c2 = config.constants()
-    f = config.covariance_factor()
-    low = min(c1 * c2 / f, c2 / f)
-    high = (2 * MAX_MAGNITUDE ** 2 + c1) * (2 * MAX_MAGNITUDE ** 2 + c2)
-    return 1 / _SHARED_DIVISION_RANGE <= low and high <= _SHARED_DIVISION_RANGE
 
 
 def _weights(config: SSIMConfig) -> tuple[npt.NDArray[np.float64], float]:
@@ -831,15 +747,14 @@ def _fused(Xa: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64], kind: str,
         nchunks = int(min(task_i.size, 8 * threads))
         weights, scale = _weights(config)
         code = get_kind(kind).code
-        share = shares_divisions(config)
         with numba.parallel_chunksize(1):
             if config.window == "uniform" and config.stride == 1:
                 _tiles_sliding(*rows, *cols, task_i, task_j, height, width, config.size,
-                               scale, code, share, nchunks, upper, root, floor, out, near)
+                               scale, code, nchunks, upper, root, floor, out, near)
             else:
                 _tiles_separable(*rows, *cols, task_i, task_j, height, width, weights,
-                                 config.stride, scale, code, share, nchunks, upper, root,
-                                 floor, out, near)
+                                 config.stride, scale, code, nchunks, upper, root, floor,
+                                 out, near)
         if upper:
             _mirror_upper(out, 64)
     hit = np.flatnonzero(near)
@@ -1020,7 +935,7 @@ def warm_up() -> float:
     """
     import time
 
-    from ..config import MAX_MAGNITUDE, SSIMConfig
+    from ..config import SSIMConfig
 
     start = time.perf_counter()
     X = (np.arange(2 * 5 * 5, dtype=np.float64).reshape(2, 5, 5, 1) % 7)
