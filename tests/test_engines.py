@@ -286,6 +286,25 @@ def test_contract_floor_is_small_but_needed():
     assert abs(got - ref) < 0.1 * floor(config, X.shape[1:])
 
 
+@needs_numba
+@pytest.mark.parametrize("window", [dict(window="uniform", size=3),
+                                    dict(window="gaussian", size=5, sigma=1.0)],
+                         ids=["sliding", "separable"])
+def test_pixels_just_below_the_accepted_magnitude_stay_finite(window):
+    """Pixels of 0.999 MAX_MAGNITUDE times the range (the largest the public edge
+    accepts): the kernels' products stay within float64 and the matrix agrees with the
+    reference (before the bound, the Numba engine returned NaN from about 1e77 and the
+    reference from about 1e150)."""
+    from ssimref.config import MAX_MAGNITUDE
+    rng = np.random.default_rng(4)
+    X = rng.uniform(-1, 1, (6, 9, 10)) * (0.999 * MAX_MAGNITUDE)
+    for kind in KINDS:
+        got = distance_matrix(X, kind=kind, data_range=1.0, backend="numba", **window)
+        ref = distance_matrix(X, kind=kind, data_range=1.0, backend="reference", **window)
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
+
+
 # -------------------------------------------------------------- distance_matrix, all backends
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=20)
