@@ -209,8 +209,9 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
         arrays = [as_array(a) for a in arrays]
         xp = namespace(*arrays)
     if config.data_range is not None:
-        _check_integer_span(config.data_range, arrays, names, xp, option)
-        _check_magnitude(config.data_range, arrays, names, xp, option)
+        extremes = _extremes(arrays, xp)
+        _check_integer_span(config.data_range, arrays, names, extremes, xp, option)
+        _check_magnitude(config.data_range, arrays, names, extremes, xp, option)
         return config
     dtypes = {a.dtype for a in arrays}
     names_of = sorted({_dtype_name(d) for d in dtypes})
@@ -225,21 +226,32 @@ def infer_data_range(config: SSIMConfig, arrays: Sequence[ArrayLike],
     return SSIMConfig(**{**config.__dict__, "data_range": float(info.max - info.min)})
 
 
+def _extremes(arrays: Sequence[Array], xp: Namespace) -> list[tuple[float, float] | None]:
+    """Each array's smallest and largest value (None when empty), in its own dtype (no
+    float copy of a large memmap); booleans by all/any. One pass of each per array,
+    shared by the span and the magnitude checks."""
+    def pair(a: Array) -> tuple[float, float] | None:
+        if not a.size:
+            return None
+        if a.dtype == xp.bool:
+            return float(xp.all(a)), float(xp.any(a))
+        return float(xp.min(a)), float(xp.max(a))
+    return [pair(a) for a in arrays]
+
+
 def _check_integer_span(data_range: float, arrays: Sequence[Array], names: Sequence[str],
-                        xp: Namespace, option: str) -> None:
+                        extremes: Sequence[tuple[float, float] | None], xp: Namespace,
+                        option: str) -> None:
     """Refuse integer (or boolean) images whose values span more than ``data_range``: a
     range smaller than the values' spread cannot be theirs (8-bit values with
     ``data_range=1`` give a plausible but wrong SSIM). Floating images are not checked:
     their values may overshoot their range (a generator's output, a filtered image)."""
-    integer = [(a, name) for a, name in zip(arrays, names)
-               if xp.isdtype(a.dtype, ("integral", "bool")) and a.size]
+    integer = [(lh, name) for a, name, lh in zip(arrays, names, extremes)
+               if lh is not None and xp.isdtype(a.dtype, ("integral", "bool"))]
     if not integer:
         return
-    # in the arrays' own dtype (no float copy of a large memmap); booleans by any/all
-    low = min(float(xp.all(a)) if a.dtype == xp.bool else float(xp.min(a))
-              for a, _ in integer)
-    high = max(float(xp.any(a)) if a.dtype == xp.bool else float(xp.max(a))
-               for a, _ in integer)
+    low = min(lh[0] for lh, _ in integer)
+    high = max(lh[1] for lh, _ in integer)
     if high - low > data_range:
         which = " and ".join(name for _, name in integer)
         sep = " " if option.startswith("--") else "="
@@ -250,16 +262,18 @@ def _check_integer_span(data_range: float, arrays: Sequence[Array], names: Seque
 
 
 def _check_magnitude(data_range: float, arrays: Sequence[Array], names: Sequence[str],
-                     xp: Namespace, option: str) -> None:
+                     extremes: Sequence[tuple[float, float] | None], xp: Namespace,
+                     option: str) -> None:
     """Refuse images whose values reach ``MAX_MAGNITUDE`` times ``data_range``: in such
     units ``c1`` and ``c2`` vanish below the rounding of the local moments, so the range
     cannot be the data's, and the window terms' products overflow float64. Floating
     images overshoot their range by factors, not by 1e30."""
-    present = [(a, name) for a, name in zip(arrays, names) if a.size and a.dtype != xp.bool]
+    present = [(lh, name) for a, name, lh in zip(arrays, names, extremes)
+               if lh is not None and a.dtype != xp.bool]
     if not present:
         return
-    low = min(float(xp.min(a)) for a, _ in present)
-    high = max(float(xp.max(a)) for a, _ in present)
+    low = min(lh[0] for lh, _ in present)
+    high = max(lh[1] for lh, _ in present)
     peak = max(abs(low), abs(high))
     if peak >= MAX_MAGNITUDE * data_range:
         which = " and ".join(name for _, name in present)
